@@ -1,0 +1,1 @@
+//! Assertion engine: SLO sources (Prometheus), windowed evaluation, verdicts.

@@ -1,0 +1,97 @@
+//! The `f3-chaos` command line (clap). Each command lives in its own file with its argument struct
+//! and an `execute` function returning the process exit code (see [`crate::exit_codes`]).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit_codes;
+
+pub mod plan;
+pub mod results;
+pub mod run;
+pub mod sandbox;
+pub mod schema;
+pub mod validate;
+
+/// Chaos-experiment orchestrator: Given/When/Then scenarios against shared stacks.
+#[derive(Debug, Parser)]
+#[command(name = "f3-chaos", version, about, after_help = exit_codes::HELP_TABLE)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate scenarios, the SLO catalogue and config; print every diagnostic.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of scenario files (for yaml-language-server).
+    Schema(schema::SchemaArgs),
+    /// Plan a night: pack scenarios into the chaos window across stacks.
+    Plan(plan::PlanArgs),
+    /// Run one scenario now on one stack.
+    Run(run::RunArgs),
+    /// Fire and forget: start a scenario and return once its faults are injected.
+    Trigger(run::TriggerArgs),
+    /// Show past runs with their evidence.
+    Results(results::ResultsArgs),
+    /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
+    Sandbox(sandbox::SandboxArgs),
+}
+
+/// Entry point of the binary: parse, dispatch, print the error chain, map to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { exit_codes::INVALID_INPUT } else { exit_codes::PASSED };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Command::Validate(args) => validate::execute(args),
+        Command::Schema(args) => schema::execute(args),
+        Command::Plan(args) => plan::execute(args),
+        Command::Run(args) => run::execute(args),
+        Command::Trigger(args) => run::execute_trigger(args),
+        Command::Results(args) => results::execute(args),
+        Command::Sandbox(args) => sandbox::execute(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(exit_codes::ERROR)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("F3_CHAOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

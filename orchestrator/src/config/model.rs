@@ -1,0 +1,169 @@
+//! The validated configuration: stacks, teams, the chaos window. Produced by the config loader
+//! (which reports file:line:column diagnostics) and consumed by the planner, runner and daemon.
+//!
+//! This is a contract between modules: add fields and variants freely, rename with care.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use serde::Serialize;
+
+use crate::duration::HumanDuration;
+use crate::scenario::{Cloud, Labels};
+
+/// The whole configuration directory, compiled.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The directory it was loaded from.
+    pub dir: PathBuf,
+    /// IANA zone in which windows and cron expressions are evaluated (default Europe/London).
+    #[serde(serialize_with = "serialize_tz")]
+    pub timezone: chrono_tz::Tz,
+    /// The nightly chaos window (default 00:00–07:00 local).
+    pub window: ChaosWindow,
+    /// Recovery buffer between two experiments on one stack.
+    pub cooldown: HumanDuration,
+    /// Exclusive resources and their capacity (concurrent holders across all stacks).
+    pub resources: BTreeMap<String, u32>,
+    /// Stacks by name.
+    pub stacks: BTreeMap<String, Stack>,
+    /// Teams by name.
+    pub teams: BTreeMap<String, Team>,
+    /// Where the store lives: `sqlite://path` or `postgres://…` (None = default SQLite file).
+    pub database_url: Option<String>,
+}
+
+fn serialize_tz<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+/// Window in local wall-clock time; `end` ≤ `start` means it crosses midnight.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ChaosWindow {
+    /// Local start time (e.g. 00:00).
+    pub start: NaiveTime,
+    /// Local end time (e.g. 07:00).
+    pub end: NaiveTime,
+}
+
+/// Kind of environment; production needs explicit opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Environment {
+    /// Production: only scenarios with `allowProduction: true`, only by admins.
+    Production,
+    /// User acceptance testing.
+    Uat,
+    /// Development / integration.
+    Dev,
+    /// The bundled local sandbox.
+    Local,
+}
+
+/// One stack: three clusters, one per cloud.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    /// Unique name, e.g. `uat-alpha`, `local`.
+    pub name: String,
+    /// Environment kind.
+    pub environment: Environment,
+    /// Labels scenarios select on (always includes `env: <environment>`).
+    pub labels: Labels,
+    /// One cluster per cloud.
+    pub clusters: Vec<Cluster>,
+    /// How faults are injected on this stack.
+    pub driver: DriverConfig,
+    /// Prometheus base URL for SLO queries, e.g. `http://127.0.0.1:9090`.
+    pub prometheus_url: String,
+    /// Alertmanager base URL for silences during experiments (optional).
+    pub alertmanager_url: Option<String>,
+    /// External hosts/CIDRs a cloud loss also cuts (e.g. the payment scheme's endpoints).
+    pub external_targets: Vec<String>,
+    /// Times the stack is held by someone else.
+    pub reservations: Vec<Reservation>,
+}
+
+/// A cluster of a stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    /// Which cloud.
+    pub cloud: Cloud,
+    /// Cluster name.
+    pub name: String,
+    /// kubeconfig context (None = in-cluster config or not Kubernetes).
+    pub kube_context: Option<String>,
+    /// Namespaces experiments may touch (blast radius).
+    pub namespaces: Vec<String>,
+    /// Pod CIDRs of this cluster (used for cloud-loss partitions).
+    pub pod_cidrs: Vec<String>,
+}
+
+/// Which fault driver a stack uses.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DriverConfig {
+    /// The bundled sandbox: processes on this machine.
+    Local {
+        /// Sandbox stack name (`f3-sandbox up --stack NAME`).
+        sandbox_stack: String,
+        /// Sandbox state directory (None = the sandbox default).
+        state_dir: Option<PathBuf>,
+    },
+    /// Chaos Mesh on Kubernetes.
+    ChaosMesh {
+        /// Namespace the chaos resources are created in.
+        namespace: String,
+        /// Blast radius: at most this many pods selected by one fault.
+        max_pods: u32,
+    },
+}
+
+/// A reservation of a stack (a team or a release holds it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reservation {
+    /// Who holds it.
+    pub holder: String,
+    /// Start (UTC).
+    pub start: DateTime<Utc>,
+    /// End (UTC).
+    pub end: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A team and its notification routes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Team {
+    /// Short name used as `owner:` in scenarios, e.g. `payments`.
+    pub name: String,
+    /// Display name, e.g. `Payments team`.
+    pub display_name: String,
+    /// Where its notifications go.
+    pub routes: Vec<Route>,
+}
+
+/// A notification route. Secrets are named by environment variable, never stored.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Route {
+    /// Slack incoming webhook; the URL is read from the named environment variable.
+    Slack {
+        /// Environment variable holding the webhook URL.
+        webhook_url_env: String,
+    },
+    /// PagerDuty Events API v2; the routing key is read from the named environment variable.
+    Pagerduty {
+        /// Environment variable holding the routing key.
+        routing_key_env: String,
+        /// Events API base URL (default `https://events.pagerduty.com`).
+        events_url: Option<String>,
+    },
+    /// Generic JSON webhook signed with HMAC-SHA256.
+    Webhook {
+        /// Target URL.
+        url: String,
+        /// Environment variable holding the HMAC secret (optional).
+        secret_env: Option<String>,
+    },
+}

@@ -1,0 +1,117 @@
+//! Human durations as written in scenario and config files: `90s`, `5m`, `1h30m`, `250ms`.
+//!
+//! Parsing is delegated to the `humantime` crate; this newtype only adds serde (as a string),
+//! a JSON Schema, and a `Display` that round-trips.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A non-negative span of time written like `90s`, `5m` or `1h30m` (whole milliseconds or coarser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct HumanDuration(pub std::time::Duration);
+
+/// Error for a duration that `humantime` cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid duration `{input}`: {reason} (write e.g. `90s`, `5m`, `1h30m`)")]
+pub struct DurationError {
+    /// The text as written.
+    pub input: String,
+    /// What humantime said.
+    pub reason: String,
+}
+
+impl HumanDuration {
+    /// Builds from whole seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(std::time::Duration::from_secs(secs))
+    }
+
+    /// The duration as `std::time::Duration`.
+    pub const fn as_std(self) -> std::time::Duration {
+        self.0
+    }
+
+    /// The duration in seconds (fractional).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0.as_secs_f64()
+    }
+
+    /// The duration as a `chrono::Duration` (saturating at chrono's maximum).
+    pub fn as_chrono(self) -> chrono::Duration {
+        chrono::Duration::from_std(self.0).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = DurationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| DurationError { input: s.to_owned(), reason: e.to_string() })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // humantime prints `1h 30m`; we print the compact form users write.
+        let text = humantime::format_duration(self.0).to_string().replace(' ', "");
+        f.write_str(&text)
+    }
+}
+
+impl From<std::time::Duration> for HumanDuration {
+    fn from(d: std::time::Duration) -> Self {
+        Self(d)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as `90s`, `5m`, `1h30m` or `250ms`.",
+            "pattern": "^\\s*([0-9]+\\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|hour|hours|d|day|days)\\s*)+$"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_round_trips_compact_forms() {
+        for (text, secs) in [("90s", 90), ("5m", 300), ("1h30m", 5400)] {
+            let d: HumanDuration = text.parse().expect("valid duration");
+            assert_eq!(d.as_std().as_secs(), secs, "{text}");
+            assert_eq!(d.to_string().parse::<HumanDuration>().expect("round trip"), d);
+        }
+        assert_eq!(HumanDuration::from_secs(5400).to_string(), "1h30m");
+    }
+
+    #[test]
+    fn rejects_garbage_with_a_hint() {
+        let err = "5 parsecs".parse::<HumanDuration>().expect_err("invalid");
+        assert!(err.to_string().contains("1h30m"), "{err}");
+    }
+}

@@ -1,0 +1,18 @@
+//! f3-chaos: a chaos-experiment orchestrator.
+//!
+//! Data flow (see `docs/architecture.md`): scenario YAML + SLO catalogue + config are compiled into
+//! validated [`scenario::Scenario`]s; the [`plan`] module packs them into the nightly window; the
+//! [`run`] module owns one run's state machine (lease → fingerprint → Given → When → Then → revert →
+//! recovery → fingerprint) and drives [`fault`] drivers and the [`assert`] engine; every event is
+//! written to the [`store`] first.
+
+pub mod assert;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod exit_codes;
+pub mod fault;
+pub mod plan;
+pub mod run;
+pub mod scenario;
+pub mod store;

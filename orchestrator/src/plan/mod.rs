@@ -1,0 +1,1 @@
+//! Nightly window planner: packs scenarios into the chaos window across stacks.

@@ -1,0 +1,1 @@
+//! The store: runs, steps, events, evidence, fault ledger, stack leases (SQLite, PostgreSQL).

@@ -1,0 +1,19 @@
+//! Helpers shared by the end-to-end tests: locating the built binaries, temporary state
+//! directories, and waiting for conditions with a deadline.
+
+use std::path::PathBuf;
+
+/// Path of a binary built by this workspace (`f3-chaos`, `f3-sandbox`), next to the test binary.
+pub fn binary(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop(); // deps/
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// The repository root (for shipped `scenarios/`, `assertions/`, `config/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
