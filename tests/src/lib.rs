@@ -17,3 +17,7 @@ pub fn binary(name: &str) -> PathBuf {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+pub mod postgres;
+pub mod prometheus;
+pub mod sandbox;

@@ -1,6 +1,8 @@
 //! One end-to-end test binary, a module per feature (zero2prod style).
 
-mod sandbox;
-mod validate;
+mod assert;
 mod plan;
 mod run;
+mod sandbox;
+mod store;
+mod validate;

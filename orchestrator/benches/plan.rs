@@ -1,0 +1,5 @@
+//! Benchmark: plan (prints its figures).
+
+fn main() {
+    println!("plan: not yet available");
+}

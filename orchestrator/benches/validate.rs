@@ -1,0 +1,5 @@
+//! Benchmark: validate (prints its figures).
+
+fn main() {
+    println!("validate: not yet available");
+}

@@ -1,0 +1,1 @@
+//! Test helper: a real Prometheus process on loopback scraping a controllable exporter.

@@ -1,0 +1,1 @@
+//! Test helper: bring a sandbox stack up and down for a test.
