@@ -23,6 +23,8 @@ pub struct SweepReport {
     pub failed: Vec<String>,
     /// Runs marked `interrupted`.
     pub interrupted_runs: Vec<uuid::Uuid>,
+    /// Stacks whose lease, held by a dead run, was released.
+    pub released_leases: Vec<String>,
 }
 
 /// Reverts faults of dead runs and closes those runs.
@@ -34,8 +36,7 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
     let now = Utc::now();
     for entry in store.ledger_open().await? {
         let run = store.run(entry.run_id).await?;
-        let alive = run.as_ref().is_some_and(|r| r.status == "running" && r.is_alive_locally(now, STALE_AFTER));
-        if alive {
+        if run.as_ref().is_some_and(|r| presumed_alive(r, now)) {
             continue;
         }
         let Some(stack) = config.stacks.get(&entry.stack) else {
@@ -62,13 +63,36 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
         }
     }
     for run in store.running_runs().await? {
-        if !run.is_alive_locally(now, STALE_AFTER) {
+        if !presumed_alive(&run, now) {
             let summary = serde_json::json!({ "reason": "the orchestrator running it died; its faults were reverted by the sweep" });
             store.finish_run(run.id, "interrupted", Utc::now(), &summary).await?;
             report.interrupted_runs.push(run.id);
         }
     }
+    // Leases of dead runs would otherwise block their stack until they expire.
+    for name in config.stacks.keys() {
+        if let Some(lease) = store.lease(name, now).await? {
+            let holder = store.run(lease.run_id).await?;
+            if !holder.as_ref().is_some_and(|r| presumed_alive(r, now)) {
+                store.release_lease(name, lease.run_id).await?;
+                report.released_leases.push(name.clone());
+            }
+        }
+    }
     Ok(report)
+}
+
+/// Whether a run may still be alive: running, and on this host its process exists with a fresh
+/// heartbeat; on another host (a daemon replica) its heartbeat alone decides.
+fn presumed_alive(run: &crate::store::RunRecord, now: chrono::DateTime<Utc>) -> bool {
+    if !run.is_running() {
+        return false;
+    }
+    if run.host == crate::store::local_hostname() {
+        run.is_alive_locally(now, STALE_AFTER)
+    } else {
+        run.heartbeat_fresh(now, STALE_AFTER)
+    }
 }
 
 /// Reverts one ledger entry: with its handle when injection was recorded, otherwise (crash
