@@ -42,14 +42,12 @@ pub struct RunOptions {
     pub wait_for_stack: Option<Duration>,
     /// How often abort conditions are evaluated while faults are active.
     pub abort_poll: Duration,
-    /// Wait after a window closes before judging it, so the last scrape has landed
-    /// (≥ one scrape interval).
-    pub evaluation_delay: Duration,
     /// How long steady state may take to come back after revert.
     pub recovery_timeout: Duration,
     /// Added to each fault's declared duration to form the TTL the target enforces.
     pub ttl_grace: Duration,
-    /// Resolution of range queries (Prometheus `step`).
+    /// Resolution of range queries (Prometheus `step`); also the wait after a window closes
+    /// before it is judged, so the last scrape has landed (use the scrape interval).
     pub query_step: Duration,
 }
 
@@ -63,7 +61,6 @@ impl RunOptions {
             lease_ttl: Duration::from_secs(15),
             wait_for_stack: None,
             abort_poll: Duration::from_millis(250),
-            evaluation_delay: Duration::from_secs(2),
             recovery_timeout: Duration::from_secs(60),
             ttl_grace: Duration::from_secs(1),
             query_step: Duration::from_secs(1),
@@ -196,6 +193,7 @@ where
             pid: std::process::id(),
             host: local_host(),
             scenario_digest: None,
+            night: None,
         };
         if let Err(e) = self.store.create_run(&new_run).await {
             let _ = self.store.release_lease(stack, opts.run_id).await;
@@ -591,10 +589,6 @@ where
         let injected_at = state.injected_at.unwrap_or_else(Utc::now);
         let fault_ended_at = state.fault_ended_at.unwrap_or_else(Utc::now);
         let reverted_at = state.reverted_at.unwrap_or_else(Utc::now);
-        if self.sleep_or_cancel(opts.evaluation_delay).await {
-            state.escalate(RunOutcome::Interrupted, Some("interrupted before assertions".into()));
-            return;
-        }
         let mut times = PhaseTimes { injected_at, fault_ended_at, reverted_at, recovered_at: None };
 
         // Steps are judged in the order their data becomes complete: fault-window steps now,
@@ -615,17 +609,17 @@ where
                 times.recovered_at = self.recovery(state, scenario, opts).await;
                 recovery_done = true;
             }
-            if let Hold::RecoverWithin { within } = step.hold {
-                let bound = reverted_at + within.as_chrono() + chrono::Duration::from_std(opts.evaluation_delay).unwrap_or_default();
-                let wait = (bound - Utc::now()).to_std().unwrap_or_default();
-                if self.sleep_or_cancel(wait).await {
+            let started_at = Utc::now();
+            self.step_started(state, base + i, Phase::Then, &step.name).await;
+            // judge_then waits for the step's window to close (plus one query step, so the last
+            // scrape has landed) before querying.
+            let judgement = tokio::select! {
+                j = assert::judge_then(self.slo, step, &times, opts.query_step) => j,
+                _ = self.cancel.cancelled() => {
                     state.escalate(RunOutcome::Interrupted, Some("interrupted before assertions".into()));
                     return;
                 }
-            }
-            let started_at = Utc::now();
-            self.step_started(state, base + i, Phase::Then, &step.name).await;
-            let judgement = assert::judge_then(self.slo, step, &times, opts.query_step).await;
+            };
             self.record_judgement(state, base + i, Phase::Then, &step.name, Some(&step.owner), started_at, &judgement)
                 .await;
         }
@@ -771,9 +765,9 @@ where
     ) {
         let evidence = &judgement.evidence;
         let mut result = step_result(index, phase, name, owner, started_at).verdict(judgement.verdict);
-        result.observed = evidence.worst;
+        result.observed = evidence.worst.as_ref().map(|o| o.value);
         result.threshold = Some(evidence.threshold);
-        result.op = Some(evidence.op.symbol().to_owned());
+        result.op = Some(evidence.op.clone());
         result.unit = evidence.unit.clone();
         result.message = evidence.reason.clone();
         let evidence_json = serde_json::to_value(evidence).ok();
