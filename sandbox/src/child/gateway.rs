@@ -169,6 +169,24 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
             };
             // Backends start healthy: `up` starts the gateway only once every node answers.
             metrics.healthy.get_or_create(&labels).set(1);
+            // Every series exists from the first scrape, so `increase()` sees the first event.
+            let _ = metrics.failovers.get_or_create(&CloudLabel {
+                from_cloud: b.cloud.clone(),
+            });
+            for outcome in ["success", "error", "timeout"] {
+                let _ = metrics.upstream.get_or_create(&UpstreamLabels {
+                    cloud: b.cloud.clone(),
+                    node: b.node.clone(),
+                    outcome,
+                });
+            }
+            for reason in ["health_check", "request_failure"] {
+                let _ = metrics.ejections.get_or_create(&EjectionLabels {
+                    cloud: b.cloud.clone(),
+                    node: b.node.clone(),
+                    reason,
+                });
+            }
             Backend {
                 labels,
                 payments_url: format!("http://127.0.0.1:{}/payments", b.port),
@@ -183,6 +201,9 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
         .tcp_nodelay(true)
         .pool_idle_timeout(None)
         .build()?;
+    for outcome in ["success", "failure"] {
+        let _ = metrics.requests.get_or_create(&OutcomeLabel { outcome });
+    }
     let gateway = Arc::new(Gateway {
         backends,
         settings,

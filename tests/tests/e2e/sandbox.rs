@@ -108,38 +108,75 @@ async fn up_serves_300_tps_and_down_leaves_no_process() {
     );
 }
 
+/// Counters read from Prometheus before and after a fault; deltas are exact over the fault window
+/// (a `[10s]` range would miss the first second, where the failover happens).
+const TOTAL: &str = "sum(payments_total)";
+const SUCCESS: &str = "sum(payments_total{outcome=\"success\"})";
+const GCP_FAILURES: &str = "sum(payments_total{outcome=\"failure\",cloud=\"gcp\"})";
+const FAILOVERS_FROM_GCP: &str = "sum(gateway_failovers_total{from_cloud=\"gcp\"})";
+const SLOWER_THAN_100MS: &str =
+    "sum(payment_latency_seconds_count) - sum(payment_latency_seconds_bucket{le=\"0.1\"})";
+const COUNTERS: [&str; 5] = [
+    TOTAL,
+    SUCCESS,
+    GCP_FAILURES,
+    FAILOVERS_FROM_GCP,
+    SLOWER_THAN_100MS,
+];
+
+/// Instant values of `exprs` (NaN when a result is empty).
+async fn snapshot(stack: &SandboxStack, exprs: &[&str]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for e in exprs {
+        out.push(stack.query(e).await.expect("query").unwrap_or(f64::NAN));
+    }
+    out
+}
+
+/// Freezes the gcp nodes for 10 s; returns the counter deltas over the loss (in [`COUNTERS`]
+/// order) and the values of `during` queried at the end of the loss, before SIGCONT.
+async fn freeze_gcp(stack: &SandboxStack, during: &[&str]) -> (Vec<f64>, Vec<f64>) {
+    let gcp = stack.pids("cloud", "gcp");
+    assert_eq!(gcp.len(), 2);
+    let before = snapshot(stack, &COUNTERS).await;
+    signal_all(&gcp, Signal::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = snapshot(stack, &COUNTERS).await;
+    let during = snapshot(stack, during).await;
+    signal_all(&gcp, Signal::SIGCONT);
+    let deltas = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    (deltas, during)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_loss_with_aggressive_gateway_fails_over() {
     let _serial = SERIAL.lock().await;
     let stack = SandboxStack::up("e2e-aggressive", 23200, &[]).expect("up");
     wait_steady(&stack).await;
-    let gcp = stack.pids("cloud", "gcp");
-    signal_all(&gcp, Signal::SIGSTOP);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-
-    let q = |promql: &'static str| async {
-        stack
-            .query(promql)
-            .await
-            .expect("query")
-            .unwrap_or(f64::NAN)
-    };
-    let success_ratio =
-        q("sum(increase(payments_total{outcome=\"success\"}[9s])) / sum(increase(payments_total[9s]))").await;
-    let other_clouds =
-        q("sum(rate(payments_total{outcome=\"success\",cloud=~\"aws|azure\"}[5s]))").await;
-    let gcp_served =
-        q("sum(increase(payments_total{outcome=\"success\",cloud=\"gcp\"}[5s]))").await;
-    let gcp_healthy = q("sum(gateway_backend_healthy{cloud=\"gcp\"})").await;
-    let failovers = q("sum(increase(gateway_failovers_total{from_cloud=\"gcp\"}[10s]))").await;
-    let gcp_up = q("sum(up{job=\"payment-node\",cloud=\"gcp\"})").await;
-    let slow = q("sum(increase(payment_latency_seconds_count[10s])) - sum(increase(payment_latency_seconds_bucket{le=\"0.1\"}[10s]))").await;
+    let (d, during) = freeze_gcp(
+        &stack,
+        &[
+            "sum(rate(payments_total{outcome=\"success\",cloud=~\"aws|azure\"}[5s]))",
+            "sum(increase(payments_total{outcome=\"success\",cloud=\"gcp\"}[5s]))",
+            "sum(gateway_backend_healthy{cloud=\"gcp\"})",
+            "sum(up{job=\"payment-node\",cloud=\"gcp\"})",
+        ],
+    )
+    .await;
+    let success_ratio = d[1] / d[0];
+    let (other_clouds, gcp_served, gcp_healthy, gcp_up) =
+        (during[0], during[1], during[2], during[3]);
     eprintln!(
-        "aggressive, gcp frozen: success ratio {success_ratio:.5}, aws+azure {other_clouds:.1}/s, gcp served {gcp_served}, \
-         gcp healthy {gcp_healthy}, failovers from gcp {failovers}, gcp up {gcp_up}, payments > 100 ms {slow}"
+        "aggressive, gcp frozen 10 s: {} payments, success ratio {success_ratio:.5}, aws+azure {other_clouds:.1}/s, \
+         gcp served {gcp_served}, gcp healthy {gcp_healthy}, gcp up {gcp_up}, failovers from gcp {}, payments > 100 ms {}",
+        d[0], d[3], d[4]
     );
-    signal_all(&gcp, Signal::SIGCONT);
 
+    assert!(
+        d[0] > 2_000.0,
+        "load kept flowing: {} payments in 10 s",
+        d[0]
+    );
     assert!(
         success_ratio > 0.999,
         "success ratio during GCP loss {success_ratio}"
@@ -153,10 +190,10 @@ async fn gcp_loss_with_aggressive_gateway_fails_over() {
         "gcp served {gcp_served} payments while frozen"
     );
     assert_eq!(gcp_healthy, 0.0, "gateway marks gcp unhealthy");
-    assert!(failovers >= 1.0, "gateway failed over from gcp");
     assert_eq!(gcp_up, 0.0, "Prometheus cannot scrape frozen nodes");
+    assert!(d[3] >= 1.0, "gateway failed over from gcp");
     assert!(
-        slow >= 1.0,
+        d[4] >= 1.0,
         "the loss shows in the latency histogram (payments retried after a 100 ms timeout)"
     );
 
@@ -186,29 +223,18 @@ async fn gcp_loss_with_slow_gateway_degrades() {
     let stack = SandboxStack::up("e2e-slow", 23300, &["--gateway-profile", "slow"]).expect("up");
     assert_eq!(stack.inventory.gateway_profile, "slow");
     wait_steady(&stack).await;
-    let gcp = stack.pids("cloud", "gcp");
-    signal_all(&gcp, Signal::SIGSTOP);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-
-    let q = |promql: &'static str| async {
-        stack
-            .query(promql)
-            .await
-            .expect("query")
-            .unwrap_or(f64::NAN)
-    };
-    let success_ratio =
-        q("sum(increase(payments_total{outcome=\"success\"}[9s])) / sum(increase(payments_total[9s]))").await;
-    let p99 =
-        q("histogram_quantile(0.99, sum(increase(payment_latency_seconds_bucket[9s])) by (le))")
-            .await;
-    let gcp_failures =
-        q("sum(increase(payments_total{outcome=\"failure\",cloud=\"gcp\"}[9s]))").await;
+    let (d, during) = freeze_gcp(
+        &stack,
+        &["histogram_quantile(0.99, sum(increase(payment_latency_seconds_bucket[9s])) by (le))"],
+    )
+    .await;
+    let success_ratio = d[1] / d[0];
+    let p99 = during[0];
     eprintln!(
-        "slow, gcp frozen: success ratio {success_ratio:.5}, p99 {p99:.3}s, failures at gcp {gcp_failures}"
+        "slow, gcp frozen 10 s: {} payments, success ratio {success_ratio:.5}, p99 {p99:.3} s, failures at gcp {}, \
+         payments > 100 ms {}",
+        d[0], d[2], d[4]
     );
-    signal_all(&gcp, Signal::SIGCONT);
-
     assert!(
         success_ratio < 0.99,
         "slow gateway: success ratio should drop, was {success_ratio}"
@@ -217,10 +243,7 @@ async fn gcp_loss_with_slow_gateway_degrades() {
         p99 > 0.25,
         "slow gateway: p99 latency should exceed 250 ms, was {p99}"
     );
-    assert!(
-        gcp_failures > 10.0,
-        "failures are attributed to gcp: {gcp_failures}"
-    );
+    assert!(d[2] > 10.0, "failures are attributed to gcp: {}", d[2]);
     stack.down().expect("down");
 }
 
