@@ -440,12 +440,12 @@ mod tests {
         let body = br#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
         assert!(matches!(
             into_samples(decode(200, body).unwrap()),
-            Err(SloError::Decode { .. })
+            Err(SloError::ResultType { .. })
         ));
         let body = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(matches!(
             into_samples(decode(200, body).unwrap()),
-            Err(SloError::Decode { .. })
+            Err(SloError::ResultType { .. })
         ));
     }
 
