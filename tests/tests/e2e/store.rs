@@ -749,6 +749,41 @@ async fn outbox_records_notifications(db: &Db) {
             .is_err(),
         "unknown run"
     );
+
+    // The delivery worker's view: due rows, earliest first; attempts recorded.
+    assert!(store.outbox_due(t(399), 10).await.unwrap().is_empty());
+    let due = store.outbox_due(t(401), 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|o| o.id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    assert_eq!(store.outbox_due(t(401), 1).await.unwrap().len(), 1);
+    store
+        .outbox_failed(first, "HTTP 503 from Slack", Some(t(460)))
+        .await
+        .unwrap();
+    store.outbox_delivered(second, t(402)).await.unwrap();
+    assert!(store.outbox_due(t(459), 10).await.unwrap().is_empty());
+    let retried = store.outbox_due(t(460), 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(
+        retried[0].last_error.as_deref(),
+        Some("HTTP 503 from Slack")
+    );
+    assert_eq!(retried[0].next_attempt_at, t(460));
+    store.outbox_failed(first, "HTTP 400", None).await.unwrap();
+    assert!(store.outbox_due(t(10_000), 10).await.unwrap().is_empty());
+    let done = store.outbox_for_run(run).await.unwrap();
+    assert_eq!(done[0].status, "dead");
+    assert_eq!(done[0].attempts, 2);
+    assert_eq!(done[1].status, "delivered");
+    assert_eq!(done[1].attempts, 1);
+    assert_eq!(done[1].delivered_at, Some(t(402)));
+    assert!(matches!(
+        store.outbox_delivered(-1, t(0)).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn concurrent_opens_migrate_once(db: &Db) {
