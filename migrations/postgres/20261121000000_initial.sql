@@ -22,7 +22,8 @@ CREATE TABLE runs (
     host            TEXT   NOT NULL,
     scenario_digest TEXT,
     night           TEXT,            -- YYYY-MM-DD of the chaos window the run belongs to
-    summary         JSONB
+    summary         JSONB,
+    last_event_seq  BIGINT NOT NULL DEFAULT 0 -- seq of the run's last event
 );
 CREATE INDEX runs_started ON runs (started_at DESC);
 CREATE INDEX runs_scenario_started ON runs (scenario, started_at DESC);

@@ -10,16 +10,12 @@ use super::model::{EventRecord, StepRecord};
 use super::rows::{EventRow, StepRow, convert_all};
 use super::{Store, StoreError, to_ms, with_pool};
 
-/// Attempts at appending an event when a concurrent writer took the same `seq` (PostgreSQL only;
-/// SQLite serialises writers). The runner is the one writer of a run, so this is a safety net.
-const APPEND_ATTEMPTS: usize = 5;
-
 impl Store {
     /// Appends an event to the run's log and returns its `seq` (1 for the first event of a run,
     /// then 2, 3, …). Events are read back in `seq` order.
     ///
     /// # Errors
-    /// [`StoreError::Query`] (also when the run does not exist: foreign key).
+    /// [`StoreError::NotFound`] for an unknown run; [`StoreError::Query`].
     pub async fn append_event(
         &self,
         run_id: Uuid,
@@ -29,35 +25,40 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let run = run_id.to_string();
         let at = to_ms(at);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(
-                "INSERT INTO events (run_id, seq, at, kind, payload) \
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM events WHERE run_id = $1 \
-                 RETURNING seq",
+        // Bumping the run's counter first takes the run row's write lock (PostgreSQL) or the
+        // database write lock (SQLite) before anything is read, so concurrent appends to one run
+        // queue up instead of colliding on `seq`.
+        let seq = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE runs SET last_event_seq = last_event_seq + 1 WHERE id = $1 \
+                 RETURNING last_event_seq",
             )
             .bind(&run)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(seq) = seq else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "INSERT INTO events (run_id, seq, at, kind, payload) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&run)
+            .bind(seq)
             .bind(at)
             .bind(kind)
             .bind(Json(payload))
-            .fetch_one(pool)
-            .await);
-            match result {
-                Ok(seq) => return Ok(seq),
-                Err(sqlx::Error::Database(db))
-                    if db.is_unique_violation() && attempt < APPEND_ATTEMPTS =>
-                {
-                    continue;
-                }
-                Err(source) => {
-                    return Err(StoreError::Query {
-                        operation: "append run event",
-                        source,
-                    });
-                }
-            }
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(Some(seq))
         }
+        .await
+        .ctx("append run event"))?;
+        seq.ok_or_else(|| StoreError::NotFound {
+            what: "run",
+            id: run_id.to_string(),
+        })
     }
 
     /// The run's events in `seq` order (empty for an unknown run).
