@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub wait_for_stack: Option<Duration>,
     /// How often abort conditions are evaluated while faults are active.
     pub abort_poll: Duration,
+    /// How long a Given steady-state check may take to hold (polled every second).
+    pub steady_state_within: Duration,
     /// How long steady state may take to come back after revert.
     pub recovery_timeout: Duration,
     /// Added to each fault's declared duration to form the TTL the target enforces.
@@ -61,6 +63,7 @@ impl RunOptions {
             lease_ttl: Duration::from_secs(15),
             wait_for_stack: None,
             abort_poll: Duration::from_millis(250),
+            steady_state_within: Duration::from_secs(15),
             recovery_timeout: Duration::from_secs(60),
             ttl_grace: Duration::from_secs(1),
             query_step: Duration::from_secs(1),
@@ -336,7 +339,7 @@ where
             return state.escalate(RunOutcome::Error, Some(format!("preflight: {e}")));
         }
 
-        if !self.given(state, scenario).await {
+        if !self.given(state, scenario, opts).await {
             if !matches!(state.outcome, RunOutcome::Interrupted | RunOutcome::Error) {
                 state.escalate(RunOutcome::PreconditionFailed, Some("Given did not hold; no fault was injected".into()));
             }
@@ -376,7 +379,7 @@ where
     }
 
     /// Given: load steps and steady-state checks in file order. Returns whether all held.
-    async fn given(&self, state: &mut RunState, scenario: &Scenario) -> bool {
+    async fn given(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
         let mut all_held = true;
         for step in &scenario.given {
             let index = state.steps.len();
@@ -384,7 +387,21 @@ where
             let (name, judgement) = match step {
                 GivenStep::SteadyState { name, check } => {
                     self.step_started(state, index, Phase::Given, name).await;
-                    (name, assert::check_instant(self.slo, check, None).await)
+                    // Polled for a short while: right after a deploy or `sandbox up` the first
+                    // scrapes may not have landed. A platform that is really unhealthy fails
+                    // after `steady_state_within`.
+                    let deadline = std::time::Instant::now() + opts.steady_state_within;
+                    let waited = tokio::select! {
+                        j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => Some(j),
+                        _ = self.cancel.cancelled() => None,
+                    };
+                    match waited {
+                        Some(j) => (name, j),
+                        None => {
+                            state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                            return false;
+                        }
+                    }
                 }
                 GivenStep::Load { name, tps, settle_within } => {
                     self.step_started(state, index, Phase::Given, name).await;
@@ -813,14 +830,6 @@ where
         }
         if let Some(events) = &self.events {
             let _ = events.send(event);
-        }
-    }
-
-    /// Sleeps; returns true if cancelled first.
-    async fn sleep_or_cancel(&self, duration: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => false,
-            _ = self.cancel.cancelled() => true,
         }
     }
 }
