@@ -2,7 +2,7 @@
 //! a TTY only), a JSON document with `--output json`, and a JUnit XML file with `--junit`
 //! (one testcase per step, the owner as a property; written with the `quick-junit` crate).
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,10 +32,14 @@ impl TerminalReporter {
         Self { spinner }
     }
 
+    /// Prints a line. A closed stdout (`f3-chaos run | head`) must never stop a run that has
+    /// faults injected, so write errors are ignored rather than panicking like `println!`.
     fn println(&self, line: String) {
         match &self.spinner {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            }
         }
     }
 
@@ -79,9 +83,10 @@ impl TerminalReporter {
         if let Some(bar) = &self.spinner {
             bar.finish_and_clear();
         }
-        println!("{}", summary_line(report));
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{}", summary_line(report));
         if let Some(reason) = &report.reason {
-            println!("  {reason}");
+            let _ = writeln!(out, "  {reason}");
         }
     }
 }
@@ -122,6 +127,7 @@ pub fn with_unit(value: f64, unit: Option<&str>) -> String {
     match unit {
         Some("ratio") => format!("{} %", fmt_value(value * 100.0)),
         Some("percent") => format!("{} %", fmt_value(value)),
+        Some("boolean") => fmt_value(value),
         Some(unit) => format!("{} {unit}", fmt_value(value)),
         None => fmt_value(value),
     }
@@ -151,9 +157,8 @@ pub fn step_line(step: &StepResult, config: &Config) -> String {
         }
         _ => {}
     }
-    if step.verdict != Verdict::Passed
-        && let Some(message) = &step.message
-    {
+    let explained = step.verdict != Verdict::Passed || (step.phase != Phase::When && step.observed.is_none());
+    if explained && let Some(message) = &step.message {
         line.push_str(&format!(": {message}"));
     }
     if step.verdict != Verdict::Passed

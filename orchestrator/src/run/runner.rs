@@ -557,6 +557,9 @@ where
                     return;
                 }
             }
+            if tokio::time::Instant::now() >= next_end {
+                continue; // a fault reached its declared end: revert it before anything else
+            }
             for condition in &scenario.abort {
                 match assert::breached(self.slo, condition).await {
                     Ok(Some(observed)) => {
@@ -787,6 +790,15 @@ where
         result.op = Some(evidence.op.clone());
         result.unit = evidence.unit.clone();
         result.message = evidence.reason.clone();
+        if let (Verdict::Passed, Some(recovered_at)) = (judgement.verdict, evidence.recovered_at) {
+            // For recover-within the interesting figure is when it recovered, not the worst value
+            // seen before recovery.
+            if let Some(reverted_at) = state.reverted_at {
+                let secs = (recovered_at - reverted_at).num_milliseconds() as f64 / 1000.0;
+                result.observed = None;
+                result.message = Some(format!("recovered {secs:.1} s after the revert"));
+            }
+        }
         let evidence_json = serde_json::to_value(evidence).ok();
         self.store_step(state, &result, evidence_json).await;
         self.emit(state, RunEvent::StepFinished(result.clone())).await;
