@@ -126,6 +126,20 @@ pub fn check_paths(paths: &[PathBuf], fallback_config: Option<&Path>) -> Checked
     check_files(files, diags, fallback_config)
 }
 
+/// Like [`check_paths`] for in-memory sources (`(name, text)`), e.g. from an API request or a
+/// test. `config_dir` is used as with `check_paths`' fallback.
+pub fn check_texts(sources: Vec<(PathBuf, String)>, config_dir: Option<&Path>) -> Checked {
+    let mut diags = Diagnostics::new();
+    let mut files = Vec::new();
+    for (path, text) in sources {
+        match YamlFile::parse(&path, text) {
+            Ok(f) => files.push(f),
+            Err(d) => diags.push(*d),
+        }
+    }
+    check_files(files, diags, config_dir)
+}
+
 fn is_config_kind(f: &YamlFile) -> bool {
     matches!(f.str_at("kind"), Some("Config" | "Stacks" | "Teams"))
 }
