@@ -495,3 +495,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_single_minimal_config_file_is_enough() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "apiVersion: f3-chaos/v1
+kind: Config
+spec:
+  library:
+    scenarios: {scenarios}
+    assertions: {assertions}
+  resources:
+    - {{name: gcp-org-network, capacity: 1}}
+  stacks:
+    - name: local
+      environment: local
+      labels: {{platform: payments}}
+      clusters:
+        - {{cloud: gcp, name: local-gcp}}
+        - {{cloud: aws, name: local-aws}}
+        - {{cloud: azure, name: local-azure}}
+      driver: {{kind: local, sandboxStack: local}}
+      prometheusUrl: http://127.0.0.1:19090
+  teams:
+    - {{name: sre-chaos, displayName: SRE chaos lead}}
+    - {{name: payments, displayName: Payments team}}
+    - {{name: infrastructure, displayName: Infrastructure team}}
+    - {{name: payment-gateway, displayName: Payment gateway team}}
+    - {{name: scheme-connectivity, displayName: Scheme connectivity team}}
+",
+        scenarios = repo().join("scenarios").display(),
+        assertions = repo().join("assertions").display(),
+    );
+    std::fs::write(dir.path().join("f3-chaos.yaml"), text).expect("write");
+    let lib = load_library(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(lib.config.window.length().as_secs(), 7 * 3600);
+    assert_eq!(lib.config.cooldown.as_std().as_secs(), 300);
+    assert!(lib.scenarios.contains_key("gcp-failover-validation"));
+}
