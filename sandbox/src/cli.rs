@@ -96,6 +96,9 @@ struct UpArgs {
     /// Processing time of one payment on a node, in milliseconds.
     #[arg(long, default_value_t = 2)]
     node_latency_ms: u64,
+    /// The simulator's load tick: every tick sends the payments due (tps × tick).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
+    load_tick: std::time::Duration,
     /// Also start an Alertmanager (port base + 93) wired to the stack's Prometheus.
     #[arg(long)]
     alertmanager: bool,
@@ -211,6 +214,7 @@ fn run(command: Command) -> Result<(), SandboxError> {
                 nodes_per_cloud: args.nodes_per_cloud,
                 tps: args.tps,
                 node_latency_ms: args.node_latency_ms,
+                load_tick_ms: u64::try_from(args.load_tick.as_millis()).unwrap_or(u64::MAX),
                 alertmanager: args.alertmanager,
                 gateway: args
                     .gateway

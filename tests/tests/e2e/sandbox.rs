@@ -317,6 +317,17 @@ async fn restart_process_and_reconfigure_change_what_they_should() {
     let fp1 = f3_sandbox::current_fingerprint(&inv).expect("fp");
     assert_ne!(fp1, fp0, "reconfigure changes the fingerprint");
     assert_eq!(inv.fingerprint, fp1);
+    let served: serde_json::Value = reqwest::get(format!("{}/fingerprint", inv.gateway_url))
+        .await
+        .expect("GET /fingerprint")
+        .json()
+        .await
+        .expect("fingerprint json");
+    assert_eq!(
+        served["fingerprint"],
+        fp1.as_str(),
+        "the gateway serves the live fingerprint"
+    );
     assert_eq!(inv.gateway_profile, "slow");
     let gateway = inv.process("gateway").expect("gateway");
     assert_ne!(gateway.pid, old_gateway);
