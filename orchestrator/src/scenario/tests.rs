@@ -534,3 +534,57 @@ spec:
     assert_eq!(lib.config.cooldown.as_std().as_secs(), 300);
     assert!(lib.scenarios.contains_key("gcp-failover-validation"));
 }
+
+#[test]
+fn an_estimate_shorter_than_the_declared_steps_is_a_warning() {
+    let spec = MINIMAL_SPEC.replace("estimatedDuration: 2m", "estimatedDuration: 10s");
+    let checked = check_one(scenario(&spec));
+    assert!(
+        checked.library.is_some(),
+        "a warning does not fail: {}",
+        checked.diagnostics
+    );
+    let d = checked.diagnostics.iter().next().expect("one warning");
+    assert_eq!(
+        (d.severity, d.field.as_str(), d.line),
+        (Severity::Warning, "spec.schedule.estimatedDuration", 11)
+    );
+}
+
+#[test]
+fn after_cycles_and_unknown_after_targets_are_errors() {
+    let a = scenario(&MINIMAL_SPEC.replace(
+        "    estimatedDuration: 2m\n",
+        "    estimatedDuration: 2m\n    after: [b]\n",
+    ));
+    let b = a
+        .replace("name: t", "name: b")
+        .replace("after: [b]", "after: [t, nope]");
+    let checked = check_texts(
+        vec![(PathBuf::from("a.yaml"), a), (PathBuf::from("b.yaml"), b)],
+        Some(&local_config()),
+    );
+    let messages: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{} {}", d.file.display(), d.line, d.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("a.yaml:12 `after:` cycle: b → after → t → after → b")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("b.yaml:12 `after:` cycle")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown scenario `nope`")),
+        "{messages:#?}"
+    );
+}
