@@ -194,6 +194,11 @@ impl YamlFile {
         }
     }
 
+    /// The document as JSON (for JSON Schema validation of YAML files).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.value).unwrap_or(serde_json::Value::Null)
+    }
+
     /// The string at a top-level or nested field (`kind`, `metadata.name`), if it is a string.
     pub fn str_at(&self, field: &str) -> Option<&str> {
         let mut node = &self.value;
