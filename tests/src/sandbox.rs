@@ -30,6 +30,17 @@ pub struct SandboxStack {
 impl SandboxStack {
     /// Runs `f3-sandbox up --stack NAME --port-base BASE --state-dir <tmp> EXTRA…` and waits for it.
     pub fn up(name: &str, port_base: u16, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::up_with_env(name, port_base, extra, &[])
+    }
+
+    /// [`SandboxStack::up`] with extra environment variables for `f3-sandbox up` (e.g.
+    /// `F3_SANDBOX_BIN`, the binary the stack's processes run).
+    pub fn up_with_env(
+        name: &str,
+        port_base: u16,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<Self> {
         let state_dir = tempfile::Builder::new()
             .prefix("f3-sandbox-test-")
             .tempdir()?;
@@ -47,6 +58,7 @@ impl SandboxStack {
             .arg("--state-dir")
             .arg(state_dir.path())
             .args(extra)
+            .envs(env.iter().copied())
             .output()
             .context("cannot run f3-sandbox (build it first: cargo build -p f3-sandbox --bins)")?;
         let up_took = started.elapsed();

@@ -250,8 +250,28 @@ async fn gcp_loss_with_slow_gateway_degrades() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_process_and_reconfigure_change_what_they_should() {
     let _serial = SERIAL.lock().await;
-    let stack = SandboxStack::up("e2e-restart", 23400, &["--tps", "50"]).expect("up");
+    // The stack's processes run a copy of the binary, so the test can replace it on disk.
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    let bin = bin_dir.path().join("f3-sandbox");
+    std::fs::copy(f3_chaos_tests::binary("f3-sandbox"), &bin).expect("copy binary");
+    let stack = SandboxStack::up_with_env(
+        "e2e-restart",
+        23400,
+        &["--tps", "50", "--alertmanager"],
+        &[("F3_SANDBOX_BIN", bin.as_os_str())],
+    )
+    .expect("up");
     let dir = stack.state_dir().to_path_buf();
+    let alertmanager = stack
+        .inventory
+        .alertmanager_url
+        .clone()
+        .expect("alertmanager url");
+    assert_eq!(alertmanager, "http://127.0.0.1:23493");
+    let ready = reqwest::get(format!("{alertmanager}/-/ready"))
+        .await
+        .expect("alertmanager");
+    assert!(ready.status().is_success());
     let inv = stack.reload().expect("inventory");
     let fp0 = f3_sandbox::current_fingerprint(&inv).expect("fingerprint");
     assert_eq!(
@@ -342,6 +362,13 @@ async fn restart_process_and_reconfigure_change_what_they_should() {
         missing.to_string(),
         "sandbox stack `nope` is not running; start it with `f3-sandbox up --stack nope`"
     );
+
+    // Replacing the node binary on disk (as a deployment would) changes the fingerprint.
+    let staged = bin_dir.path().join("f3-sandbox.new");
+    std::fs::copy(&bin, &staged).expect("stage binary");
+    std::fs::rename(&staged, &bin).expect("replace binary");
+    let fp2 = f3_sandbox::current_fingerprint(&inv).expect("fp");
+    assert_ne!(fp2, fp1, "a replaced binary changes the fingerprint");
 
     let pids: Vec<u32> = inv.processes.iter().map(|p| p.pid).collect();
     stack.down().expect("down");
