@@ -4,7 +4,7 @@
 # process over DURATION seconds and prints per-process and total figures — the sandbox's own
 # processes (nodes, gateway, simulator) against the budget of 10 % of one core, Prometheus apart.
 #
-# Usage: scripts/measure-sandbox-cpu.sh            (DURATION=30 TPS=300 WARMUP=5 PORT_BASE=24500)
+# Usage: scripts/measure-sandbox-cpu.sh            (DURATION=30 TPS=300 WARMUP=5 PORT_BASE=31500)
 #        BIN=target/debug/f3-sandbox scripts/measure-sandbox-cpu.sh   (measure another build)
 #        UP_ARGS="--gateway-profile slow" scripts/measure-sandbox-cpu.sh   (other stack settings)
 # Exit status: 0 when the sandbox processes stay under BUDGET_PCT (default 10) % of one core, 1 otherwise.
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-5}
 TPS=${TPS:-300}
-PORT_BASE=${PORT_BASE:-24500}
+PORT_BASE=${PORT_BASE:-31500}
 BUDGET_PCT=${BUDGET_PCT:-10}
 BIN=${BIN:-target/release/f3-sandbox}
 STACK=cpu-measure

@@ -37,7 +37,7 @@ async fn wait_steady(stack: &SandboxStack) {
 async fn up_serves_300_tps_and_down_leaves_no_process() {
     let _serial = SERIAL.lock().await;
     let start = Instant::now();
-    let stack = SandboxStack::up("e2e-up", 23100, &[]).expect("up");
+    let stack = SandboxStack::up_free("e2e-up", &[]).expect("up");
     assert!(
         stack.up_took < Duration::from_secs(10),
         "up took {:?}",
@@ -50,7 +50,10 @@ async fn up_serves_300_tps_and_down_leaves_no_process() {
         9,
         "6 nodes, gateway, simulator, prometheus"
     );
-    assert_eq!(inv.prometheus_url, "http://127.0.0.1:23190");
+    assert_eq!(
+        inv.prometheus_url,
+        format!("http://127.0.0.1:{}", stack.port_base + 90)
+    );
     assert_eq!(stack.pids("cloud", "gcp").len(), 2);
     assert_eq!(stack.pids("cloud", "aws").len(), 2);
     assert!(!inv.fingerprint.is_empty());
@@ -62,7 +65,7 @@ async fn up_serves_300_tps_and_down_leaves_no_process() {
     assert_eq!(&shown, inv);
 
     // Another stack on the same ports fails clearly.
-    let clash = SandboxStack::up("e2e-clash", 23100, &[])
+    let clash = SandboxStack::up("e2e-clash", stack.port_base, &[])
         .err()
         .expect("port clash must fail");
     assert!(clash.to_string().contains("already in use"), "{clash}");
@@ -151,7 +154,7 @@ async fn freeze_gcp(stack: &SandboxStack, during: &[&str]) -> (Vec<f64>, Vec<f64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_loss_with_aggressive_gateway_fails_over() {
     let _serial = SERIAL.lock().await;
-    let stack = SandboxStack::up("e2e-aggressive", 23200, &[]).expect("up");
+    let stack = SandboxStack::up_free("e2e-aggressive", &[]).expect("up");
     wait_steady(&stack).await;
     let (d, during) = freeze_gcp(
         &stack,
@@ -220,7 +223,7 @@ async fn gcp_loss_with_aggressive_gateway_fails_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_loss_with_slow_gateway_degrades() {
     let _serial = SERIAL.lock().await;
-    let stack = SandboxStack::up("e2e-slow", 23300, &["--gateway-profile", "slow"]).expect("up");
+    let stack = SandboxStack::up_free("e2e-slow", &["--gateway-profile", "slow"]).expect("up");
     assert_eq!(stack.inventory.gateway_profile, "slow");
     wait_steady(&stack).await;
     let (d, during) = freeze_gcp(
@@ -254,9 +257,8 @@ async fn restart_process_and_reconfigure_change_what_they_should() {
     let bin_dir = tempfile::tempdir().expect("tempdir");
     let bin = bin_dir.path().join("f3-sandbox");
     std::fs::copy(f3_chaos_tests::binary("f3-sandbox"), &bin).expect("copy binary");
-    let stack = SandboxStack::up_with_env(
+    let stack = SandboxStack::up_free_with_env(
         "e2e-restart",
-        23400,
         &["--tps", "50", "--alertmanager"],
         &[("F3_SANDBOX_BIN", bin.as_os_str())],
     )
@@ -267,7 +269,10 @@ async fn restart_process_and_reconfigure_change_what_they_should() {
         .alertmanager_url
         .clone()
         .expect("alertmanager url");
-    assert_eq!(alertmanager, "http://127.0.0.1:23493");
+    assert_eq!(
+        alertmanager,
+        format!("http://127.0.0.1:{}", stack.port_base + 93)
+    );
     let ready = reqwest::get(format!("{alertmanager}/-/ready"))
         .await
         .expect("alertmanager");
