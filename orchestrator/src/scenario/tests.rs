@@ -588,3 +588,33 @@ fn after_cycles_and_unknown_after_targets_are_errors() {
         "{messages:#?}"
     );
 }
+
+#[test]
+fn shipped_catalogue_and_config_files_validate_against_their_schemas() {
+    let cases = [
+        (
+            schema::catalogue_schema(),
+            yaml_files(&repo().join("assertions")),
+        ),
+        (
+            schema::config_schema(),
+            vec![
+                repo().join("config/local/f3-chaos.yaml"),
+                repo().join("config/example-production/f3-chaos.yaml"),
+            ],
+        ),
+    ];
+    for (schema, files) in cases {
+        let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+        assert!(!files.is_empty());
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("read");
+            let doc = YamlFile::parse(&path, text).expect("parses").to_json();
+            let errors: Vec<String> = validator
+                .iter_errors(&doc)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        }
+    }
+}
