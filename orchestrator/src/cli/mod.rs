@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod daemon;
 pub mod plan;
 pub mod report;
 pub mod results;
@@ -53,6 +54,8 @@ pub enum Command {
     Results(results::ResultsArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
+    /// Plan and execute chaos nights unattended (cron trigger, parallel stacks, start-up sweep).
+    Daemon(daemon::DaemonArgs),
     /// Internal: the dead-man switch of one local fault (started by the local driver).
     #[command(name = "__fault-watchdog", hide = true)]
     FaultWatchdog {
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
+        Command::Daemon(args) => daemon::execute(args),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
     match result {

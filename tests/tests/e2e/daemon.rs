@@ -1,0 +1,377 @@
+//! End-to-end tests of `f3-chaos daemon` on real sandbox stacks with a compressed window
+//! (seconds, not hours): a planned night on two stacks with a re-plan after an overrun and a stop
+//! at window end with every fault reverted; `kill -9` mid-fault then a restart that runs nothing
+//! twice.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use f3_chaos_tests::sandbox::SandboxStack;
+use f3_chaos_tests::{binary, heavy_test_lock, repo_root};
+use serde_json::Value;
+
+/// A nightly scenario losing `cloud` for `fault`, planned for `estimate`, with `priority`.
+fn scenario(name: &str, cloud: &str, fault: &str, estimate: &str, priority: &str) -> String {
+    format!(
+        r#"apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: {name}
+  description: Daemon test scenario - {cloud} lost for {fault}.
+  owner: sre-chaos
+spec:
+  targets:
+    selector: {{ platform: payments }}
+  schedule: {{ cadence: nightly, priority: {priority}, estimatedDuration: {estimate} }}
+  when:
+    - kind: cloud-loss
+      name: {cloud} connectivity lost
+      cloud: {cloud}
+      duration: {fault}
+  then:
+    - name: Product SLO latency < 250ms
+      owner: payments
+      slo: payments-e2e-latency-p99
+      hold: during-fault
+"#
+    )
+}
+
+/// A config directory with the given scenarios and one `local` stack per sandbox, its store in
+/// the same temp dir.
+struct Night {
+    dir: tempfile::TempDir,
+    stacks: Vec<SandboxStack>,
+}
+
+impl Night {
+    fn new(stacks: Vec<SandboxStack>, scenarios: &[(&str, String)]) -> Night {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let scenario_dir = dir.path().join("scenarios");
+        std::fs::create_dir_all(&scenario_dir).expect("scenarios dir");
+        for (name, text) in scenarios {
+            std::fs::write(scenario_dir.join(format!("{name}.yaml")), text)
+                .expect("write scenario");
+        }
+        let mut stack_yaml = String::new();
+        for stack in &stacks {
+            stack_yaml.push_str(&format!(
+                r#"    - name: {name}
+      environment: local
+      labels: {{ platform: payments }}
+      clusters:
+        - {{ cloud: gcp, name: gcp }}
+        - {{ cloud: aws, name: aws }}
+        - {{ cloud: azure, name: azure }}
+      driver:
+        kind: local
+        sandboxStack: {name}
+        stateDir: {state}
+      prometheusUrl: {prometheus}
+"#,
+                name = stack.name,
+                state = stack.state_dir().display(),
+                prometheus = stack.prometheus_url(),
+            ));
+        }
+        let config = format!(
+            r#"apiVersion: f3-chaos/v1
+kind: Config
+spec:
+  timezone: UTC
+  library:
+    scenarios: {scenarios}
+    assertions: {assertions}
+  cooldown: 3s
+  stacks:
+{stack_yaml}  teams:
+    - {{ name: sre-chaos, displayName: SRE chaos lead }}
+    - {{ name: payments, displayName: Payments team }}
+"#,
+            scenarios = scenario_dir.display(),
+            assertions = repo_root().join("assertions").display(),
+        );
+        std::fs::create_dir_all(dir.path().join("config")).expect("config dir");
+        std::fs::write(dir.path().join("config/f3-chaos.yaml"), config).expect("write config");
+        Night { dir, stacks }
+    }
+
+    fn f3(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("f3-chaos"));
+        command
+            .args(args)
+            .env("F3_CHAOS_CONFIG", self.dir.path().join("config"))
+            .env(
+                "F3_CHAOS_DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("store.db").display()),
+            )
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    /// Starts the daemon on a window from `start_in` to `end_in` from now (UTC, seconds).
+    fn daemon(&self, start_in: i64, end_in: i64) -> Daemon {
+        let now = Utc::now();
+        let start = (now + chrono::Duration::seconds(start_in))
+            .format("%H:%M:%S")
+            .to_string();
+        let end = (now + chrono::Duration::seconds(end_in))
+            .format("%H:%M:%S")
+            .to_string();
+        let mut child = self
+            .f3(&[
+                "daemon",
+                "--plan-now",
+                "--once",
+                "--window-start",
+                &start,
+                "--window-end",
+                &end,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("f3-chaos daemon");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(value);
+                }
+            }
+        });
+        Daemon {
+            child,
+            rx,
+            journal: Vec::new(),
+        }
+    }
+
+    fn results(&self, run_id: &str) -> Value {
+        let out = self
+            .f3(&["results", run_id, "--output", "json"])
+            .output()
+            .expect("results");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("results JSON")
+    }
+
+    /// Every sandbox process of every stack is running (none frozen by a fault).
+    fn assert_no_fault_left(&self) {
+        for stack in &self.stacks {
+            let inventory =
+                f3_sandbox::load_inventory(stack.state_dir(), &stack.name).expect("inventory");
+            for process in &inventory.processes {
+                assert_ne!(
+                    proc_state(process.pid),
+                    Some('T'),
+                    "{} of {} still frozen",
+                    process.name,
+                    stack.name
+                );
+            }
+        }
+    }
+}
+
+struct Daemon {
+    child: Child,
+    rx: Receiver<Value>,
+    journal: Vec<Value>,
+}
+
+impl Daemon {
+    /// Waits for a journal entry matching `pred` (keeps every entry seen).
+    fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        if let Some(found) = self.journal.iter().find(|v| pred(v)) {
+            return found.clone();
+        }
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(value) => {
+                    self.journal.push(value.clone());
+                    if pred(&value) {
+                        return value;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("timed out waiting for {what}; journal: {:#?}", self.journal);
+    }
+
+    /// Waits for the process to exit and drains the journal.
+    fn finish(mut self, timeout: Duration) -> (Option<i32>, Vec<Value>) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit; journal: {:#?}",
+                self.journal
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        while let Ok(value) = self.rx.recv_timeout(Duration::from_secs(2)) {
+            self.journal.push(value);
+        }
+        (status.code(), self.journal)
+    }
+}
+
+fn event<'a>(journal: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    journal.iter().filter(|v| v["event"] == kind).collect()
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+#[test]
+fn a_compressed_night_on_two_stacks_replans_and_stops_at_window_end() {
+    let _lock = heavy_test_lock();
+    let a = SandboxStack::up_free("night-a", &[]).expect("sandbox a");
+    let b = SandboxStack::up_free("night-b", &[]).expect("sandbox b");
+    let night = Night::new(
+        vec![a, b],
+        &[
+            // Planned for 10 s, takes 20+ s: the stack's later slots move.
+            (
+                "overrun",
+                scenario("overrun", "aws", "20s", "10s", "critical"),
+            ),
+            // Still faulting at window end: cancelled and reverted.
+            ("long", scenario("long", "azure", "5m", "20s", "high")),
+            ("short-1", scenario("short-1", "gcp", "8s", "25s", "medium")),
+            ("short-2", scenario("short-2", "gcp", "8s", "25s", "low")),
+            // Can never fit in the window.
+            ("too-long", scenario("too-long", "gcp", "8s", "1h", "low")),
+        ],
+    );
+    let started = Instant::now();
+    let daemon = night.daemon(3, 110);
+    let (code, journal) = daemon.finish(Duration::from_secs(200));
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{journal:#?}");
+    assert!(
+        took < Duration::from_secs(130),
+        "the daemon stops at window end: {took:?}"
+    );
+
+    let plan = event(&journal, "plan");
+    assert_eq!(plan.len(), 1, "{journal:#?}");
+    let slots = plan[0]["slots"].as_array().expect("slots");
+    let stacks: std::collections::BTreeSet<&str> =
+        slots.iter().filter_map(|s| s["stack"].as_str()).collect();
+    assert_eq!(stacks.len(), 2, "both stacks planned: {journal:#?}");
+    assert!(
+        !slots.iter().any(|s| s["scenario"] == "too-long"),
+        "{journal:#?}"
+    );
+
+    assert!(
+        event(&journal, "replan")
+            .iter()
+            .any(|r| r["reason"] == "overrun" && r["scenario"] == "overrun"),
+        "re-planned after the overrun: {journal:#?}"
+    );
+    assert_eq!(event(&journal, "window-end").len(), 1, "{journal:#?}");
+
+    let starts = event(&journal, "slot-start");
+    let ends = event(&journal, "slot-end");
+    assert_eq!(
+        starts.len(),
+        ends.len(),
+        "every started slot ended: {journal:#?}"
+    );
+    let mut scenarios: Vec<&str> = starts
+        .iter()
+        .filter_map(|s| s["scenario"].as_str())
+        .collect();
+    scenarios.sort_unstable();
+    let count = scenarios.len();
+    scenarios.dedup();
+    assert_eq!(count, scenarios.len(), "nothing ran twice: {journal:#?}");
+    for name in ["overrun", "long", "short-1", "short-2"] {
+        assert!(scenarios.contains(&name), "{name} ran: {journal:#?}");
+    }
+    let long = ends
+        .iter()
+        .find(|e| e["scenario"] == "long")
+        .expect("long ended");
+    assert_eq!(long["outcome"], "interrupted", "{journal:#?}");
+    for end in &ends {
+        let run = night.results(end["runId"].as_str().expect("run id"));
+        assert_ne!(run["run"]["status"], "running", "{run:#}");
+        for fault in run["faults"].as_array().expect("ledger") {
+            assert_eq!(fault["state"], "reverted", "{run:#}");
+        }
+    }
+    assert!(
+        event(&journal, "skipped")
+            .iter()
+            .any(|s| s["scenario"] == "too-long"),
+        "{journal:#?}"
+    );
+    night.assert_no_fault_left();
+}
+
+#[test]
+fn kill_9_mid_fault_then_restart_leaves_no_fault_and_runs_nothing_twice() {
+    let _lock = heavy_test_lock();
+    let a = SandboxStack::up_free("night-kill", &[]).expect("sandbox");
+    let night = Night::new(
+        vec![a],
+        &[("held", scenario("held", "gcp", "15s", "30s", "high"))],
+    );
+    let mut daemon = night.daemon(0, 90);
+    let start = daemon.wait_for("slot-start", Duration::from_secs(60), |v| {
+        v["event"] == "slot-start"
+    });
+    let run_id = start["runId"].as_str().expect("run id").to_owned();
+    let gcp = night.stacks[0].pids("cloud", "gcp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gcp.iter().all(|&pid| proc_state(pid) == Some('T')) {
+        assert!(Instant::now() < deadline, "gcp never frozen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.child.kill().expect("kill -9 the daemon");
+    let _ = daemon.child.wait();
+
+    // Restart: the sweep closes the dead run; the slot is not started again.
+    let restarted = night.daemon(-20, 60);
+    let (code, journal) = restarted.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    assert!(
+        event(&journal, "slot-start").is_empty(),
+        "nothing runs twice: {journal:#?}"
+    );
+    assert!(
+        event(&journal, "already-started")
+            .iter()
+            .any(|v| v["runId"] == run_id.as_str()),
+        "{journal:#?}"
+    );
+    let run = night.results(&run_id);
+    assert_eq!(run["run"]["status"], "interrupted", "{run:#}");
+    for fault in run["faults"].as_array().expect("ledger") {
+        assert_eq!(fault["state"], "reverted", "{run:#}");
+    }
+    night.assert_no_fault_left();
+}
