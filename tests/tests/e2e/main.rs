@@ -2,6 +2,7 @@
 
 mod assert;
 mod daemon;
+mod gate;
 mod plan;
 mod run;
 mod sandbox;
