@@ -90,6 +90,9 @@ spec:
 {stack_yaml}  teams:
     - {{ name: sre-chaos, displayName: SRE chaos lead }}
     - {{ name: payments, displayName: Payments team }}
+    - {{ name: infrastructure, displayName: Infrastructure team }}
+    - {{ name: payment-gateway, displayName: Payment gateway team }}
+    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
 "#,
             scenarios = scenario_dir.display(),
             assertions = repo_root().join("assertions").display(),
@@ -132,7 +135,7 @@ spec:
                 &end,
             ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("f3-chaos daemon");
         let stdout = child.stdout.take().expect("stdout");
