@@ -19,15 +19,27 @@ for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
   pkill -x "$svc" 2>/dev/null || true
 done
 
-# PostgreSQL: the Debian cluster, a throwaway database for the store tests.
+# PostgreSQL: the Debian cluster, and a role that may create the store tests' throwaway databases.
 pg_version=$(ls /usr/lib/postgresql | sort -n | tail -1)
-pg_ctlcluster "$pg_version" main start 2>/dev/null || true
+pg_ctlcluster "$pg_version" main start 2>/dev/null || true # "already running" is fine
 for _ in $(seq 1 30); do
   pg_isready -q -h 127.0.0.1 && break
   sleep 0.5
 done
-su postgres -c "psql -q -h 127.0.0.1 -c \"DO \\\$\\\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'f3chaos') THEN CREATE ROLE f3chaos LOGIN PASSWORD 'f3chaos' CREATEDB; END IF; END \\\$\\\$;\"" 2>/dev/null \
-  || su postgres -c "psql -q -c \"DO \\\$\\\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'f3chaos') THEN CREATE ROLE f3chaos LOGIN PASSWORD 'f3chaos' CREATEDB; END IF; END \\\$\\\$;\""
+if ! pg_isready -q -h 127.0.0.1; then
+  echo "PostgreSQL $pg_version is not accepting connections on 127.0.0.1:5432 (see pg_lsclusters and /var/log/postgresql/)." >&2
+  exit 1
+fi
+# Over the local socket with peer authentication: no password, never a prompt. The ALTER keeps the
+# password right on machines where the role already existed.
+su postgres -c "cd / && psql -w -q -v ON_ERROR_STOP=1" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'f3chaos') THEN
+    CREATE ROLE f3chaos LOGIN PASSWORD 'f3chaos' CREATEDB;
+  END IF;
+END $$;
+ALTER ROLE f3chaos LOGIN PASSWORD 'f3chaos' CREATEDB;
+SQL
 export F3_CHAOS_TEST_POSTGRES_URL="${F3_CHAOS_TEST_POSTGRES_URL:-postgres://f3chaos:f3chaos@127.0.0.1:5432/postgres}"
 
 cargo build --workspace --bins

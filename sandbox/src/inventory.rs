@@ -5,9 +5,11 @@
 //! This is a contract between crates: add fields freely, rename with care.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::SandboxError;
 
 /// One running sandbox stack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -26,6 +28,21 @@ pub struct Inventory {
     pub fingerprint: String,
     /// When the stack was started (RFC 3339 UTC).
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// First port of the stack's port range (see `f3_sandbox::ports`).
+    #[serde(default)]
+    pub port_base: u16,
+    /// Gateway base URL (payments go to `POST {gateway_url}/payments`).
+    #[serde(default)]
+    pub gateway_url: String,
+    /// Payment simulator base URL (load control: `GET`/`POST {simulator_url}/tps`).
+    #[serde(default)]
+    pub simulator_url: String,
+    /// The stack settings file whose hash is part of the fingerprint.
+    #[serde(default)]
+    pub settings_path: PathBuf,
+    /// The gateway profile the stack runs with (`aggressive` or `slow`; see docs/sandbox.md).
+    #[serde(default)]
+    pub gateway_profile: String,
 }
 
 /// Role of a sandbox process.
@@ -62,6 +79,31 @@ pub struct ProcessEntry {
 }
 
 impl Inventory {
+    /// The process named `name`.
+    pub fn process(&self, name: &str) -> Option<&ProcessEntry> {
+        self.processes.iter().find(|p| p.name == name)
+    }
+
+    /// Reads an inventory file.
+    pub fn read(path: &Path) -> Result<Self, SandboxError> {
+        let text = std::fs::read(path)
+            .map_err(SandboxError::io(format!("cannot read {}", path.display())))?;
+        serde_json::from_slice(&text).map_err(|source| SandboxError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Writes the inventory atomically to `path`.
+    pub fn write(&self, path: &Path) -> Result<(), SandboxError> {
+        let mut json = serde_json::to_vec_pretty(self).map_err(|source| SandboxError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        json.push(b'\n');
+        crate::state::write_atomic(path, &json)
+    }
+
     /// Processes whose labels include every `key: value` of `selector` (empty selector = none:
     /// a fault must name what it breaks).
     pub fn select<'a>(

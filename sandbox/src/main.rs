@@ -1,6 +1,5 @@
-//! The `f3-sandbox` binary.
+//! The `f3-sandbox` binary: the sandbox command line (see `f3_sandbox::cli`).
 
-fn main() {
-    eprintln!("f3-sandbox: not yet available");
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    f3_sandbox::cli_main(std::env::args_os())
 }

@@ -1,11 +1,135 @@
-//! `f3-chaos validate`.
+//! `f3-chaos validate [PATHS…]`: compiles scenarios, the SLO catalogue and configuration and
+//! prints every diagnostic (rustc style on stderr, or JSON on stdout with `--output json`).
+//! Exit code 0 when there is no error (warnings allowed), 8 (`INVALID_INPUT`) otherwise.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::exit_codes;
+use crate::scenario::{Checked, Diagnostic, check_library, check_paths};
+
+/// Output format of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// rustc-style diagnostics on stderr and a summary on stdout.
+    Text,
+    /// One JSON object on stdout: `{ok, files, errors, warnings, diagnostics: [...], scenarios, slos}`.
+    Json,
+}
 
 /// Arguments of `f3-chaos validate`.
 #[derive(Debug, clap::Args)]
-pub struct ValidateArgs {}
+#[command(after_help = "Examples:
+  f3-chaos validate                              # the default config dir and the library it names
+  f3-chaos validate scenarios assertions config  # everything shipped
+  f3-chaos validate scenarios/my-new.yaml        # one file, against --config's stacks and teams
+  f3-chaos validate --output json scenarios      # for tools and CI annotations")]
+pub struct ValidateArgs {
+    /// Files or directories (searched recursively for *.yaml/*.yml). Each file is classified by
+    /// its `kind:` (Scenario, SloCatalogue, Config, Stacks, Teams). Without paths, validates the
+    /// config directory and the scenario library and catalogue it names.
+    pub paths: Vec<PathBuf>,
+    /// Configuration directory used when PATHS contain no `kind: Config` file (its stacks, teams
+    /// and SLO catalogue resolve references).
+    #[arg(long, env = "F3_CHAOS_CONFIG", value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// The JSON report of `--output json`.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    ok: bool,
+    files: usize,
+    errors: usize,
+    warnings: usize,
+    diagnostics: &'a [Diagnostic],
+    scenarios: Vec<&'a str>,
+    slos: Vec<&'a str>,
+    stacks: Vec<&'a str>,
+    teams: Vec<&'a str>,
+}
+
+/// The configuration directory used when none is given: `config/local` under the current
+/// directory, if it exists.
+fn default_config_dir() -> Option<PathBuf> {
+    let local = Path::new("config/local");
+    local.is_dir().then(|| local.to_owned())
+}
 
 /// Runs the command; returns the exit code.
-pub fn execute(_args: ValidateArgs) -> anyhow::Result<u8> {
-    eprintln!("f3-chaos validate: not yet available");
-    Ok(crate::exit_codes::ERROR)
+pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
+    let config = args.config.clone().or_else(default_config_dir);
+    let checked = if args.paths.is_empty() {
+        match &config {
+            Some(dir) => check_library(dir),
+            None => {
+                eprintln!(
+                    "error: nothing to validate: give PATHS or --config DIR (no ./config/local here)"
+                );
+                return Ok(exit_codes::INVALID_INPUT);
+            }
+        }
+    } else {
+        check_paths(&args.paths, config.as_deref())
+    };
+    print(&checked, args.output)?;
+    Ok(if checked.diagnostics.has_errors() {
+        exit_codes::INVALID_INPUT
+    } else {
+        exit_codes::PASSED
+    })
+}
+
+fn print(checked: &Checked, format: OutputFormat) -> anyhow::Result<()> {
+    let diags = &checked.diagnostics;
+    let lib = checked.library.as_ref();
+    match format {
+        OutputFormat::Json => {
+            let report = Report {
+                ok: !diags.has_errors(),
+                files: checked.files,
+                errors: diags.error_count(),
+                warnings: diags.warning_count(),
+                diagnostics: &diags.0,
+                scenarios: lib
+                    .map(|l| l.scenarios.keys().map(String::as_str).collect())
+                    .unwrap_or_default(),
+                slos: lib
+                    .map(|l| l.catalogue.keys().map(String::as_str).collect())
+                    .unwrap_or_default(),
+                stacks: lib
+                    .map(|l| l.config.stacks.keys().map(String::as_str).collect())
+                    .unwrap_or_default(),
+                teams: lib
+                    .map(|l| l.config.teams.keys().map(String::as_str).collect())
+                    .unwrap_or_default(),
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        OutputFormat::Text => {
+            if !diags.is_empty() {
+                eprint!("{diags}");
+            }
+            match lib {
+                Some(l) if !diags.has_errors() => println!(
+                    "ok: {} files: {} scenarios, {} SLOs, {} stacks, {} teams",
+                    checked.files,
+                    l.scenarios.len(),
+                    l.catalogue.len(),
+                    l.config.stacks.len(),
+                    l.config.teams.len()
+                ),
+                _ => println!(
+                    "failed: {} errors in {} files",
+                    diags.error_count(),
+                    checked.files
+                ),
+            }
+        }
+    }
+    Ok(())
 }

@@ -32,6 +32,35 @@ pub struct Config {
     pub teams: BTreeMap<String, Team>,
     /// Where the store lives: `sqlite://path` or `postgres://…` (None = default SQLite file).
     pub database_url: Option<String>,
+    /// Where the scenario library and SLO catalogue live (resolved against the config file).
+    pub library: LibraryPaths,
+}
+
+impl Default for Config {
+    /// An empty configuration with the documented defaults (Europe/London, 00:00–07:00, 5m
+    /// cooldown, no stacks, no teams); handy for tests: `Config { stacks, ..Default::default() }`.
+    fn default() -> Self {
+        Config {
+            dir: PathBuf::from("."),
+            timezone: chrono_tz::Europe::London,
+            window: ChaosWindow::default(),
+            cooldown: HumanDuration::from_secs(300),
+            resources: BTreeMap::new(),
+            stacks: BTreeMap::new(),
+            teams: BTreeMap::new(),
+            database_url: None,
+            library: LibraryPaths::default(),
+        }
+    }
+}
+
+/// Directories of the scenario library and the SLO catalogue.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LibraryPaths {
+    /// Directory of `kind: Scenario` files (None = not configured).
+    pub scenarios: Option<PathBuf>,
+    /// Directory of `kind: SloCatalogue` files (None = not configured).
+    pub assertions: Option<PathBuf>,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -45,6 +74,25 @@ pub struct ChaosWindow {
     pub start: NaiveTime,
     /// Local end time (e.g. 07:00).
     pub end: NaiveTime,
+}
+
+impl Default for ChaosWindow {
+    /// 00:00–07:00.
+    fn default() -> Self {
+        ChaosWindow {
+            start: NaiveTime::MIN,
+            end: NaiveTime::from_hms_opt(7, 0, 0).unwrap_or(NaiveTime::MIN),
+        }
+    }
+}
+
+impl ChaosWindow {
+    /// Length of the window (crossing midnight when `end` ≤ `start`; equal times = 24 h).
+    pub fn length(&self) -> std::time::Duration {
+        let secs = (self.end - self.start).num_seconds();
+        let secs = if secs <= 0 { secs + 86_400 } else { secs };
+        std::time::Duration::from_secs(secs.unsigned_abs())
+    }
 }
 
 /// Kind of environment; production needs explicit opt-in.

@@ -1,6 +1,16 @@
-//! Scenarios: the raw YAML model, the compile step that validates it (collecting every diagnostic),
-//! and the validated [`Scenario`] model everything else consumes.
+//! Scenarios: the raw YAML model ([`raw`]), the compile step that validates it collecting every
+//! diagnostic ([`compile`], [`diagnostic`]), the validated [`Scenario`] model everything else
+//! consumes ([`model`]), and [`load_library`]/[`load_paths`] that put config, SLO catalogue and
+//! scenario library together ([`library`]).
 
+pub mod compile;
+pub mod diagnostic;
+pub mod library;
 pub mod model;
+pub mod raw;
+pub mod schema;
+pub mod yaml;
 
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use library::{Checked, Library, check_library, check_paths, load_library, load_paths};
 pub use model::*;

@@ -360,3 +360,46 @@ pub struct AbortCondition {
     /// The breach condition: abort when `value OP threshold` holds.
     pub check: Check,
 }
+
+/// A compiled SLO of the catalogue (`assertions/*.yaml`): a named, reusable, team-owned check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Slo {
+    /// Unique name, e.g. `payments-e2e-latency-p99`.
+    pub name: String,
+    /// Team owning the SLO definition (a team name from the config).
+    pub owner: String,
+    /// What it measures, for people.
+    pub description: String,
+    /// PromQL instant-vector query (parsed once by `promql-parser`).
+    pub query: String,
+    /// `value OP threshold` must hold for the SLO to be met.
+    pub op: Comparison,
+    /// Threshold in `unit`.
+    pub threshold: f64,
+    /// Unit of value and threshold: `s`, `ms`, `ratio`, `percent`, `tps`, …
+    pub unit: String,
+    /// Business impact when it fails, in plain English (used in notifications).
+    pub impact: String,
+    /// What to do when it fails (used in notifications).
+    pub action: String,
+    /// The file it was defined in.
+    pub source: PathBuf,
+}
+
+impl Slo {
+    /// The SLO as a [`Check`] (with its [`SloRef`]).
+    pub fn check(&self) -> Check {
+        Check {
+            query: self.query.clone(),
+            op: self.op,
+            threshold: self.threshold,
+            unit: Some(self.unit.clone()),
+            slo: Some(SloRef {
+                name: self.name.clone(),
+                owner: self.owner.clone(),
+                impact: self.impact.clone(),
+                action: self.action.clone(),
+            }),
+        }
+    }
+}

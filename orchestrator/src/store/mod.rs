@@ -1,1 +1,281 @@
-//! The store: runs, steps, events, evidence, fault ledger, stack leases (SQLite, PostgreSQL).
+//! The store: runs, steps, events, evidence, fault ledger, stack leases and the notification
+//! outbox — in SQLite (default, a file) or PostgreSQL (several daemons), chosen by URL scheme.
+//!
+//! One [`Store`] type, two databases (atuin style): every query is runtime `sqlx::query` text that
+//! both dialects accept (`$1` placeholders, `ON CONFLICT … DO UPDATE`, `RETURNING`), run against
+//! whichever pool the URL selected. The schema lives in `migrations/sqlite` and
+//! `migrations/postgres` (same version numbers, forward-only), embedded at build time and applied
+//! by [`Store::open`]. Storage conventions: ids are hyphenated UUID text, instants are Unix
+//! milliseconds (UTC), JSON is TEXT (SQLite) or JSONB (PostgreSQL). See `docs/store.md`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+mod error;
+mod events;
+mod lease;
+mod ledger;
+mod model;
+mod outbox;
+mod rows;
+mod runs;
+
+pub use error::{StoreError, redact_url};
+pub use model::{
+    EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewRun, OutboxRecord, RUN_OUTCOMES,
+    RUNNING, RunFilter, RunRecord, StepRecord,
+};
+pub use outbox::OUTBOX_PENDING;
+
+/// Environment variable that overrides [`Store::default_url`].
+pub const DATABASE_URL_ENV: &str = "F3_CHAOS_DATABASE_URL";
+
+/// How long a SQLite connection waits for another process's write lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long to wait for a pooled connection (both backends).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Handle on the database. Cheap to clone (a connection pool inside); share one per process.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool. The body is compiled
+/// once per backend, so the same query text and binds serve both.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Connects to the database at `url` and applies pending migrations.
+    ///
+    /// - `sqlite://PATH` (or `sqlite:PATH`, `sqlite::memory:`): creates the file and its parent
+    ///   directory on first use; WAL journal, `synchronous = NORMAL`, foreign keys on and a 15 s
+    ///   busy timeout so several f3-chaos processes can share one file.
+    /// - `postgres://…` / `postgresql://…`: the database must exist; migrations run under
+    ///   sqlx's advisory lock, so several daemons may start at once.
+    ///
+    /// # Errors
+    /// [`StoreError::UnsupportedUrl`], [`StoreError::CreateDir`], [`StoreError::Connect`] or
+    /// [`StoreError::Migrate`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Err(StoreError::UnsupportedUrl {
+                url: redact_url(url),
+            })
+        }
+    }
+
+    /// The database URL to use when none is configured: `$F3_CHAOS_DATABASE_URL` if set and not
+    /// empty, else `sqlite://<state dir>/f3-chaos/f3-chaos.db` where the state dir is
+    /// `$XDG_STATE_HOME`, else `$HOME/.local/state`, else `./.f3-chaos`.
+    pub fn default_url() -> String {
+        if let Ok(url) = std::env::var(DATABASE_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            return url;
+        }
+        let state = std::env::var_os("XDG_STATE_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|dir| !dir.is_empty())
+                    .map(|home| PathBuf::from(home).join(".local/state"))
+            });
+        match state {
+            Some(dir) => format!("sqlite://{}", dir.join("f3-chaos/f3-chaos.db").display()),
+            None => "sqlite://.f3-chaos/f3-chaos.db".to_owned(),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every pooled connection (waits for checked-out ones to come back).
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
+        let connect_err = |source| StoreError::Connect {
+            backend: "sqlite",
+            url: url.to_owned(),
+            source,
+        };
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let in_memory = is_sqlite_memory(url, &options);
+        if !in_memory {
+            options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+        }
+        let mut pool_options = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        if in_memory {
+            // An in-memory database lives as long as its connection: keep that one forever.
+            pool_options = pool_options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        // Two processes opening a fresh file at once both try to apply version 1; SQLite has no
+        // migration lock, so the loser fails and, on retry, finds the schema in place.
+        let mut attempt = 0;
+        loop {
+            match SQLITE_MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(error) if attempt < 5 && is_retryable_migrate_error(&error) => {
+                    attempt += 1;
+                    tracing::debug!(attempt, %error, "SQLite migration raced another process; retrying.");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Migrate {
+                        backend: "sqlite",
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let connect_err = |source| StoreError::Connect {
+            backend: "postgres",
+            url: redact_url(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        POSTGRES_MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: "postgres",
+                source,
+            })?;
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+        })
+    }
+}
+
+/// Whether the SQLite URL names an in-memory database (no file, no WAL).
+fn is_sqlite_memory(url: &str, options: &SqliteConnectOptions) -> bool {
+    url.contains(":memory:")
+        || url.contains("mode=memory")
+        || options.get_filename().as_os_str() == ":memory:"
+}
+
+/// A migration error caused by another process migrating the same SQLite file concurrently.
+fn is_retryable_migrate_error(error: &sqlx::migrate::MigrateError) -> bool {
+    match error {
+        sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db))
+        | sqlx::migrate::MigrateError::ExecuteMigration(sqlx::Error::Database(db), _) => {
+            let message = db.message();
+            message.contains("locked")
+                || message.contains("busy")
+                || message.contains("already exists")
+                || db.is_unique_violation()
+        }
+        _ => false,
+    }
+}
+
+/// The host name runs record as their owner's host: `/proc/sys/kernel/hostname`, else
+/// `$HOSTNAME`, else `localhost`.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// An instant as stored: Unix milliseconds, UTC.
+pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// A stored instant back to `DateTime<Utc>`.
+pub(crate) fn from_ms(table: &'static str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
+        table,
+        message: format!("instant {ms} ms is out of range"),
+    })
+}
+
+/// A duration in whole milliseconds for instant arithmetic.
+pub(crate) fn duration_ms(field: &'static str, ttl: Duration) -> Result<i64, StoreError> {
+    i64::try_from(ttl.as_millis()).map_err(|_| StoreError::Invalid {
+        field,
+        message: format!("{ttl:?} is too long"),
+    })
+}
+
+#[cfg(test)]
+mod tests;

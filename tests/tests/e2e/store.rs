@@ -1,1 +1,805 @@
-//! End-to-end tests: store.
+//! End-to-end tests: the store. One "story" suite runs against a real SQLite file (temporary
+//! directory) and a real PostgreSQL (a fresh database per test, see `f3_chaos_tests::postgres`).
+//! Each story is instantiated twice by `stories!`: `store::sqlite::<story>` and
+//! `store::postgres::<story>`.
+
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use f3_chaos::store::{
+    LeaseHolder, LedgerEntry, LedgerState, NewRun, RunFilter, StepRecord, Store, StoreError,
+    local_hostname,
+};
+use f3_chaos_tests::postgres::TestDatabase;
+use serde_json::json;
+use uuid::Uuid;
+
+/// A database for one test: its URL and what keeps it alive (temporary directory or database).
+struct Db {
+    url: String,
+    _guard: Guard,
+}
+
+enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDatabase),
+}
+
+impl Db {
+    /// A new, not yet migrated SQLite file in a directory that does not exist yet.
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join("state/f3-chaos.db").display()
+        );
+        Db {
+            url,
+            _guard: Guard::Sqlite(dir),
+        }
+    }
+
+    /// A new, empty PostgreSQL database.
+    async fn postgres() -> Db {
+        let db = TestDatabase::create().await;
+        Db {
+            url: db.url.clone(),
+            _guard: Guard::Postgres(db),
+        }
+    }
+
+    /// A new handle (its own connection pool) on the database.
+    async fn open(&self) -> Store {
+        Store::open(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("open {}: {error:?}", self.url))
+    }
+}
+
+macro_rules! stories {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = super::Db::sqlite().await;
+                    super::$story(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = super::Db::postgres().await;
+                    super::$story(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+stories!(
+    run_lifecycle,
+    runs_are_filtered_newest_first,
+    run_ids_are_found_by_prefix,
+    events_keep_their_order,
+    steps_are_upserted_by_index,
+    one_lease_holder_per_stack,
+    expired_leases_can_be_taken_over,
+    lease_renew_and_release,
+    fault_ledger_lifecycle,
+    outbox_records_notifications,
+    concurrent_opens_migrate_once,
+    two_handles_write_concurrently,
+);
+
+/// 2026-11-21 01:00:00 UTC plus `seconds`.
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+}
+
+fn new_run(scenario: &str, stack: &str, started_at: DateTime<Utc>) -> NewRun {
+    NewRun {
+        id: Uuid::now_v7(),
+        scenario: scenario.to_owned(),
+        stack: stack.to_owned(),
+        trigger: "cli".to_owned(),
+        started_by: "alice".to_owned(),
+        started_at,
+        pid: std::process::id(),
+        host: local_hostname(),
+        scenario_digest: Some("sha256:abc".to_owned()),
+        night: None,
+    }
+}
+
+async fn create(store: &Store, scenario: &str, stack: &str, at: DateTime<Utc>) -> Uuid {
+    let run = new_run(scenario, stack, at);
+    store.create_run(&run).await.unwrap();
+    run.id
+}
+
+fn holder(run_id: Uuid, scenario: &str, who: &str) -> LeaseHolder {
+    LeaseHolder {
+        run_id,
+        scenario: scenario.to_owned(),
+        holder: who.to_owned(),
+    }
+}
+
+async fn run_lifecycle(db: &Db) {
+    let store = db.open().await;
+    let mut new = new_run("gcp-failover-validation", "uat-beta", t(0));
+    // Sub-millisecond digits are dropped: instants are stored as Unix milliseconds.
+    new.started_at = t(0) + chrono::Duration::microseconds(1_500);
+    new.night = Some(NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
+    store.create_run(&new).await.unwrap();
+
+    let run = store.run(new.id).await.unwrap().expect("created run");
+    assert_eq!(run.status, "running");
+    assert!(run.is_running());
+    assert_eq!(run.scenario, "gcp-failover-validation");
+    assert_eq!(run.stack, "uat-beta");
+    assert_eq!(run.trigger, "cli");
+    assert_eq!(run.started_by, "alice");
+    assert_eq!(run.started_at, t(0) + chrono::Duration::milliseconds(1));
+    assert_eq!(run.heartbeat_at, run.started_at);
+    assert_eq!(run.pid, std::process::id());
+    assert_eq!(run.host, local_hostname());
+    assert_eq!(run.scenario_digest.as_deref(), Some("sha256:abc"));
+    assert_eq!(run.night, new.night);
+    assert_eq!(run.ended_at, None);
+    assert_eq!(run.summary, None);
+    assert!(run.is_alive_locally(t(5), Duration::from_secs(30)));
+    assert!(
+        !run.is_alive_locally(t(60), Duration::from_secs(30)),
+        "stale heartbeat"
+    );
+
+    store.heartbeat_run(new.id, t(20)).await.unwrap();
+    let run = store.run(new.id).await.unwrap().unwrap();
+    assert_eq!(run.heartbeat_at, t(20));
+    assert!(run.is_alive_locally(t(45), Duration::from_secs(30)));
+
+    let running = store.running_runs().await.unwrap();
+    assert_eq!(running.iter().map(|r| r.id).collect::<Vec<_>>(), [new.id]);
+
+    let summary = json!({"pass_rate": 0.8, "failed_owners": ["payments"]});
+    store
+        .finish_run(new.id, "failed", t(300), &summary)
+        .await
+        .unwrap();
+    let run = store.run(new.id).await.unwrap().unwrap();
+    assert_eq!(run.status, "failed");
+    assert_eq!(run.ended_at, Some(t(300)));
+    assert_eq!(run.summary, Some(summary.clone()));
+    assert!(run.duration().unwrap() >= Duration::from_secs(299));
+    assert!(!run.is_alive_locally(t(300), Duration::from_secs(30)));
+    assert!(store.running_runs().await.unwrap().is_empty());
+
+    // A finished run cannot be finished again (e.g. marked interrupted by the sweep first).
+    let again = store.finish_run(new.id, "passed", t(301), &summary).await;
+    assert!(
+        matches!(&again, Err(StoreError::RunNotRunning { status, .. }) if status == "failed"),
+        "{again:?}"
+    );
+    let unknown = store
+        .finish_run(Uuid::now_v7(), "passed", t(301), &summary)
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound { .. })),
+        "{unknown:?}"
+    );
+    let bad = store.finish_run(new.id, "great", t(301), &summary).await;
+    assert!(matches!(bad, Err(StoreError::Invalid { .. })), "{bad:?}");
+    let heartbeat = store.heartbeat_run(Uuid::now_v7(), t(1)).await;
+    assert!(
+        matches!(heartbeat, Err(StoreError::NotFound { .. })),
+        "{heartbeat:?}"
+    );
+    assert!(store.run(Uuid::now_v7()).await.unwrap().is_none());
+
+    // Duplicate ids are refused.
+    assert!(store.create_run(&new).await.is_err());
+}
+
+async fn runs_are_filtered_newest_first(db: &Db) {
+    let store = db.open().await;
+    let night = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    let mut ids = Vec::new();
+    for (i, (scenario, stack)) in [
+        ("gcp-failover-validation", "uat-alpha"),
+        ("gcp-failover-validation", "uat-beta"),
+        ("partial-network-partition", "uat-beta"),
+        ("gcp-failover-validation", "uat-alpha"),
+        ("pod-kill", "dev-1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut run = new_run(scenario, stack, t(60 * i as i64));
+        if i < 3 {
+            run.night = Some(night);
+        }
+        store.create_run(&run).await.unwrap();
+        ids.push(run.id);
+    }
+    store
+        .finish_run(ids[0], "passed", t(30), &json!({}))
+        .await
+        .unwrap();
+    store
+        .finish_run(ids[1], "failed", t(90), &json!({}))
+        .await
+        .unwrap();
+
+    let all = store.runs(&RunFilter::default()).await.unwrap();
+    let newest_first: Vec<Uuid> = ids.iter().rev().copied().collect();
+    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), newest_first);
+
+    let select = |filter: RunFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .runs(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let gcp = RunFilter {
+        scenario: Some("gcp-failover-validation".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(gcp.clone()).await, [ids[3], ids[1], ids[0]]);
+    let gcp_alpha = RunFilter {
+        stack: Some("uat-alpha".into()),
+        ..gcp.clone()
+    };
+    assert_eq!(select(gcp_alpha).await, [ids[3], ids[0]]);
+    let failed = RunFilter {
+        outcome: Some("failed".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(failed).await, [ids[1]]);
+    let running = RunFilter {
+        outcome: Some("running".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(running).await, [ids[4], ids[3], ids[2]]);
+    let on_night = RunFilter {
+        night: Some(night),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(on_night).await, [ids[2], ids[1], ids[0]]);
+    // since is inclusive, until exclusive.
+    let window = RunFilter {
+        since: Some(t(60)),
+        until: Some(t(180)),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(window).await, [ids[2], ids[1]]);
+    let page = RunFilter {
+        limit: Some(2),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(page).await, [ids[4], ids[3]]);
+    let next_page = RunFilter {
+        limit: Some(2),
+        until: Some(t(180)),
+        ..RunFilter::default()
+    };
+    assert_eq!(select(next_page).await, [ids[2], ids[1]]);
+
+    let history = store.history(t(60)).await.unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[1..].to_vec(),
+        "history is oldest first from `since`"
+    );
+}
+
+async fn run_ids_are_found_by_prefix(db: &Db) {
+    let store = db.open().await;
+    let a = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let b = create(&store, "pod-kill", "uat-beta", t(1)).await;
+    let a_text = a.to_string();
+
+    let exact = store.find_run(&a_text).await.unwrap().unwrap();
+    assert_eq!(exact.id, a);
+    let no_hyphens = store
+        .find_run(&a_text.replace('-', "").to_uppercase())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(no_hyphens.id, a);
+    // Unique from the first digit where the two v7 ids differ.
+    let b_text = b.to_string();
+    let differ = a_text
+        .chars()
+        .zip(b_text.chars())
+        .position(|(x, y)| x != y)
+        .expect("distinct ids");
+    let unique = &a_text[..=differ];
+    assert_eq!(store.find_run(unique).await.unwrap().unwrap().id, a);
+    // A shorter common prefix is ambiguous and names both, newest first.
+    let common = &a_text[..differ.max(1)];
+    match store.find_run(common).await {
+        Err(StoreError::AmbiguousRunId { matches, .. }) => assert_eq!(matches, [b, a]),
+        other => panic!("expected an ambiguous prefix, got {other:?}"),
+    }
+    // A prefix matching nothing: ids sort bytewise, so 'f…' is past every v7 id of this era.
+    assert!(store.find_run("ffffffff").await.unwrap().is_none());
+    assert!(matches!(
+        store.find_run("not-hex").await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+async fn events_keep_their_order(db: &Db) {
+    let store = db.open().await;
+    let run = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let other = create(&store, "pod-kill", "uat-alpha", t(0)).await;
+    for i in 0..20 {
+        let seq = store
+            .append_event(run, t(i), &format!("kind-{i}"), &json!({ "i": i }))
+            .await
+            .unwrap();
+        assert_eq!(seq, i + 1);
+    }
+    assert_eq!(
+        store
+            .append_event(other, t(0), "run-started", &json!(null))
+            .await
+            .unwrap(),
+        1,
+        "seq counts per run"
+    );
+    let events = store.events(run).await.unwrap();
+    assert_eq!(events.len(), 20);
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.run_id, run);
+        assert_eq!(event.seq, i as i64 + 1);
+        assert_eq!(event.at, t(i as i64));
+        assert_eq!(event.kind, format!("kind-{i}"));
+        assert_eq!(event.payload, json!({ "i": i }));
+    }
+    assert_eq!(store.events(other).await.unwrap().len(), 1);
+    assert!(store.events(Uuid::now_v7()).await.unwrap().is_empty());
+
+    // Two handles appending to one run at once still get distinct, gap-free seqs.
+    let second = db.open().await;
+    let (left, right) = tokio::join!(
+        append_many(&store, other, "left", 10),
+        append_many(&second, other, "right", 10)
+    );
+    let seqs: BTreeSet<i64> = left.into_iter().chain(right).collect();
+    assert_eq!(seqs, (2..=21).collect());
+
+    // Events of an unknown run are refused (foreign key).
+    assert!(
+        store
+            .append_event(Uuid::now_v7(), t(0), "x", &json!({}))
+            .await
+            .is_err()
+    );
+}
+
+async fn append_many(store: &Store, run: Uuid, kind: &str, n: i64) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        seqs.push(
+            store
+                .append_event(run, t(i), kind, &json!({ "i": i }))
+                .await
+                .unwrap(),
+        );
+    }
+    seqs
+}
+
+fn step(index: i64, phase: &str, name: &str) -> StepRecord {
+    StepRecord {
+        index,
+        phase: phase.to_owned(),
+        name: name.to_owned(),
+        owner: None,
+        verdict: None,
+        started_at: t(index),
+        ended_at: None,
+        observed: None,
+        threshold: None,
+        evidence: None,
+        message: None,
+    }
+}
+
+async fn steps_are_upserted_by_index(db: &Db) {
+    let store = db.open().await;
+    let run = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let given = step(0, "given", "Payments are flowing");
+    let when = step(1, "when", "GCP connectivity lost");
+    let mut then = step(2, "then", "Assertion: Product SLO latency < 250ms");
+    then.owner = Some("payments".into());
+    // Inserted out of order; read back by index.
+    for s in [&then, &given, &when] {
+        store.upsert_step(run, s).await.unwrap();
+    }
+    let evidence = json!({
+        "query": "histogram_quantile(0.99, …)",
+        "series": [[1763686800.0, 0.21], [1763686815.0, 0.31]],
+        "worst": 0.31
+    });
+    let judged = StepRecord {
+        verdict: Some("failed".into()),
+        ended_at: Some(t(330)),
+        observed: Some(0.31),
+        threshold: Some(0.25),
+        evidence: Some(evidence),
+        message: Some("observed 0.31 s, threshold 0.25 s".into()),
+        ..then.clone()
+    };
+    store.upsert_step(run, &judged).await.unwrap();
+    let steps = store.steps(run).await.unwrap();
+    assert_eq!(steps, vec![given.clone(), when.clone(), judged.clone()]);
+
+    // An upsert replaces every field, including clearing optional ones.
+    store.upsert_step(run, &then).await.unwrap();
+    assert_eq!(store.steps(run).await.unwrap()[2], then);
+    assert!(store.steps(Uuid::now_v7()).await.unwrap().is_empty());
+}
+
+async fn one_lease_holder_per_stack(db: &Db) {
+    let first = db.open().await;
+    let second = db.open().await;
+    let ttl = Duration::from_secs(60);
+    // Many rounds, each on a fresh stack: two acquirers race, exactly one wins.
+    for round in 0..20 {
+        let stack = format!("stack-{round}");
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (ha, hb) = (
+            holder(a, "gcp-failover-validation", "alice"),
+            holder(b, "pod-kill", "daemon-1"),
+        );
+        let (ra, rb) = tokio::join!(
+            first.acquire_lease(&stack, &ha, ttl, t(0)),
+            second.acquire_lease(&stack, &hb, ttl, t(0)),
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let (won, lost) = match (ra, rb) {
+            (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+            other => panic!("round {round}: expected exactly one winner, got {other:?}"),
+        };
+        // The loser is told who holds the stack.
+        assert_eq!(lost, won, "round {round}");
+        assert!(won.run_id == a || won.run_id == b);
+        let expected_scenario = if won.run_id == a {
+            "gcp-failover-validation"
+        } else {
+            "pod-kill"
+        };
+        assert_eq!(won.scenario, expected_scenario);
+        assert_eq!(won.stack, stack);
+        assert_eq!(won.acquired_at, t(0));
+        assert_eq!(won.expires_at, t(60));
+        assert_eq!(first.lease(&stack, t(1)).await.unwrap(), Some(won.clone()));
+    }
+    let leases = second.leases(t(1)).await.unwrap();
+    assert_eq!(leases.len(), 20);
+
+    // Re-acquiring by the holding run renews it and keeps acquired_at.
+    let run = Uuid::now_v7();
+    let mine = holder(run, "gcp-failover-validation", "alice");
+    first
+        .acquire_lease("solo", &mine, ttl, t(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let again = first
+        .acquire_lease("solo", &mine, ttl, t(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.acquired_at, t(0));
+    assert_eq!(again.renewed_at, t(30));
+    assert_eq!(again.expires_at, t(90));
+    let zero = first
+        .acquire_lease("solo", &mine, Duration::ZERO, t(0))
+        .await;
+    assert!(matches!(zero, Err(StoreError::Invalid { .. })), "{zero:?}");
+}
+
+async fn expired_leases_can_be_taken_over(db: &Db) {
+    let store = db.open().await;
+    let other = db.open().await;
+    let (dead, alive) = (Uuid::now_v7(), Uuid::now_v7());
+    let ttl = Duration::from_secs(10);
+    store
+        .acquire_lease(
+            "uat-beta",
+            &holder(dead, "gcp-failover-validation", "alice"),
+            ttl,
+            t(0),
+        )
+        .await
+        .unwrap()
+        .expect("free stack");
+    // Before expiry: refused, with the holder.
+    let refused = other
+        .acquire_lease("uat-beta", &holder(alive, "pod-kill", "bob"), ttl, t(9))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.run_id, dead);
+    assert_eq!(refused.holder, "alice");
+    // At expiry the lease is free: lease() shows nothing and a new run takes it.
+    assert_eq!(store.lease("uat-beta", t(10)).await.unwrap(), None);
+    let taken = other
+        .acquire_lease("uat-beta", &holder(alive, "pod-kill", "bob"), ttl, t(10))
+        .await
+        .unwrap()
+        .expect("expired lease is taken over");
+    assert_eq!(taken.run_id, alive);
+    assert_eq!(taken.acquired_at, t(10));
+    assert_eq!(taken.expires_at, t(20));
+    // The old holder finds out when it renews, and its release does not free the new lease.
+    assert!(
+        !store
+            .renew_lease("uat-beta", dead, ttl, t(11))
+            .await
+            .unwrap()
+    );
+    store.release_lease("uat-beta", dead).await.unwrap();
+    assert_eq!(
+        store
+            .lease("uat-beta", t(11))
+            .await
+            .unwrap()
+            .map(|l| l.run_id),
+        Some(alive)
+    );
+}
+
+async fn lease_renew_and_release(db: &Db) {
+    let store = db.open().await;
+    let run = Uuid::now_v7();
+    let ttl = Duration::from_secs(10);
+    store
+        .acquire_lease("dev-1", &holder(run, "pod-kill", "daemon-1"), ttl, t(0))
+        .await
+        .unwrap()
+        .unwrap();
+    // Heartbeat-style renewals keep it past the first TTL.
+    for i in 1..=5 {
+        assert!(
+            store
+                .renew_lease("dev-1", run, ttl, t(8 * i))
+                .await
+                .unwrap()
+        );
+    }
+    let lease = store.lease("dev-1", t(45)).await.unwrap().expect("renewed");
+    assert_eq!(lease.renewed_at, t(40));
+    assert_eq!(lease.expires_at, t(50));
+    assert_eq!(lease.acquired_at, t(0));
+    // Someone else's release or renewal does nothing.
+    let stranger = Uuid::now_v7();
+    assert!(
+        !store
+            .renew_lease("dev-1", stranger, ttl, t(45))
+            .await
+            .unwrap()
+    );
+    store.release_lease("dev-1", stranger).await.unwrap();
+    assert!(store.lease("dev-1", t(45)).await.unwrap().is_some());
+    // Released: free at once for the next run; renewing a released lease fails.
+    store.release_lease("dev-1", run).await.unwrap();
+    assert_eq!(store.lease("dev-1", t(45)).await.unwrap(), None);
+    assert!(!store.renew_lease("dev-1", run, ttl, t(46)).await.unwrap());
+    let next = Uuid::now_v7();
+    let taken = store
+        .acquire_lease("dev-1", &holder(next, "pod-kill", "bob"), ttl, t(46))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.run_id, next);
+    // Releasing twice is harmless.
+    store.release_lease("dev-1", next).await.unwrap();
+    store.release_lease("dev-1", next).await.unwrap();
+}
+
+fn ledger_entry(run_id: Uuid, step: &str, at: DateTime<Utc>) -> LedgerEntry {
+    LedgerEntry {
+        id: Uuid::now_v7(),
+        run_id,
+        stack: "uat-beta".into(),
+        driver: "local".into(),
+        step_name: step.into(),
+        spec: json!({"action": "partition", "selector": {"cloud": "gcp"}, "duration": "5m"}),
+        handle: None,
+        state: LedgerState::Pending,
+        created_at: at,
+        expires_at: at + chrono::Duration::minutes(5),
+        updated_at: at,
+    }
+}
+
+async fn fault_ledger_lifecycle(db: &Db) {
+    let store = db.open().await;
+    let run = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let other = create(&store, "pod-kill", "uat-alpha", t(0)).await;
+
+    let cut = ledger_entry(run, "GCP connectivity lost", t(10));
+    let kill = ledger_entry(other, "Kill a gateway pod", t(20));
+    store.ledger_insert(&cut).await.unwrap();
+    store.ledger_insert(&kill).await.unwrap();
+    assert_eq!(
+        store.ledger_open().await.unwrap(),
+        vec![cut.clone(), kill.clone()]
+    );
+
+    let handle = json!({"pids": [4242, 4243], "watchdog_pid": 4250});
+    store
+        .ledger_update(cut.id, LedgerState::Injected, Some(&handle), t(11))
+        .await
+        .unwrap();
+    let injected = store.ledger_for_run(run).await.unwrap();
+    assert_eq!(injected.len(), 1);
+    assert_eq!(injected[0].state, LedgerState::Injected);
+    assert_eq!(injected[0].handle, Some(handle.clone()));
+    assert_eq!(injected[0].updated_at, t(11));
+    assert_eq!(injected[0].created_at, t(10));
+    assert_eq!(injected[0].expires_at, t(310));
+
+    // Reverting keeps the handle when none is given; reverted entries are closed.
+    store
+        .ledger_update(cut.id, LedgerState::Reverted, None, t(40))
+        .await
+        .unwrap();
+    let reverted = &store.ledger_for_run(run).await.unwrap()[0];
+    assert_eq!(reverted.state, LedgerState::Reverted);
+    assert_eq!(reverted.handle, Some(handle));
+    assert_eq!(
+        store
+            .ledger_open()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        [kill.id]
+    );
+
+    // A failed revert stays open for the sweep.
+    store
+        .ledger_update(kill.id, LedgerState::RevertFailed, None, t(50))
+        .await
+        .unwrap();
+    let open = store.ledger_open().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].state, LedgerState::RevertFailed);
+    assert!(open[0].state.is_open());
+
+    let unknown = store
+        .ledger_update(Uuid::now_v7(), LedgerState::Reverted, None, t(60))
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound { .. })),
+        "{unknown:?}"
+    );
+    // Duplicate ids and unknown runs are refused.
+    assert!(store.ledger_insert(&cut).await.is_err());
+    assert!(
+        store
+            .ledger_insert(&ledger_entry(Uuid::now_v7(), "x", t(0)))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .ledger_for_run(Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn outbox_records_notifications(db: &Db) {
+    let store = db.open().await;
+    let run = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let payload = json!({
+        "step": "Assertion: Product SLO latency < 250ms",
+        "observed": 0.31,
+        "threshold": 0.25
+    });
+    let first = store
+        .outbox_insert(run, "payments", "step-failed", &payload, t(400))
+        .await
+        .unwrap();
+    let second = store
+        .outbox_insert(run, "infrastructure", "step-failed", &json!({}), t(401))
+        .await
+        .unwrap();
+    assert!(second > first);
+    let queued = store.outbox_for_run(run).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].id, first);
+    assert_eq!(queued[0].run_id, run);
+    assert_eq!(queued[0].team, "payments");
+    assert_eq!(queued[0].kind, "step-failed");
+    assert_eq!(queued[0].payload, payload);
+    assert_eq!(queued[0].status, "pending");
+    assert_eq!(queued[0].attempts, 0);
+    assert_eq!(queued[0].next_attempt_at, t(400));
+    assert_eq!(queued[0].created_at, t(400));
+    assert_eq!(queued[0].last_error, None);
+    assert_eq!(queued[0].delivered_at, None);
+    assert_eq!(queued[1].team, "infrastructure");
+    assert!(
+        store
+            .outbox_insert(Uuid::now_v7(), "payments", "x", &json!({}), t(0))
+            .await
+            .is_err(),
+        "unknown run"
+    );
+}
+
+async fn concurrent_opens_migrate_once(db: &Db) {
+    // A terminal run and the daemon starting at once on a fresh database.
+    let (a, b, c) = tokio::join!(
+        Store::open(&db.url),
+        Store::open(&db.url),
+        Store::open(&db.url)
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let run = create(&a, "pod-kill", "dev-1", t(0)).await;
+    assert!(b.run(run).await.unwrap().is_some());
+    assert!(c.run(run).await.unwrap().is_some());
+}
+
+async fn two_handles_write_concurrently(db: &Db) {
+    let first = db.open().await;
+    let second = db.open().await;
+    let writer = |store: Store, stack: &'static str| async move {
+        let run = create(&store, "gcp-failover-validation", stack, t(0)).await;
+        for i in 0..50 {
+            store
+                .append_event(run, t(i), "tick", &json!({ "i": i }))
+                .await
+                .unwrap();
+            store
+                .upsert_step(run, &step(i % 5, "then", "Assertion"))
+                .await
+                .unwrap();
+            store.heartbeat_run(run, t(i)).await.unwrap();
+            assert!(
+                store
+                    .acquire_lease(stack, &holder(run, "s", "h"), Duration::from_secs(60), t(i))
+                    .await
+                    .unwrap()
+                    .is_ok()
+            );
+        }
+        store
+            .finish_run(run, "passed", t(60), &json!({}))
+            .await
+            .unwrap();
+        run
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(writer(first.clone(), "uat-alpha")),
+        tokio::spawn(writer(second.clone(), "uat-beta"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    for (run, store) in [(a, &second), (b, &first)] {
+        assert_eq!(store.events(run).await.unwrap().len(), 50);
+        assert_eq!(store.steps(run).await.unwrap().len(), 5);
+        assert_eq!(store.run(run).await.unwrap().unwrap().status, "passed");
+    }
+}

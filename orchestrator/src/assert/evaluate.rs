@@ -1,0 +1,494 @@
+//! Judging checks against an [`SloSource`]: instant and range checks, Then steps by their
+//! [`Hold`], recovery polling and abort conditions.
+//!
+//! Rules (also in `docs/assertions.md`):
+//! - A point is *evaluable* when its value is not NaN (NaN means "no data", e.g. `0/0`); ±Inf is
+//!   evaluable (a `histogram_quantile` above the top bucket is +Inf and rightly fails `< 0.25`).
+//! - **Failed** as soon as any evaluable point of any series breaks `value OP threshold`: an observed
+//!   breach is a breach, even with gaps elsewhere.
+//! - Otherwise **inconclusive** when the source failed, returned no series, returned only NaN, or
+//!   when the *coverage* — the share of expected evaluation instants (`start`, `start+step`, … ≤ `end`)
+//!   at which at least one series had an evaluable value — is below [`MIN_COVERAGE`] (90 %).
+//! - Otherwise **passed**. A query Prometheus rejects as `bad_data` is **error** (fix the check).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::error::SloError;
+use super::series::{Series, format_prom_float};
+use super::source::SloSource;
+use super::verdict::{Evidence, Judgement, Observation, Verdict, Window};
+use crate::scenario::model::{AbortCondition, Check, Comparison, Hold, ThenStep};
+
+/// Minimum coverage (ratio 0–1) of a window's evaluation instants with data for a pass.
+pub const MIN_COVERAGE: f64 = 0.9;
+
+/// At most this many series are kept in [`Evidence::series`] (failing series first).
+pub const MAX_EVIDENCE_SERIES: usize = 50;
+
+/// Prometheus refuses range queries with more than 11,000 points per series; the step is widened
+/// to stay below this many points.
+pub const MAX_POINTS_PER_SERIES: i64 = 10_000;
+
+/// Timestamps of a run's phases, as the runner recorded them (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseTimes {
+    /// When the (first) fault was injected.
+    pub injected_at: DateTime<Utc>,
+    /// When the faults' planned duration ended, or the abort time if the run was aborted.
+    pub fault_ended_at: DateTime<Utc>,
+    /// When the revert of every fault completed.
+    pub reverted_at: DateTime<Utc>,
+    /// When recovery was verified, if it was.
+    pub recovered_at: Option<DateTime<Utc>>,
+}
+
+/// Instant check: at `at` (`None` = now), every returned series must satisfy `value OP threshold`
+/// (NaN series are ignored; if all are NaN or none is returned the verdict is inconclusive).
+pub async fn check_instant<S: SloSource>(
+    src: &S,
+    check: &Check,
+    at: Option<DateTime<Utc>>,
+) -> Judgement {
+    let at = at.unwrap_or_else(Utc::now);
+    let window = Window::Instant { at };
+    match src.instant(&check.query, Some(at)).await {
+        Err(e) => from_error(check, window, &e),
+        Ok(samples) => {
+            let series: Vec<Series> = samples.into_iter().map(Series::from).collect();
+            let grid = Grid {
+                start: at,
+                step_ms: 1,
+                slots: 1,
+            };
+            judge_all_points(check, window, series, &grid)
+        }
+    }
+}
+
+/// Range check over `[start, end]` at `step`: every evaluable point of every series must satisfy
+/// the check and the coverage must reach [`MIN_COVERAGE`]. The part of the window after now is
+/// not queried (no data exists yet) but still counts as expected, so judge a window after it ends.
+pub async fn check_range<S: SloSource>(
+    src: &S,
+    check: &Check,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+) -> Judgement {
+    match prepare_range(src, check, start, end, step).await {
+        Ok((window, grid, series)) => judge_all_points(check, window, series, &grid),
+        Err(judgement) => *judgement,
+    }
+}
+
+/// Recover-within check over `[reverted_at, deadline]` at `step`.
+///
+/// Rule: evaluation instants are classified *fails* (some evaluable value breaks the check),
+/// *holds* (at least one evaluable value, none breaks it) or *unknown* (no evaluable value). The
+/// recovery point is the first *holds* instant after the last *fails* instant (or the window start
+/// when nothing failed). **Passed** iff a recovery point exists and the instants from it to the
+/// deadline have coverage ≥ [`MIN_COVERAGE`]; **failed** iff the last known instant fails (still
+/// broken at the deadline); **inconclusive** otherwise (no data, or gaps after the recovery point).
+pub async fn check_recovery<S: SloSource>(
+    src: &S,
+    check: &Check,
+    reverted_at: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    step: Duration,
+) -> Judgement {
+    let (window, grid, series) = match prepare_range(src, check, reverted_at, deadline, step).await
+    {
+        Ok(ok) => ok,
+        Err(judgement) => return *judgement,
+    };
+    let tally = Tally::new(check, &series, &grid);
+    let mut evidence = tally.evidence(check, window, series);
+    let known: Vec<(usize, bool)> = tally
+        .slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.known.then_some((i, s.fails)))
+        .collect();
+    let verdict = if evidence.series.is_empty() {
+        evidence.reason = Some(NO_SERIES.into());
+        Verdict::Inconclusive
+    } else if known.is_empty() {
+        evidence.reason = Some(all_nan(tally.points));
+        Verdict::Inconclusive
+    } else if known.last().is_some_and(|(_, fails)| *fails) {
+        evidence.reason = Some(format!(
+            "still breaking the check at the end of the recovery window ({})",
+            grid.at(known.last().map_or(0, |k| k.0))
+                .format("%H:%M:%S%.3f UTC")
+        ));
+        Verdict::Failed
+    } else {
+        let from = known
+            .iter()
+            .rev()
+            .find(|(_, fails)| *fails)
+            .map_or(0, |(i, _)| i + 1);
+        let expected = grid.slots - from;
+        let holding = known.iter().filter(|(i, _)| *i >= from).count();
+        let coverage = holding as f64 / expected as f64;
+        let recovered = known
+            .iter()
+            .find(|(i, _)| *i >= from)
+            .map(|(i, _)| grid.at(*i));
+        evidence.recovered_at = recovered;
+        evidence.coverage = Some(coverage);
+        if coverage < MIN_COVERAGE {
+            evidence.reason = Some(format!(
+                "the check held from {} but only {} of the {expected} evaluation points after it \
+                 had data (at least {:.0} % needed)",
+                recovered.map_or_else(String::new, |t| t.format("%H:%M:%S%.3f UTC").to_string()),
+                holding,
+                MIN_COVERAGE * 100.0
+            ));
+            Verdict::Inconclusive
+        } else {
+            Verdict::Passed
+        }
+    };
+    Judgement { verdict, evidence }
+}
+
+/// Judges a Then step by its [`Hold`], given the run's phase times. `step_interval` is the
+/// evaluation resolution (use the scrape interval).
+///
+/// - `during-fault`: [`check_range`] over `[injected_at, fault_ended_at]`;
+/// - `at-end`: [`check_instant`] at `fault_ended_at`;
+/// - `recover-within`: [`check_recovery`] over `[reverted_at, reverted_at + within]`;
+/// - `after-recovery`: [`check_instant`] at `recovered_at` (now when recovery was not verified).
+///
+/// A window that has not yet closed is waited for, plus one `step_interval` so the last scrape
+/// lands: calling it for `recover-within` right after the revert sleeps `within + step_interval`.
+pub async fn judge_then<S: SloSource>(
+    src: &S,
+    step: &ThenStep,
+    times: &PhaseTimes,
+    step_interval: Duration,
+) -> Judgement {
+    let grace = chrono::Duration::from_std(step_interval).unwrap_or(chrono::Duration::zero());
+    match step.hold {
+        Hold::DuringFault => {
+            sleep_until(times.fault_ended_at + grace).await;
+            check_range(
+                src,
+                &step.check,
+                times.injected_at,
+                times.fault_ended_at,
+                step_interval,
+            )
+            .await
+        }
+        Hold::AtEnd => {
+            sleep_until(times.fault_ended_at + grace).await;
+            check_instant(src, &step.check, Some(times.fault_ended_at)).await
+        }
+        Hold::RecoverWithin { within } => {
+            let deadline = times.reverted_at + within.as_chrono();
+            sleep_until(deadline + grace).await;
+            check_recovery(src, &step.check, times.reverted_at, deadline, step_interval).await
+        }
+        Hold::AfterRecovery => check_instant(src, &step.check, times.recovered_at).await,
+    }
+}
+
+/// Polls [`check_instant`] (at now) every `poll` until it passes or `deadline` passes; returns
+/// the passing judgement, an `error` judgement at once (polling cannot fix the query), or the
+/// last judgement (failed or inconclusive) with a note of how long it was polled.
+pub async fn wait_until_holds<S: SloSource>(
+    src: &S,
+    check: &Check,
+    deadline: std::time::Instant,
+    poll: Duration,
+) -> Judgement {
+    let started = std::time::Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        let mut judgement = check_instant(src, check, None).await;
+        attempts += 1;
+        if matches!(judgement.verdict, Verdict::Passed | Verdict::Error) {
+            return judgement;
+        }
+        let now = std::time::Instant::now();
+        if now + poll > deadline {
+            let note = format!(
+                "did not hold within {:.1} s ({attempts} polls)",
+                now.duration_since(started).as_secs_f64()
+            );
+            judgement.evidence.reason = Some(match judgement.evidence.reason.take() {
+                Some(reason) => format!("{note}; last: {reason}"),
+                None => note,
+            });
+            return judgement;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Evaluates an abort condition now: `Ok(Some(value))` when `value OP threshold` holds for any
+/// series (the most extreme breaching value), `Ok(None)` when none does (also when there is no
+/// data: absence of data is not a breach; the caller decides what repeated errors mean), `Err`
+/// when the query failed.
+pub async fn breached<S: SloSource>(
+    src: &S,
+    abort: &AbortCondition,
+) -> Result<Option<f64>, SloError> {
+    let check = &abort.check;
+    let samples = src.instant(&check.query, None).await?;
+    Ok(samples
+        .iter()
+        .map(|s| s.point.value)
+        .filter(|v| !v.is_nan() && check.op.holds(*v, check.threshold))
+        .reduce(|a, b| match check.op {
+            Comparison::Lt | Comparison::Le => a.min(b),
+            Comparison::Gt | Comparison::Ge => a.max(b),
+            Comparison::Eq | Comparison::Ne => a,
+        }))
+}
+
+const NO_SERIES: &str = "the query returned no series (no data for this window)";
+
+fn all_nan(points: usize) -> String {
+    format!("all {points} returned values were NaN (no data)")
+}
+
+async fn sleep_until(t: DateTime<Utc>) {
+    if let Ok(wait) = (t - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn from_error(check: &Check, window: Window, e: &SloError) -> Judgement {
+    let verdict = if e.is_definition_error() {
+        Verdict::Error
+    } else {
+        Verdict::Inconclusive
+    };
+    tracing::warn!(query = %check.query, error = %e.chain(), %verdict, "SLO query failed.");
+    Judgement::without_data(verdict, check, window, e.chain())
+}
+
+/// Validates the window, widens the step if needed, queries up to now. Errors come back as the
+/// finished judgement.
+async fn prepare_range<S: SloSource>(
+    src: &S,
+    check: &Check,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+) -> Result<(Window, Grid, Vec<Series>), Box<Judgement>> {
+    let span_ms = (end - start).num_milliseconds();
+    let mut step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+    if span_ms / step_ms >= MAX_POINTS_PER_SERIES {
+        step_ms = (span_ms + MAX_POINTS_PER_SERIES - 2) / (MAX_POINTS_PER_SERIES - 1);
+    }
+    let window = Window::Range {
+        start,
+        end,
+        step_seconds: step_ms as f64 / 1000.0,
+    };
+    if span_ms < 0 {
+        let e = SloError::InvalidWindow {
+            reason: format!("end {end} is before start {start}"),
+        };
+        return Err(Box::new(from_error(check, window, &e)));
+    }
+    let query_end = end.min(Utc::now());
+    if query_end < start {
+        return Err(Box::new(Judgement::without_data(
+            Verdict::Inconclusive,
+            check,
+            window,
+            "the window has not started yet".into(),
+        )));
+    }
+    let slots = usize::try_from(span_ms / step_ms + 1).unwrap_or(usize::MAX);
+    let grid = Grid {
+        start,
+        step_ms,
+        slots,
+    };
+    let step = Duration::from_millis(step_ms.unsigned_abs());
+    match src.range(&check.query, start, query_end, step).await {
+        Ok(series) => Ok((window, grid, series)),
+        Err(e) => Err(Box::new(from_error(check, window, &e))),
+    }
+}
+
+/// Expected evaluation instants: `start + k·step` for `k` in `0..slots`.
+struct Grid {
+    start: DateTime<Utc>,
+    step_ms: i64,
+    slots: usize,
+}
+
+impl Grid {
+    fn slot_of(&self, t: DateTime<Utc>) -> Option<usize> {
+        if self.slots == 1 {
+            return Some(0);
+        }
+        let offset = (t - self.start).num_milliseconds();
+        let k = (offset as f64 / self.step_ms as f64).round();
+        (k >= 0.0 && (k as usize) < self.slots).then_some(k as usize)
+    }
+
+    fn at(&self, slot: usize) -> DateTime<Utc> {
+        self.start + chrono::Duration::milliseconds(self.step_ms.saturating_mul(slot as i64))
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    known: bool,
+    fails: bool,
+}
+
+/// Per-point bookkeeping over all series.
+struct Tally {
+    slots: Vec<Slot>,
+    points: usize,
+    failures: usize,
+    failing_series: BTreeSet<usize>,
+    worst_all: Option<Observation>,
+    worst_failing: Option<Observation>,
+    first_failure: Option<Observation>,
+    last_failure: Option<Observation>,
+}
+
+impl Tally {
+    fn new(check: &Check, series: &[Series], grid: &Grid) -> Self {
+        let mut t = Tally {
+            slots: vec![Slot::default(); grid.slots],
+            points: 0,
+            failures: 0,
+            failing_series: BTreeSet::new(),
+            worst_all: None,
+            worst_failing: None,
+            first_failure: None,
+            last_failure: None,
+        };
+        for (index, s) in series.iter().enumerate() {
+            for p in &s.points {
+                t.points += 1;
+                if p.value.is_nan() {
+                    continue;
+                }
+                let obs = || Observation {
+                    at: p.at,
+                    value: p.value,
+                    labels: s.labels.clone(),
+                };
+                let fails = !check.op.holds(p.value, check.threshold);
+                if let Some(slot) = grid.slot_of(p.at).and_then(|k| t.slots.get_mut(k)) {
+                    slot.known = true;
+                    slot.fails |= fails;
+                }
+                keep_worse(check, &mut t.worst_all, p.value, obs);
+                if fails {
+                    t.failures += 1;
+                    t.failing_series.insert(index);
+                    keep_worse(check, &mut t.worst_failing, p.value, obs);
+                    if t.first_failure.as_ref().is_none_or(|f| p.at < f.at) {
+                        t.first_failure = Some(obs());
+                    }
+                    if t.last_failure.as_ref().is_none_or(|f| p.at > f.at) {
+                        t.last_failure = Some(obs());
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    fn covered(&self) -> usize {
+        self.slots.iter().filter(|s| s.known).count()
+    }
+
+    /// Evidence with observations filled in (verdict-specific fields left to the caller).
+    fn evidence(&self, check: &Check, window: Window, series: Vec<Series>) -> Evidence {
+        let mut evidence = Evidence::new(check, window);
+        let total = series.len();
+        let (mut kept, rest): (Vec<_>, Vec<_>) = series
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| self.failing_series.contains(i));
+        kept.extend(rest);
+        evidence.series = kept
+            .into_iter()
+            .take(MAX_EVIDENCE_SERIES)
+            .map(|(_, s)| s)
+            .collect();
+        evidence.omitted_series = total - evidence.series.len();
+        evidence.worst = self
+            .worst_failing
+            .clone()
+            .or_else(|| self.worst_all.clone());
+        evidence.first_failure = self.first_failure.clone();
+        evidence.last_failure = self.last_failure.clone();
+        evidence.coverage = Some(self.covered() as f64 / self.slots.len().max(1) as f64);
+        evidence
+    }
+}
+
+/// Replaces `current` with the candidate when it is further on the failing side.
+fn keep_worse(
+    check: &Check,
+    current: &mut Option<Observation>,
+    value: f64,
+    candidate: impl FnOnce() -> Observation,
+) {
+    let worse = match current {
+        None => true,
+        Some(c) => match check.op {
+            Comparison::Eq => (value - check.threshold).abs() > (c.value - check.threshold).abs(),
+            op => op.worse(c.value, value) == value && value != c.value,
+        },
+    };
+    if worse {
+        *current = Some(candidate());
+    }
+}
+
+/// The common rule for instant and during-fault checks (see the module docs).
+fn judge_all_points(check: &Check, window: Window, series: Vec<Series>, grid: &Grid) -> Judgement {
+    let tally = Tally::new(check, &series, grid);
+    let empty = series.is_empty();
+    let mut evidence = tally.evidence(check, window, series);
+    let covered = tally.covered();
+    let verdict = if empty {
+        evidence.reason = Some(NO_SERIES.into());
+        Verdict::Inconclusive
+    } else if tally.failures > 0 {
+        if let Some(f) = &evidence.first_failure {
+            let plural = if tally.failures == 1 { "" } else { "s" };
+            evidence.reason = Some(format!(
+                "{} point{plural} broke the check, first {} at {}",
+                tally.failures,
+                format_prom_float(f.value),
+                f.at.format("%H:%M:%S%.3f UTC")
+            ));
+        }
+        Verdict::Failed
+    } else if covered == 0 {
+        evidence.reason = Some(all_nan(tally.points));
+        Verdict::Inconclusive
+    } else if (covered as f64) < MIN_COVERAGE * grid.slots as f64 {
+        evidence.reason = Some(format!(
+            "only {covered} of the {} expected evaluation points had data ({:.0} %; at least {:.0} % \
+             needed): Prometheus or the target was down for part of the window",
+            grid.slots,
+            100.0 * covered as f64 / grid.slots as f64,
+            MIN_COVERAGE * 100.0
+        ));
+        Verdict::Inconclusive
+    } else {
+        Verdict::Passed
+    };
+    Judgement { verdict, evidence }
+}

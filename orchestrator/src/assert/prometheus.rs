@@ -1,0 +1,474 @@
+//! Prometheus HTTP API client: `GET /api/v1/query` and `GET /api/v1/query_range`.
+//!
+//! Wire format (Prometheus HTTP API, "Format overview" and "Expression query result formats",
+//! <https://prometheus.io/docs/prometheus/latest/querying/api/>):
+//!
+//! ```json
+//! {"status":"success","data":{"resultType":"vector","result":[{"metric":{"cloud":"gcp"},"value":[1700000000.123,"0.25"]}]}}
+//! {"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"1"],[1700000001,"NaN"]]}]}}
+//! {"status":"error","errorType":"bad_data","error":"1:5: parse error: …"}
+//! ```
+//!
+//! Timestamps are Unix seconds as JSON floats; values are strings (`"NaN"`, `"+Inf"`, `"-Inf"`
+//! allowed). Error envelopes come with HTTP 400 (`bad_data`), 422 (`execution`), 503
+//! (`timeout`, `canceled`) or 500 (`internal`); all are mapped to [`SloError::Api`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use url::Url;
+
+use super::error::SloError;
+use super::series::{Point, Sample, Series, SeriesLabels, parse_prom_float};
+use super::source::SloSource;
+
+/// Which endpoint a query used (for [`QueryObserver`]s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// `/api/v1/query`.
+    Instant,
+    /// `/api/v1/query_range`.
+    Range,
+}
+
+/// Called once per query with its kind, wall-clock latency and whether it succeeded. The hook
+/// for a `prometheus_query_duration_seconds` histogram in the daemon.
+pub type QueryObserver = Arc<dyn Fn(QueryKind, Duration, bool) + Send + Sync>;
+
+/// Client of one Prometheus server. Cheap to clone (shares the connection pool).
+#[derive(Clone)]
+pub struct PrometheusClient {
+    http: reqwest::Client,
+    base: Url,
+    timeout: Duration,
+    observer: Option<QueryObserver>,
+}
+
+impl std::fmt::Debug for PrometheusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusClient")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusClient {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:9090`, or with a path prefix
+    /// such as `http://host/prometheus`). `timeout` bounds each request end to end (connect, send,
+    /// read) and is also sent as the query's evaluation `timeout` parameter.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, SloError> {
+        let invalid = |reason: String| SloError::InvalidUrl {
+            url: base_url.to_owned(),
+            reason,
+        };
+        let mut base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https".into()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            timeout,
+            observer: None,
+        })
+    }
+
+    /// Installs a latency observer (see [`QueryObserver`]).
+    pub fn with_observer(mut self, observer: QueryObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The base URL (always ending in `/`).
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    async fn call(
+        &self,
+        kind: QueryKind,
+        endpoint: &str,
+        params: &[(&str, String)],
+    ) -> Result<Data, SloError> {
+        let started = Instant::now();
+        let result = self.call_inner(endpoint, params).await;
+        let elapsed = started.elapsed();
+        if let Some(observer) = &self.observer {
+            observer(kind, elapsed, result.is_ok());
+        }
+        tracing::debug!(
+            endpoint,
+            elapsed_ms = elapsed.as_millis() as u64,
+            ok = result.is_ok(),
+            "Prometheus query answered."
+        );
+        result
+    }
+
+    async fn call_inner(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+    ) -> Result<Data, SloError> {
+        let url = self.base.join(endpoint).map_err(|e| SloError::InvalidUrl {
+            url: self.base.to_string(),
+            reason: e.to_string(),
+        })?;
+        let classify = |e: reqwest::Error| {
+            if e.is_timeout() {
+                SloError::Timeout {
+                    url: url.to_string(),
+                    timeout: self.timeout,
+                }
+            } else if e.is_connect() {
+                SloError::Unreachable {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                }
+            } else {
+                SloError::Transport {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                }
+            }
+        };
+        let response = self
+            .http
+            .get(url.clone())
+            .query(params)
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(classify)?;
+        decode(status.as_u16(), &body)
+    }
+}
+
+/// Seconds since the epoch with millisecond precision, as the API's `time`/`start`/`end` take them.
+fn unix_seconds(at: DateTime<Utc>) -> String {
+    format!("{:.3}", at.timestamp_millis() as f64 / 1000.0)
+}
+
+/// Decodes a response body (any status) into the result data or the mapped error.
+fn decode(status: u16, body: &[u8]) -> Result<Data, SloError> {
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope {
+            status: ApiStatus::Success,
+            data: Some(data),
+            warnings,
+            ..
+        }) => {
+            if !warnings.is_empty() {
+                tracing::warn!(?warnings, "Prometheus answered with warnings.");
+            }
+            Ok(data)
+        }
+        Ok(Envelope {
+            status: ApiStatus::Success,
+            data: None,
+            ..
+        }) => Err(SloError::Decode {
+            reason: "`status` is success but `data` is missing".into(),
+        }),
+        Ok(Envelope {
+            status: ApiStatus::Error,
+            error_type,
+            error,
+            ..
+        }) => Err(SloError::Api {
+            error_type: error_type.unwrap_or_else(|| "unknown".into()),
+            message: error.unwrap_or_default(),
+        }),
+        Err(e) if !(200..300).contains(&status) => {
+            let _ = e;
+            let mut text = String::from_utf8_lossy(body).into_owned();
+            if text.len() > 512 {
+                let cut = (0..=512)
+                    .rev()
+                    .find(|i| text.is_char_boundary(*i))
+                    .unwrap_or(0);
+                text.truncate(cut);
+            }
+            Err(SloError::Http {
+                status,
+                body: text.trim().to_owned(),
+            })
+        }
+        Err(e) => Err(SloError::Decode {
+            reason: e.to_string(),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    status: ApiStatus,
+    data: Option<Data>,
+    error_type: Option<String>,
+    error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ApiStatus {
+    Success,
+    Error,
+}
+
+/// `data` of a successful answer, by `resultType`.
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum Data {
+    Vector(Vec<RawSample>),
+    Matrix(Vec<RawSeries>),
+    Scalar(RawPoint),
+    String(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct RawSample {
+    #[serde(default)]
+    metric: SeriesLabels,
+    /// Absent for native-histogram samples (`histogram`), which are not judged.
+    value: Option<RawPoint>,
+}
+
+#[derive(Deserialize)]
+struct RawSeries {
+    #[serde(default)]
+    metric: SeriesLabels,
+    /// Absent for native-histogram series (`histograms`), which are not judged.
+    #[serde(default)]
+    values: Vec<RawPoint>,
+}
+
+/// `[unix_seconds, "value"]`.
+#[derive(Deserialize)]
+struct RawPoint(f64, String);
+
+impl RawPoint {
+    fn point(&self) -> Result<Point, SloError> {
+        let at =
+            DateTime::from_timestamp_millis((self.0 * 1000.0).round() as i64).ok_or_else(|| {
+                SloError::Decode {
+                    reason: format!("timestamp out of range: {}", self.0),
+                }
+            })?;
+        let value = parse_prom_float(&self.1).ok_or_else(|| SloError::Decode {
+            reason: format!("not a sample value: `{}`", self.1),
+        })?;
+        Ok(Point { at, value })
+    }
+}
+
+fn into_samples(data: Data) -> Result<Vec<Sample>, SloError> {
+    match data {
+        Data::Vector(samples) => samples
+            .into_iter()
+            .filter_map(|s| s.value.map(|v| (s.metric, v)))
+            .map(|(labels, v)| {
+                Ok(Sample {
+                    labels,
+                    point: v.point()?,
+                })
+            })
+            .collect(),
+        Data::Scalar(p) => Ok(vec![Sample {
+            labels: SeriesLabels::new(),
+            point: p.point()?,
+        }]),
+        Data::Matrix(_) => Err(SloError::Decode {
+            reason:
+                "the instant query returned a range vector; write an instant-vector expression \
+                     (e.g. wrap `x[5m]` in `rate(…)` or `max_over_time(…)`)"
+                    .into(),
+        }),
+        Data::String(_) => Err(SloError::Decode {
+            reason: "the query returned a string, not a number".into(),
+        }),
+    }
+}
+
+fn into_series(data: Data) -> Result<Vec<Series>, SloError> {
+    match data {
+        Data::Matrix(series) => series
+            .into_iter()
+            .filter(|s| !s.values.is_empty())
+            .map(|s| {
+                let points = s
+                    .values
+                    .iter()
+                    .map(RawPoint::point)
+                    .collect::<Result<_, _>>()?;
+                Ok(Series {
+                    labels: s.metric,
+                    points,
+                })
+            })
+            .collect(),
+        // Prometheus always answers query_range with a matrix; accept the others defensively.
+        other => Ok(into_samples(other)?.into_iter().map(Series::from).collect()),
+    }
+}
+
+impl SloSource for PrometheusClient {
+    async fn instant(
+        &self,
+        query: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Sample>, SloError> {
+        let mut params = vec![
+            ("query", query.to_owned()),
+            ("timeout", format!("{:.3}", self.timeout.as_secs_f64())),
+        ];
+        if let Some(at) = at {
+            params.push(("time", unix_seconds(at)));
+        }
+        into_samples(
+            self.call(QueryKind::Instant, "api/v1/query", &params)
+                .await?,
+        )
+    }
+
+    async fn range(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<Series>, SloError> {
+        if end < start {
+            return Err(SloError::InvalidWindow {
+                reason: format!("end {end} is before start {start}"),
+            });
+        }
+        if step.is_zero() {
+            return Err(SloError::InvalidWindow {
+                reason: "the step must be positive".into(),
+            });
+        }
+        let params = [
+            ("query", query.to_owned()),
+            ("start", unix_seconds(start)),
+            ("end", unix_seconds(end)),
+            ("step", format!("{:.3}", step.as_secs_f64())),
+            ("timeout", format!("{:.3}", self.timeout.as_secs_f64())),
+        ];
+        into_series(
+            self.call(QueryKind::Range, "api/v1/query_range", &params)
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_vector_with_special_values() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"cloud":"gcp"},"value":[1700000000.123,"0.25"]},
+            {"metric":{"cloud":"aws"},"value":[1700000000.123,"NaN"]},
+            {"metric":{"cloud":"azure"},"value":[1700000000.123,"+Inf"]},
+            {"metric":{"cloud":"x"},"histogram":[1700000000.123,{"count":"1"}]}]}}"#;
+        let samples = into_samples(decode(200, body).unwrap()).unwrap();
+        assert_eq!(samples.len(), 3, "native histogram samples are skipped");
+        assert_eq!(samples[0].labels["cloud"], "gcp");
+        assert_eq!(samples[0].point.value, 0.25);
+        assert_eq!(samples[0].point.at.timestamp_millis(), 1_700_000_000_123);
+        assert!(samples[1].point.value.is_nan());
+        assert_eq!(samples[2].point.value, f64::INFINITY);
+    }
+
+    #[test]
+    fn decodes_a_matrix_and_a_scalar() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{},"values":[[1700000000,"1"],[1700000001,"-Inf"]]}]}}"#;
+        let series = into_series(decode(200, body).unwrap()).unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].points.len(), 2);
+        assert_eq!(series[0].points[1].value, f64::NEG_INFINITY);
+
+        let body =
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        let samples = into_samples(decode(200, body).unwrap()).unwrap();
+        assert_eq!(samples[0].point.value, 3.0);
+        assert!(samples[0].labels.is_empty());
+    }
+
+    #[test]
+    fn maps_the_error_envelope() {
+        let body =
+            br#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected"}"#;
+        let err = decode(400, body).err().unwrap();
+        assert!(matches!(&err, SloError::Api { error_type, message }
+            if error_type == "bad_data" && message.contains("parse error")));
+        assert!(err.is_definition_error());
+
+        let body = br#"{"status":"error","errorType":"timeout","error":"query timed out"}"#;
+        let err = decode(503, body).err().unwrap();
+        assert!(!err.is_definition_error());
+    }
+
+    #[test]
+    fn maps_non_json_answers() {
+        let err = decode(502, b"<html>Bad Gateway</html>").err().unwrap();
+        assert!(
+            matches!(err, SloError::Http { status: 502, ref body } if body.contains("Bad Gateway"))
+        );
+        let err = decode(200, b"not json").err().unwrap();
+        assert!(matches!(err, SloError::Decode { .. }));
+        let body = br#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
+        assert!(matches!(
+            into_samples(decode(200, body).unwrap()),
+            Err(SloError::Decode { .. })
+        ));
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert!(matches!(
+            into_samples(decode(200, body).unwrap()),
+            Err(SloError::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_base_urls_and_normalises_paths() {
+        assert!(PrometheusClient::new("not a url", Duration::from_secs(1)).is_err());
+        assert!(PrometheusClient::new("ftp://x", Duration::from_secs(1)).is_err());
+        let c = PrometheusClient::new("http://h:9090/prom", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            c.base_url().join("api/v1/query").unwrap().as_str(),
+            "http://h:9090/prom/api/v1/query"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_an_error_not_an_empty_result() {
+        // Bind then drop a listener: the port is (very likely) closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = PrometheusClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2))
+            .unwrap();
+        let err = c.instant("up", None).await.unwrap_err();
+        assert!(matches!(err, SloError::Unreachable { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,344 @@
+//! Unit tests of the engine against [`FakeSource`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::duration::HumanDuration;
+use crate::scenario::model::{AbortCondition, Check, Comparison, Hold, ThenStep};
+
+const Q: &str = "latency_seconds";
+const SEC: Duration = Duration::from_secs(1);
+
+fn check(op: Comparison, threshold: f64) -> Check {
+    Check {
+        query: Q.into(),
+        op,
+        threshold,
+        unit: Some("s".into()),
+        slo: None,
+    }
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+/// A start instant well in the past (whole second), so windows are closed.
+fn t0() -> DateTime<Utc> {
+    let now = Utc::now() - secs(600);
+    DateTime::from_timestamp(now.timestamp(), 0).unwrap()
+}
+
+/// One sample per second for `values.len()` seconds from `start`.
+fn series(src: &FakeSource, labels: &[(&str, &str)], start: DateTime<Utc>, values: &[f64]) {
+    for (i, v) in values.iter().enumerate() {
+        src.push(Q, labels, start + secs(i as i64), *v);
+    }
+}
+
+#[tokio::test]
+async fn instant_passes_and_fails_with_worst_value() {
+    let src = FakeSource::new();
+    let t = t0();
+    src.push(Q, &[("cloud", "gcp")], t, 0.12);
+    src.push(Q, &[("cloud", "aws")], t, 0.30);
+    src.push(Q, &[("cloud", "azure")], t, 0.40);
+
+    let j = check_instant(&src, &check(Comparison::Lt, 0.5), Some(t)).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+    assert_eq!(j.evidence.worst.as_ref().unwrap().value, 0.40);
+    assert_eq!(j.evidence.series.len(), 3);
+
+    let j = check_instant(&src, &check(Comparison::Lt, 0.25), Some(t)).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+    let worst = j.evidence.worst.as_ref().unwrap();
+    assert_eq!(
+        (worst.value, worst.labels["cloud"].as_str()),
+        (0.40, "azure")
+    );
+    assert_eq!(j.evidence.series.len(), 3);
+    assert!(
+        j.evidence.describe().contains("observed 0.4 s"),
+        "{}",
+        j.evidence.describe()
+    );
+    assert_eq!(j.evidence.window, Window::Instant { at: t });
+}
+
+#[tokio::test]
+async fn instant_without_data_is_inconclusive_never_passed() {
+    let src = FakeSource::new();
+    let t = t0();
+    let j = check_instant(&src, &check(Comparison::Lt, 0.25), Some(t)).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive);
+    assert!(j.evidence.reason.as_deref().unwrap().contains("no series"));
+
+    src.push(Q, &[("cloud", "gcp")], t, f64::NAN);
+    let j = check_instant(&src, &check(Comparison::Lt, 0.25), Some(t)).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive);
+    assert!(j.evidence.reason.as_deref().unwrap().contains("NaN"));
+
+    // A NaN series next to a good one is ignored (no traffic in that series).
+    src.push(Q, &[("cloud", "aws")], t, 0.1);
+    let j = check_instant(&src, &check(Comparison::Lt, 0.25), Some(t)).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+}
+
+#[tokio::test]
+async fn infinity_is_a_value_and_fails_an_upper_bound() {
+    let src = FakeSource::new();
+    let t = t0();
+    src.push(Q, &[], t, f64::INFINITY);
+    let j = check_instant(&src, &check(Comparison::Lt, 0.25), Some(t)).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+    assert_eq!(j.evidence.worst.unwrap().value, f64::INFINITY);
+}
+
+#[tokio::test]
+async fn source_failures_map_to_inconclusive_or_error() {
+    let src = FakeSource::new();
+    src.push(Q, &[], t0(), 0.1);
+    let c = check(Comparison::Lt, 0.25);
+    for (failure, verdict) in [
+        (FakeFailure::Unreachable, Verdict::Inconclusive),
+        (FakeFailure::Timeout, Verdict::Inconclusive),
+        (
+            FakeFailure::Api {
+                error_type: "execution".into(),
+                message: "boom".into(),
+            },
+            Verdict::Inconclusive,
+        ),
+        (
+            FakeFailure::Api {
+                error_type: "bad_data".into(),
+                message: "parse error".into(),
+            },
+            Verdict::Error,
+        ),
+    ] {
+        src.fail_with(Some(failure.clone()));
+        let j = check_instant(&src, &c, Some(t0())).await;
+        assert_eq!(j.verdict, verdict, "{failure:?}");
+        assert!(j.evidence.reason.is_some());
+        let j = check_range(&src, &c, t0(), t0() + secs(10), SEC).await;
+        assert_eq!(j.verdict, verdict, "{failure:?}");
+    }
+    src.fail_with(Some(FakeFailure::Api {
+        error_type: "bad_data".into(),
+        message: "parse error at 1:5".into(),
+    }));
+    let j = check_instant(&src, &c, None).await;
+    assert!(j.evidence.reason.unwrap().contains("parse error at 1:5"));
+}
+
+#[tokio::test]
+async fn range_judges_only_the_window() {
+    let src = FakeSource::new();
+    let t = t0();
+    // 0–9 s bad, 10–39 s good, 40–49 s bad.
+    let mut values = vec![0.9; 10];
+    values.extend(vec![0.1; 30]);
+    values.extend(vec![0.9; 10]);
+    series(&src, &[], t, &values);
+    let c = check(Comparison::Lt, 0.25);
+
+    let j = check_range(&src, &c, t + secs(10), t + secs(39), SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence.reason);
+    assert_eq!(j.evidence.coverage, Some(1.0));
+    assert_eq!(j.evidence.series[0].points.len(), 30);
+
+    let j = check_range(&src, &c, t + secs(5), t + secs(44), SEC).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+    assert_eq!(j.evidence.first_failure.as_ref().unwrap().at, t + secs(5));
+    assert_eq!(j.evidence.last_failure.as_ref().unwrap().at, t + secs(44));
+    assert_eq!(j.evidence.worst.as_ref().unwrap().value, 0.9);
+}
+
+#[tokio::test]
+async fn range_with_gaps_is_inconclusive_but_a_seen_breach_still_fails() {
+    let src = FakeSource::new();
+    let t = t0();
+    series(&src, &[], t, &[0.1; 20]);
+    let c = check(Comparison::Lt, 0.25);
+    // The window runs 10 minutes past the data; after the 5-minute lookback nothing is returned.
+    let j = check_range(&src, &c, t, t + secs(600), SEC).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive);
+    assert!(j.evidence.coverage.unwrap() < MIN_COVERAGE);
+    assert!(
+        j.evidence
+            .reason
+            .unwrap()
+            .contains("expected evaluation points")
+    );
+
+    src.push(Q, &[], t + secs(20), 0.5);
+    let j = check_range(&src, &c, t, t + secs(600), SEC).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+}
+
+#[tokio::test]
+async fn range_step_is_widened_for_long_windows() {
+    let src = FakeSource::new();
+    let t = t0() - secs(86_400);
+    let j = check_range(&src, &check(Comparison::Lt, 1.0), t, t + secs(86_400), SEC).await;
+    let Window::Range { step_seconds, .. } = j.evidence.window else {
+        panic!("range window")
+    };
+    assert!(step_seconds > 8.0, "{step_seconds}");
+}
+
+#[tokio::test]
+async fn recovery_within_the_bound_passes_and_too_late_fails() {
+    let src = FakeSource::new();
+    let t = t0();
+    // Bad for 8 s after the revert, then good.
+    let mut values = vec![0.9; 8];
+    values.extend(vec![0.1; 30]);
+    series(&src, &[], t, &values);
+    let c = check(Comparison::Lt, 0.25);
+
+    let j = check_recovery(&src, &c, t, t + secs(20), SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence.reason);
+    assert_eq!(j.evidence.recovered_at, Some(t + secs(8)));
+    assert_eq!(j.evidence.last_failure.as_ref().unwrap().at, t + secs(7));
+
+    let j = check_recovery(&src, &c, t, t + secs(5), SEC).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+    assert_eq!(j.evidence.recovered_at, None);
+    assert_eq!(j.evidence.worst.unwrap().value, 0.9);
+}
+
+#[tokio::test]
+async fn recovery_that_relapses_fails_and_no_data_is_inconclusive() {
+    let src = FakeSource::new();
+    let t = t0();
+    let mut values = vec![0.1; 10];
+    values.extend(vec![0.9; 3]);
+    series(&src, &[], t, &values);
+    let c = check(Comparison::Lt, 0.25);
+    let j = check_recovery(&src, &c, t, t + secs(12), SEC).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+
+    let empty = FakeSource::new();
+    let j = check_recovery(&empty, &c, t, t + secs(12), SEC).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive);
+
+    // Recovered, then the data stops: not enough evidence that it stayed recovered.
+    let gap = FakeSource::new();
+    series(&gap, &[], t, &[0.9, 0.9, 0.1]);
+    let j = check_recovery(&gap, &c, t, t + secs(400), SEC).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence.reason);
+}
+
+fn then(hold: Hold, threshold: f64) -> ThenStep {
+    ThenStep {
+        name: "latency".into(),
+        owner: "payments".into(),
+        check: check(Comparison::Lt, threshold),
+        hold,
+    }
+}
+
+#[tokio::test]
+async fn judge_then_picks_the_window_from_the_hold() {
+    let src = FakeSource::new();
+    let t = t0();
+    // Before: good 0–9; during fault 10–29: 0.2; at end (30) and until 34: 0.5; from 35: good.
+    let mut values = vec![0.1; 10];
+    values.extend(vec![0.2; 20]);
+    values.extend(vec![0.5; 5]);
+    values.extend(vec![0.1; 30]);
+    series(&src, &[], t, &values);
+    let times = PhaseTimes {
+        injected_at: t + secs(10),
+        fault_ended_at: t + secs(29),
+        reverted_at: t + secs(30),
+        recovered_at: Some(t + secs(40)),
+    };
+
+    let j = judge_then(&src, &then(Hold::DuringFault, 0.25), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence);
+    assert!(
+        matches!(j.evidence.window, Window::Range { start, end, .. } if start == t + secs(10) && end == t + secs(29))
+    );
+    let j = judge_then(&src, &then(Hold::DuringFault, 0.15), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+
+    let j = judge_then(&src, &then(Hold::AtEnd, 0.25), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+
+    let within = |s| Hold::RecoverWithin {
+        within: HumanDuration::from_secs(s),
+    };
+    let j = judge_then(&src, &then(within(10), 0.25), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+    assert_eq!(j.evidence.recovered_at, Some(t + secs(35)));
+    let j = judge_then(&src, &then(within(3), 0.25), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+
+    let j = judge_then(&src, &then(Hold::AfterRecovery, 0.25), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+    assert_eq!(j.evidence.window, Window::Instant { at: t + secs(40) });
+}
+
+#[tokio::test]
+async fn wait_until_holds_returns_early_or_at_the_deadline() {
+    let src = FakeSource::new();
+    let c = check(Comparison::Lt, 0.25);
+    src.push(Q, &[], Utc::now() - secs(1), 0.9);
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_millis(300);
+    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50)).await;
+    assert_eq!(j.verdict, Verdict::Failed);
+    assert!(j.evidence.reason.unwrap().contains("did not hold within"));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    src.push(Q, &[], Utc::now(), 0.1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50)).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+}
+
+#[tokio::test]
+async fn abort_condition_reports_the_most_extreme_breach() {
+    let src = FakeSource::new();
+    let now = Utc::now() - secs(1);
+    src.push(Q, &[("cloud", "gcp")], now, 0.80);
+    src.push(Q, &[("cloud", "aws")], now, 0.50);
+    src.push(Q, &[("cloud", "azure")], now, 0.99);
+    let abort = |threshold| AbortCondition {
+        name: "success collapsed".into(),
+        check: check(Comparison::Lt, threshold),
+    };
+    assert_eq!(breached(&src, &abort(0.9)).await.unwrap(), Some(0.50));
+    assert_eq!(breached(&src, &abort(0.2)).await.unwrap(), None);
+    src.fail_with(Some(FakeFailure::Unreachable));
+    assert!(breached(&src, &abort(0.9)).await.is_err());
+}
+
+#[test]
+fn evidence_and_verdict_round_trip_through_json() {
+    assert_eq!(
+        serde_json::to_string(&Verdict::Inconclusive).unwrap(),
+        "\"inconclusive\""
+    );
+    assert_eq!(Verdict::Passed.to_string(), "passed");
+    let mut e = Evidence::new(&check(Comparison::Lt, 0.25), Window::Instant { at: t0() });
+    e.worst = Some(Observation {
+        at: t0(),
+        value: f64::INFINITY,
+        labels: Default::default(),
+    });
+    e.coverage = Some(0.5);
+    let j = Judgement {
+        verdict: Verdict::Failed,
+        evidence: e,
+    };
+    let json = serde_json::to_string(&j).unwrap();
+    assert!(json.contains("\"+Inf\""), "{json}");
+    let back: Judgement = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, j);
+}

@@ -1,0 +1,481 @@
+//! Compiles a configuration directory (`kind: Config` plus optional `kind: Stacks` and
+//! `kind: Teams` files) into a [`Config`], collecting every diagnostic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveTime, Utc};
+
+use super::model::*;
+use super::raw::*;
+use crate::duration::HumanDuration;
+use crate::scenario::diagnostic::Diagnostics;
+use crate::scenario::yaml::YamlFile;
+
+/// Default `spec.cooldown`.
+const DEFAULT_COOLDOWN_SECS: u64 = 300;
+/// Default `driver.maxPods` for Chaos Mesh.
+const DEFAULT_MAX_PODS: u32 = 50;
+
+/// The `env` label value of an environment (`production`, `uat`, `dev`, `local`).
+pub fn environment_label(e: Environment) -> &'static str {
+    match e {
+        Environment::Production => "production",
+        Environment::Uat => "uat",
+        Environment::Dev => "dev",
+        Environment::Local => "local",
+    }
+}
+
+/// Loads and compiles the configuration alone from a directory (its `*.yaml`/`*.yml` files of
+/// kinds `Config`, `Stacks` and `Teams`; other kinds are ignored).
+pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let files = crate::scenario::library::read_dir_files(dir, false, &mut diags);
+    let group: Vec<&YamlFile> = files
+        .iter()
+        .filter(|f| matches!(f.str_at("kind"), Some("Config" | "Stacks" | "Teams")))
+        .collect();
+    let config = compile(dir, &group, &mut diags);
+    diags.sort();
+    match config {
+        Some(c) if !diags.has_errors() => Ok(c),
+        _ => Err(diags),
+    }
+}
+
+fn resolve(base: &Path, rel: &str) -> PathBuf {
+    let p = Path::new(rel);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+fn check_url(file: &YamlFile, field: &str, text: &str, diags: &mut Diagnostics) {
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        Ok(u) => diags.push(file.error_at(
+            field,
+            format!(
+                "unsupported URL scheme `{}`: expected http or https",
+                u.scheme()
+            ),
+        )),
+        Err(e) => diags.push(file.error_at(field, format!("invalid URL `{text}`: {e}"))),
+    }
+}
+
+fn check_env_var(file: &YamlFile, field: &str, name: &str, diags: &mut Diagnostics) {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        let d = file.error_at(
+            field,
+            format!("`{name}` is not an environment variable name"),
+        );
+        diags.push(if name.contains("://") || name.len() > 40 {
+            d.help("this looks like a secret: never write secrets in config; name the environment variable that holds it, e.g. `SLACK_WEBHOOK_PAYMENTS`")
+        } else {
+            d.help("use upper-case letters, digits and `_`, e.g. `SLACK_WEBHOOK_PAYMENTS`")
+        });
+    }
+}
+
+fn parse_time(
+    file: &YamlFile,
+    field: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Option<NaiveTime> {
+    NaiveTime::parse_from_str(text, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
+        .map_err(|_| {
+            diags.push(file.error_at(
+                field,
+                format!("invalid time `{text}`: expected `HH:MM`, e.g. \"00:00\""),
+            ))
+        })
+        .ok()
+}
+
+fn parse_instant(
+    file: &YamlFile,
+    field: &str,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            diags.push(
+                file.error_at(field, format!("invalid time `{text}`: {e}"))
+                    .help("write RFC 3339, e.g. `2026-11-21T00:00:00Z`"),
+            )
+        })
+        .ok()
+}
+
+/// Compiles one configuration group (the files of one directory). Returns `None` when there is
+/// no usable `kind: Config` file; other problems are pushed to `diags` and the rest is kept.
+pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) -> Option<Config> {
+    let mut settings: Option<(&YamlFile, RawConfigSpec)> = None;
+    // (file, field prefix, raw) of every stack and team, in file order.
+    let mut stacks: Vec<(&YamlFile, String, RawStack)> = Vec::new();
+    let mut teams: Vec<(&YamlFile, String, RawTeam)> = Vec::new();
+    let mut any_config_file = false;
+    for file in files {
+        match file.str_at("kind") {
+            Some("Config") => {
+                any_config_file = true;
+                let Ok(raw) = file
+                    .deserialize::<RawConfigFile>()
+                    .map_err(|d| diags.extend(d))
+                else {
+                    continue;
+                };
+                if let Some((first, _)) = &settings {
+                    diags.push(
+                        file.error_at("kind", "a second `kind: Config` file in the same directory")
+                            .help(format!("the first is {}; put stacks and teams in `kind: Stacks`/`kind: Teams` files", first.path.display())),
+                    );
+                    continue;
+                }
+                let spec = raw.spec;
+                for (i, s) in spec.stacks.iter().enumerate() {
+                    stacks.push((file, format!("spec.stacks[{i}]"), s.clone()));
+                }
+                for (i, t) in spec.teams.iter().enumerate() {
+                    teams.push((file, format!("spec.teams[{i}]"), t.clone()));
+                }
+                settings = Some((file, spec));
+            }
+            Some("Stacks") => {
+                if let Ok(raw) = file
+                    .deserialize::<RawStacksFile>()
+                    .map_err(|d| diags.extend(d))
+                {
+                    for (i, s) in raw.spec.stacks.into_iter().enumerate() {
+                        stacks.push((file, format!("spec.stacks[{i}]"), s));
+                    }
+                }
+            }
+            Some("Teams") => {
+                if let Ok(raw) = file
+                    .deserialize::<RawTeamsFile>()
+                    .map_err(|d| diags.extend(d))
+                {
+                    for (i, t) in raw.spec.teams.into_iter().enumerate() {
+                        teams.push((file, format!("spec.teams[{i}]"), t));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some((cfile, spec)) = settings else {
+        if !any_config_file && let Some(first) = files.first() {
+            diags.push(
+                first
+                    .error_at("kind", format!("no `kind: Config` file in {}", dir.display()))
+                    .help("`kind: Stacks` and `kind: Teams` files extend a `kind: Config` file in the same directory"),
+            );
+        }
+        return None;
+    };
+    let base = cfile.path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut config = Config {
+        dir: dir.to_owned(),
+        ..Config::default()
+    };
+
+    if let Some(lib) = &spec.library {
+        let scenarios = resolve(&base, &lib.scenarios);
+        let assertions = resolve(&base, &lib.assertions);
+        for (field, p) in [
+            ("spec.library.scenarios", &scenarios),
+            ("spec.library.assertions", &assertions),
+        ] {
+            if !p.is_dir() {
+                diags.push(
+                    cfile
+                        .error_at(field, format!("directory `{}` not found", p.display()))
+                        .help("paths are relative to the config file"),
+                );
+            }
+        }
+        config.library = LibraryPaths {
+            scenarios: Some(scenarios),
+            assertions: Some(assertions),
+        };
+    }
+    if let Some(tz) = &spec.timezone {
+        match chrono_tz::Tz::from_str(tz) {
+            Ok(t) => config.timezone = t,
+            Err(_) => diags.push(
+                cfile
+                    .error_at("spec.timezone", format!("unknown time zone `{tz}`"))
+                    .help("use an IANA name such as `Europe/London`"),
+            ),
+        }
+    }
+    if let Some(w) = &spec.window {
+        let start = parse_time(cfile, "spec.window.start", &w.start, diags);
+        let end = parse_time(cfile, "spec.window.end", &w.end, diags);
+        if let (Some(start), Some(end)) = (start, end) {
+            config.window = ChaosWindow { start, end };
+        }
+    }
+    config.cooldown = match &spec.cooldown {
+        Some(text) => match text.parse::<HumanDuration>() {
+            Ok(d) => d,
+            Err(e) => {
+                diags.push(
+                    cfile
+                        .error_at("spec.cooldown", format!("invalid duration `{text}`"))
+                        .help(format!("{}; write e.g. `5m`", e.reason)),
+                );
+                HumanDuration::from_secs(DEFAULT_COOLDOWN_SECS)
+            }
+        },
+        None => HumanDuration::from_secs(DEFAULT_COOLDOWN_SECS),
+    };
+    if let Some(db) = &spec.database_url {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            diags.push(cfile.error_at("spec.databaseUrl", format!("unsupported database URL `{db}`")).help("use `sqlite://PATH` or `postgres://USER@HOST/DB` (password via PGPASSWORD)"));
+        }
+        config.database_url = Some(db.clone());
+    }
+    for (i, r) in spec.resources.iter().enumerate() {
+        if r.capacity == 0 {
+            diags.push(cfile.error_at(
+                &format!("spec.resources[{i}].capacity"),
+                "capacity must be at least 1",
+            ));
+        }
+        if config
+            .resources
+            .insert(r.name.clone(), r.capacity)
+            .is_some()
+        {
+            diags.push(cfile.error_at(
+                &format!("spec.resources[{i}].name"),
+                format!("resource `{}` is defined twice", r.name),
+            ));
+        }
+    }
+
+    let mut first_stack: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    for (file, at, raw) in &stacks {
+        let f = |x: &str| format!("{at}.{x}");
+        if let Some((p, line)) = first_stack.get(&raw.name) {
+            diags.push(
+                file.error_at(&f("name"), format!("stack `{}` is defined twice", raw.name))
+                    .help(format!("first defined at {}:{line}", p.display())),
+            );
+            continue;
+        }
+        first_stack.insert(
+            raw.name.clone(),
+            (file.path.clone(), file.pos(&f("name")).line),
+        );
+        if let Some(stack) = compile_stack(file, at, raw, diags) {
+            config.stacks.insert(stack.name.clone(), stack);
+        }
+    }
+    let mut first_team: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    for (file, at, raw) in &teams {
+        let f = |x: &str| format!("{at}.{x}");
+        if let Some((p, line)) = first_team.get(&raw.name) {
+            diags.push(
+                file.error_at(&f("name"), format!("team `{}` is defined twice", raw.name))
+                    .help(format!("first defined at {}:{line}", p.display())),
+            );
+            continue;
+        }
+        first_team.insert(
+            raw.name.clone(),
+            (file.path.clone(), file.pos(&f("name")).line),
+        );
+        let mut routes = Vec::new();
+        for (j, r) in raw.routes.iter().enumerate() {
+            let rf = |x: &str| format!("{at}.routes[{j}].{x}");
+            routes.push(match r {
+                RawRoute::Slack { webhook_url_env } => {
+                    check_env_var(file, &rf("webhookUrlEnv"), webhook_url_env, diags);
+                    Route::Slack {
+                        webhook_url_env: webhook_url_env.clone(),
+                    }
+                }
+                RawRoute::Pagerduty {
+                    routing_key_env,
+                    events_url,
+                } => {
+                    check_env_var(file, &rf("routingKeyEnv"), routing_key_env, diags);
+                    if let Some(u) = events_url {
+                        check_url(file, &rf("eventsUrl"), u, diags);
+                    }
+                    Route::Pagerduty {
+                        routing_key_env: routing_key_env.clone(),
+                        events_url: events_url.clone(),
+                    }
+                }
+                RawRoute::Webhook { url, secret_env } => {
+                    check_url(file, &rf("url"), url, diags);
+                    if let Some(s) = secret_env {
+                        check_env_var(file, &rf("secretEnv"), s, diags);
+                    }
+                    Route::Webhook {
+                        url: url.clone(),
+                        secret_env: secret_env.clone(),
+                    }
+                }
+            });
+        }
+        config.teams.insert(
+            raw.name.clone(),
+            Team {
+                name: raw.name.clone(),
+                display_name: raw.display_name.clone(),
+                routes,
+            },
+        );
+    }
+    if config.stacks.is_empty() && stacks.is_empty() {
+        diags.push(cfile.warning_at("spec", "the configuration has no stacks"));
+    }
+    Some(config)
+}
+
+fn compile_stack(
+    file: &YamlFile,
+    at: &str,
+    raw: &RawStack,
+    diags: &mut Diagnostics,
+) -> Option<Stack> {
+    let f = |x: &str| format!("{at}.{x}");
+    let before = diags.error_count();
+    let environment = match raw.environment {
+        RawEnvironment::Production => Environment::Production,
+        RawEnvironment::Uat => Environment::Uat,
+        RawEnvironment::Dev => Environment::Dev,
+        RawEnvironment::Local => Environment::Local,
+    };
+    let mut labels = raw.labels.clone();
+    let env = environment_label(environment);
+    match labels.get("env") {
+        Some(v) if v != env => diags.push(
+            file.error_at(
+                &format!("{at}.labels.env"),
+                format!("label `env: {v}` contradicts `environment: {env}`"),
+            )
+            .help("the `env` label is set from `environment`; remove it"),
+        ),
+        _ => {
+            labels.insert("env".into(), env.into());
+        }
+    }
+    let mut clusters = Vec::new();
+    let mut seen = Vec::new();
+    for (i, c) in raw.clusters.iter().enumerate() {
+        let cloud: crate::scenario::Cloud = c.cloud.into();
+        if seen.contains(&cloud) {
+            diags.push(file.error_at(
+                &format!("{at}.clusters[{i}].cloud"),
+                format!(
+                    "a second `{}` cluster: a stack has one cluster per cloud",
+                    cloud.as_str()
+                ),
+            ));
+        }
+        seen.push(cloud);
+        clusters.push(Cluster {
+            cloud,
+            name: c.name.clone(),
+            kube_context: c.kube_context.clone(),
+            namespaces: c.namespaces.clone(),
+            pod_cidrs: c.pod_cidrs.clone(),
+        });
+    }
+    if raw.clusters.len() != 3 {
+        diags.push(file.warning_at(
+            &f("clusters"),
+            format!(
+                "stack `{}` has {} clusters; a stack normally spans gcp, aws and azure",
+                raw.name,
+                raw.clusters.len()
+            ),
+        ));
+    }
+    let base = file.path.parent().map(Path::to_owned).unwrap_or_default();
+    let driver = match &raw.driver {
+        RawDriver::Local {
+            sandbox_stack,
+            state_dir,
+        } => DriverConfig::Local {
+            sandbox_stack: sandbox_stack.clone(),
+            state_dir: state_dir.as_deref().map(|d| resolve(&base, d)),
+        },
+        RawDriver::ChaosMesh {
+            namespace,
+            max_pods,
+        } => {
+            if *max_pods == Some(0) {
+                diags.push(file.error_at(&f("driver.maxPods"), "`maxPods` must be at least 1"));
+            }
+            if matches!(environment, Environment::Local) {
+                diags.push(file.warning_at(
+                    &f("driver"),
+                    "a `local` stack normally uses the `local` driver",
+                ));
+            }
+            DriverConfig::ChaosMesh {
+                namespace: namespace.clone(),
+                max_pods: max_pods.unwrap_or(DEFAULT_MAX_PODS),
+            }
+        }
+    };
+    check_url(file, &f("prometheusUrl"), &raw.prometheus_url, diags);
+    if let Some(u) = &raw.alertmanager_url {
+        check_url(file, &f("alertmanagerUrl"), u, diags);
+    }
+    let mut reservations = Vec::new();
+    for (i, r) in raw.reservations.iter().enumerate() {
+        let rf = |x: &str| format!("{at}.reservations[{i}].{x}");
+        let start = parse_instant(file, &rf("start"), &r.start, diags);
+        let end = parse_instant(file, &rf("end"), &r.end, diags);
+        if let (Some(start), Some(end)) = (start, end) {
+            if end <= start {
+                diags.push(file.error_at(&rf("end"), "a reservation must end after it starts"));
+            }
+            reservations.push(Reservation {
+                holder: r.holder.clone(),
+                start,
+                end,
+                reason: r.reason.clone(),
+            });
+        }
+    }
+    (diags.error_count() == before).then(|| Stack {
+        name: raw.name.clone(),
+        environment,
+        labels,
+        clusters,
+        driver,
+        prometheus_url: raw.prometheus_url.trim_end_matches('/').to_owned(),
+        alertmanager_url: raw
+            .alertmanager_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned()),
+        external_targets: raw.external_targets.clone(),
+        reservations,
+    })
+}

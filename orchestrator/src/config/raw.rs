@@ -1,0 +1,286 @@
+//! The raw file model of the configuration, exactly as written in YAML (camelCase,
+//! `deny_unknown_fields`). A config directory holds one `kind: Config` file and optionally
+//! `kind: Stacks` and `kind: Teams` files that add stacks and teams (see docs/configuration.md).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::duration::HumanDuration;
+use crate::scenario::raw::RawCloud;
+
+/// `kind: Config`: the settings, and optionally stacks and teams.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfigFile {
+    /// Always `f3-chaos/v1`.
+    pub api_version: String,
+    /// Always `Config`.
+    pub kind: String,
+    /// Name of this configuration (e.g. `local`).
+    #[serde(default)]
+    pub metadata: Option<RawConfigMetadata>,
+    /// The settings.
+    pub spec: RawConfigSpec,
+}
+
+/// `metadata` of config files.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfigMetadata {
+    /// Name, e.g. `local`, `example-production`.
+    pub name: String,
+    /// What this configuration is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `spec` of `kind: Config`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfigSpec {
+    /// Where the scenario library and SLO catalogue live (paths relative to this file).
+    #[serde(default)]
+    pub library: Option<RawLibrary>,
+    /// IANA time zone for the window and cron expressions (default `Europe/London`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The nightly chaos window in local time (default `00:00`–`07:00`).
+    #[serde(default)]
+    pub window: Option<RawWindow>,
+    /// Buffer between two experiments on one stack (default `5m`).
+    #[serde(default)]
+    #[schemars(with = "Option<HumanDuration>")]
+    pub cooldown: Option<String>,
+    /// Store URL: `sqlite://PATH` or `postgres://…` (default: a SQLite file).
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Exclusive resources and how many runs may hold each at once.
+    #[serde(default)]
+    pub resources: Vec<RawResource>,
+    /// Stacks (more may come from `kind: Stacks` files).
+    #[serde(default)]
+    pub stacks: Vec<RawStack>,
+    /// Teams (more may come from `kind: Teams` files).
+    #[serde(default)]
+    pub teams: Vec<RawTeam>,
+}
+
+/// `spec.library`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawLibrary {
+    /// Directory of scenario files, relative to the config file.
+    pub scenarios: String,
+    /// Directory of SLO catalogue files, relative to the config file.
+    pub assertions: String,
+}
+
+/// `spec.window`: local wall-clock times `HH:MM`; `end` ≤ `start` crosses midnight.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWindow {
+    /// Start, e.g. `"00:00"` (quote it).
+    pub start: String,
+    /// End, e.g. `"07:00"`.
+    pub end: String,
+}
+
+/// An exclusive resource, e.g. `gcp-org-network` with capacity 1.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawResource {
+    /// Name scenarios use in `schedule.resources`.
+    pub name: String,
+    /// Concurrent holders across all stacks (≥ 1).
+    pub capacity: u32,
+    /// Why it is exclusive.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `kind: Stacks`: more stacks.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStacksFile {
+    /// Always `f3-chaos/v1`.
+    pub api_version: String,
+    /// Always `Stacks`.
+    pub kind: String,
+    /// Optional name.
+    #[serde(default)]
+    pub metadata: Option<RawConfigMetadata>,
+    /// The stacks.
+    pub spec: RawStacksSpec,
+}
+
+/// `spec` of `kind: Stacks`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStacksSpec {
+    /// The stacks.
+    pub stacks: Vec<RawStack>,
+}
+
+/// `kind: Teams`: more teams.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTeamsFile {
+    /// Always `f3-chaos/v1`.
+    pub api_version: String,
+    /// Always `Teams`.
+    pub kind: String,
+    /// Optional name.
+    #[serde(default)]
+    pub metadata: Option<RawConfigMetadata>,
+    /// The teams.
+    pub spec: RawTeamsSpec,
+}
+
+/// `spec` of `kind: Teams`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTeamsSpec {
+    /// The teams.
+    pub teams: Vec<RawTeam>,
+}
+
+/// One stack.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStack {
+    /// Unique name, e.g. `uat-alpha`.
+    pub name: String,
+    /// `production`, `uat`, `dev` or `local`.
+    pub environment: RawEnvironment,
+    /// Labels scenarios select on (`env: <environment>` is added).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// One cluster per cloud.
+    #[serde(default)]
+    pub clusters: Vec<RawCluster>,
+    /// How faults are injected.
+    pub driver: RawDriver,
+    /// Prometheus base URL.
+    pub prometheus_url: String,
+    /// Alertmanager base URL (silences during experiments).
+    #[serde(default)]
+    pub alertmanager_url: Option<String>,
+    /// External hosts/CIDRs a cloud loss also cuts.
+    #[serde(default)]
+    pub external_targets: Vec<String>,
+    /// Times someone else holds the stack.
+    #[serde(default)]
+    pub reservations: Vec<RawReservation>,
+}
+
+/// Environment kind.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)]
+pub enum RawEnvironment {
+    Production,
+    Uat,
+    Dev,
+    Local,
+}
+
+/// One cluster.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCluster {
+    /// `gcp`, `aws` or `azure`.
+    pub cloud: RawCloud,
+    /// Cluster name.
+    pub name: String,
+    /// kubeconfig context.
+    #[serde(default)]
+    pub kube_context: Option<String>,
+    /// Namespaces experiments may touch.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Pod CIDRs.
+    #[serde(default)]
+    pub pod_cidrs: Vec<String>,
+}
+
+/// Fault driver of a stack.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawDriver {
+    /// The bundled sandbox.
+    #[serde(rename_all = "camelCase")]
+    Local {
+        /// `f3-sandbox up --stack NAME`.
+        sandbox_stack: String,
+        /// Sandbox state directory, relative to the config file (default: the sandbox's).
+        #[serde(default)]
+        state_dir: Option<String>,
+    },
+    /// Chaos Mesh on Kubernetes.
+    #[serde(rename_all = "camelCase")]
+    ChaosMesh {
+        /// Namespace the chaos resources are created in.
+        namespace: String,
+        /// At most this many pods per fault (default 50).
+        #[serde(default)]
+        max_pods: Option<u32>,
+    },
+}
+
+/// A reservation; times are RFC 3339 (`2026-11-21T00:00:00Z`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawReservation {
+    /// Who holds it.
+    pub holder: String,
+    /// Start, RFC 3339.
+    pub start: String,
+    /// End, RFC 3339.
+    pub end: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A team.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTeam {
+    /// Short name used as `owner:`.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Notification routes.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// A notification route; secrets only as environment variable names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawRoute {
+    /// Slack incoming webhook.
+    #[serde(rename_all = "camelCase")]
+    Slack {
+        /// Environment variable holding the webhook URL.
+        webhook_url_env: String,
+    },
+    /// PagerDuty Events API v2.
+    #[serde(rename_all = "camelCase")]
+    Pagerduty {
+        /// Environment variable holding the routing key.
+        routing_key_env: String,
+        /// Events API base URL.
+        #[serde(default)]
+        events_url: Option<String>,
+    },
+    /// Generic signed JSON webhook.
+    #[serde(rename_all = "camelCase")]
+    Webhook {
+        /// Target URL.
+        url: String,
+        /// Environment variable holding the HMAC secret.
+        #[serde(default)]
+        secret_env: Option<String>,
+    },
+}

@@ -1,0 +1,401 @@
+//! Loading everything at once: a configuration, the SLO catalogue and the scenario library,
+//! compiled into a [`Library`] or a list of [`Diagnostics`] naming every problem.
+//!
+//! Files are classified by their `kind:` — `Scenario`, `SloCatalogue`, `Config`, `Stacks`,
+//! `Teams` — so `f3-chaos validate` can be pointed at any mix of files and directories.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::compile::{self, Context, PromqlCache};
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::model::{Scenario, Slo};
+use super::raw::{API_VERSION, RawCatalogueFile, RawScenarioFile};
+use super::yaml::{Removed, YamlFile, closest};
+use crate::config::Config;
+
+/// Everything compiled: config + catalogue + scenarios.
+#[derive(Debug, Clone)]
+pub struct Library {
+    /// The configuration (stacks, teams, window).
+    pub config: Config,
+    /// The SLO catalogue by name.
+    pub catalogue: BTreeMap<String, Slo>,
+    /// The scenarios by name.
+    pub scenarios: BTreeMap<String, Scenario>,
+}
+
+/// The kinds of file f3-chaos reads.
+pub const KINDS: [&str; 5] = ["Scenario", "SloCatalogue", "Config", "Stacks", "Teams"];
+
+/// Result of a check that keeps warnings: the library (when there is no error) and every
+/// diagnostic, errors and warnings, sorted.
+#[derive(Debug)]
+pub struct Checked {
+    /// The compiled library, `None` if any error was found.
+    pub library: Option<Library>,
+    /// Every diagnostic (errors and warnings), sorted by file and position.
+    pub diagnostics: Diagnostics,
+    /// Number of files read.
+    pub files: usize,
+}
+
+/// Loads a config directory; the config names where the scenario library and catalogue live
+/// (`spec.library`, paths relative to the config file). Errors if any file has an error;
+/// warnings are dropped (see [`check_library`] to keep them).
+pub fn load_library(config_dir: &Path) -> Result<Library, Diagnostics> {
+    let checked = check_library(config_dir);
+    checked.library.ok_or(checked.diagnostics)
+}
+
+/// For `validate PATHS…`: files or directories (searched recursively); every `*.yaml`/`*.yml`
+/// file is classified by its `kind:`. Config files are grouped by directory; scenarios and the
+/// catalogue are checked against every configuration given, and the [`Library`] carries the
+/// first one. Without a config among the paths, team, stack and resource references are not
+/// checked (a warning says so).
+pub fn load_paths(paths: &[PathBuf]) -> Result<Library, Diagnostics> {
+    let checked = check_paths(paths, None);
+    checked.library.ok_or(checked.diagnostics)
+}
+
+/// Like [`load_library`], keeping warnings.
+pub fn check_library(config_dir: &Path) -> Checked {
+    let mut diags = Diagnostics::new();
+    if !config_dir.is_dir() {
+        diags.push(Diagnostic::error(config_dir, "config directory not found"));
+        return Checked {
+            library: None,
+            diagnostics: diags,
+            files: 0,
+        };
+    }
+    let config_files = read_dir_files(config_dir, false, &mut diags);
+    let mut files: Vec<YamlFile> = config_files;
+    let config_count = files.len();
+    // Read the library directories named by the config (compiled below with the rest).
+    let probe: Vec<&YamlFile> = files.iter().filter(|f| is_config_kind(f)).collect();
+    let mut probe_diags = Diagnostics::new();
+    let probe_config = crate::config::load::compile(config_dir, &probe, &mut probe_diags);
+    let mut extra = Vec::new();
+    match probe_config.as_ref().map(|c| c.library.clone()) {
+        Some(lib) => {
+            for dir in [lib.scenarios, lib.assertions].into_iter().flatten() {
+                if dir.is_dir() {
+                    extra.extend(read_dir_files(&dir, true, &mut diags));
+                }
+            }
+            if config_count > 0
+                && probe_config
+                    .as_ref()
+                    .is_some_and(|c| c.library.scenarios.is_none())
+            {
+                diags.push(Diagnostic::warning(
+                    config_dir,
+                    "the config has no `spec.library`: no scenarios or SLO catalogue loaded",
+                ));
+            }
+        }
+        None if config_count == 0 => {
+            diags.push(Diagnostic::error(
+                config_dir,
+                "no YAML files in the config directory",
+            ));
+        }
+        None => {}
+    }
+    files.extend(extra);
+    check_files(files, diags, None)
+}
+
+/// Like [`load_paths`], keeping warnings. `fallback_config` (e.g. `config/local`) is used when
+/// no `kind: Config` file is among the paths; its catalogue is used when no catalogue file is.
+pub fn check_paths(paths: &[PathBuf], fallback_config: Option<&Path>) -> Checked {
+    let mut diags = Diagnostics::new();
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            files.extend(read_dir_files(p, true, &mut diags));
+        } else if p.is_file() {
+            if let Some(f) = read_file(p, &mut diags) {
+                files.push(f);
+            }
+        } else {
+            diags.push(Diagnostic::error(p, "no such file or directory"));
+        }
+    }
+    check_files(files, diags, fallback_config)
+}
+
+fn is_config_kind(f: &YamlFile) -> bool {
+    matches!(f.str_at("kind"), Some("Config" | "Stacks" | "Teams"))
+}
+
+fn check_files(
+    mut files: Vec<YamlFile>,
+    mut diags: Diagnostics,
+    fallback_config: Option<&Path>,
+) -> Checked {
+    // Classify by kind; bad or missing kinds are reported once here.
+    let mut scenario_files = Vec::new();
+    let mut catalogue_files = Vec::new();
+    let mut config_groups: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    let mut group_order: Vec<PathBuf> = Vec::new();
+    let mut have_fallback = false;
+    if let Some(dir) = fallback_config
+        && !files.iter().any(|f| f.str_at("kind") == Some("Config"))
+    {
+        let mut fallback = read_dir_files(dir, false, &mut diags);
+        fallback.retain(is_config_kind);
+        have_fallback = !fallback.is_empty();
+        files.extend(fallback);
+    }
+    for (i, f) in files.iter().enumerate() {
+        match f.str_at("apiVersion") {
+            Some(API_VERSION) => {}
+            Some(other) => diags.push(
+                f.error_at("apiVersion", format!("unsupported apiVersion `{other}`"))
+                    .help(format!("this build reads `{API_VERSION}`")),
+            ),
+            None => diags.push(
+                f.error_at("", "missing `apiVersion`")
+                    .help(format!("add `apiVersion: {API_VERSION}`")),
+            ),
+        }
+        match f.str_at("kind") {
+            Some("Scenario") => scenario_files.push(i),
+            Some("SloCatalogue") => catalogue_files.push(i),
+            Some("Config" | "Stacks" | "Teams") => {
+                let dir = f.path.parent().map(Path::to_owned).unwrap_or_default();
+                if !config_groups.contains_key(&dir) {
+                    group_order.push(dir.clone());
+                }
+                config_groups.entry(dir).or_default().push(i);
+            }
+            Some(other) => {
+                let kinds: Vec<String> = KINDS.iter().map(|k| (*k).to_owned()).collect();
+                let d = f.error_at("kind", format!("unknown kind `{other}`"));
+                diags.push(match closest(other, &kinds) {
+                    Some(g) => d.help(format!("did you mean `{g}`?")),
+                    None => d.help(format!("expected one of {}", KINDS.join(", "))),
+                });
+            }
+            None => diags.push(
+                f.error_at("", "missing `kind`")
+                    .help(format!("add `kind:` with one of {}", KINDS.join(", "))),
+            ),
+        }
+    }
+
+    // Configurations, one per directory.
+    let mut configs: Vec<Config> = Vec::new();
+    for dir in &group_order {
+        let group: Vec<&YamlFile> = config_groups[dir].iter().map(|&i| &files[i]).collect();
+        if let Some(c) = crate::config::load::compile(dir, &group, &mut diags) {
+            configs.push(c);
+        }
+    }
+    if configs.is_empty() && config_groups.is_empty() && !scenario_files.is_empty() {
+        diags.push(Diagnostic::warning(
+            files[scenario_files[0]].path.clone(),
+            "no configuration among the given paths: team, stack and resource references are not checked",
+        ).help("add a config directory to the paths, e.g. `config/local`, or pass `--config`"));
+    }
+
+    // Without catalogue files, take the catalogue the (first) config names.
+    let mut extra_catalogue = Vec::new();
+    if catalogue_files.is_empty()
+        && (have_fallback || !scenario_files.is_empty())
+        && let Some(dir) = configs.first().and_then(|c| c.library.assertions.clone())
+        && dir.is_dir()
+    {
+        extra_catalogue = read_dir_files(&dir, true, &mut diags);
+        extra_catalogue.retain(|f| f.str_at("kind") == Some("SloCatalogue"));
+    }
+
+    // Structural deserialisation (once per file).
+    // A file with structural errors still gets semantic checks on what could be recovered; the
+    // diagnostics about a partial value are relocated to the original positions at the end.
+    let mut relocations: Vec<(&YamlFile, Removed)> = Vec::new();
+    let mut raw_catalogue: Vec<(&YamlFile, RawCatalogueFile)> = Vec::new();
+    for f in catalogue_files
+        .iter()
+        .map(|&i| &files[i])
+        .chain(extra_catalogue.iter())
+    {
+        match f.deserialize_partial::<RawCatalogueFile>() {
+            Ok(raw) => raw_catalogue.push((f, raw)),
+            Err((d, partial)) => {
+                diags.extend(d);
+                if let Some((raw, removed)) = partial {
+                    raw_catalogue.push((f, raw));
+                    relocations.push((f, removed));
+                }
+            }
+        }
+    }
+    let mut raw_scenarios: Vec<(&YamlFile, RawScenarioFile)> = Vec::new();
+    for &i in &scenario_files {
+        match files[i].deserialize_partial::<RawScenarioFile>() {
+            Ok(raw) => raw_scenarios.push((&files[i], raw)),
+            Err((d, partial)) => {
+                diags.extend(d);
+                if let Some((raw, removed)) = partial {
+                    raw_scenarios.push((&files[i], raw));
+                    relocations.push((&files[i], removed));
+                }
+            }
+        }
+    }
+    let structural = diags.len();
+
+    // Semantic checks: against every config (or none).
+    let mut promql = PromqlCache::default();
+    let config_refs: Vec<Option<&Config>> = if configs.is_empty() {
+        vec![None]
+    } else {
+        configs.iter().map(Some).collect()
+    };
+    let mut result: Option<(BTreeMap<String, Slo>, BTreeMap<String, Scenario>)> = None;
+    for config in config_refs {
+        let catalogue = compile::compile_catalogue(&raw_catalogue, config, &mut promql, &mut diags);
+        let ctx = Context {
+            catalogue: &catalogue,
+            config,
+        };
+        let mut scenarios = BTreeMap::new();
+        let mut by_name: BTreeMap<String, (&YamlFile, &RawScenarioFile)> = BTreeMap::new();
+        for (file, raw) in &raw_scenarios {
+            let name = &raw.metadata.name;
+            if let Some((first, _)) = by_name.get(name) {
+                diags.push(
+                    file.error_at(
+                        "metadata.name",
+                        format!("scenario `{name}` is defined twice"),
+                    )
+                    .help(format!("first defined in {}", first.path.display())),
+                );
+                continue;
+            }
+            by_name.insert(name.clone(), (file, raw));
+            if let Some(s) = compile::compile_scenario(file, raw, &ctx, &mut promql, &mut diags) {
+                scenarios.insert(name.clone(), s);
+            }
+        }
+        compile::check_after(&by_name, &mut diags);
+        if result.is_none() {
+            result = Some((catalogue, scenarios));
+        }
+    }
+    if !relocations.is_empty() {
+        let semantic: Vec<Diagnostic> = diags.0.split_off(structural);
+        for d in semantic {
+            let d = match relocations.iter().find(|(f, _)| f.path == d.file) {
+                Some((f, removed)) => removed.relocate(f, d),
+                None => d,
+            };
+            diags.push(d);
+        }
+    }
+    diags.sort();
+    let library = match result {
+        Some((catalogue, scenarios)) if !diags.has_errors() => Some(Library {
+            config: configs.into_iter().next().unwrap_or_default(),
+            catalogue,
+            scenarios,
+        }),
+        _ => None,
+    };
+    Checked {
+        library,
+        diagnostics: diags,
+        files: files.len() + extra_catalogue.len(),
+    }
+}
+
+/// Reads and parses one file; problems are pushed to `diags`.
+pub(crate) fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<YamlFile> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                diags.push(Diagnostic::error(path, "file is not UTF-8"));
+                return None;
+            }
+        },
+        Err(e) => {
+            diags.push(Diagnostic::error(path, format!("cannot read file: {e}")));
+            return None;
+        }
+    };
+    match YamlFile::parse(path, text) {
+        Ok(f) => Some(f),
+        Err(d) => {
+            diags.push(*d);
+            None
+        }
+    }
+}
+
+/// Reads every `*.yaml`/`*.yml` file of a directory (recursively if asked), in path order.
+pub(crate) fn read_dir_files(
+    dir: &Path,
+    recursive: bool,
+    diags: &mut Diagnostics,
+) -> Vec<YamlFile> {
+    let mut paths = Vec::new();
+    collect_yaml(dir, recursive, &mut paths, diags);
+    paths.sort();
+    paths.iter().filter_map(|p| read_file(p, diags)).collect()
+}
+
+fn collect_yaml(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                dir,
+                format!("cannot read directory: {e}"),
+            ));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            if recursive {
+                collect_yaml(&path, true, out, diags);
+            }
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn local_config_loads_the_shipped_library() {
+        let lib = load_library(&repo().join("config/local")).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(lib.config.stacks.keys().collect::<Vec<_>>(), ["local"]);
+        let s = &lib.scenarios["gcp-failover-validation"];
+        assert_eq!(s.targets.eligible_stacks, ["local"]);
+        assert_eq!(s.then.len(), 5);
+        assert!(lib.catalogue.contains_key("payments-e2e-latency-p99"));
+    }
+}

@@ -1,0 +1,807 @@
+//! The one place that calls `serde_yaml` (archived upstream: a move to a maintained fork touches
+//! only this file).
+//!
+//! A [`YamlFile`] is a parsed document plus an index from field paths (`spec.then[1].owner`) to
+//! line:column positions, built from the marked events of `saphyr-parser` (serde_yaml exposes
+//! positions only for its own syntax errors). Typed deserialisation goes through
+//! `serde_path_to_error` and *recovers*: after an error it removes the offending node and tries
+//! again, so one pass reports every unknown field and every ill-typed value, not just the first.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use saphyr_parser::{Event, Parser, Span};
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use super::diagnostic::{Diagnostic, Diagnostics, Severity};
+
+/// Recovery gives up after this many errors in one file (the rest would be noise).
+const MAX_ERRORS_PER_FILE: usize = 50;
+
+/// A position in a file: 1-based line and column (characters) and a width to underline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column in characters.
+    pub column: usize,
+    /// Width in characters (≥ 1 for display).
+    pub width: usize,
+}
+
+impl Pos {
+    const START: Pos = Pos {
+        line: 1,
+        column: 1,
+        width: 1,
+    };
+
+    fn from_span(span: &Span) -> Self {
+        let width = if span.end.line() == span.start.line() {
+            span.end.col().saturating_sub(span.start.col()).max(1)
+        } else {
+            1
+        };
+        Pos {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            width,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: Option<Pos>,
+    value: Pos,
+}
+
+/// A parsed YAML document with a path → position index.
+#[derive(Debug)]
+pub struct YamlFile {
+    /// The file as given.
+    pub path: PathBuf,
+    /// Its text (kept to show source lines in diagnostics).
+    pub text: String,
+    value: Value,
+    index: HashMap<String, Entry>,
+}
+
+/// The nodes removed while recovering a partial value, to map its field paths back to the file.
+#[derive(Debug, Default)]
+pub struct Removed(Vec<Vec<Seg>>);
+
+impl Removed {
+    /// Rewrites a diagnostic about the partial value so that its field and position name the
+    /// original place in `file` (sequence items removed before it shift indices).
+    pub fn relocate(&self, file: &YamlFile, d: Diagnostic) -> Diagnostic {
+        if self.0.is_empty() || d.file != file.path {
+            return d;
+        }
+        let field = render_path(&translate(&parse_path(&d.field), &self.0));
+        if field == d.field {
+            return d;
+        }
+        let on_key = d.line > 0
+            && (d.line, d.column) == {
+                let k = file.lookup(&d.field, true);
+                (k.line, k.column)
+            }
+            && file.lookup(&d.field, true) != file.lookup(&d.field, false);
+        let pos = file.lookup(&field, on_key);
+        Diagnostic {
+            field: field.clone(),
+            ..d
+        }
+        .at(pos.line, pos.column, pos.width)
+        .with_source(&file.text)
+    }
+}
+
+/// Parses `a.b[2].c` into segments (keys containing `.` or `[` are not supported).
+fn parse_path(path: &str) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                segs.push(Seg::Key(rest[..i].to_owned()));
+            }
+            rest = &rest[i..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let Some(end) = stripped.find(']') else { break };
+                match stripped[..end].parse() {
+                    Ok(n) => segs.push(Seg::Index(n)),
+                    Err(_) => segs.push(Seg::Key(stripped[..end].to_owned())),
+                }
+                rest = &stripped[end + 1..];
+            }
+        } else {
+            segs.push(Seg::Key(rest.to_owned()));
+        }
+    }
+    segs
+}
+
+/// One segment of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn render_path(segs: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+    out
+}
+
+impl YamlFile {
+    /// Parses `text` (the content of `path`). A syntax error, a second document or a document
+    /// that is not a mapping yields one diagnostic at the position serde_yaml reports.
+    pub fn parse(path: &Path, text: String) -> Result<YamlFile, Box<Diagnostic>> {
+        let value: Value = match serde_yaml::from_str(&text) {
+            Ok(v) => v,
+            Err(err) => {
+                let (line, column) = err
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((0, 0));
+                let mut message = err.to_string();
+                // serde_yaml appends " at line L column C"; the location is shown separately.
+                if let Some(cut) = message.find(" at line ") {
+                    message.truncate(cut);
+                }
+                return Err(Box::new(
+                    Diagnostic::error(path, format!("invalid YAML: {message}"))
+                        .at(line, column, 1)
+                        .with_source(&text),
+                ));
+            }
+        };
+        let index = build_index(&text);
+        let file = YamlFile {
+            path: path.to_owned(),
+            text,
+            value,
+            index,
+        };
+        match &file.value {
+            Value::Mapping(_) => Ok(file),
+            Value::Null => Err(Box::new(
+                Diagnostic::error(path, "empty document")
+                    .at(1, 1, 1)
+                    .help("a file starts with `apiVersion: f3-chaos/v1` and `kind: …`"),
+            )),
+            _ => Err(Box::new(file.error_at(
+                "",
+                "a document must be a mapping with `apiVersion`, `kind`, `metadata` and `spec`",
+            ))),
+        }
+    }
+
+    /// The string at a top-level or nested field (`kind`, `metadata.name`), if it is a string.
+    pub fn str_at(&self, field: &str) -> Option<&str> {
+        let mut node = &self.value;
+        for key in field.split('.') {
+            node = node.as_mapping()?.get(key)?;
+        }
+        node.as_str()
+    }
+
+    /// Deserialises the whole document into `T`, reporting every structural error (unknown
+    /// fields, wrong types, missing fields, unknown variants) with its position.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Diagnostics> {
+        self.deserialize_partial().map_err(|(diags, _)| diags)
+    }
+
+    /// Like [`YamlFile::deserialize`], but on error also returns the value recovered by removing
+    /// the offending nodes (if recovery got that far), so semantic checks can run on the rest.
+    /// Field paths of the partial value may be shifted by removed sequence items: pass
+    /// diagnostics about it through [`Removed::relocate`].
+    pub fn deserialize_partial<T: DeserializeOwned>(
+        &self,
+    ) -> Result<T, (Diagnostics, Option<(T, Removed)>)> {
+        let first = match try_deserialize::<T>(&self.value) {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        let mut partial = None;
+        let mut diags = Diagnostics::new();
+        let mut value = self.value.clone();
+        // Nodes removed so far, in original coordinates.
+        let mut removed: Vec<Vec<Seg>> = Vec::new();
+        let mut err = first;
+        while diags.len() < MAX_ERRORS_PER_FILE {
+            let (cur, message) = err;
+            let orig = translate(&cur, &removed);
+            let target_cur;
+            if let Some(field) = backticked(&message, "unknown field `") {
+                // Structs put the key on the path; internally tagged enums stop at the enum.
+                let (t_cur, t_orig) = if cur.last() == Some(&Seg::Key(field.to_owned())) {
+                    (cur.clone(), orig.clone())
+                } else {
+                    let mut c = cur.clone();
+                    c.push(Seg::Key(field.to_owned()));
+                    let mut o = orig.clone();
+                    o.push(Seg::Key(field.to_owned()));
+                    (c, o)
+                };
+                let expected = expected_list(&message);
+                let mut d = self.key_diag(
+                    Severity::Error,
+                    &render_path(&t_orig),
+                    format!("unknown field `{field}`"),
+                );
+                if let Some(guess) = expected.as_ref().and_then(|list| closest(field, list)) {
+                    d = d.help(format!("did you mean `{guess}`?"));
+                } else if let Some(list) = expected {
+                    d = d.help(format!(
+                        "expected one of {}",
+                        list.iter()
+                            .map(|s| format!("`{s}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                diags.push(d);
+                target_cur = if node_at(&value, &t_cur).is_some() {
+                    t_cur
+                } else {
+                    cur.clone()
+                };
+            } else if let Some(field) = backticked(&message, "missing field `") {
+                // After removing a child of this mapping (often the misspelt field itself),
+                // a missing field is a consequence, not news.
+                let child_removed = removed
+                    .iter()
+                    .any(|r| r.len() == orig.len() + 1 && r[..orig.len()] == orig[..]);
+                if !child_removed {
+                    diags.push(self.value_diag(
+                        Severity::Error,
+                        &render_path(&orig),
+                        format!("missing field `{field}`"),
+                    ));
+                }
+                target_cur = cur.clone();
+            } else if let Some(variant) = backticked(&message, "unknown variant `") {
+                // For `kind:`-tagged enums the path stops at the mapping; point at its `kind`.
+                // For `kind:`-tagged enums the path stops at the mapping; point at the entry
+                // holding the bad name (`kind` itself, or a field such as `cloud`).
+                let mut at = orig.clone();
+                if let Some(Value::Mapping(m)) = node_at(&value, &cur) {
+                    let holder = m
+                        .iter()
+                        .find(|(_, v)| v.as_str() == Some(variant))
+                        .and_then(|(k, _)| k.as_str())
+                        .or_else(|| m.contains_key("kind").then_some("kind"));
+                    if let Some(k) = holder {
+                        at.push(Seg::Key(k.to_owned()));
+                    }
+                }
+                let mut d = self.value_diag(
+                    Severity::Error,
+                    &render_path(&at),
+                    format!("unknown variant `{variant}`"),
+                );
+                if let Some(list) = expected_list(&message) {
+                    d = match closest(variant, &list) {
+                        Some(g) => d.help(format!("did you mean `{g}`?")),
+                        None => d.help(format!(
+                            "expected one of {}",
+                            list.iter()
+                                .map(|s| format!("`{s}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    };
+                }
+                diags.push(d);
+                target_cur = cur.clone();
+            } else {
+                diags.push(self.value_diag(Severity::Error, &render_path(&orig), tidy(&message)));
+                target_cur = cur.clone();
+            }
+            if target_cur.is_empty() || !remove(&mut value, &target_cur) {
+                break;
+            }
+            removed.push(translate(&target_cur, &removed));
+            match try_deserialize::<T>(&value) {
+                Ok(t) => {
+                    partial = Some((t, Removed(removed)));
+                    break;
+                }
+                Err(e) => err = e,
+            }
+        }
+        if diags.is_empty() {
+            // Defensive: an error was seen, so report at least the first one.
+            diags.push(self.value_diag(Severity::Error, "", "invalid document"));
+        }
+        Err((diags, partial))
+    }
+
+    /// Whether a field exists in the document (used to point at a key rather than its parent).
+    pub fn has(&self, field: &str) -> bool {
+        self.index.contains_key(field)
+    }
+
+    /// An error pointing at the value of `field` (or the nearest ancestor that exists).
+    pub fn error_at(&self, field: &str, message: impl Into<String>) -> Diagnostic {
+        self.value_diag(Severity::Error, field, message)
+    }
+
+    /// A warning pointing at the value of `field`.
+    pub fn warning_at(&self, field: &str, message: impl Into<String>) -> Diagnostic {
+        self.value_diag(Severity::Warning, field, message)
+    }
+
+    /// An error pointing at the key of `field` (e.g. a field that must not be there).
+    pub fn error_at_key(&self, field: &str, message: impl Into<String>) -> Diagnostic {
+        self.key_diag(Severity::Error, field, message)
+    }
+
+    /// A diagnostic at the value of `field`.
+    pub fn value_diag(
+        &self,
+        severity: Severity,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let pos = self.lookup(field, false);
+        self.make(severity, field, pos, message)
+    }
+
+    /// A diagnostic at the key of `field`.
+    pub fn key_diag(
+        &self,
+        severity: Severity,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let pos = self.lookup(field, true);
+        self.make(severity, field, pos, message)
+    }
+
+    /// The value position of a field (or of its nearest existing ancestor).
+    pub fn pos(&self, field: &str) -> Pos {
+        self.lookup(field, false)
+    }
+
+    fn make(
+        &self,
+        severity: Severity,
+        field: &str,
+        pos: Pos,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let d = match severity {
+            Severity::Error => Diagnostic::error(&self.path, message),
+            Severity::Warning => Diagnostic::warning(&self.path, message),
+        };
+        d.at(pos.line, pos.column, pos.width)
+            .field(field)
+            .with_source(&self.text)
+    }
+
+    fn lookup(&self, field: &str, key: bool) -> Pos {
+        let mut path = field;
+        loop {
+            if let Some(e) = self.index.get(path) {
+                return if key {
+                    e.key.unwrap_or(e.value)
+                } else {
+                    e.value
+                };
+            }
+            if path.is_empty() {
+                return Pos::START;
+            }
+            path = parent_path(path);
+        }
+    }
+}
+
+/// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → ``.
+fn parent_path(path: &str) -> &str {
+    match path.rfind(['.', '[']) {
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+type DeError = (Vec<Seg>, String);
+
+fn try_deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, DeError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let segs = err
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        (segs, err.into_inner().to_string())
+    })
+}
+
+/// Maps a path in the pruned value back to the original document, accounting for removed
+/// sequence items (which shift later indices down).
+fn translate(cur: &[Seg], removed: &[Vec<Seg>]) -> Vec<Seg> {
+    let mut orig: Vec<Seg> = Vec::with_capacity(cur.len());
+    for seg in cur {
+        match seg {
+            Seg::Key(k) => orig.push(Seg::Key(k.clone())),
+            Seg::Index(i) => {
+                let mut gone: Vec<usize> = removed
+                    .iter()
+                    .filter(|r| r.len() == orig.len() + 1 && r[..orig.len()] == orig[..])
+                    .filter_map(|r| match r.last() {
+                        Some(Seg::Index(j)) => Some(*j),
+                        _ => None,
+                    })
+                    .collect();
+                gone.sort_unstable();
+                let mut idx = *i;
+                for j in gone {
+                    if j <= idx {
+                        idx += 1;
+                    }
+                }
+                orig.push(Seg::Index(idx));
+            }
+        }
+    }
+    orig
+}
+
+fn node_at<'a>(value: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+    let mut node = value;
+    for seg in path {
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) => m.get(k.as_str())?,
+            (Seg::Index(i), Value::Sequence(s)) => s.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn remove(value: &mut Value, path: &[Seg]) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for seg in parent {
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(n) => n,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Sequence(s)) => match s.get_mut(*i) {
+                Some(n) => n,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, node) {
+        (Seg::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        (Seg::Index(i), Value::Sequence(s)) if *i < s.len() => {
+            s.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The text between `prefix` and the next backtick.
+fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = &message[message.find(prefix)? + prefix.len()..];
+    Some(&rest[..rest.find('`')?])
+}
+
+/// The names listed after `expected one of` / `expected` in a serde message.
+fn expected_list(message: &str) -> Option<Vec<String>> {
+    let tail = &message[message.find("expected")?..];
+    let names: Vec<String> = tail
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// serde messages name Rust types; say what a YAML author writes instead.
+fn tidy(message: &str) -> String {
+    message
+        .replace("expected f64", "expected a number")
+        .replace("expected u32", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected a boolean", "expected `true` or `false`")
+}
+
+/// The closest candidate by edit distance, if it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions (`gpc` → `gcp`
+/// is one edit).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+enum Frame {
+    Map {
+        path: String,
+        key: Option<(String, Pos)>,
+        complex_key: bool,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
+}
+
+/// Walks the marked events of the first document and records where each path's key and value
+/// start. Errors simply end the walk: serde_yaml has already reported syntax errors, and a path
+/// missing from the index falls back to its nearest ancestor.
+fn build_index(text: &str) -> HashMap<String, Entry> {
+    let mut index = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut started = false;
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        let pos = Pos::from_span(&span);
+        match event {
+            Event::DocumentStart(_) => {
+                if started {
+                    break;
+                }
+                started = true;
+            }
+            Event::Scalar(text, ..) => {
+                if let Some(Frame::Map {
+                    key: key @ None,
+                    complex_key: false,
+                    ..
+                }) = stack.last_mut()
+                {
+                    *key = Some((text.into_owned(), pos));
+                    continue;
+                }
+                node_start(&mut stack, &mut index, pos);
+            }
+            Event::Alias(_) => {
+                if let Some(Frame::Map {
+                    key: key @ None,
+                    complex_key: false,
+                    ..
+                }) = stack.last_mut()
+                {
+                    *key = Some(("*".into(), pos));
+                    continue;
+                }
+                node_start(&mut stack, &mut index, pos);
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                // A collection used as a mapping key: index nothing below it.
+                let as_key = matches!(
+                    stack.last(),
+                    Some(Frame::Map {
+                        key: None,
+                        complex_key: false,
+                        ..
+                    })
+                );
+                let path = if as_key {
+                    if let Some(Frame::Map { complex_key, .. }) = stack.last_mut() {
+                        *complex_key = true;
+                    }
+                    "\u{0}complex".to_owned()
+                } else {
+                    node_start(&mut stack, &mut index, pos)
+                };
+                stack.push(if is_map {
+                    Frame::Map {
+                        path,
+                        key: None,
+                        complex_key: false,
+                    }
+                } else {
+                    Frame::Seq { path, next: 0 }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let done = stack.pop();
+                if let (
+                    Some(Frame::Map { path, .. } | Frame::Seq { path, .. }),
+                    Some(Frame::Map {
+                        key, complex_key, ..
+                    }),
+                ) = (done, stack.last_mut())
+                    && path.starts_with('\u{0}')
+                    && *complex_key
+                {
+                    *complex_key = false;
+                    *key = Some(("?".into(), pos));
+                }
+            }
+            Event::DocumentEnd | Event::StreamEnd => {
+                if started && stack.is_empty() {
+                    // Keep going only until the first document has ended.
+                    if matches!(event, Event::DocumentEnd) {
+                        break;
+                    }
+                }
+            }
+            Event::StreamStart | Event::Nothing => {}
+        }
+    }
+    index
+}
+
+/// Records a node starting at `pos` under the current frame and returns its path.
+fn node_start(stack: &mut [Frame], index: &mut HashMap<String, Entry>, pos: Pos) -> String {
+    let (path, key) = match stack.last_mut() {
+        None => (String::new(), None),
+        Some(Frame::Seq { path, next }) => {
+            let p = format!("{path}[{next}]");
+            *next += 1;
+            (p, None)
+        }
+        Some(Frame::Map { path, key, .. }) => {
+            let (k, kpos) = key.take().unwrap_or_else(|| ("?".into(), pos));
+            let p = if path.is_empty() {
+                k
+            } else {
+                format!("{path}.{k}")
+            };
+            (p, Some(kpos))
+        }
+    };
+    if !path.starts_with('\u{0}') && !path.contains('\u{0}') {
+        index
+            .entry(path.clone())
+            .or_insert(Entry { key, value: pos });
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        owner: String,
+        #[serde(default)]
+        count: u32,
+    }
+
+    fn file(text: &str) -> YamlFile {
+        YamlFile::parse(Path::new("t.yaml"), text.to_owned()).expect("parses")
+    }
+
+    #[test]
+    fn index_records_keys_and_values() {
+        let f = file("name: x\nitems:\n  - owner: a\n    count: 2\n  - owner: bb\n");
+        assert_eq!(
+            f.pos("name"),
+            Pos {
+                line: 1,
+                column: 7,
+                width: 1
+            }
+        );
+        assert_eq!(
+            f.pos("items[1].owner"),
+            Pos {
+                line: 5,
+                column: 12,
+                width: 2
+            }
+        );
+        assert_eq!(
+            f.lookup("items[0].count", true),
+            Pos {
+                line: 4,
+                column: 5,
+                width: 5
+            }
+        );
+        // Missing paths fall back to the nearest ancestor.
+        assert_eq!(f.pos("items[1].nope"), f.pos("items[1]"));
+    }
+
+    #[test]
+    fn reports_every_structural_error() {
+        let f = file(
+            "name: x\nitems:\n  - ownr: a\n  - owner: b\n    count: lots\n  - owner: c\n    extra: 1\n",
+        );
+        let diags = f.deserialize::<Doc>().expect_err("invalid");
+        let got: Vec<(usize, usize, &str)> = diags
+            .iter()
+            .map(|d| (d.line, d.column, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, 5, "unknown field `ownr`"),
+                (
+                    5,
+                    12,
+                    "invalid type: string \"lots\", expected a whole number"
+                ),
+                (7, 5, "unknown field `extra`"),
+            ],
+            "{diags}"
+        );
+        assert_eq!(diags.0[0].field, "items[0].ownr");
+        assert_eq!(diags.0[0].help.as_deref(), Some("did you mean `owner`?"));
+        assert_eq!(diags.0[2].field, "items[2].extra");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_location() {
+        let err = YamlFile::parse(Path::new("t.yaml"), "a: [1, 2\nb: c\n".into()).expect_err("bad");
+        assert!(err.line > 0, "{err}");
+        assert!(err.message.starts_with("invalid YAML"), "{err}");
+    }
+}

@@ -1,0 +1,322 @@
+//! The records the store reads and writes: plain serde structs, independent of the runner's types
+//! (payloads and evidence are `serde_json::Value`). Instants are UTC with millisecond precision
+//! (the store keeps Unix milliseconds; sub-millisecond digits are dropped on write).
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Status of a run that has not finished yet.
+pub const RUNNING: &str = "running";
+
+/// Every outcome [`Store::finish_run`](super::Store::finish_run) accepts (kebab-case, as in
+/// DESIGN.md, plus `interrupted` for runs the start-up sweep or a signal ended).
+pub const RUN_OUTCOMES: &[&str] = &[
+    "passed",
+    "failed",
+    "aborted",
+    "inconclusive",
+    "precondition-failed",
+    "void",
+    "cleanup-failed",
+    "error",
+    "interrupted",
+];
+
+/// A run about to start (the argument of [`Store::create_run`](super::Store::create_run)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    /// Run id; use UUID v7 (`Uuid::now_v7()`) so that id order is start order.
+    pub id: Uuid,
+    /// Scenario name.
+    pub scenario: String,
+    /// Target stack name.
+    pub stack: String,
+    /// How the run was started: `cli`, `trigger`, `daemon` or `api`.
+    pub trigger: String,
+    /// Who started it (user name, token name or daemon id).
+    pub started_by: String,
+    /// Start instant; also the first heartbeat.
+    pub started_at: DateTime<Utc>,
+    /// Process id of the f3-chaos process that owns the run.
+    pub pid: u32,
+    /// Host name of that process (see [`local_hostname`](super::local_hostname)).
+    pub host: String,
+    /// Digest of the compiled scenario, to tell edited scenarios apart in history.
+    pub scenario_digest: Option<String>,
+    /// The chaos night (date the 00:00–07:00 window starts, in the configured zone) for planned
+    /// runs; `None` for ad-hoc runs.
+    pub night: Option<NaiveDate>,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Run id (UUID v7).
+    pub id: Uuid,
+    /// Scenario name.
+    pub scenario: String,
+    /// Target stack name.
+    pub stack: String,
+    /// `cli`, `trigger`, `daemon` or `api`.
+    pub trigger: String,
+    /// Who started it.
+    pub started_by: String,
+    /// [`RUNNING`] or one of [`RUN_OUTCOMES`].
+    pub status: String,
+    /// Start instant.
+    pub started_at: DateTime<Utc>,
+    /// End instant, once finished.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Owning process id.
+    pub pid: u32,
+    /// Owning process host name.
+    pub host: String,
+    /// Last heartbeat of the owning process (the start instant until the first heartbeat).
+    pub heartbeat_at: DateTime<Utc>,
+    /// Digest of the compiled scenario.
+    pub scenario_digest: Option<String>,
+    /// The chaos night for planned runs.
+    pub night: Option<NaiveDate>,
+    /// The runner's summary document, once finished.
+    pub summary: Option<Value>,
+}
+
+impl RunRecord {
+    /// Whether the run still has no outcome.
+    pub fn is_running(&self) -> bool {
+        self.status == RUNNING
+    }
+
+    /// Duration from start to end (`None` while running, or if the clock went backwards).
+    pub fn duration(&self) -> Option<Duration> {
+        (self.ended_at? - self.started_at).to_std().ok()
+    }
+
+    /// Whether the last heartbeat is at most `stale_after` before `now`.
+    pub fn heartbeat_fresh(&self, now: DateTime<Utc>, stale_after: Duration) -> bool {
+        match (now - self.heartbeat_at).to_std() {
+            Ok(age) => age <= stale_after,
+            // Heartbeat in the future (clock skew between hosts): treat as fresh.
+            Err(_) => true,
+        }
+    }
+
+    /// Whether the run is still running *and* owned by a live process on this host: same host
+    /// name, `/proc/PID` exists and the heartbeat is fresh. A run on another host is never
+    /// "alive locally"; judge it by [`heartbeat_fresh`](Self::heartbeat_fresh) alone.
+    pub fn is_alive_locally(&self, now: DateTime<Utc>, stale_after: Duration) -> bool {
+        self.is_running()
+            && self.host == super::local_hostname()
+            && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+            && self.heartbeat_fresh(now, stale_after)
+    }
+}
+
+/// Filter for [`Store::runs`](super::Store::runs); every `None` field matches everything.
+/// Results are newest first (by `started_at`, then id).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunFilter {
+    /// Exact scenario name.
+    pub scenario: Option<String>,
+    /// Exact stack name.
+    pub stack: Option<String>,
+    /// Exact status: `running` or an outcome.
+    pub outcome: Option<String>,
+    /// Exact chaos night.
+    pub night: Option<NaiveDate>,
+    /// Runs started at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Runs started strictly before this instant (use the oldest `started_at` of one page as
+    /// `until` of the next).
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many runs; `None` = no limit.
+    pub limit: Option<u32>,
+}
+
+/// One entry of a run's durable event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The run.
+    pub run_id: Uuid,
+    /// Position in the run's log: 1, 2, 3, … (assigned by the store).
+    pub seq: i64,
+    /// When the event happened.
+    pub at: DateTime<Utc>,
+    /// Event kind (the runner's event name).
+    pub kind: String,
+    /// Event body.
+    pub payload: Value,
+}
+
+/// One step of a run (a Given/When/Then line, or an abort/revert/recovery step), keyed by
+/// `(run_id, index)`; [`Store::upsert_step`](super::Store::upsert_step) replaces every field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Position in the run, from 0.
+    pub index: i64,
+    /// `given`, `when`, `then`, `abort`, `revert` or `recovery`.
+    pub phase: String,
+    /// Display name, e.g. `Assertion: Product SLO latency < 250ms`.
+    pub name: String,
+    /// Owner team of a Then step.
+    pub owner: Option<String>,
+    /// `passed`, `failed`, `inconclusive`, `skipped` or `error`; `None` while running.
+    pub verdict: Option<String>,
+    /// Start instant.
+    pub started_at: DateTime<Utc>,
+    /// End instant.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Observed value (unit as in the assertion, e.g. seconds or a 0–1 ratio). NaN is stored as
+    /// `None` by SQLite; do not rely on NaN round-tripping.
+    pub observed: Option<f64>,
+    /// Threshold the observed value was compared with (same unit).
+    pub threshold: Option<f64>,
+    /// Evidence document (query, window, series, worst value).
+    pub evidence: Option<Value>,
+    /// Human-readable message (reason of an error or inconclusive verdict).
+    pub message: Option<String>,
+}
+
+/// Who asks for a stack lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// The run that will use the stack.
+    pub run_id: Uuid,
+    /// Its scenario (shown to refused runs).
+    pub scenario: String,
+    /// User name or daemon id.
+    pub holder: String,
+}
+
+/// A stack lease: one disruptive experiment per stack. Free once `expires_at` has passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The stack.
+    pub stack: String,
+    /// The holding run.
+    pub run_id: Uuid,
+    /// The holding run's scenario.
+    pub scenario: String,
+    /// User name or daemon id of the holder.
+    pub holder: String,
+    /// When the holder took the lease.
+    pub acquired_at: DateTime<Utc>,
+    /// Last renewal (= `acquired_at` until renewed).
+    pub renewed_at: DateTime<Utc>,
+    /// The lease is free from this instant on unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// State of a fault-ledger entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerState {
+    /// Recorded; injection is about to happen (or crashed half-way).
+    Pending,
+    /// The fault is active on the target.
+    Injected,
+    /// The fault was reverted (or found gone).
+    Reverted,
+    /// Reverting failed; the target's TTL is the last line of defence. Needs a human.
+    RevertFailed,
+}
+
+impl LedgerState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [LedgerState; 4] = [
+        LedgerState::Pending,
+        LedgerState::Injected,
+        LedgerState::Reverted,
+        LedgerState::RevertFailed,
+    ];
+
+    /// The stored spelling: `pending`, `injected`, `reverted`, `revert-failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::Pending => "pending",
+            LedgerState::Injected => "injected",
+            LedgerState::Reverted => "reverted",
+            LedgerState::RevertFailed => "revert-failed",
+        }
+    }
+
+    /// Whether the fault may still be active (everything but `reverted`).
+    pub fn is_open(self) -> bool {
+        self != LedgerState::Reverted
+    }
+}
+
+impl std::fmt::Display for LedgerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LedgerState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LedgerState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown fault ledger state {s:?}"))
+    }
+}
+
+/// One fault in the fault ledger, written before injection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Entry id (UUID v7 recommended).
+    pub id: Uuid,
+    /// The run that injects the fault.
+    pub run_id: Uuid,
+    /// Target stack.
+    pub stack: String,
+    /// Fault driver name (`local`, `chaos-mesh`).
+    pub driver: String,
+    /// The When step that injects it.
+    pub step_name: String,
+    /// The driver's fault spec.
+    pub spec: Value,
+    /// The driver's handle once injected (what `revert` needs).
+    pub handle: Option<Value>,
+    /// Lifecycle state.
+    pub state: LedgerState,
+    /// When the entry was written.
+    pub created_at: DateTime<Utc>,
+    /// When the fault's TTL ends on the target (the dead-man switch fires).
+    pub expires_at: DateTime<Utc>,
+    /// Last state change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One notification for one team, waiting in (or delivered from) the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Outbox id (increasing).
+    pub id: i64,
+    /// The run the notification is about.
+    pub run_id: Uuid,
+    /// Owner team to notify.
+    pub team: String,
+    /// Message kind, e.g. `step-failed` or `run-summary`.
+    pub kind: String,
+    /// Message body.
+    pub payload: Value,
+    /// `pending` (waiting for an attempt), `delivered` or `dead` (gave up).
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Earliest instant of the next attempt.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
