@@ -56,6 +56,9 @@ def solve_cpsat(inst, time_limit, workers):
     jobs = inst["jobs"]
     ok = active_jobs(inst)
     stack_iv = {s: [] for s in range(len(inst["stacks"]))}
+    # Redundant knapsack rows per free span (sum of (d + c) over jobs placed in it <= length + c):
+    # implied by NoOverlap, but they give CP-SAT's LP relaxation the capacity structure.
+    span_load = {}
     res_iv = {r: [] for r in range(len(inst["resources"]))}
     y, start, end = {}, {}, {}
     for k, j in enumerate(jobs):
@@ -83,6 +86,7 @@ def solve_cpsat(inst, time_limit, workers):
                 m.Add(st == sv).OnlyEnforceIf(x)
                 m.Add(en == sv + d).OnlyEnforceIf(x)
                 lits.append(x)
+                span_load.setdefault((s, a), (b - lo + c, []))[1].append((d + c, x))
         if not lits:
             ok[k] = False
             continue
@@ -100,6 +104,9 @@ def solve_cpsat(inst, time_limit, workers):
                 m.Add(start[k] >= end[i]).OnlyEnforceIf(y[k])
             else:
                 m.Add(y[k] == 0)
+    for cap, terms in span_load.values():
+        if sum(w for w, _ in terms) > cap:
+            m.Add(sum(w * x for w, x in terms) <= cap)
     for s, ivs in stack_iv.items():
         if len(ivs) > 1:
             m.AddNoOverlap(ivs)

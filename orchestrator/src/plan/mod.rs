@@ -92,7 +92,12 @@ pub fn plan_with(input: &PlanInput, opts: SolverOptions) -> Plan {
 /// before `progress.now`; stacks that became unavailable are busy for the given spans. Scenarios
 /// that started tonight are not planned again.
 pub fn replan(input: &PlanInput, progress: &NightProgress) -> Plan {
-    plan(&replan_input(input, progress))
+    replan_with(input, progress, SolverOptions::default())
+}
+
+/// [`replan`] with explicit solver options.
+pub fn replan_with(input: &PlanInput, progress: &NightProgress, opts: SolverOptions) -> Plan {
+    plan_with(&replan_input(input, progress), opts)
 }
 
 /// The input [`replan`] plans: `input` with the started runs frozen, `not_before = now` and the

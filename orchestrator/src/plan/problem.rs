@@ -171,8 +171,7 @@ impl Problem {
                             jobs[j].preds.push(i);
                         }
                     }
-                    Some(_) => {}
-                    None => {
+                    Some(_) | None => {
                         if jobs[j].exclude.is_none() {
                             jobs[j].exclude = Some(SkipReason::BlockedByAfter {
                                 earlier: earlier.clone(),
