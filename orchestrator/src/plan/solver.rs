@@ -33,7 +33,7 @@ pub struct SolverOptions {
 impl Default for SolverOptions {
     fn default() -> Self {
         Self {
-            effort: 1_500_000,
+            effort: 2_500,
             seed: 0x5eed_f3c4_a05f_0001,
         }
     }
