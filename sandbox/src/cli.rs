@@ -13,6 +13,14 @@ use crate::child::{gateway, node, simulator};
 use crate::settings::{GatewayArgs, GatewayProfile, GatewaySettings, StackSettings};
 use crate::{Inventory, SandboxError, current_fingerprint, default_state_dir, ports, procs, stack};
 
+/// `println!` that ignores a closed stdout (`f3-sandbox status | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Exit code: the stack is not running.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
@@ -96,6 +104,9 @@ struct UpArgs {
     /// Processing time of one payment on a node, in milliseconds.
     #[arg(long, default_value_t = 2)]
     node_latency_ms: u64,
+    /// The simulator's load tick: every tick sends the payments due (tps × tick).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
+    load_tick: std::time::Duration,
     /// Also start an Alertmanager (port base + 93) wired to the stack's Prometheus.
     #[arg(long)]
     alertmanager: bool,
@@ -211,6 +222,7 @@ fn run(command: Command) -> Result<(), SandboxError> {
                 nodes_per_cloud: args.nodes_per_cloud,
                 tps: args.tps,
                 node_latency_ms: args.node_latency_ms,
+                load_tick_ms: u64::try_from(args.load_tick.as_millis()).unwrap_or(u64::MAX),
                 alertmanager: args.alertmanager,
                 gateway: args
                     .gateway
@@ -219,7 +231,7 @@ fn run(command: Command) -> Result<(), SandboxError> {
             let started = std::time::Instant::now();
             let inv = stack::up(&args.stack.state_dir(), &settings)?;
             if args.output == Output::Text {
-                println!(
+                out!(
                     "Sandbox stack `{}` is up ({} ms).",
                     inv.stack,
                     started.elapsed().as_millis()
@@ -230,13 +242,13 @@ fn run(command: Command) -> Result<(), SandboxError> {
         Command::Down(args) => {
             let report = stack::down(&args.state_dir(), &args.stack)?;
             if report.had_inventory || !report.stopped.is_empty() {
-                println!(
+                out!(
                     "Sandbox stack `{}` stopped ({} processes).",
                     args.stack,
                     report.stopped.len()
                 );
             } else {
-                println!(
+                out!(
                     "Sandbox stack `{}` is not running; nothing to stop.",
                     args.stack
                 );
@@ -256,26 +268,28 @@ fn run(command: Command) -> Result<(), SandboxError> {
             }
             let inv =
                 stack::reconfigure(&args.stack.state_dir(), &args.stack.stack, &args.gateway)?;
-            println!(
+            out!(
                 "Gateway of `{}` reconfigured (profile {}); fingerprint {}",
-                inv.stack, inv.gateway_profile, inv.fingerprint
+                inv.stack,
+                inv.gateway_profile,
+                inv.fingerprint
             );
             Ok(())
         }
         Command::Restart(args) => {
             let p = crate::restart_process(&args.stack.state_dir(), &args.stack.stack, &args.name)?;
-            println!("{} running with pid {}", p.name, p.pid);
+            out!("{} running with pid {}", p.name, p.pid);
             Ok(())
         }
         Command::Load(args) => {
             let inv = crate::load_inventory(&args.stack.state_dir(), &args.stack.stack)?;
             let tps = stack::load(&inv, args.tps)?;
-            println!("{tps}");
+            out!("{tps}");
             Ok(())
         }
         Command::Fingerprint(args) => {
             let inv = crate::load_inventory(&args.state_dir(), &args.stack)?;
-            println!("{}", current_fingerprint(&inv)?);
+            out!("{}", current_fingerprint(&inv)?);
             Ok(())
         }
         Command::Node(_) | Command::Gateway(_) | Command::Simulator(_) => Ok(()),
@@ -288,34 +302,41 @@ fn print_inventory(inv: &Inventory, output: Output) -> Result<(), SandboxError> 
             path: inv.state_dir.join("inventory.json"),
             source,
         })?;
-        println!("{json}");
+        out!("{json}");
         return Ok(());
     }
     let current = current_fingerprint(inv).unwrap_or_else(|e| format!("unavailable ({e})"));
-    println!(
+    out!(
         "stack        {} (port base {}, gateway profile {})",
-        inv.stack, inv.port_base, inv.gateway_profile
+        inv.stack,
+        inv.port_base,
+        inv.gateway_profile
     );
-    println!("started      {}", inv.started_at.to_rfc3339());
-    println!("prometheus   {}", inv.prometheus_url);
+    out!("started      {}", inv.started_at.to_rfc3339());
+    out!("prometheus   {}", inv.prometheus_url);
     if let Some(am) = &inv.alertmanager_url {
-        println!("alertmanager {am}");
+        out!("alertmanager {am}");
     }
-    println!("gateway      {}  (POST /payments)", inv.gateway_url);
-    println!("simulator    {}  (GET/POST /tps)", inv.simulator_url);
+    out!("gateway      {}  (POST /payments)", inv.gateway_url);
+    out!("simulator    {}  (GET/POST /tps)", inv.simulator_url);
     if current == inv.fingerprint {
-        println!("fingerprint  {}", inv.fingerprint);
+        out!("fingerprint  {}", inv.fingerprint);
     } else {
-        println!(
+        out!(
             "fingerprint  {} (recorded {}: CHANGED)",
-            current, inv.fingerprint
+            current,
+            inv.fingerprint
         );
     }
-    println!("state dir    {}", inv.state_dir.display());
-    println!();
-    println!(
+    out!("state dir    {}", inv.state_dir.display());
+    out!();
+    out!(
         "{:<14} {:<13} {:>8} {:>6}  {:<8} LABELS",
-        "NAME", "ROLE", "PID", "PORT", "STATE"
+        "NAME",
+        "ROLE",
+        "PID",
+        "PORT",
+        "STATE"
     );
     for p in &inv.processes {
         let state = if !procs::is_ours(p.pid, &p.command) {
@@ -330,7 +351,7 @@ fn print_inventory(inv: &Inventory, output: Output) -> Result<(), SandboxError> 
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
+        out!(
             "{:<14} {:<13} {:>8} {:>6}  {:<8} {}",
             p.name,
             role,

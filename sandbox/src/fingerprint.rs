@@ -81,3 +81,66 @@ fn resolve_program(program: &str) -> String {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| program.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ProcessEntry, Role};
+
+    fn inventory(dir: &std::path::Path) -> Inventory {
+        Inventory {
+            stack: "t".into(),
+            state_dir: dir.to_path_buf(),
+            prometheus_url: String::new(),
+            alertmanager_url: None,
+            processes: vec![ProcessEntry {
+                name: "gcp-node-0".into(),
+                role: Role::PaymentNode,
+                pid: 0, // not running: identity read from the program path
+                port: 1,
+                labels: Default::default(),
+                command: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+            }],
+            fingerprint: String::new(),
+            started_at: chrono::Utc::now(),
+            port_base: 0,
+            gateway_url: String::new(),
+            simulator_url: String::new(),
+            settings_path: dir.join("settings.json"),
+            gateway_profile: String::new(),
+        }
+    }
+
+    #[test]
+    fn changes_with_settings_and_command_not_with_pid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("settings.json"), "{\"a\":1}").expect("write");
+        let mut inv = inventory(dir.path());
+        let fp = current_fingerprint(&inv).expect("fingerprint");
+        assert!(fp.starts_with("sha256:"));
+        assert_eq!(current_fingerprint(&inv).expect("again"), fp, "stable");
+
+        inv.processes[0].pid = 999_999_999; // a PID that is not ours: still "not running"
+        assert_eq!(
+            current_fingerprint(&inv).expect("pid"),
+            fp,
+            "PIDs are not hashed"
+        );
+
+        inv.processes[0].command.push("--extra".into());
+        let changed_command = current_fingerprint(&inv).expect("command");
+        assert_ne!(changed_command, fp);
+
+        std::fs::write(dir.path().join("settings.json"), "{\"a\":2}").expect("write");
+        assert_ne!(
+            current_fingerprint(&inv).expect("settings"),
+            changed_command
+        );
+    }
+
+    #[test]
+    fn missing_settings_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(current_fingerprint(&inventory(dir.path())).is_err());
+    }
+}

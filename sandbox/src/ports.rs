@@ -45,3 +45,30 @@ pub fn prometheus(base: u16) -> u16 {
 pub fn alertmanager(base: u16) -> u16 {
     base + 93
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_distinct_and_inside_the_span() {
+        let base = DEFAULT_PORT_BASE;
+        let mut all = vec![
+            gateway(base),
+            simulator(base),
+            prometheus(base),
+            alertmanager(base),
+        ];
+        for cloud in CLOUDS {
+            for i in 0..MAX_NODES_PER_CLOUD {
+                all.push(node(base, cloud, i));
+            }
+        }
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "no port used twice");
+        assert!(all.iter().all(|p| (base..base + SPAN).contains(p)));
+        assert_eq!(prometheus(19000), 19090, "config/local relies on this");
+    }
+}

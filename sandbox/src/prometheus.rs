@@ -85,3 +85,45 @@ pub fn alertmanager_command(program: &Path, paths: &StackPaths, port: u16) -> Ve
         "--cluster.listen-address=".into(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{GatewayProfile, GatewaySettings};
+
+    #[test]
+    fn scrapes_every_process_with_stack_cloud_node_labels() {
+        let settings = StackSettings {
+            stack: "local".into(),
+            port_base: 19000,
+            nodes_per_cloud: 2,
+            tps: 300.0,
+            node_latency_ms: 2,
+            load_tick_ms: 50,
+            alertmanager: true,
+            gateway: GatewaySettings::profile(GatewayProfile::Aggressive),
+        };
+        let paths = StackPaths::new(std::path::Path::new("/state"), "local");
+        let c = config(&settings, &paths);
+        assert_eq!(c["global"]["scrape_interval"], "1s");
+        let jobs: Vec<&str> = c["scrape_configs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| j["job_name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(jobs, ["payment-node", "gateway", "simulator", "prometheus"]);
+        let nodes = c["scrape_configs"][0]["static_configs"]
+            .as_array()
+            .expect("nodes");
+        assert_eq!(nodes.len(), 6);
+        assert_eq!(nodes[0]["targets"][0], "127.0.0.1:19010");
+        assert_eq!(nodes[0]["labels"]["cloud"], "gcp");
+        assert_eq!(nodes[0]["labels"]["node"], "gcp-node-0");
+        assert_eq!(nodes[0]["labels"]["stack"], "local");
+        assert_eq!(
+            c["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
+            "127.0.0.1:19093"
+        );
+    }
+}

@@ -22,8 +22,11 @@ pub struct StackSettings {
     pub nodes_per_cloud: u8,
     /// Payments per second the simulator starts with.
     pub tps: f64,
-    /// Processing time of one payment on a node, in milliseconds (plus up to 1 ms jitter).
+    /// Processing time of one payment on a node, in milliseconds.
     pub node_latency_ms: u64,
+    /// The simulator's load tick in milliseconds: each tick sends the payments due.
+    #[serde(default = "default_load_tick_ms")]
+    pub load_tick_ms: u64,
     /// Whether an Alertmanager runs with the stack.
     pub alertmanager: bool,
     /// Gateway routing settings.
@@ -59,11 +62,21 @@ impl StackSettings {
                 self.port_base
             ));
         }
+        if !(1..=1_000).contains(&self.load_tick_ms) {
+            return bad(format!(
+                "--load-tick must be 1ms..=1s, not {}ms",
+                self.load_tick_ms
+            ));
+        }
         if !(self.tps.is_finite() && self.tps >= 0.0 && self.tps <= 10_000.0) {
             return bad(format!("--tps must be 0..=10000, not {}", self.tps));
         }
         self.gateway.validate()
     }
+}
+
+fn default_load_tick_ms() -> u64 {
+    50
 }
 
 /// A named starting point for the gateway settings.

@@ -228,6 +228,8 @@ fn plan(
         format!("http://127.0.0.1:{}", ports::gateway(base)),
         "--tps".into(),
         s.tps.to_string(),
+        "--tick".into(),
+        format!("{}ms", s.load_tick_ms),
     ]);
     out.push(ProcessEntry {
         name: "simulator".into(),

@@ -48,6 +48,12 @@ impl StackPaths {
             dir: state_dir.join(stack),
         }
     }
+    /// Paths of the stack whose directory is `dir` (as passed to the stack's processes).
+    pub fn from_dir(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
     /// The inventory file.
     pub fn inventory(&self) -> PathBuf {
         self.dir.join("inventory.json")

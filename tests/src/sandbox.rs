@@ -2,14 +2,18 @@
 //! temporary state directory (so tests of different modules can run side by side), and query its
 //! Prometheus.
 //!
-//! Port bases in use by the sandbox tests: 23100–23400. A stack uses `base .. base + 100`; pick
-//! bases at least 100 apart.
+//! A stack uses the ports `base .. base + 100`. [`SandboxStack::up_free`] picks a free base in
+//! 26000–29900 (below the Linux ephemeral range, clear of the fixed bases other tests use) and
+//! retries on a clash, so the same tests can run at once in several worktrees; [`SandboxStack::up`]
+//! takes a fixed base.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, anyhow, bail};
 use f3_sandbox::Inventory;
 
 use crate::binary;
@@ -30,6 +34,48 @@ pub struct SandboxStack {
 impl SandboxStack {
     /// Runs `f3-sandbox up --stack NAME --port-base BASE --state-dir <tmp> EXTRA…` and waits for it.
     pub fn up(name: &str, port_base: u16, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::up_with_env(name, port_base, extra, &[])
+    }
+
+    /// [`SandboxStack::up`] on a free port base (see the module docs).
+    pub fn up_free(name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::up_free_with_env(name, extra, &[])
+    }
+
+    /// [`SandboxStack::up_with_env`] on a free port base (see the module docs).
+    pub fn up_free_with_env(
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<Self> {
+        const BASES: usize = 40;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        // Start somewhere different in every process and call; 13 is coprime with 40, so the
+        // walk visits every base once.
+        let start = std::process::id() as usize * 7 + NEXT.fetch_add(1, Ordering::Relaxed) * 11;
+        let mut last = None;
+        for k in 0..BASES {
+            let base = 26_000 + ((start + k * 13) % BASES) as u16 * 100;
+            if !(base..base + 100).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+                continue;
+            }
+            match Self::up_with_env(name, base, extra, env) {
+                Ok(stack) => return Ok(stack),
+                Err(e) if e.to_string().contains("already in use") => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no free sandbox port base in 26000..30000")))
+    }
+
+    /// [`SandboxStack::up`] with extra environment variables for `f3-sandbox up` (e.g.
+    /// `F3_SANDBOX_BIN`, the binary the stack's processes run).
+    pub fn up_with_env(
+        name: &str,
+        port_base: u16,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<Self> {
         let state_dir = tempfile::Builder::new()
             .prefix("f3-sandbox-test-")
             .tempdir()?;
@@ -47,6 +93,7 @@ impl SandboxStack {
             .arg("--state-dir")
             .arg(state_dir.path())
             .args(extra)
+            .envs(env.iter().copied())
             .output()
             .context("cannot run f3-sandbox (build it first: cargo build -p f3-sandbox --bins)")?;
         let up_took = started.elapsed();

@@ -63,8 +63,16 @@ pub enum SloError {
         /// The envelope's `error` text.
         message: String,
     },
-    /// A 2xx answer that is not the documented JSON shape, or a result type we cannot judge
-    /// (`string`, or a range vector from an instant query).
+    /// The query answered a type of result a check cannot judge (a `string`, or a range vector
+    /// from an instant query): the check is written wrongly.
+    #[error("the query returned a {found}: {hint}")]
+    ResultType {
+        /// `string` or `range vector`.
+        found: &'static str,
+        /// How to fix the query.
+        hint: &'static str,
+    },
+    /// A 2xx answer that is not the documented JSON shape.
     #[error("unexpected Prometheus response: {reason}")]
     Decode {
         /// What did not match.
@@ -80,12 +88,13 @@ pub enum SloError {
 
 impl SloError {
     /// True when the failure lies in the check's definition rather than in the monitoring system:
-    /// Prometheus answered `bad_data` (malformed PromQL or parameters) or the window was invalid.
+    /// Prometheus answered `bad_data` (malformed PromQL or parameters) the window was invalid, or the
+    /// query returns a type that cannot be compared with a threshold.
     /// Such steps are judged `error` (fix the assertion); every other failure is `inconclusive`.
     pub fn is_definition_error(&self) -> bool {
         match self {
             SloError::Api { error_type, .. } => error_type == "bad_data",
-            SloError::InvalidWindow { .. } => true,
+            SloError::InvalidWindow { .. } | SloError::ResultType { .. } => true,
             _ => false,
         }
     }

@@ -143,13 +143,15 @@ impl PrometheusClient {
                 }
             }
         };
-        let response = self
-            .http
-            .get(url.clone())
-            .query(params)
-            .send()
-            .await
-            .map_err(classify)?;
+        let send = || self.http.get(url.clone()).query(params).send();
+        let response = match send().await {
+            Ok(response) => response,
+            // A pooled keep-alive connection the server has closed fails like this; queries are
+            // idempotent GETs, so retry once on a fresh connection (a dead server then shows as
+            // a refused connect, i.e. `Unreachable`).
+            Err(e) if !e.is_timeout() && !e.is_connect() => send().await.map_err(classify)?,
+            Err(e) => return Err(classify(e)),
+        };
         let status = response.status();
         let body = response.bytes().await.map_err(classify)?;
         decode(status.as_u16(), &body)
@@ -292,14 +294,14 @@ fn into_samples(data: Data) -> Result<Vec<Sample>, SloError> {
             labels: SeriesLabels::new(),
             point: p.point()?,
         }]),
-        Data::Matrix(_) => Err(SloError::Decode {
-            reason:
-                "the instant query returned a range vector; write an instant-vector expression \
-                     (e.g. wrap `x[5m]` in `rate(…)` or `max_over_time(…)`)"
-                    .into(),
+        Data::Matrix(_) => Err(SloError::ResultType {
+            found: "range vector",
+            hint: "an instant query needs an instant-vector expression (wrap `x[5m]` in `rate(…)` \
+                   or `max_over_time(…)`)",
         }),
-        Data::String(_) => Err(SloError::Decode {
-            reason: "the query returned a string, not a number".into(),
+        Data::String(_) => Err(SloError::ResultType {
+            found: "string",
+            hint: "a check compares a number with its threshold",
         }),
     }
 }
@@ -438,12 +440,12 @@ mod tests {
         let body = br#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
         assert!(matches!(
             into_samples(decode(200, body).unwrap()),
-            Err(SloError::Decode { .. })
+            Err(SloError::ResultType { .. })
         ));
         let body = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(matches!(
             into_samples(decode(200, body).unwrap()),
-            Err(SloError::Decode { .. })
+            Err(SloError::ResultType { .. })
         ));
     }
 

@@ -45,12 +45,34 @@ pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
     }
 }
 
+/// `rel` against `base`, with `..` folded lexically (`config/local/../../scenarios` →
+/// `scenarios`) so paths in diagnostics and `Scenario::source` read naturally.
 fn resolve(base: &Path, rel: &str) -> PathBuf {
     let p = Path::new(rel);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_owned()
     } else {
         base.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir
+                if matches!(
+                    out.components().next_back(),
+                    Some(std::path::Component::Normal(_))
+                ) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
     }
 }
 

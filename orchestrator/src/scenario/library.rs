@@ -126,6 +126,20 @@ pub fn check_paths(paths: &[PathBuf], fallback_config: Option<&Path>) -> Checked
     check_files(files, diags, fallback_config)
 }
 
+/// Like [`check_paths`] for in-memory sources (`(name, text)`), e.g. from an API request or a
+/// test. `config_dir` is used as with `check_paths`' fallback.
+pub fn check_texts(sources: Vec<(PathBuf, String)>, config_dir: Option<&Path>) -> Checked {
+    let mut diags = Diagnostics::new();
+    let mut files = Vec::new();
+    for (path, text) in sources {
+        match YamlFile::parse(&path, text) {
+            Ok(f) => files.push(f),
+            Err(d) => diags.push(*d),
+        }
+    }
+    check_files(files, diags, config_dir)
+}
+
 fn is_config_kind(f: &YamlFile) -> bool {
     matches!(f.str_at("kind"), Some("Config" | "Stacks" | "Teams"))
 }
@@ -135,6 +149,10 @@ fn check_files(
     mut diags: Diagnostics,
     fallback_config: Option<&Path>,
 ) -> Checked {
+    // The same file reached twice (a path given twice, a library inside the config dir) counts
+    // once. (In-memory sources that do not exist on disk are compared by name.)
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.path.canonicalize().unwrap_or_else(|_| f.path.clone())));
     // Classify by kind; bad or missing kinds are reported once here.
     let mut scenario_files = Vec::new();
     let mut catalogue_files = Vec::new();
@@ -345,7 +363,48 @@ pub(crate) fn read_dir_files(
     let mut paths = Vec::new();
     collect_yaml(dir, recursive, &mut paths, diags);
     paths.sort();
-    paths.iter().filter_map(|p| read_file(p, diags)).collect()
+    read_files(&paths, diags)
+}
+
+/// Below this many files, parsing on one thread is cheaper than starting others.
+const PARALLEL_THRESHOLD: usize = 64;
+
+/// Reads and parses files, on all cores when there are many (YAML parsing and the position
+/// index dominate the cost of validating a large library). Order is kept.
+fn read_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<YamlFile> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || paths.len() < PARALLEL_THRESHOLD {
+        return paths.iter().filter_map(|p| read_file(p, diags)).collect();
+    }
+    let chunk = paths.len().div_ceil(threads);
+    let parts: Vec<(Vec<YamlFile>, Diagnostics)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut d = Diagnostics::new();
+                    let files: Vec<YamlFile> =
+                        part.iter().filter_map(|p| read_file(p, &mut d)).collect();
+                    (files, d)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut files = Vec::with_capacity(paths.len());
+    for (f, d) in parts {
+        files.extend(f);
+        diags.extend(d);
+    }
+    files
 }
 
 fn collect_yaml(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, diags: &mut Diagnostics) {

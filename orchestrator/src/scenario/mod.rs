@@ -9,8 +9,12 @@ pub mod library;
 pub mod model;
 pub mod raw;
 pub mod schema;
+#[cfg(test)]
+mod tests;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
-pub use library::{Checked, Library, check_library, check_paths, load_library, load_paths};
+pub use library::{
+    Checked, Library, check_library, check_paths, check_texts, load_library, load_paths,
+};
 pub use model::*;

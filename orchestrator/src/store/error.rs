@@ -77,7 +77,7 @@ pub enum StoreError {
     AmbiguousRunId {
         /// The prefix as given.
         prefix: String,
-        /// Some of the matching run ids (at most 10), newest first.
+        /// Some of the matching run ids (at most 10), highest first (UUID v7: newest first).
         matches: Vec<Uuid>,
     },
     /// An argument is not acceptable (unknown outcome, malformed id prefix, TTL out of range).

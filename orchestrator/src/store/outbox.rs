@@ -1,6 +1,7 @@
 //! The notification outbox: the runner records "notify team X about run Y" durably; a delivery
-//! worker (later) picks due rows (`status = 'pending' AND next_attempt_at <= now`, index
-//! `outbox_due`), counts attempts, backs off via `next_attempt_at` and keeps `last_error`.
+//! worker reads due rows ([`Store::outbox_due`], index `outbox_due`) and records each attempt
+//! ([`Store::outbox_delivered`], [`Store::outbox_failed`]: attempts, back-off via
+//! `next_attempt_at`, `last_error`, `dead` when it gives up).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -14,6 +15,13 @@ use super::{Store, StoreError, to_ms, with_pool};
 
 /// Status of an outbox row waiting for a (first or further) delivery attempt.
 pub const OUTBOX_PENDING: &str = "pending";
+/// Status of a delivered outbox row.
+pub const OUTBOX_DELIVERED: &str = "delivered";
+/// Status of an outbox row the worker gave up on.
+pub const OUTBOX_DEAD: &str = "dead";
+
+const OUTBOX_COLUMNS: &str = "id, run_id, team, kind, payload, status, attempts, next_attempt_at, \
+     last_error, created_at, delivered_at";
 
 impl Store {
     /// Queues one notification for `team` about `run_id`, due immediately (`next_attempt_at =
@@ -50,14 +58,97 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`], [`StoreError::Corrupt`].
     pub async fn outbox_for_run(&self, run_id: Uuid) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, OutboxRow>(
-            "SELECT id, run_id, team, kind, payload, status, attempts, next_attempt_at, \
-             last_error, created_at, delivered_at FROM outbox WHERE run_id = $1 ORDER BY id",
-        )
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE run_id = $1 ORDER BY id");
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, OutboxRow>(&sql)
         .bind(run_id.to_string())
         .fetch_all(pool)
         .await
         .ctx("list the run's notifications"))?;
         convert_all(rows)
     }
+
+    /// Up to `limit` notifications due for an attempt at `now` (`pending` and
+    /// `next_attempt_at <= now`), earliest due first — the delivery worker's input. Run the worker
+    /// in one process only (the daemon's leader): rows are not claimed.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = $1 AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at, id LIMIT $3"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, OutboxRow>(&sql)
+            .bind(OUTBOX_PENDING)
+            .bind(to_ms(now))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .ctx("list due notifications"))?;
+        convert_all(rows)
+    }
+
+    /// Records a successful delivery attempt at `at`: status `delivered`, one more attempt.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Query`].
+    pub async fn outbox_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let done = with_pool!(self, pool => sqlx::query(
+            "UPDATE outbox SET status = $2, attempts = attempts + 1, delivered_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(OUTBOX_DELIVERED)
+        .bind(to_ms(at))
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .ctx("record notification delivery"))?;
+        outbox_found(id, done)
+    }
+
+    /// Records a failed delivery attempt with its error: retried from `retry_at`
+    /// (`Some`, status stays `pending`) or given up (`None`, status `dead`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Query`].
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let status = if retry_at.is_some() {
+            OUTBOX_PENDING
+        } else {
+            OUTBOX_DEAD
+        };
+        let done = with_pool!(self, pool => sqlx::query(
+            "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3, \
+             next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(retry_at.map(to_ms))
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .ctx("record notification failure"))?;
+        outbox_found(id, done)
+    }
+}
+
+fn outbox_found(id: i64, rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound {
+            what: "outbox entry",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
 }

@@ -137,8 +137,7 @@ impl Store {
         // '-', all below '~', and both backends compare ids bytewise (PostgreSQL: COLLATE "C").
         let high = format!("{low}~");
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id >= $1 AND id < $2 \
-             ORDER BY started_at DESC, id DESC LIMIT $3"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id >= $1 AND id < $2 ORDER BY id DESC LIMIT $3"
         );
         let limit = i64::try_from(AMBIGUOUS_MATCHES + 1).unwrap_or(i64::MAX);
         let rows = with_pool!(self, pool => sqlx::query_as::<_, RunRow>(&sql)

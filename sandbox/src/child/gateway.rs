@@ -5,6 +5,7 @@
 //!
 //! Answers carry `x-f3-cloud` / `x-f3-node` (the serving backend; on failure the last one tried)
 //! and `x-f3-attempts`. `GET /health` is 200 while at least one backend is healthy.
+//! `GET /fingerprint` returns the live stack fingerprint (see [`crate::fingerprint`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
@@ -50,6 +51,12 @@ pub fn backend_arg(cloud: &str, node: &str, port: u16) -> String {
     format!("{cloud}/{node}={port}")
 }
 
+fn local_url(port: u16, path: &str) -> anyhow::Result<reqwest::Url> {
+    Ok(reqwest::Url::parse(&format!(
+        "http://127.0.0.1:{port}{path}"
+    ))?)
+}
+
 fn parse_backend(s: &str) -> Result<BackendSpec, String> {
     let (id, port) = s.split_once('=').ok_or("expected CLOUD/NODE=PORT")?;
     let (cloud, node) = id.split_once('/').ok_or("expected CLOUD/NODE=PORT")?;
@@ -93,8 +100,9 @@ struct OutcomeLabel {
 
 struct Backend {
     labels: BackendLabels,
-    payments_url: String,
-    health_url: String,
+    // Parsed once: reqwest would otherwise parse (and IDNA-check) the URL string on every request.
+    payments_url: reqwest::Url,
+    health_url: reqwest::Url,
     healthy: AtomicBool,
     failed_checks: AtomicU32,
     good_checks: AtomicU32,
@@ -162,7 +170,7 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
     let backends: Vec<Backend> = args
         .backends
         .iter()
-        .map(|b| {
+        .map(|b| -> anyhow::Result<Backend> {
             let labels = BackendLabels {
                 cloud: b.cloud.clone(),
                 node: b.node.clone(),
@@ -187,16 +195,16 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
                     reason,
                 });
             }
-            Backend {
+            Ok(Backend {
                 labels,
-                payments_url: format!("http://127.0.0.1:{}/payments", b.port),
-                health_url: format!("http://127.0.0.1:{}/health", b.port),
+                payments_url: local_url(b.port, "/payments")?,
+                health_url: local_url(b.port, "/health")?,
                 healthy: AtomicBool::new(true),
                 failed_checks: AtomicU32::new(0),
                 good_checks: AtomicU32::new(0),
-            }
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_idle_timeout(None)
@@ -204,6 +212,7 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
     for outcome in ["success", "failure"] {
         let _ = metrics.requests.get_or_create(&OutcomeLabel { outcome });
     }
+    let inventory_path = crate::state::StackPaths::from_dir(&args.common.stack_dir).inventory();
     let gateway = Arc::new(Gateway {
         backends,
         settings,
@@ -215,6 +224,10 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
         .route("/payments", post(pay))
         .route("/health", get(health))
         .with_state(Arc::clone(&gateway))
+        .route(
+            "/fingerprint",
+            get(move || fingerprint(inventory_path.clone())),
+        )
         .merge(super::base_router(registry));
     tracing::info!(stack = %args.common.stack, port = args.common.port, settings = ?gateway.settings, "Gateway listening.");
     super::block_on(async move {
@@ -306,7 +319,7 @@ async fn pay(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         let attempt = async {
             let resp = gw
                 .client
-                .post(&backend.payments_url)
+                .post(backend.payments_url.clone())
                 .body(body.clone())
                 .timeout(gw.settings.request_timeout())
                 .send()
@@ -379,16 +392,32 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     }
 }
 
+/// `GET /fingerprint`: the stack fingerprint recomputed now, `{"fingerprint": "sha256:…"}`.
+async fn fingerprint(inventory: std::path::PathBuf) -> Response {
+    let computed = tokio::task::spawn_blocking(move || {
+        let inv = crate::Inventory::read(&inventory)?;
+        crate::current_fingerprint(&inv)
+    })
+    .await;
+    match computed {
+        Ok(Ok(fp)) => axum::Json(serde_json::json!({ "fingerprint": fp })).into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
 async fn health_loop(gw: Arc<Gateway>, i: usize) {
     let mut ticker = tokio::time::interval(gw.settings.health_interval());
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Skip keeps every backend's checks on the same grid (all loops start together), so the
+    // checks of one round go out and come back in one wake-up of the gateway, not six.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let backend = &gw.backends[i];
     loop {
         ticker.tick().await;
         let check = async {
             let resp = gw
                 .client
-                .get(&backend.health_url)
+                .get(backend.health_url.clone())
                 .timeout(gw.settings.health_timeout())
                 .send()
                 .await?;

@@ -1,5 +1,5 @@
 //! A payment-API node of one cloud's cluster: accepts `POST /payments`, "processes" each payment
-//! for a fixed time (plus jitter) and answers `200` with the serving cloud and node.
+//! for a fixed time and answers `200` with the serving cloud and node.
 //!
 //! Frozen with SIGSTOP it stops answering (connections queue in the kernel), which is how the local
 //! fault driver partitions a cloud; SIGKILL removes it until `restart_process`.
@@ -25,7 +25,7 @@ pub struct NodeArgs {
     /// Cloud this node belongs to.
     #[arg(long)]
     cloud: String,
-    /// Processing time of one payment, in milliseconds (plus up to 1 ms jitter).
+    /// Processing time of one payment, in milliseconds.
     #[arg(long, default_value_t = 2)]
     latency_ms: u64,
 }
@@ -63,8 +63,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 async fn pay(State(node): State<Arc<Node>>, _body: Bytes) -> impl IntoResponse {
-    let jitter = Duration::from_micros(fastrand::u64(0..1_000));
-    tokio::time::sleep(node.latency + jitter).await;
+    tokio::time::sleep(node.latency).await;
     node.payments.inc();
     (
         [

@@ -1,7 +1,8 @@
 //! The payment simulator: open-loop load against the gateway at a target rate (default 300/s).
 //!
-//! Fixed-rate ticks fire payments whether or not earlier ones have been answered (no coordinated
-//! omission: a slow platform sees the same arrival rate and the latency histogram shows the wait).
+//! Fixed-rate ticks (every 50 ms by default, each sending the payments due) fire payments whether or not
+//! earlier ones have been answered (no coordinated omission: a slow platform sees the same arrival
+//! rate and the latency histogram shows the wait).
 //! `GET /tps` returns `{"tps": 300.0}`; `POST /tps` with that body changes the rate (0 pauses).
 
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct SimulatorArgs {
     /// Initial payments per second.
     #[arg(long, default_value_t = 300.0)]
     tps: f64,
+    /// Load tick: every tick sends the payments due since the last one.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
+    tick: Duration,
     /// Client-side timeout of one payment.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     timeout: Duration,
@@ -65,7 +69,7 @@ struct PaymentLabels {
 }
 
 struct Simulator {
-    url: String,
+    url: reqwest::Url,
     client: reqwest::Client,
     target: watch::Sender<f64>,
     payments: Family<PaymentLabels, Counter>,
@@ -82,7 +86,10 @@ pub fn run(args: SimulatorArgs) -> anyhow::Result<()> {
     anyhow::ensure!(valid_tps(args.tps), "--tps must be 0..=10000");
     let mut registry = Registry::default();
     let sim = Arc::new(Simulator {
-        url: format!("{}/payments", args.gateway_url.trim_end_matches('/')),
+        url: reqwest::Url::parse(&format!(
+            "{}/payments",
+            args.gateway_url.trim_end_matches('/')
+        ))?,
         client: reqwest::Client::builder()
             .tcp_nodelay(true)
             .timeout(args.timeout)
@@ -137,7 +144,7 @@ pub fn run(args: SimulatorArgs) -> anyhow::Result<()> {
         .merge(super::base_router(registry));
     tracing::info!(stack = %args.common.stack, port = args.common.port, tps = args.tps, "Simulator listening.");
     super::block_on(async move {
-        tokio::spawn(load_loop(Arc::clone(&sim)));
+        tokio::spawn(load_loop(Arc::clone(&sim), args.tick));
         super::serve(args.common.port, app).await
     })?
 }
@@ -163,7 +170,11 @@ async fn set_tps(State(sim): State<Arc<Simulator>>, Json(body): Json<Tps>) -> Re
 }
 
 /// Fires payments at the target rate; restarts its ticker whenever the target changes.
-async fn load_loop(sim: Arc<Simulator>) {
+///
+/// One tick every `tick` (50 ms by default) sends the payments due in that tick (`tps × tick`,
+/// the fractional remainder carried to the next tick): the rate is exact and the processes wake
+/// up 100 times a second rather than once per payment, which keeps the sandbox's CPU low.
+async fn load_loop(sim: Arc<Simulator>, tick: Duration) {
     let mut rx = sim.target.subscribe();
     loop {
         let tps = *rx.borrow_and_update();
@@ -173,12 +184,22 @@ async fn load_loop(sim: Arc<Simulator>) {
             }
             continue;
         }
-        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / tps));
-        // Burst: after a stall the missed payments are sent at once, keeping the rate open-loop.
+        // Below 1/tick payments per second, tick once per payment instead.
+        let period = tick.max(Duration::from_secs_f64(1.0 / tps));
+        let per_tick = tps * period.as_secs_f64();
+        let mut due = 0.0_f64;
+        let mut ticker = tokio::time::interval(period);
+        // Burst: after a stall the missed ticks fire at once, keeping the load open-loop.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         loop {
             tokio::select! {
-                _ = ticker.tick() => fire(&sim),
+                _ = ticker.tick() => {
+                    due += per_tick;
+                    while due >= 1.0 {
+                        due -= 1.0;
+                        fire(&sim);
+                    }
+                }
                 changed = rx.changed() => {
                     if changed.is_err() {
                         return;
@@ -213,7 +234,7 @@ fn fire(sim: &Arc<Simulator>) {
         let result = async {
             let resp = sim
                 .client
-                .post(&sim.url)
+                .post(sim.url.clone())
                 .header("content-type", "application/json")
                 .body(body)
                 .send()

@@ -37,7 +37,7 @@ async fn wait_steady(stack: &SandboxStack) {
 async fn up_serves_300_tps_and_down_leaves_no_process() {
     let _serial = SERIAL.lock().await;
     let start = Instant::now();
-    let stack = SandboxStack::up("e2e-up", 23100, &[]).expect("up");
+    let stack = SandboxStack::up_free("e2e-up", &[]).expect("up");
     assert!(
         stack.up_took < Duration::from_secs(10),
         "up took {:?}",
@@ -50,7 +50,10 @@ async fn up_serves_300_tps_and_down_leaves_no_process() {
         9,
         "6 nodes, gateway, simulator, prometheus"
     );
-    assert_eq!(inv.prometheus_url, "http://127.0.0.1:23190");
+    assert_eq!(
+        inv.prometheus_url,
+        format!("http://127.0.0.1:{}", stack.port_base + 90)
+    );
     assert_eq!(stack.pids("cloud", "gcp").len(), 2);
     assert_eq!(stack.pids("cloud", "aws").len(), 2);
     assert!(!inv.fingerprint.is_empty());
@@ -62,7 +65,7 @@ async fn up_serves_300_tps_and_down_leaves_no_process() {
     assert_eq!(&shown, inv);
 
     // Another stack on the same ports fails clearly.
-    let clash = SandboxStack::up("e2e-clash", 23100, &[])
+    let clash = SandboxStack::up("e2e-clash", stack.port_base, &[])
         .err()
         .expect("port clash must fail");
     assert!(clash.to_string().contains("already in use"), "{clash}");
@@ -151,7 +154,7 @@ async fn freeze_gcp(stack: &SandboxStack, during: &[&str]) -> (Vec<f64>, Vec<f64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_loss_with_aggressive_gateway_fails_over() {
     let _serial = SERIAL.lock().await;
-    let stack = SandboxStack::up("e2e-aggressive", 23200, &[]).expect("up");
+    let stack = SandboxStack::up_free("e2e-aggressive", &[]).expect("up");
     wait_steady(&stack).await;
     let (d, during) = freeze_gcp(
         &stack,
@@ -220,7 +223,7 @@ async fn gcp_loss_with_aggressive_gateway_fails_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcp_loss_with_slow_gateway_degrades() {
     let _serial = SERIAL.lock().await;
-    let stack = SandboxStack::up("e2e-slow", 23300, &["--gateway-profile", "slow"]).expect("up");
+    let stack = SandboxStack::up_free("e2e-slow", &["--gateway-profile", "slow"]).expect("up");
     assert_eq!(stack.inventory.gateway_profile, "slow");
     wait_steady(&stack).await;
     let (d, during) = freeze_gcp(
@@ -250,8 +253,30 @@ async fn gcp_loss_with_slow_gateway_degrades() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_process_and_reconfigure_change_what_they_should() {
     let _serial = SERIAL.lock().await;
-    let stack = SandboxStack::up("e2e-restart", 23400, &["--tps", "50"]).expect("up");
+    // The stack's processes run a copy of the binary, so the test can replace it on disk.
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    let bin = bin_dir.path().join("f3-sandbox");
+    std::fs::copy(f3_chaos_tests::binary("f3-sandbox"), &bin).expect("copy binary");
+    let stack = SandboxStack::up_free_with_env(
+        "e2e-restart",
+        &["--tps", "50", "--alertmanager"],
+        &[("F3_SANDBOX_BIN", bin.as_os_str())],
+    )
+    .expect("up");
     let dir = stack.state_dir().to_path_buf();
+    let alertmanager = stack
+        .inventory
+        .alertmanager_url
+        .clone()
+        .expect("alertmanager url");
+    assert_eq!(
+        alertmanager,
+        format!("http://127.0.0.1:{}", stack.port_base + 93)
+    );
+    let ready = reqwest::get(format!("{alertmanager}/-/ready"))
+        .await
+        .expect("alertmanager");
+    assert!(ready.status().is_success());
     let inv = stack.reload().expect("inventory");
     let fp0 = f3_sandbox::current_fingerprint(&inv).expect("fingerprint");
     assert_eq!(
@@ -317,6 +342,17 @@ async fn restart_process_and_reconfigure_change_what_they_should() {
     let fp1 = f3_sandbox::current_fingerprint(&inv).expect("fp");
     assert_ne!(fp1, fp0, "reconfigure changes the fingerprint");
     assert_eq!(inv.fingerprint, fp1);
+    let served: serde_json::Value = reqwest::get(format!("{}/fingerprint", inv.gateway_url))
+        .await
+        .expect("GET /fingerprint")
+        .json()
+        .await
+        .expect("fingerprint json");
+    assert_eq!(
+        served["fingerprint"],
+        fp1.as_str(),
+        "the gateway serves the live fingerprint"
+    );
     assert_eq!(inv.gateway_profile, "slow");
     let gateway = inv.process("gateway").expect("gateway");
     assert_ne!(gateway.pid, old_gateway);
@@ -331,6 +367,13 @@ async fn restart_process_and_reconfigure_change_what_they_should() {
         missing.to_string(),
         "sandbox stack `nope` is not running; start it with `f3-sandbox up --stack nope`"
     );
+
+    // Replacing the node binary on disk (as a deployment would) changes the fingerprint.
+    let staged = bin_dir.path().join("f3-sandbox.new");
+    std::fs::copy(&bin, &staged).expect("stage binary");
+    std::fs::rename(&staged, &bin).expect("replace binary");
+    let fp2 = f3_sandbox::current_fingerprint(&inv).expect("fp");
+    assert_ne!(fp2, fp1, "a replaced binary changes the fingerprint");
 
     let pids: Vec<u32> = inv.processes.iter().map(|p| p.pid).collect();
     stack.down().expect("down");

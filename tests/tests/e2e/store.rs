@@ -95,6 +95,7 @@ stories!(
     outbox_records_notifications,
     concurrent_opens_migrate_once,
     two_handles_write_concurrently,
+    processes_share_one_database,
 );
 
 /// 2026-11-21 01:00:00 UTC plus `seconds`.
@@ -748,6 +749,41 @@ async fn outbox_records_notifications(db: &Db) {
             .is_err(),
         "unknown run"
     );
+
+    // The delivery worker's view: due rows, earliest first; attempts recorded.
+    assert!(store.outbox_due(t(399), 10).await.unwrap().is_empty());
+    let due = store.outbox_due(t(401), 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|o| o.id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    assert_eq!(store.outbox_due(t(401), 1).await.unwrap().len(), 1);
+    store
+        .outbox_failed(first, "HTTP 503 from Slack", Some(t(460)))
+        .await
+        .unwrap();
+    store.outbox_delivered(second, t(402)).await.unwrap();
+    assert!(store.outbox_due(t(459), 10).await.unwrap().is_empty());
+    let retried = store.outbox_due(t(460), 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(
+        retried[0].last_error.as_deref(),
+        Some("HTTP 503 from Slack")
+    );
+    assert_eq!(retried[0].next_attempt_at, t(460));
+    store.outbox_failed(first, "HTTP 400", None).await.unwrap();
+    assert!(store.outbox_due(t(10_000), 10).await.unwrap().is_empty());
+    let done = store.outbox_for_run(run).await.unwrap();
+    assert_eq!(done[0].status, "dead");
+    assert_eq!(done[0].attempts, 2);
+    assert_eq!(done[1].status, "delivered");
+    assert_eq!(done[1].attempts, 1);
+    assert_eq!(done[1].delivered_at, Some(t(402)));
+    assert!(matches!(
+        store.outbox_delivered(-1, t(0)).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn concurrent_opens_migrate_once(db: &Db) {
@@ -801,5 +837,151 @@ async fn two_handles_write_concurrently(db: &Db) {
         assert_eq!(store.events(run).await.unwrap().len(), 50);
         assert_eq!(store.steps(run).await.unwrap().len(), 5);
         assert_eq!(store.run(run).await.unwrap().unwrap().status, "passed");
+    }
+}
+
+/// Environment of a child process spawned by [`processes_share_one_database`].
+const CHILD_URL: &str = "F3_CHAOS_STORE_CHILD_URL";
+const CHILD_NAME: &str = "F3_CHAOS_STORE_CHILD_NAME";
+const CHILD_START_MS: &str = "F3_CHAOS_STORE_CHILD_START_MS";
+const CHILD_ROUNDS: &str = "F3_CHAOS_STORE_CHILD_ROUNDS";
+
+/// The child half of [`processes_share_one_database`]: this test binary re-executed with
+/// `--exact store::process_child`. Without the child environment (a normal test run) it returns
+/// at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_child() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    let name = std::env::var(CHILD_NAME).unwrap();
+    let start_ms: i64 = std::env::var(CHILD_START_MS).unwrap().parse().unwrap();
+    let rounds: i64 = std::env::var(CHILD_ROUNDS).unwrap().parse().unwrap();
+    // Opening races the other processes (a fresh database: migrations race too).
+    let store = Store::open(&url).await.unwrap();
+    let run = create(&store, "cross-process", &name, t(0)).await;
+    println!("CHILD {name} run {run}");
+    let wait = start_ms - Utc::now().timestamp_millis();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    for round in 0..rounds {
+        let me = holder(Uuid::now_v7(), "cross-process", &name);
+        let stack = format!("proc-{round}");
+        let result = store
+            .acquire_lease(&stack, &me, Duration::from_secs(60), t(0))
+            .await
+            .unwrap();
+        let (verdict, lease) = match result {
+            Ok(lease) => ("won", lease),
+            Err(lease) => ("lost", lease),
+        };
+        println!("CHILD {name} round {round} {verdict} {}", lease.run_id);
+        store
+            .append_event(run, t(round), "tick", &json!({ "round": round }))
+            .await
+            .unwrap();
+    }
+}
+
+async fn processes_share_one_database(db: &Db) {
+    // Three real processes (this test binary re-executed) open one fresh database at once, then
+    // race for the same 30 stack leases and write events, starting on the same wall-clock instant.
+    const CHILDREN: usize = 3;
+    const ROUNDS: i64 = 30;
+    let exe = std::env::current_exe().unwrap();
+    let start_ms = Utc::now().timestamp_millis() + 3_000;
+    let children: Vec<_> = (0..CHILDREN)
+        .map(|i| {
+            tokio::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::process_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_URL, &db.url)
+                .env(CHILD_NAME, format!("child-{i}"))
+                .env(CHILD_START_MS, start_ms.to_string())
+                .env(CHILD_ROUNDS, ROUNDS.to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn the test binary")
+        })
+        .collect();
+    let outputs = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut outputs = Vec::new();
+        // Already running side by side; this only collects their output.
+        for child in children {
+            outputs.push(child.wait_with_output().await);
+        }
+        outputs
+    })
+    .await
+    .expect("children finish within 120 s");
+
+    let mut runs = Vec::new();
+    let mut rounds: Vec<Vec<(bool, String)>> = vec![Vec::new(); ROUNDS as usize];
+    for output in outputs {
+        let output = output.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "child failed: {}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for line in stdout
+            .lines()
+            .filter_map(|l| l.split_once("CHILD ").map(|(_, rest)| rest))
+        {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [_, "run", id] => runs.push(Uuid::parse_str(id).unwrap()),
+                [_, "round", round, verdict, holder] => {
+                    let round: usize = round.parse().unwrap();
+                    rounds[round].push((*verdict == "won", (*holder).to_owned()));
+                }
+                other => panic!("unexpected child line {other:?}"),
+            }
+        }
+    }
+    assert_eq!(runs.len(), CHILDREN, "every child reported its run");
+
+    let store = db.open().await;
+    for (round, reports) in rounds.iter().enumerate() {
+        assert_eq!(reports.len(), CHILDREN, "round {round}: {reports:?}");
+        let winners: Vec<&String> = reports
+            .iter()
+            .filter(|(won, _)| *won)
+            .map(|(_, h)| h)
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one winner, got {reports:?}"
+        );
+        assert!(
+            reports.iter().all(|(_, h)| h == winners[0]),
+            "round {round}: losers are told the winner: {reports:?}"
+        );
+        let lease = store
+            .lease(&format!("proc-{round}"), t(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&lease.run_id.to_string(), winners[0]);
+    }
+    for run in runs {
+        let seqs: Vec<i64> = store
+            .events(run)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, (1..=ROUNDS).collect::<Vec<_>>());
     }
 }
