@@ -18,16 +18,16 @@ fn fault(i: usize) -> String {
     match i % 5 {
         0 => format!("    - kind: cloud-loss\n      name: {cloud} lost\n      cloud: {cloud}\n      duration: 30s\n"),
         1 => format!(
-            "    - kind: network-partition\n      name: partition {i}\n      selector: {{cloud: {cloud}, job: payment-node}}\n      target: {{cloud: aws}}\n      direction: both\n      externalTargets: [fps-gw-1.scheme.example.net, 198.51.100.0/28]\n      duration: 45s\n"
+            "    - kind: network-partition\n      name: partition {i}\n      selector: {{cloud: {cloud}, app: payment-node}}\n      target: {{cloud: aws}}\n      direction: both\n      externalTargets: [fps-gw-1.scheme.example.net, 198.51.100.0/28]\n      duration: 45s\n"
         ),
         2 => format!(
-            "    - kind: pod-kill\n      name: node {i} killed\n      selector: {{cloud: {cloud}, job: payment-node}}\n      maxPods: 1\n      duration: 30s\n"
+            "    - kind: pod-kill\n      name: node {i} killed\n      selector: {{cloud: {cloud}, app: payment-node}}\n      maxPods: 1\n      duration: 30s\n"
         ),
         3 => format!(
             "    - kind: network-delay\n      name: slow {cloud}\n      selector: {{cloud: {cloud}}}\n      latency: {}ms\n      jitter: 10ms\n      duration: 30s\n",
             50 + i % 200
         ),
-        _ => "    - kind: stress\n      name: gateway stressed\n      selector: {job: gateway}\n      cpuWorkers: 2\n      cpuLoadPercent: 80\n      duration: 45s\n".to_owned(),
+        _ => "    - kind: stress\n      name: gateway stressed\n      selector: {app: gateway}\n      cpuWorkers: 2\n      cpuLoadPercent: 80\n      duration: 45s\n".to_owned(),
     }
 }
 

@@ -21,3 +21,10 @@ pub fn repo_root() -> PathBuf {
 pub mod postgres;
 pub mod prometheus;
 pub mod sandbox;
+
+/// Serialises the heavy end-to-end tests (each runs a sandbox at 300 TPS plus Prometheus): on a
+/// 2-core machine two of them side by side would measure CPU contention, not the platform.
+pub fn heavy_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

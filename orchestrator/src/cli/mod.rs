@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::exit_codes;
 
 pub mod plan;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod sandbox;
@@ -52,6 +53,15 @@ pub enum Command {
     Results(results::ResultsArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
+    /// Internal: the dead-man switch of one local fault (started by the local driver).
+    #[command(name = "__fault-watchdog", hide = true)]
+    FaultWatchdog {
+        /// Only start the real watchdog in its own process group and print its PID.
+        #[arg(long)]
+        detach: bool,
+        /// The watchdog spec (JSON).
+        spec: String,
+    },
 }
 
 /// Entry point of the binary: parse, dispatch, print the error chain, map to an exit code.
@@ -73,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
+        Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,11 +1,149 @@
-//! `f3-chaos results`.
+//! `f3-chaos results [RUN_ID]`: recent runs, or one run with its steps, evidence and the
+//! notifications recorded for it.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::report::with_unit;
+use crate::exit_codes;
+use crate::run::fmt_value;
+use crate::store::{RunFilter, Store};
 
 /// Arguments of `f3-chaos results`.
 #[derive(Debug, clap::Args)]
-pub struct ResultsArgs {}
+pub struct ResultsArgs {
+    /// A run id (or a unique prefix of one). Without it: the most recent runs.
+    pub run_id: Option<String>,
+    /// Only runs of this scenario (list mode).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Only runs on this stack (list mode).
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Output format: `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// Config directory (for its database URL).
+    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
+    pub config: PathBuf,
+    /// Store URL (overrides the config's).
+    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
 
 /// Runs the command; returns the exit code.
-pub fn execute(_args: ResultsArgs) -> anyhow::Result<u8> {
-    eprintln!("f3-chaos results: not yet available");
-    Ok(crate::exit_codes::ERROR)
+pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(results(args))
+}
+
+async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
+    let url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => crate::scenario::load_library(&args.config)
+            .ok()
+            .and_then(|l| l.config.database_url)
+            .unwrap_or_else(Store::default_url),
+    };
+    let store = Store::open(&url).await.with_context(|| format!("opening the store at {url}"))?;
+    let json = args.output == "json";
+    let Some(id) = &args.run_id else {
+        let filter = RunFilter {
+            scenario: args.scenario.clone(),
+            stack: args.stack.clone(),
+            limit: Some(args.limit),
+            ..RunFilter::default()
+        };
+        let runs = store.runs(&filter).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            return Ok(exit_codes::PASSED);
+        }
+        if runs.is_empty() {
+            println!("No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions");
+        }
+        for run in runs {
+            println!(
+                "{}  {:<20}  {:<32} {:<12} {}",
+                run.id,
+                run.status,
+                run.scenario,
+                run.stack,
+                run.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+        return Ok(exit_codes::PASSED);
+    };
+    let Some(run) = store.find_run(id).await? else {
+        eprintln!("error: no run matches `{id}`");
+        return Ok(exit_codes::INVALID_INPUT);
+    };
+    let steps = store.steps(run.id).await?;
+    let outbox = store.outbox_for_run(run.id).await?;
+    let ledger = store.ledger_for_run(run.id).await?;
+    if json {
+        let doc = serde_json::json!({ "run": run, "steps": steps, "notifications": outbox, "faults": ledger });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(exit_codes::PASSED);
+    }
+    println!("Run {} — {} on {}", run.id, run.scenario, run.stack);
+    println!("  outcome:    {}", run.status);
+    println!("  started:    {} by {} ({})", run.started_at.format("%Y-%m-%d %H:%M:%S UTC"), run.started_by, run.trigger);
+    if let Some(ended) = run.ended_at {
+        println!("  ended:      {}", ended.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    if let Some(summary) = &run.summary {
+        if let Some(rate) = summary.get("pass_rate").and_then(|v| v.as_f64()) {
+            println!("  pass rate:  {} %", fmt_value((rate * 1000.0).round() / 10.0));
+        }
+        if let Some(reason) = summary.get("reason").and_then(|v| v.as_str()) {
+            println!("  reason:     {reason}");
+        }
+        if let Some(ms) = summary.get("abort_latency_ms").and_then(|v| v.as_i64()) {
+            println!("  abort latency: {ms} ms (breach seen → faults reverted)");
+        }
+    }
+    println!("Steps:");
+    for step in &steps {
+        let verdict = step.verdict.as_deref().unwrap_or("pending");
+        let owner = step.owner.as_deref().map(|o| format!(" — owner: {o}")).unwrap_or_default();
+        println!("  [{}] {:<9} {}{owner}", verdict.to_uppercase(), step.phase, step.name);
+        let unit = step.evidence.as_ref().and_then(|e| e.get("unit")).and_then(|u| u.as_str());
+        if let (Some(observed), Some(threshold)) = (step.observed, step.threshold) {
+            println!("      observed {} (worst), threshold {}", with_unit(observed, unit), with_unit(threshold, unit));
+        }
+        if let Some(evidence) = &step.evidence {
+            if let Some(query) = evidence.get("query").and_then(|q| q.as_str()) {
+                println!("      query: {query}");
+            }
+            let points: usize = evidence
+                .get("series")
+                .and_then(|s| s.as_array())
+                .map(|series| series.iter().filter_map(|s| s.get("points")?.as_array().map(Vec::len)).sum())
+                .unwrap_or(0);
+            if points > 0 {
+                println!("      evidence: {points} points (f3-chaos results {} --output json)", run.id);
+            }
+        }
+        if let Some(message) = &step.message {
+            println!("      {message}");
+        }
+    }
+    if !ledger.is_empty() {
+        println!("Faults:");
+        for entry in &ledger {
+            println!("  {} — {} ({:?})", entry.step_name, entry.driver, entry.state);
+        }
+    }
+    if !outbox.is_empty() {
+        println!("Notifications:");
+        for n in &outbox {
+            println!("  {} — {} ({})", n.team, n.kind, n.status);
+        }
+    }
+    Ok(exit_codes::PASSED)
 }

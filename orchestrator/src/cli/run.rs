@@ -1,21 +1,308 @@
-//! `f3-chaos run` and `f3-chaos trigger`.
+//! `f3-chaos run` (one scenario now, optionally waiting for every assertion) and
+//! `f3-chaos trigger` (fire and forget).
+//!
+//! Without `--wait-for-assertions` the run continues in a detached `f3-chaos` process (so
+//! reverts and verdicts still happen) and the command returns once the faults are injected.
 
-/// Arguments of `f3-chaos run`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Command as Process, Stdio};
+use std::time::Duration;
 
-/// Arguments of `f3-chaos trigger`.
-#[derive(Debug, clap::Args)]
-pub struct TriggerArgs {}
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-/// Runs `run`; returns the exit code.
-pub fn execute(_args: RunArgs) -> anyhow::Result<u8> {
-    eprintln!("f3-chaos run: not yet available");
-    Ok(crate::exit_codes::ERROR)
+use super::report::{self, TerminalReporter};
+use crate::assert::PrometheusClient;
+use crate::config::{Config, DriverConfig};
+use crate::exit_codes;
+use crate::fault::LocalDriver;
+use crate::run::{RunError, RunEvent, RunOptions, Runner, sweep};
+use crate::scenario::{Library, Scenario, load_library};
+use crate::store::Store;
+
+/// Output format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One line per step, then a summary.
+    Text,
+    /// One JSON document (the run report) on stdout at the end.
+    Json,
 }
 
-/// Runs `trigger`; returns the exit code.
-pub fn execute_trigger(_args: TriggerArgs) -> anyhow::Result<u8> {
-    eprintln!("f3-chaos trigger: not yet available");
-    Ok(crate::exit_codes::ERROR)
+/// Arguments of `f3-chaos run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Scenario name (`metadata.name`).
+    #[arg(long)]
+    pub scenario: String,
+    /// Stack to run on (default: the scenario's only eligible stack).
+    #[arg(long, alias = "target-stack")]
+    pub stack: Option<String>,
+    /// Config directory (stacks, teams, window; it names the scenario library).
+    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
+    pub config: PathBuf,
+    /// Store URL (`sqlite://PATH` or `postgres://…`); default: the config's, else a SQLite file
+    /// under ~/.local/state/f3-chaos.
+    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Stay until every Then step has a verdict, print them, exit with the outcome's code.
+    /// Without it: print the run id and return once the faults are injected.
+    #[arg(long)]
+    pub wait_for_assertions: bool,
+    /// Wait up to this long (e.g. `10m`) for a busy stack instead of failing fast.
+    #[arg(long, value_name = "DURATION")]
+    pub wait_for_stack: Option<crate::duration::HumanDuration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also write a JUnit XML report (one testcase per step, owner as a property).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Internal: the run id chosen by the parent of a detached run.
+    #[arg(long, hide = true)]
+    pub run_id: Option<Uuid>,
+    /// Internal: how the run was started (`cli`, `trigger`).
+    #[arg(long, hide = true, default_value = "cli")]
+    pub started_via: String,
+}
+
+/// Arguments of `f3-chaos trigger`: fire and forget.
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
+    /// Scenario name.
+    #[arg(long)]
+    pub scenario: String,
+    /// Stack to run on.
+    #[arg(long, alias = "stack")]
+    pub target_stack: String,
+    /// Config directory.
+    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
+    pub config: PathBuf,
+    /// Store URL.
+    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Runs `f3-chaos run`; returns the exit code.
+pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+/// Runs `f3-chaos trigger`; returns the exit code.
+pub fn execute_trigger(args: TriggerArgs) -> anyhow::Result<u8> {
+    execute(RunArgs {
+        scenario: args.scenario,
+        stack: Some(args.target_stack),
+        config: args.config,
+        database_url: args.database_url,
+        wait_for_assertions: false,
+        wait_for_stack: None,
+        output: OutputFormat::Text,
+        junit: None,
+        run_id: None,
+        started_via: "trigger".into(),
+    })
+}
+
+/// Who is starting the run: `F3_CHAOS_STARTED_BY` (CI job), else the login name.
+fn started_by() -> String {
+    ["F3_CHAOS_STARTED_BY", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Loads the library, or prints its diagnostics.
+pub(crate) fn load(config_dir: &std::path::Path) -> Result<Library, u8> {
+    load_library(config_dir).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        exit_codes::INVALID_INPUT
+    })
+}
+
+/// Picks the stack: the one asked for (must be eligible), else the only eligible one.
+pub(crate) fn choose_stack<'a>(scenario: &Scenario, config: &'a Config, asked: Option<&str>) -> Result<&'a crate::config::Stack, String> {
+    let eligible = &scenario.targets.eligible_stacks;
+    let name = match asked {
+        Some(name) => {
+            if !config.stacks.contains_key(name) {
+                let known: Vec<&str> = config.stacks.keys().map(String::as_str).collect();
+                return Err(format!("unknown stack `{name}` (stacks in this config: {})", known.join(", ")));
+            }
+            if !eligible.iter().any(|s| s == name) {
+                return Err(format!(
+                    "scenario `{}` may not run on stack `{name}` (eligible: {}){}",
+                    scenario.name,
+                    if eligible.is_empty() { "none".into() } else { eligible.join(", ") },
+                    if config.stacks.get(name).is_some_and(|s| s.environment == crate::config::Environment::Production) {
+                        "; production stacks need `allowProduction: true` in the scenario's targets"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            name
+        }
+        None => match eligible.as_slice() {
+            [only] => only.as_str(),
+            [] => return Err(format!("scenario `{}` has no eligible stack in this config", scenario.name)),
+            many => return Err(format!("choose a stack with --stack (eligible: {})", many.join(", "))),
+        },
+    };
+    config.stacks.get(name).ok_or_else(|| format!("unknown stack `{name}`"))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let library = match load(&args.config) {
+        Ok(library) => library,
+        Err(code) => return Ok(code),
+    };
+    let Some(scenario) = library.scenarios.get(&args.scenario) else {
+        let known: Vec<&str> = library.scenarios.keys().map(String::as_str).collect();
+        eprintln!("error: unknown scenario `{}` (known: {})", args.scenario, known.join(", "));
+        return Ok(exit_codes::INVALID_INPUT);
+    };
+    let stack = match choose_stack(scenario, &library.config, args.stack.as_deref()) {
+        Ok(stack) => stack,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(exit_codes::INVALID_INPUT);
+        }
+    };
+    let url = args
+        .database_url
+        .clone()
+        .or_else(|| library.config.database_url.clone())
+        .unwrap_or_else(Store::default_url);
+    let store = Store::open(&url).await.with_context(|| format!("opening the store at {url}"))?;
+
+    let sweep = sweep::sweep(&store, &library.config).await?;
+    for line in &sweep.reverted {
+        eprintln!("warning: reverted a fault left behind by a dead run: {line}");
+    }
+    for line in &sweep.failed {
+        eprintln!("warning: could not revert a fault left behind by a dead run: {line}");
+    }
+
+    if !args.wait_for_assertions && args.run_id.is_none() {
+        return start_detached(&args, &store, scenario, &stack.name).await;
+    }
+
+    let driver = match &stack.driver {
+        DriverConfig::Local { sandbox_stack, state_dir } => LocalDriver::new(sandbox_stack, state_dir.clone()),
+        DriverConfig::ChaosMesh { .. } => {
+            eprintln!("error: stack `{}` uses the chaos-mesh driver, which is not available in this build yet", stack.name);
+            return Ok(exit_codes::ERROR);
+        }
+    };
+    let prometheus = PrometheusClient::new(&stack.prometheus_url, Duration::from_secs(5))?;
+
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+    let text = args.output == OutputFormat::Text;
+    let config = library.config.clone();
+    let printer = tokio::spawn(async move {
+        let reporter = text.then(TerminalReporter::new);
+        while let Some(event) = rx.recv().await {
+            if let Some(reporter) = &reporter {
+                reporter.event(&event, &config);
+            }
+        }
+        reporter
+    });
+
+    let mut opts = RunOptions::new(&started_by(), &args.started_via);
+    if let Some(id) = args.run_id {
+        opts.run_id = id;
+    }
+    opts.wait_for_stack = args.wait_for_stack.map(|d| d.as_std());
+    let runner = Runner::new(&store, &driver, &prometheus, Some(tx), cancel);
+    let result = runner.run(scenario, &stack.name, &opts).await;
+    drop(runner); // closes the event channel
+    let reporter = printer.await.ok().flatten();
+    let report = match result {
+        Ok(report) => report,
+        Err(RunError::StackBusy { .. }) => {
+            let err = result.err().map(|e| e.to_string()).unwrap_or_default();
+            eprintln!("error: {err}");
+            eprintln!("hint: wait with --wait-for-stack 30m, or see it with `f3-chaos results`");
+            return Ok(exit_codes::STACK_BUSY);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match (&reporter, args.output) {
+        (Some(reporter), _) => reporter.finish(&report),
+        (None, OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&report)?),
+        (None, OutputFormat::Text) => {}
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report.outcome.exit_code())
+}
+
+/// Ctrl-C or SIGTERM ⇒ cancel: the runner reverts faults and ends the run as `interrupted`.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("Interrupted: reverting faults…");
+        cancel.cancel();
+    });
+}
+
+/// Starts the run in a detached process and returns once its faults are injected (or it ended).
+async fn start_detached(args: &RunArgs, store: &Store, scenario: &Scenario, stack: &str) -> anyhow::Result<u8> {
+    let run_id = Uuid::now_v7();
+    let log_dir = std::env::temp_dir().join("f3-chaos-runs");
+    std::fs::create_dir_all(&log_dir)?;
+    let log_path = log_dir.join(format!("{run_id}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = Process::new(std::env::current_exe()?);
+    command
+        .args(["run", "--scenario", &scenario.name, "--stack", stack, "--wait-for-assertions", "--output", "json"])
+        .arg("--config")
+        .arg(&args.config)
+        .args(["--run-id", &run_id.to_string(), "--started-via", &args.started_via])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    if let Some(url) = &args.database_url {
+        command.args(["--database-url", url]);
+    }
+    let mut child = command.spawn().context("starting the detached run")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let events = store.events(run_id).await?;
+        if events.iter().any(|e| e.kind == "fault-injected") {
+            println!("Run {run_id} started: {} on {stack}; faults injected.", scenario.name);
+            println!("Follow it with: f3-chaos results {run_id}   (log: {})", log_path.display());
+            return Ok(exit_codes::PASSED);
+        }
+        if let Some(status) = child.try_wait()? {
+            let run = store.run(run_id).await?;
+            let outcome = run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| "not started".into());
+            println!("Run {run_id} ended before any fault was injected: {outcome}. Log: {}", log_path.display());
+            return Ok(match status.code() {
+                Some(code) => u8::try_from(code).unwrap_or(exit_codes::ERROR),
+                None => exit_codes::ERROR,
+            });
+        }
+        if tokio::time::Instant::now() > deadline {
+            println!("Run {run_id} is still in Given after 5 minutes; it continues in the background. Log: {}", log_path.display());
+            return Ok(exit_codes::PASSED);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -1,1 +1,137 @@
-//! Fault drivers: the `FaultDriver` trait, the local (sandbox) driver and the Chaos Mesh driver.
+//! Fault drivers: how a [`Fault`] becomes a real disturbance on a stack, and how it is undone.
+//!
+//! Safety contract of every driver (DESIGN.md "Central traits"):
+//! - every injected fault carries a TTL that the *target* enforces on its own (Chaos Mesh
+//!   `spec.duration`; a detached watchdog process for local faults), so a dead orchestrator never
+//!   leaves a fault behind;
+//! - `revert` is idempotent: reverting something already gone is success;
+//! - `orphans` lists faults that look abandoned, for the start-up sweep.
+//!
+//! The runner records each fault in the store's fault ledger *before* calling `inject`.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::scenario::{Check, FaultStep};
+
+pub mod local;
+pub mod watchdog;
+
+pub use local::LocalDriver;
+
+/// Errors of fault drivers.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// The driver cannot do this kind of fault on this stack.
+    #[error("the {driver} driver does not support `{kind}` faults: {hint}")]
+    Unsupported {
+        /// Driver name.
+        driver: &'static str,
+        /// Fault kind (`network-delay`, …).
+        kind: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// A selector matched nothing: refusing to inject a fault with no blast radius is safer than
+    /// reporting a pass for a fault that never happened.
+    #[error("selector {selector} matches no workload on stack `{stack}`")]
+    EmptySelection {
+        /// The selector, rendered.
+        selector: String,
+        /// Stack name.
+        stack: String,
+    },
+    /// The target is not reachable or not ready (preflight failed).
+    #[error("stack `{stack}` is not ready: {reason}")]
+    NotReady {
+        /// Stack name.
+        stack: String,
+        /// Why.
+        reason: String,
+    },
+    /// Injecting failed; nothing (or only part) was injected — the runner reverts what was.
+    #[error("injecting `{step}` failed: {reason}")]
+    Inject {
+        /// Step name.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reverting failed; the fault's TTL still ends it.
+    #[error("reverting `{what}` failed: {reason} (the fault's TTL still ends it)")]
+    Revert {
+        /// What could not be reverted.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// Setting or verifying load failed.
+    #[error("load generator: {0}")]
+    Load(String),
+}
+
+/// What a driver needs to know about the fault it injects.
+#[derive(Debug, Clone)]
+pub struct FaultContext {
+    /// The run the fault belongs to (labels/annotations on the target carry it).
+    pub run_id: Uuid,
+    /// The ledger entry id written before injection.
+    pub ledger_id: Uuid,
+    /// Index of the When step in the scenario.
+    pub step_index: usize,
+    /// Time-to-live enforced by the target, from the moment of injection: the declared fault
+    /// duration plus a small grace period (seconds scale).
+    pub ttl: std::time::Duration,
+}
+
+/// A serialisable reference to an injected fault, stored in the fault ledger so that another
+/// process (a later start-up sweep) can revert it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultHandle {
+    /// Driver that created it (`local`, `chaos-mesh`).
+    pub driver: String,
+    /// Human description, e.g. `SIGSTOP gcp-node-0 (pid 4242), gcp-node-1 (pid 4243)`.
+    pub description: String,
+    /// Driver-specific data needed to revert.
+    pub data: serde_json::Value,
+}
+
+/// A driver that injects and reverts faults on one stack.
+pub trait FaultDriver: Send + Sync {
+    /// Short name stored in the ledger (`local`, `chaos-mesh`).
+    fn name(&self) -> &'static str;
+
+    /// Checks, before anything is touched, that every fault of `faults` can be injected (target
+    /// reachable, kinds supported, selectors non-empty, blast radius within limits).
+    fn preflight(&self, faults: &[FaultStep]) -> impl Future<Output = Result<(), FaultError>> + Send;
+
+    /// Describes what `inject` would do (stored in the ledger before injection; `--dry-run`).
+    fn describe(&self, fault: &FaultStep) -> Result<serde_json::Value, FaultError>;
+
+    /// Injects the fault; its TTL (`ctx.ttl`) is enforced by the target from now on.
+    fn inject(
+        &self,
+        fault: &FaultStep,
+        ctx: &FaultContext,
+    ) -> impl Future<Output = Result<FaultHandle, FaultError>> + Send;
+
+    /// Reverts a fault. Idempotent: a fault already gone (expired, reverted) is success.
+    fn revert(&self, handle: &FaultHandle) -> impl Future<Output = Result<(), FaultError>> + Send;
+
+    /// Faults on this stack that look abandoned (for the start-up sweep).
+    fn orphans(&self) -> impl Future<Output = Result<Vec<FaultHandle>, FaultError>> + Send;
+
+    /// A fingerprint of what is deployed on the stack; a change during a run voids it.
+    fn fingerprint(&self) -> impl Future<Output = Result<String, FaultError>> + Send;
+}
+
+/// The load generator of a stack (payment simulators): the Given "load" step.
+pub trait LoadGenerator: Send + Sync {
+    /// Sets the target rate in payments per second.
+    fn set_tps(&self, tps: f64) -> impl Future<Output = Result<(), FaultError>> + Send;
+
+    /// A check that holds once the observed rate has reached `tps` (e.g. ≥ 90 % of it).
+    fn load_check(&self, tps: f64) -> Check;
+}

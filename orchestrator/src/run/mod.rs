@@ -1,1 +1,13 @@
-//! The runner: the one owner of a run's state; emits run events.
+//! The runner: the one owner of a run's state. It leases the stack, checks Given, injects the
+//! When faults through a [`crate::fault::FaultDriver`], judges Then steps with the
+//! [`crate::assert`] engine, always reverts, and writes every transition to the
+//! [`crate::store::Store`] before anyone else sees it.
+
+pub mod event;
+pub mod outcome;
+pub mod runner;
+pub mod sweep;
+
+pub use event::{Phase, RunEvent, StepResult};
+pub use outcome::RunOutcome;
+pub use runner::{RunError, RunOptions, RunReport, Runner, fmt_value, pass_rate};

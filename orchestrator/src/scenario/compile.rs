@@ -624,6 +624,43 @@ pub(crate) fn compile_scenario(
         }
     }
 
+    // The estimate feeds the planner; it must cover what the file itself declares.
+    let settle: Duration = given
+        .iter()
+        .map(|g| match g {
+            GivenStep::Load { settle_within, .. } => settle_within.as_std(),
+            GivenStep::SteadyState { .. } => Duration::ZERO,
+        })
+        .sum();
+    let longest_fault = when
+        .iter()
+        .map(|w| w.duration.as_std())
+        .max()
+        .unwrap_or_default();
+    let recovery = then
+        .iter()
+        .map(|t| match t.hold {
+            Hold::RecoverWithin { within } => within.as_std(),
+            _ => Duration::ZERO,
+        })
+        .max()
+        .unwrap_or_default();
+    let declared = settle + longest_fault + recovery;
+    if let Some(est) = estimated
+        && est.as_std() < declared
+    {
+        diags.push(
+            file.warning_at(
+                "spec.schedule.estimatedDuration",
+                format!(
+                    "estimated duration {est} is shorter than the declared steps ({}: load settling + longest fault + recovery bound)",
+                    HumanDuration(declared)
+                ),
+            )
+            .help("the planner reserves the estimate; raise it so the slot is not overrun"),
+        );
+    }
+
     if diags.error_count() > before {
         return None;
     }

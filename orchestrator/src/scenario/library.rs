@@ -149,6 +149,10 @@ fn check_files(
     mut diags: Diagnostics,
     fallback_config: Option<&Path>,
 ) -> Checked {
+    // The same file reached twice (a path given twice, a library inside the config dir) counts
+    // once. (In-memory sources that do not exist on disk are compared by name.)
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.path.canonicalize().unwrap_or_else(|_| f.path.clone())));
     // Classify by kind; bad or missing kinds are reported once here.
     let mut scenario_files = Vec::new();
     let mut catalogue_files = Vec::new();

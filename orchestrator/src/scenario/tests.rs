@@ -534,3 +534,87 @@ spec:
     assert_eq!(lib.config.cooldown.as_std().as_secs(), 300);
     assert!(lib.scenarios.contains_key("gcp-failover-validation"));
 }
+
+#[test]
+fn an_estimate_shorter_than_the_declared_steps_is_a_warning() {
+    let spec = MINIMAL_SPEC.replace("estimatedDuration: 2m", "estimatedDuration: 10s");
+    let checked = check_one(scenario(&spec));
+    assert!(
+        checked.library.is_some(),
+        "a warning does not fail: {}",
+        checked.diagnostics
+    );
+    let d = checked.diagnostics.iter().next().expect("one warning");
+    assert_eq!(
+        (d.severity, d.field.as_str(), d.line),
+        (Severity::Warning, "spec.schedule.estimatedDuration", 11)
+    );
+}
+
+#[test]
+fn after_cycles_and_unknown_after_targets_are_errors() {
+    let a = scenario(&MINIMAL_SPEC.replace(
+        "    estimatedDuration: 2m\n",
+        "    estimatedDuration: 2m\n    after: [b]\n",
+    ));
+    let b = a
+        .replace("name: t", "name: b")
+        .replace("after: [b]", "after: [t, nope]");
+    let checked = check_texts(
+        vec![(PathBuf::from("a.yaml"), a), (PathBuf::from("b.yaml"), b)],
+        Some(&local_config()),
+    );
+    let messages: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{} {}", d.file.display(), d.line, d.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("a.yaml:12 `after:` cycle: b → after → t → after → b")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("b.yaml:12 `after:` cycle")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown scenario `nope`")),
+        "{messages:#?}"
+    );
+}
+
+#[test]
+fn shipped_catalogue_and_config_files_validate_against_their_schemas() {
+    let cases = [
+        (
+            schema::catalogue_schema(),
+            yaml_files(&repo().join("assertions")),
+        ),
+        (
+            schema::config_schema(),
+            vec![
+                repo().join("config/local/f3-chaos.yaml"),
+                repo().join("config/example-production/f3-chaos.yaml"),
+            ],
+        ),
+    ];
+    for (schema, files) in cases {
+        let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+        assert!(!files.is_empty());
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("read");
+            let doc = YamlFile::parse(&path, text).expect("parses").to_json();
+            let errors: Vec<String> = validator
+                .iter_errors(&doc)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        }
+    }
+}

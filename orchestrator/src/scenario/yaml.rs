@@ -160,7 +160,7 @@ impl YamlFile {
                 let (line, column) = err
                     .location()
                     .map(|l| (l.line(), l.column()))
-                    .unwrap_or((0, 0));
+                    .unwrap_or_else(|| second_document(&text));
                 let mut message = err.to_string();
                 // serde_yaml appends " at line L column C"; the location is shown separately.
                 if let Some(cut) = message.find(" at line ") {
@@ -419,6 +419,22 @@ impl YamlFile {
             path = parent_path(path);
         }
     }
+}
+
+/// Where a second document starts (serde_yaml's "more than one document" error has no
+/// location): the first `---` after some content, else the start of the file.
+fn second_document(text: &str) -> (usize, usize) {
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") || line.starts_with("...") {
+            if content {
+                return (i + 1, 1);
+            }
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            content = true;
+        }
+    }
+    (1, 1)
 }
 
 /// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → ``.
@@ -801,6 +817,13 @@ mod tests {
         assert_eq!(diags.0[0].field, "items[0].ownr");
         assert_eq!(diags.0[0].help.as_deref(), Some("did you mean `owner`?"));
         assert_eq!(diags.0[2].field, "items[2].extra");
+    }
+
+    #[test]
+    fn a_second_document_is_located() {
+        let err = YamlFile::parse(Path::new("t.yaml"), "# c\na: 1\n---\nb: 2\n".into())
+            .expect_err("two documents");
+        assert_eq!((err.line, err.column), (3, 1), "{err}");
     }
 
     #[test]

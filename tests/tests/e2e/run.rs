@@ -1,1 +1,481 @@
-//! End-to-end tests: run.
+//! End-to-end tests of the main job, `f3-chaos run --wait-for-assertions`, against a real sandbox
+//! (real processes, real Prometheus): pass, fail, abort, inconclusive, precondition-failed, void,
+//! `kill -9` mid-fault, and two runs on one stack.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use f3_chaos_tests::{binary, heavy_test_lock, repo_root};
+use serde_json::Value;
+
+/// A short cloud loss judged during the fault; no steady-state Given, so no recovery wait.
+const QUICK_GCP_LOSS: &str = r#"
+apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: quick-gcp-loss
+  description: Test scenario - a 10 second GCP loss.
+  owner: sre-chaos
+spec:
+  targets:
+    selector: { platform: payments }
+  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
+  given:
+    - kind: load
+      name: Steady 300 TPS
+      tps: 300
+      settleWithin: 20s
+  when:
+    - kind: cloud-loss
+      name: GCP connectivity lost
+      cloud: gcp
+      duration: 10s
+  then:
+    - name: Product SLO latency < 250ms
+      owner: payments
+      slo: payments-e2e-latency-p99
+      hold: during-fault
+"#;
+
+/// Aborts as soon as Prometheus sees the GCP nodes down.
+const ABORT_ON_GCP_DOWN: &str = r#"
+apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: abort-on-gcp-down
+  description: Test scenario - the abort condition is breached by the fault itself.
+  owner: sre-chaos
+spec:
+  targets:
+    selector: { platform: payments }
+  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
+  when:
+    - kind: cloud-loss
+      name: GCP connectivity lost
+      cloud: gcp
+      duration: 40s
+  then:
+    - name: Product SLO latency < 250ms
+      owner: payments
+      slo: payments-e2e-latency-p99
+      hold: during-fault
+  abort:
+    - name: GCP scrape targets down
+      query: min(up{job="payment-node",cloud="gcp"})
+      op: "<"
+      threshold: 1
+"#;
+
+/// Given can never hold.
+const IMPOSSIBLE_GIVEN: &str = r#"
+apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: impossible-given
+  description: Test scenario - the steady state never holds.
+  owner: sre-chaos
+spec:
+  targets:
+    selector: { platform: payments }
+  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
+  given:
+    - kind: steady-state
+      name: Success ratio above 150 %
+      query: sum(rate(payments_total{outcome="success"}[15s])) / sum(rate(payments_total[15s]))
+      op: ">"
+      threshold: 1.5
+      unit: ratio
+  when:
+    - kind: cloud-loss
+      name: GCP connectivity lost
+      cloud: gcp
+      duration: 10s
+  then:
+    - name: Product SLO latency < 250ms
+      owner: payments
+      slo: payments-e2e-latency-p99
+      hold: during-fault
+"#;
+
+/// One sandbox stack, its config directory and its store, all in a temp dir.
+struct Env {
+    dir: tempfile::TempDir,
+    stack: String,
+}
+
+impl Env {
+    /// Starts sandbox stack `stack` on `port_base` with extra `f3-sandbox up` arguments.
+    fn start(stack: &str, port_base: u16, sandbox_args: &[&str]) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = Env { dir, stack: stack.to_owned() };
+        let scenarios = env.dir.path().join("scenarios");
+        std::fs::create_dir_all(&scenarios).expect("scenarios dir");
+        for entry in std::fs::read_dir(repo_root().join("scenarios")).expect("shipped scenarios") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&path, scenarios.join(path.file_name().expect("file name"))).expect("copy scenario");
+            }
+        }
+        for (name, text) in [
+            ("quick-gcp-loss", QUICK_GCP_LOSS),
+            ("abort-on-gcp-down", ABORT_ON_GCP_DOWN),
+            ("impossible-given", IMPOSSIBLE_GIVEN),
+        ] {
+            std::fs::write(scenarios.join(format!("{name}.yaml")), text).expect("write scenario");
+        }
+        let config = format!(
+            r#"apiVersion: f3-chaos/v1
+kind: Config
+spec:
+  library:
+    scenarios: {scenarios}
+    assertions: {assertions}
+  cooldown: 10s
+  resources:
+    - {{ name: gcp-org-network, capacity: 1 }}
+  stacks:
+    - name: {stack}
+      environment: local
+      labels: {{ platform: payments }}
+      clusters:
+        - {{ cloud: gcp, name: gcp }}
+        - {{ cloud: aws, name: aws }}
+        - {{ cloud: azure, name: azure }}
+      driver:
+        kind: local
+        sandboxStack: {stack}
+        stateDir: {state}
+      prometheusUrl: http://127.0.0.1:{prometheus}
+  teams:
+    - {{ name: sre-chaos, displayName: SRE chaos lead }}
+    - {{ name: payments, displayName: Payments team }}
+    - {{ name: infrastructure, displayName: Infrastructure team }}
+    - {{ name: payment-gateway, displayName: Payment gateway team }}
+    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
+"#,
+            scenarios = scenarios.display(),
+            assertions = repo_root().join("assertions").display(),
+            state = env.sandbox_state().display(),
+            prometheus = port_base + 90,
+        );
+        std::fs::create_dir_all(env.config_dir()).expect("config dir");
+        std::fs::write(env.config_dir().join("f3-chaos.yaml"), config).expect("write config");
+
+        let out = env
+            .sandbox(&["up", "--stack", stack, "--port-base", &port_base.to_string()])
+            .args(sandbox_args)
+            .output()
+            .expect("f3-sandbox up");
+        assert!(out.status.success(), "f3-sandbox up failed: {}", String::from_utf8_lossy(&out.stderr));
+        env
+    }
+
+    fn sandbox_state(&self) -> PathBuf {
+        self.dir.path().join("sandbox")
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn sandbox(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("f3-sandbox"));
+        command.args(args).env("F3_SANDBOX_STATE_DIR", self.sandbox_state());
+        command
+    }
+
+    fn f3(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("f3-chaos"));
+        command
+            .args(args)
+            .env("F3_CHAOS_CONFIG", self.config_dir())
+            .env("F3_CHAOS_DATABASE_URL", format!("sqlite://{}", self.dir.path().join("store.db").display()))
+            .env("F3_SANDBOX_STATE_DIR", self.sandbox_state())
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn run(&self, scenario: &str) -> Output {
+        self.f3(&["run", "--scenario", scenario, "--stack", &self.stack, "--wait-for-assertions"])
+            .output()
+            .expect("f3-chaos run")
+    }
+
+    /// Starts a run and returns it once its fault is injected (its `GCP connectivity lost` line);
+    /// the rest of its output keeps being read so the run never sees a closed pipe.
+    fn run_until_injected(&self, scenario: &str) -> LiveRun {
+        let mut child = self
+            .f3(&["run", "--scenario", scenario, "--stack", &self.stack, "--wait-for-assertions"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("f3-chaos run");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push(line);
+            }
+            all
+        });
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) {
+            let injected = line.contains("GCP connectivity lost");
+            seen.push(line);
+            if injected {
+                return LiveRun { child, reader, seen };
+            }
+        }
+        let _ = child.kill();
+        panic!("the run ended before injecting: {seen:#?}");
+    }
+
+    fn results_json(&self, run_id: &str) -> Value {
+        let out = self.f3(&["results", run_id, "--output", "json"]).output().expect("results");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("results JSON")
+    }
+
+    fn inventory(&self) -> f3_sandbox::Inventory {
+        f3_sandbox::load_inventory(&self.sandbox_state(), &self.stack).expect("inventory")
+    }
+
+    fn gcp_pids(&self) -> Vec<u32> {
+        self.inventory()
+            .processes
+            .iter()
+            .filter(|p| p.labels.get("cloud").map(String::as_str) == Some("gcp"))
+            .map(|p| p.pid)
+            .collect()
+    }
+}
+
+/// A run in progress whose output is being collected.
+struct LiveRun {
+    child: Child,
+    reader: std::thread::JoinHandle<Vec<String>>,
+    seen: Vec<String>,
+}
+
+impl LiveRun {
+    fn run_id(&self) -> String {
+        run_id_of(&self.seen.join("\n"))
+    }
+
+    /// Waits for the run to end: (exit code, stdout + stderr).
+    fn finish(mut self) -> (Option<i32>, String) {
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        let status = self.child.wait().expect("run exit status");
+        let stdout = self.reader.join().expect("reader thread").join("\n");
+        (status.code(), format!("{stdout}\n--- stderr ---\n{stderr}"))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.sandbox(&["down", "--stack", &self.stack]).output();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Process state letter from /proc/PID/stat (`T` = stopped), None if gone.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().next()?.chars().next()
+}
+
+fn run_id_of(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("Run ").and_then(|r| r.split(':').next()))
+        .expect("a `Run <id>:` line")
+        .trim()
+        .to_owned()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn gcp_failover_validation_passes_on_the_default_sandbox() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-pass", 24000, &[]);
+    let out = env.run("gcp-failover-validation");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{output}");
+    for line in [
+        "[SUCCESS] Given: Payment simulators are generating a steady 300 TPS",
+        "[SUCCESS] GCP connectivity lost",
+        "[SUCCESS] Assertion: Product SLO latency < 250ms (observed",
+        "[SUCCESS] Assertion: Service SLO success rate > 99.99%",
+        "[SUCCESS] Assertion: Payments continue flowing through AWS and Azure",
+        "PASSED: gcp-failover-validation",
+    ] {
+        assert!(output.contains(line), "missing `{line}` in:\n{output}");
+    }
+    // Real observed values, stored as evidence.
+    let run = env.results_json(&run_id_of(&output));
+    assert_eq!(run["run"]["status"], "passed");
+    let latency = run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "Product SLO latency < 250ms")
+        .expect("latency step");
+    let observed = latency["observed"].as_f64().expect("observed latency");
+    assert!(observed > 0.0 && observed < 0.25, "observed p99 {observed}");
+    assert!(!latency["evidence"]["series"][0]["points"].as_array().expect("points").is_empty());
+}
+
+#[test]
+fn slow_gateway_health_checks_fail_an_owned_step() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-fail", 24100, &["--gateway-profile", "slow"]);
+    let out = env.run("gcp-failover-validation");
+    let output = text(&out);
+    // Failed, or aborted when the success ratio also breaches the scenario's abort condition.
+    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{output}");
+    let failed: Vec<&str> = output.lines().filter(|l| l.starts_with("[FAILED] Assertion:")).collect();
+    assert!(!failed.is_empty(), "{output}");
+    assert!(
+        failed.iter().any(|l| l.contains("owner: payments") || l.contains("owner: infrastructure")),
+        "a latency or success step owned by its team fails: {failed:#?}"
+    );
+    assert!(failed.iter().all(|l| l.contains("(observed ")), "observed values shown: {failed:#?}");
+    assert!(
+        output.contains("FAILED: gcp-failover-validation") || output.contains("ABORTED: gcp-failover-validation"),
+        "{output}"
+    );
+    assert!(output.contains("Notifying "), "{output}");
+    let run = env.results_json(&run_id_of(&output));
+    assert!(!run["notifications"].as_array().expect("notifications").is_empty());
+}
+
+#[test]
+fn a_breached_abort_condition_reverts_at_once_and_stores_the_latency() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-abort", 24200, &[]);
+    let started = Instant::now();
+    let out = env.run("abort-on-gcp-down");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{output}");
+    assert!(started.elapsed() < Duration::from_secs(35), "aborted long before the 40 s fault ended: {output}");
+    assert!(output.contains("[ABORTED] Abort condition `GCP scrape targets down` breached"), "{output}");
+    for pid in env.gcp_pids() {
+        assert_ne!(proc_state(pid), Some('T'), "gcp node {pid} resumed");
+    }
+    let run = env.results_json(&run_id_of(&output));
+    assert_eq!(run["run"]["status"], "aborted");
+    let latency = run["run"]["summary"]["abort_latency_ms"].as_i64().expect("abort latency stored");
+    assert!((0..5_000).contains(&latency), "latency {latency} ms");
+}
+
+#[test]
+fn prometheus_stopped_mid_run_makes_steps_inconclusive_not_passed() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-inconclusive", 24300, &[]);
+    let live = env.run_until_injected("quick-gcp-loss");
+    let prometheus = env
+        .inventory()
+        .processes
+        .iter()
+        .find(|p| p.role == f3_sandbox::Role::Prometheus)
+        .map(|p| p.pid)
+        .expect("prometheus pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(prometheus as i32), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill prometheus");
+    let (code, output) = live.finish();
+    assert_eq!(code, Some(3), "{output}");
+    assert!(output.contains("[INCONCLUSIVE] Assertion: Product SLO latency < 250ms"), "{output}");
+    assert!(!output.contains("[SUCCESS] Assertion"), "{output}");
+}
+
+#[test]
+fn given_not_met_injects_no_fault() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-given", 24400, &[]);
+    let out = env.run("impossible-given");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{output}");
+    assert!(output.contains("[FAILED] Given: Success ratio above 150 %"), "{output}");
+    assert!(output.contains("[SKIPPED] GCP connectivity lost"), "{output}");
+    let run = env.results_json(&run_id_of(&output));
+    assert_eq!(run["run"]["status"], "precondition-failed");
+    assert!(run["faults"].as_array().expect("ledger").is_empty(), "no fault in the ledger: {run:#}");
+}
+
+#[test]
+fn reconfiguring_the_sandbox_mid_run_voids_the_result() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-void", 24500, &[]);
+    let live = env.run_until_injected("quick-gcp-loss");
+    let out = env
+        .sandbox(&["reconfigure", "--stack", &env.stack, "--gateway-profile", "slow"])
+        .output()
+        .expect("reconfigure");
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, output) = live.finish();
+    assert_eq!(code, Some(5), "{output}");
+    assert!(output.contains("VOID"), "{output}");
+    assert!(output.contains("the stack changed during the run"), "{output}");
+}
+
+#[test]
+fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-kill9", 24600, &[]);
+    let mut live = env.run_until_injected("quick-gcp-loss");
+    let run_id = live.run_id();
+    let injected_at = Instant::now();
+    let gcp = env.gcp_pids();
+    assert!(gcp.iter().all(|&pid| proc_state(pid) == Some('T')), "gcp nodes frozen");
+    live.child.kill().expect("kill -9 f3-chaos");
+    let _ = live.finish();
+    // The watchdog resumes them at the TTL: 10 s fault + 1 s grace, checked within 2 s of the
+    // declared duration.
+    wait_until("gcp nodes resumed by the TTL", Duration::from_secs(13), || {
+        gcp.iter().all(|&pid| proc_state(pid) != Some('T'))
+    });
+    let resumed_after = injected_at.elapsed();
+    assert!(resumed_after <= Duration::from_secs(12), "resumed {resumed_after:?} after injection");
+    assert!(resumed_after >= Duration::from_secs(9), "not before the declared duration: {resumed_after:?}");
+
+    // The next start sweeps the ledger: the dead run is closed and its fault marked reverted.
+    let out = env.run("impossible-given");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let run = env.results_json(&run_id);
+    assert_eq!(run["run"]["status"], "interrupted", "{run:#}");
+    let faults = run["faults"].as_array().expect("ledger");
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0]["state"], "reverted", "{run:#}");
+}
+
+#[test]
+fn a_second_run_on_a_busy_stack_is_refused_with_the_holder() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-busy", 24700, &[]);
+    let first = env.run_until_injected("quick-gcp-loss");
+    let holder = first.run_id();
+    let out = env.run("impossible-given");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(7), "{output}");
+    assert!(output.contains(&holder), "names the holder's run id: {output}");
+    assert!(output.contains("quick-gcp-loss"), "names the holder's scenario: {output}");
+    let (code, output) = first.finish();
+    assert_eq!(code, Some(0), "the first run was not disturbed: {output}");
+}

@@ -1,0 +1,232 @@
+//! How a run looks to people and tools: one line per step on the terminal (spinner and colour on
+//! a TTY only), a JSON document with `--output json`, and a JUnit XML file with `--junit`
+//! (one testcase per step, the owner as a property; written with the `quick-junit` crate).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use owo_colors::{OwoColorize as _, Stream};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::assert::Verdict;
+use crate::config::Config;
+use crate::run::{Phase, RunEvent, RunOutcome, RunReport, StepResult, fmt_value};
+
+/// Prints run events as they arrive, one line per finished step.
+pub struct TerminalReporter {
+    spinner: Option<ProgressBar>,
+}
+
+impl TerminalReporter {
+    /// A reporter; the spinner is shown only when stderr is a terminal.
+    pub fn new() -> Self {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { spinner }
+    }
+
+    /// Prints a line. A closed stdout (`f3-chaos run | head`) must never stop a run that has
+    /// faults injected, so write errors are ignored rather than panicking like `println!`.
+    fn println(&self, line: String) {
+        match &self.spinner {
+            Some(bar) => bar.println(line),
+            None => {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            }
+        }
+    }
+
+    /// Shows one event.
+    pub fn event(&self, event: &RunEvent, config: &Config) {
+        match event {
+            RunEvent::RunStarted { run_id, scenario, stack, .. } => {
+                self.println(format!("Run {run_id}: {scenario} on stack {stack}"));
+            }
+            RunEvent::StepStarted { phase, name, .. } => {
+                if let Some(bar) = &self.spinner {
+                    bar.set_message(format!("{}: {name}", phase_label(*phase)));
+                }
+            }
+            RunEvent::StepFinished(step) => self.println(step_line(step, config)),
+            RunEvent::FaultReverted { name, ok, message, .. } => {
+                if *ok {
+                    self.println(format!("{} Reverted: {name}", tag(Verdict::Passed)));
+                } else {
+                    let text = format!("[CLEANUP-FAILED] Reverting {name}: {}", message.as_deref().unwrap_or(""));
+                    self.println(format!("{}", text.if_supports_color(Stream::Stdout, |t| t.red())));
+                }
+            }
+            RunEvent::AbortTriggered { condition, observed, latency_ms, .. } => {
+                let text = format!(
+                    "[ABORTED] Abort condition `{condition}` breached (observed {}); faults reverted in {latency_ms} ms",
+                    fmt_value(*observed)
+                );
+                self.println(format!("{}", text.if_supports_color(Stream::Stdout, |t| t.magenta())));
+            }
+            RunEvent::Notifying { team, .. } => {
+                let display = config.teams.get(team).map_or(team.as_str(), |t| t.display_name.as_str());
+                self.println(format!("Notifying {display}…"));
+            }
+            RunEvent::Fingerprint { .. } | RunEvent::FaultInjected { .. } | RunEvent::RunFinished { .. } => {}
+        }
+    }
+
+    /// Clears the spinner and prints the summary.
+    pub fn finish(&self, report: &RunReport) {
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{}", summary_line(report));
+        if let Some(reason) = &report.reason {
+            let _ = writeln!(out, "  {reason}");
+        }
+    }
+}
+
+impl Default for TerminalReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn phase_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Given => "Given",
+        Phase::When => "When",
+        Phase::Then => "Assertion",
+        Phase::Recovery => "Recovery",
+    }
+}
+
+fn tag(verdict: Verdict) -> String {
+    let text = match verdict {
+        Verdict::Passed => "[SUCCESS]",
+        Verdict::Failed => "[FAILED]",
+        Verdict::Inconclusive => "[INCONCLUSIVE]",
+        Verdict::Skipped => "[SKIPPED]",
+        Verdict::Error => "[ERROR]",
+    };
+    match verdict {
+        Verdict::Passed => text.if_supports_color(Stream::Stdout, |t| t.green()).to_string(),
+        Verdict::Failed | Verdict::Error => text.if_supports_color(Stream::Stdout, |t| t.red()).to_string(),
+        Verdict::Inconclusive => text.if_supports_color(Stream::Stdout, |t| t.yellow()).to_string(),
+        Verdict::Skipped => text.if_supports_color(Stream::Stdout, |t| t.dimmed()).to_string(),
+    }
+}
+
+/// A value with its unit for people: ratios as percentages, seconds with `s`.
+pub fn with_unit(value: f64, unit: Option<&str>) -> String {
+    match unit {
+        Some("ratio") => format!("{} %", fmt_value(value * 100.0)),
+        Some("percent") => format!("{} %", fmt_value(value)),
+        Some("boolean") => fmt_value(value),
+        Some(unit) => format!("{} {unit}", fmt_value(value)),
+        None => fmt_value(value),
+    }
+}
+
+/// One terminal line for a finished step, e.g.
+/// `[FAILED] Assertion: Product SLO latency < 250ms (observed 0.31 s, threshold < 0.25 s) — owner: payments`.
+pub fn step_line(step: &StepResult, config: &Config) -> String {
+    let label = match step.phase {
+        Phase::When => step.name.clone(),
+        Phase::Given => format!("Given: {}", step.name),
+        Phase::Then => format!("Assertion: {}", step.name),
+        Phase::Recovery => step.name.clone(),
+    };
+    let mut line = format!("{} {label}", tag(step.verdict));
+    let unit = step.unit.as_deref();
+    match (step.observed, step.threshold, step.op.as_deref()) {
+        (Some(observed), Some(threshold), Some(op)) => {
+            line.push_str(&format!(
+                " (observed {}, threshold {op} {})",
+                with_unit(observed, unit),
+                with_unit(threshold, unit)
+            ));
+        }
+        (None, Some(threshold), Some(op)) => {
+            line.push_str(&format!(" (threshold {op} {})", with_unit(threshold, unit)));
+        }
+        _ => {}
+    }
+    let explained = step.verdict != Verdict::Passed || (step.phase != Phase::When && step.observed.is_none());
+    if explained && let Some(message) = &step.message {
+        line.push_str(&format!(": {message}"));
+    }
+    if step.verdict != Verdict::Passed
+        && step.verdict != Verdict::Skipped
+        && let Some(owner) = &step.owner
+    {
+        let display = config.teams.get(owner).map_or(owner.as_str(), |t| t.display_name.as_str());
+        line.push_str(&format!(" — owner: {owner} ({display})"));
+    }
+    line
+}
+
+/// `Run … passed — 5/5 steps passed (100 %)`.
+pub fn summary_line(report: &RunReport) -> String {
+    let experiment: Vec<&StepResult> =
+        report.steps.iter().filter(|s| matches!(s.phase, Phase::When | Phase::Then)).collect();
+    let passed = experiment.iter().filter(|s| s.verdict == Verdict::Passed).count();
+    let outcome = report.outcome.as_str().to_uppercase();
+    let outcome = match report.outcome {
+        RunOutcome::Passed => outcome.if_supports_color(Stream::Stdout, |t| t.green()).to_string(),
+        RunOutcome::Inconclusive | RunOutcome::PreconditionFailed | RunOutcome::Void => {
+            outcome.if_supports_color(Stream::Stdout, |t| t.yellow()).to_string()
+        }
+        _ => outcome.if_supports_color(Stream::Stdout, |t| t.red()).to_string(),
+    };
+    format!(
+        "{outcome}: {} on {} — {passed}/{} steps passed ({} % pass rate), run {}",
+        report.scenario,
+        report.stack,
+        experiment.len(),
+        fmt_value((report.pass_rate * 1000.0).round() / 10.0),
+        report.run_id
+    )
+}
+
+/// JUnit XML for CI: one testsuite per run, one testcase per step (classname = phase), the owner
+/// as a property; failed ⇒ `failure`, inconclusive/error ⇒ `error`, skipped ⇒ `skipped`.
+pub fn junit(report: &RunReport) -> anyhow::Result<String> {
+    let mut junit = Report::new("f3-chaos");
+    let mut suite = TestSuite::new(format!("{} @ {}", report.scenario, report.stack));
+    suite.add_property(Property::new("run_id", report.run_id.to_string()));
+    suite.add_property(Property::new("outcome", report.outcome.as_str()));
+    for step in &report.steps {
+        let mut status = match step.verdict {
+            Verdict::Passed => TestCaseStatus::success(),
+            Verdict::Failed => TestCaseStatus::non_success(NonSuccessKind::Failure),
+            Verdict::Inconclusive | Verdict::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+            Verdict::Skipped => TestCaseStatus::skipped(),
+        };
+        if step.verdict != Verdict::Passed {
+            let mut message = format!("{}", step.verdict);
+            if let (Some(o), Some(t), Some(op)) = (step.observed, step.threshold, step.op.as_deref()) {
+                let unit = step.unit.as_deref();
+                message = format!("{message}: observed {}, threshold {op} {}", with_unit(o, unit), with_unit(t, unit));
+            }
+            if let Some(m) = &step.message {
+                message = format!("{message}: {m}");
+            }
+            status.set_message(message);
+        }
+        let mut case = TestCase::new(step.name.clone(), status);
+        case.set_classname(format!("{}.{}", report.scenario, step.phase.as_str()));
+        case.set_time((step.ended_at - step.started_at).to_std().unwrap_or_default());
+        if let Some(owner) = &step.owner {
+            case.add_property(Property::new("owner", owner.clone()));
+        }
+        suite.add_test_case(case);
+    }
+    junit.add_test_suite(suite);
+    Ok(junit.to_string()?)
+}

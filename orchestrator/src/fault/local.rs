@@ -1,0 +1,310 @@
+//! The local driver: faults on the bundled sandbox's processes.
+//!
+//! | fault | injection | revert | TTL (dead-man switch) |
+//! |---|---|---|---|
+//! | `network-partition`, `cloud-loss` | SIGSTOP the selected processes (they stop answering, as a partitioned cluster does) | SIGCONT | a detached watchdog process SIGCONTs them at the TTL |
+//! | `pod-kill` | SIGKILL the selected processes | the sandbox restarts them (`f3_sandbox::restart_process`) | the watchdog restarts them at the TTL |
+//! | `network-delay`, `stress` | not supported locally (preflight says so) | | |
+//!
+//! A partition freezes the selected processes completely, whatever `direction`/`target` say: on
+//! one machine a frozen process is the closest honest model of "unreachable"; documented in
+//! docs/drivers.md. Processes are identified by PID *and* start time, so a recycled PID is never
+//! signalled.
+
+use std::path::PathBuf;
+
+use f3_sandbox::{Inventory, ProcessEntry, Role};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::watchdog::{self, ProcessId, WatchdogAction, WatchdogSpec};
+use super::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
+use crate::scenario::{Check, Comparison, Fault, FaultStep, Labels};
+
+/// Driver for one sandbox stack (`f3-sandbox up --stack NAME`).
+#[derive(Debug, Clone)]
+pub struct LocalDriver {
+    stack: String,
+    state_dir: PathBuf,
+    http: reqwest::Client,
+}
+
+/// What the ledger keeps for a local fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LocalFault {
+    action: WatchdogAction,
+    stack: String,
+    state_dir: PathBuf,
+    targets: Vec<ProcessId>,
+    watchdog: Option<ProcessId>,
+}
+
+impl LocalDriver {
+    /// A driver for sandbox stack `stack` whose state lives in `state_dir` (None = the sandbox
+    /// default, `f3_sandbox::default_state_dir()`).
+    pub fn new(stack: &str, state_dir: Option<PathBuf>) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            state_dir: state_dir.unwrap_or_else(f3_sandbox::default_state_dir),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn inventory(&self) -> Result<Inventory, FaultError> {
+        f3_sandbox::load_inventory(&self.state_dir, &self.stack).map_err(|e| FaultError::NotReady {
+            stack: self.stack.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Resolves a fault to its action and the processes it touches.
+    fn resolve(&self, inventory: &Inventory, fault: &Fault) -> Result<(WatchdogAction, Vec<ProcessEntry>), FaultError> {
+        let (action, selector, limit): (WatchdogAction, Labels, Option<u32>) = match fault {
+            Fault::NetworkPartition { selector, .. } => (WatchdogAction::Resume, selector.clone(), None),
+            Fault::CloudLoss { cloud } => (
+                WatchdogAction::Resume,
+                Labels::from([("cloud".to_owned(), cloud.as_str().to_owned())]),
+                None,
+            ),
+            Fault::PodKill { selector, max_pods } => (WatchdogAction::Restart, selector.clone(), *max_pods),
+            Fault::NetworkDelay { .. } => {
+                return Err(FaultError::Unsupported {
+                    driver: "local",
+                    kind: "network-delay",
+                    hint: "run latency scenarios on a Chaos Mesh stack",
+                });
+            }
+            Fault::Stress { .. } => {
+                return Err(FaultError::Unsupported {
+                    driver: "local",
+                    kind: "stress",
+                    hint: "run stress scenarios on a Chaos Mesh stack",
+                });
+            }
+        };
+        // Only payment nodes are fair game: breaking the gateway, simulator or Prometheus would
+        // break the experiment's own instruments, not the platform.
+        let mut selected: Vec<ProcessEntry> = inventory
+            .select(&selector)
+            .filter(|p| p.role == Role::PaymentNode)
+            .cloned()
+            .collect();
+        if let Some(limit) = limit {
+            selected.truncate(limit as usize);
+        }
+        if selected.is_empty() {
+            return Err(FaultError::EmptySelection {
+                selector: render_selector(&selector),
+                stack: self.stack.clone(),
+            });
+        }
+        Ok((action, selected))
+    }
+
+    fn simulator_url(&self) -> Result<String, FaultError> {
+        let inventory = self.inventory()?;
+        let simulator = inventory
+            .processes
+            .iter()
+            .find(|p| p.role == Role::Simulator)
+            .ok_or_else(|| FaultError::Load(format!("sandbox stack `{}` has no simulator", self.stack)))?;
+        Ok(format!("http://127.0.0.1:{}", simulator.port))
+    }
+}
+
+fn render_selector(selector: &Labels) -> String {
+    let pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+fn describe_targets(verb: &str, targets: &[ProcessId]) -> String {
+    let names: Vec<String> = targets.iter().map(|t| format!("{} (pid {})", t.name, t.pid)).collect();
+    format!("{verb} {}", names.join(", "))
+}
+
+impl FaultDriver for LocalDriver {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
+        let inventory = self.inventory()?;
+        for step in faults {
+            let (_, targets) = self.resolve(&inventory, &step.fault)?;
+            for target in &targets {
+                if ProcessId::of(&target.name, target.pid).is_none() {
+                    return Err(FaultError::NotReady {
+                        stack: self.stack.clone(),
+                        reason: format!("process {} (pid {}) is not running", target.name, target.pid),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self, fault: &FaultStep) -> Result<serde_json::Value, FaultError> {
+        let inventory = self.inventory()?;
+        let (action, targets) = self.resolve(&inventory, &fault.fault)?;
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        Ok(serde_json::json!({
+            "driver": "local",
+            "stack": self.stack,
+            "fault": fault.fault.kind(),
+            "action": action,
+            "processes": names,
+            "duration": fault.duration.to_string(),
+        }))
+    }
+
+    async fn inject(&self, fault: &FaultStep, ctx: &FaultContext) -> Result<FaultHandle, FaultError> {
+        let inventory = self.inventory()?;
+        let (action, selected) = self.resolve(&inventory, &fault.fault)?;
+        let targets: Vec<ProcessId> = selected
+            .iter()
+            .filter_map(|p| ProcessId::of(&p.name, p.pid))
+            .collect();
+        if targets.len() != selected.len() {
+            return Err(FaultError::Inject {
+                step: fault.name.clone(),
+                reason: "a selected process is not running".into(),
+            });
+        }
+        // Dead-man switch first: the watchdog exists before the fault does.
+        let spec = WatchdogSpec {
+            deadline_unix_ms: (chrono::Utc::now() + chrono::Duration::from_std(ctx.ttl).unwrap_or_default())
+                .timestamp_millis(),
+            action,
+            targets: targets.clone(),
+            sandbox_state_dir: self.state_dir.clone(),
+            sandbox_stack: self.stack.clone(),
+            ledger_id: ctx.ledger_id,
+        };
+        let watchdog = watchdog::spawn(&spec).map_err(|e| FaultError::Inject {
+            step: fault.name.clone(),
+            reason: format!("could not start the fault watchdog: {e}"),
+        })?;
+        let signal = match action {
+            WatchdogAction::Resume => Signal::SIGSTOP,
+            WatchdogAction::Restart => Signal::SIGKILL,
+        };
+        let mut failure = None;
+        for target in &targets {
+            if let Err(e) = target.signal(signal) {
+                failure = Some(format!("{signal} to {} (pid {}): {e}", target.name, target.pid));
+                break;
+            }
+        }
+        let local = LocalFault {
+            action,
+            stack: self.stack.clone(),
+            state_dir: self.state_dir.clone(),
+            targets: targets.clone(),
+            watchdog: Some(watchdog),
+        };
+        let verb = match action {
+            WatchdogAction::Resume => "SIGSTOP",
+            WatchdogAction::Restart => "SIGKILL",
+        };
+        let handle = FaultHandle {
+            driver: "local".into(),
+            description: describe_targets(verb, &targets),
+            data: serde_json::to_value(&local).map_err(|e| FaultError::Inject {
+                step: fault.name.clone(),
+                reason: e.to_string(),
+            })?,
+        };
+        if let Some(reason) = failure {
+            // Undo the part that was done before reporting the failure.
+            let _ = self.revert(&handle).await;
+            return Err(FaultError::Inject { step: fault.name.clone(), reason });
+        }
+        Ok(handle)
+    }
+
+    async fn revert(&self, handle: &FaultHandle) -> Result<(), FaultError> {
+        let local: LocalFault = serde_json::from_value(handle.data.clone()).map_err(|e| FaultError::Revert {
+            what: handle.description.clone(),
+            reason: format!("unreadable ledger handle: {e}"),
+        })?;
+        let result = watchdog::undo(local.action, &local.targets, &local.state_dir, &local.stack).map_err(|reason| {
+            FaultError::Revert { what: handle.description.clone(), reason }
+        });
+        // The watchdog is only needed while the fault may still be active.
+        if result.is_ok()
+            && let Some(watchdog) = &local.watchdog
+        {
+            let _ = watchdog.signal(Signal::SIGTERM);
+        }
+        result
+    }
+
+    async fn orphans(&self) -> Result<Vec<FaultHandle>, FaultError> {
+        // Frozen payment nodes are only ever frozen by us: any that is stopped now is an orphan
+        // unless a live run holds it (the caller checks the ledger).
+        let inventory = match self.inventory() {
+            Ok(inventory) => inventory,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let frozen: Vec<ProcessId> = inventory
+            .processes
+            .iter()
+            .filter(|p| p.role == Role::PaymentNode)
+            .filter_map(|p| ProcessId::of(&p.name, p.pid))
+            .filter(ProcessId::is_stopped)
+            .collect();
+        if frozen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let local = LocalFault {
+            action: WatchdogAction::Resume,
+            stack: self.stack.clone(),
+            state_dir: self.state_dir.clone(),
+            targets: frozen.clone(),
+            watchdog: None,
+        };
+        Ok(vec![FaultHandle {
+            driver: "local".into(),
+            description: describe_targets("stopped", &frozen),
+            data: serde_json::to_value(&local).unwrap_or_default(),
+        }])
+    }
+
+    async fn fingerprint(&self) -> Result<String, FaultError> {
+        let inventory = self.inventory()?;
+        f3_sandbox::current_fingerprint(&inventory).map_err(|e| FaultError::NotReady {
+            stack: self.stack.clone(),
+            reason: format!("fingerprint: {e}"),
+        })
+    }
+}
+
+impl LoadGenerator for LocalDriver {
+    async fn set_tps(&self, tps: f64) -> Result<(), FaultError> {
+        let url = format!("{}/tps", self.simulator_url()?);
+        let response = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "tps": tps }))
+            .send()
+            .await
+            .map_err(|e| FaultError::Load(format!("POST {url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(FaultError::Load(format!("POST {url}: HTTP {}", response.status())));
+        }
+        Ok(())
+    }
+
+    fn load_check(&self, tps: f64) -> Check {
+        Check {
+            query: "sum(rate(payments_total[15s]))".into(),
+            op: Comparison::Ge,
+            threshold: (tps * 0.9 * 100.0).round() / 100.0,
+            unit: Some("tps".into()),
+            slo: None,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Run events: every transition of a run, written to the store first, then fanned out to
+//! reporters (the terminal, JSON output, later SSE and the dashboard).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::RunOutcome;
+use crate::assert::Verdict;
+
+/// Phase of a step in the Given/When/Then timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Preconditions: steady state and load.
+    Given,
+    /// Faults.
+    When,
+    /// Assertions.
+    Then,
+    /// Steady state verified again after revert.
+    Recovery,
+}
+
+impl Phase {
+    /// Lower-case name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Given => "given",
+            Phase::When => "when",
+            Phase::Then => "then",
+            Phase::Recovery => "recovery",
+        }
+    }
+}
+
+/// The result of one step, as reported and stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    /// Position in the run's timeline (Given steps first, then When, Then, Recovery).
+    pub index: usize,
+    /// Phase.
+    pub phase: Phase,
+    /// Name as written in the scenario.
+    pub name: String,
+    /// Team that owns the step (Then steps; the scenario owner for recovery).
+    pub owner: Option<String>,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Worst observed value (for checks), in the check's unit.
+    pub observed: Option<f64>,
+    /// Threshold (for checks).
+    pub threshold: Option<f64>,
+    /// Comparison operator (`<`, `>=`, …) for checks.
+    pub op: Option<String>,
+    /// Unit of observed/threshold (`s`, `ratio`, `tps`, …).
+    pub unit: Option<String>,
+    /// Explanation: why inconclusive, what was injected, the error.
+    pub message: Option<String>,
+    /// When the step started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub ended_at: DateTime<Utc>,
+}
+
+/// One transition of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RunEvent {
+    /// The run exists and holds its stack lease.
+    RunStarted {
+        /// Run id (UUID v7).
+        run_id: Uuid,
+        /// Scenario name.
+        scenario: String,
+        /// Stack name.
+        stack: String,
+        /// Who started it.
+        started_by: String,
+    },
+    /// The stack fingerprint was taken (before or after the experiment).
+    Fingerprint {
+        /// `before` or `after`.
+        when: String,
+        /// The fingerprint.
+        value: String,
+    },
+    /// A step began (for spinners).
+    StepStarted {
+        /// Step index.
+        index: usize,
+        /// Phase.
+        phase: Phase,
+        /// Step name.
+        name: String,
+    },
+    /// A step finished with a verdict.
+    StepFinished(StepResult),
+    /// A fault was injected (after its ledger entry was written).
+    FaultInjected {
+        /// Step index.
+        index: usize,
+        /// Step name.
+        name: String,
+        /// What the driver did.
+        description: String,
+        /// TTL enforced by the target, seconds.
+        ttl_seconds: f64,
+    },
+    /// A fault was reverted (or reverting it failed).
+    FaultReverted {
+        /// Step index.
+        index: usize,
+        /// Step name.
+        name: String,
+        /// Whether the revert succeeded.
+        ok: bool,
+        /// Error text when it did not.
+        message: Option<String>,
+    },
+    /// An abort condition was breached and faults were reverted at once.
+    AbortTriggered {
+        /// Abort condition name.
+        condition: String,
+        /// Observed value that breached it.
+        observed: f64,
+        /// When the breach was seen.
+        detected_at: DateTime<Utc>,
+        /// When every fault was reverted.
+        reverted_at: DateTime<Utc>,
+        /// reverted_at − detected_at, milliseconds.
+        latency_ms: i64,
+    },
+    /// A notification for a team was recorded in the outbox.
+    Notifying {
+        /// Team name.
+        team: String,
+        /// The team's failed or inconclusive steps.
+        steps: Vec<String>,
+    },
+    /// The run ended.
+    RunFinished {
+        /// Outcome.
+        outcome: RunOutcome,
+        /// Passed experiment steps (When + Then) / all of them, ratio 0–1.
+        pass_rate: f64,
+        /// Why (void reason, error, abort condition), if anything needs saying.
+        reason: Option<String>,
+    },
+}
+
+impl RunEvent {
+    /// The event's kind as stored (`run-started`, `step-finished`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunEvent::RunStarted { .. } => "run-started",
+            RunEvent::Fingerprint { .. } => "fingerprint",
+            RunEvent::StepStarted { .. } => "step-started",
+            RunEvent::StepFinished(_) => "step-finished",
+            RunEvent::FaultInjected { .. } => "fault-injected",
+            RunEvent::FaultReverted { .. } => "fault-reverted",
+            RunEvent::AbortTriggered { .. } => "abort-triggered",
+            RunEvent::Notifying { .. } => "notifying",
+            RunEvent::RunFinished { .. } => "run-finished",
+        }
+    }
+}

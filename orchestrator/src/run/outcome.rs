@@ -1,0 +1,118 @@
+//! Run outcomes (DESIGN.md "Verdicts and exit codes") and how step verdicts combine into one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit_codes;
+
+/// The outcome of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// Every Then step passed.
+    Passed,
+    /// At least one Then step (or recovery) failed: the hypothesis was disproved.
+    Failed,
+    /// An abort condition was breached; faults were reverted early.
+    Aborted,
+    /// Nothing failed but something could not be judged (no data, Prometheus unreachable).
+    Inconclusive,
+    /// Given did not hold: no fault was injected, the hypothesis was not tested.
+    PreconditionFailed,
+    /// The stack changed during the run (fingerprint differs): the result means nothing.
+    Void,
+    /// A fault could not be reverted (its TTL still ends it): needs a human.
+    CleanupFailed,
+    /// Ctrl-C / SIGTERM / a dead orchestrator found by the sweep, after faults were reverted.
+    Interrupted,
+    /// An infrastructure or internal error stopped the run.
+    Error,
+}
+
+impl RunOutcome {
+    /// The process exit code of `f3-chaos run` for this outcome (see [`crate::exit_codes`]).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunOutcome::Passed => exit_codes::PASSED,
+            RunOutcome::Failed => exit_codes::FAILED,
+            RunOutcome::Aborted => exit_codes::ABORTED,
+            RunOutcome::Inconclusive => exit_codes::INCONCLUSIVE,
+            RunOutcome::PreconditionFailed => exit_codes::PRECONDITION_FAILED,
+            RunOutcome::Void => exit_codes::VOID,
+            RunOutcome::CleanupFailed => exit_codes::CLEANUP_FAILED,
+            RunOutcome::Interrupted => exit_codes::INTERRUPTED,
+            RunOutcome::Error => exit_codes::ERROR,
+        }
+    }
+
+    /// The kebab-case name stored and shown (`precondition-failed`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Passed => "passed",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Aborted => "aborted",
+            RunOutcome::Inconclusive => "inconclusive",
+            RunOutcome::PreconditionFailed => "precondition-failed",
+            RunOutcome::Void => "void",
+            RunOutcome::CleanupFailed => "cleanup-failed",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Error => "error",
+        }
+    }
+
+    /// Which of two outcomes wins when both apply. Order, strongest first: cleanup-failed (a
+    /// fault may still be active), interrupted, void (nothing else means anything), aborted,
+    /// error, failed, inconclusive, precondition-failed, passed.
+    pub fn strongest(self, other: RunOutcome) -> RunOutcome {
+        fn rank(o: RunOutcome) -> u8 {
+            match o {
+                RunOutcome::CleanupFailed => 8,
+                RunOutcome::Interrupted => 7,
+                RunOutcome::Void => 6,
+                RunOutcome::Aborted => 5,
+                RunOutcome::Error => 4,
+                RunOutcome::Failed => 3,
+                RunOutcome::Inconclusive => 2,
+                RunOutcome::PreconditionFailed => 1,
+                RunOutcome::Passed => 0,
+            }
+        }
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_per_outcome() {
+        let all = [
+            RunOutcome::Passed,
+            RunOutcome::Failed,
+            RunOutcome::Aborted,
+            RunOutcome::Inconclusive,
+            RunOutcome::PreconditionFailed,
+            RunOutcome::Void,
+            RunOutcome::CleanupFailed,
+            RunOutcome::Interrupted,
+            RunOutcome::Error,
+        ];
+        let codes: std::collections::BTreeSet<u8> = all.iter().map(|o| o.exit_code()).collect();
+        assert_eq!(codes.len(), all.len());
+        assert_eq!(RunOutcome::Passed.exit_code(), 0);
+    }
+
+    #[test]
+    fn a_cleanup_failure_outranks_everything_and_void_outranks_a_failure() {
+        assert_eq!(RunOutcome::Failed.strongest(RunOutcome::Void), RunOutcome::Void);
+        assert_eq!(RunOutcome::Void.strongest(RunOutcome::CleanupFailed), RunOutcome::CleanupFailed);
+        assert_eq!(RunOutcome::Passed.strongest(RunOutcome::Inconclusive), RunOutcome::Inconclusive);
+        assert_eq!(RunOutcome::Failed.strongest(RunOutcome::Inconclusive), RunOutcome::Failed);
+    }
+}

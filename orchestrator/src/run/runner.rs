@@ -1,0 +1,905 @@
+//! The runner: the one owner of a run's state (nextest's dispatcher shape).
+//!
+//! ```text
+//! lease stack → create run → fingerprint → preflight → Given (load, steady state)
+//!   → When (ledger entry, then inject; each fault has a TTL the target enforces)
+//!   → hold (abort conditions polled; Ctrl-C honoured) → revert (every exit path)
+//!   → Then (windowed assertions) → recovery (steady state again) → fingerprint (changed ⇒ void)
+//!   → outbox (owner teams) → finish run → release lease
+//! ```
+//!
+//! Every transition is written to the store first ([`Store::append_event`]) and only then sent
+//! to the reporter channel, so the durable record is never behind what a person saw.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable as _};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::event::{Phase, RunEvent, StepResult};
+use super::outcome::RunOutcome;
+use crate::assert::{self, Judgement, PhaseTimes, SloSource, Verdict};
+use crate::fault::{FaultContext, FaultDriver, FaultHandle, LoadGenerator};
+use crate::scenario::{GivenStep, Hold, Scenario};
+use crate::store::{LeaseHolder, LedgerEntry, LedgerState, NewRun, StepRecord, Store, StoreError};
+
+/// Tunables of one run. Defaults suit a Prometheus scraping every 1 s.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run id (UUID v7) — chosen by the caller so it can be printed before the run ends.
+    pub run_id: Uuid,
+    /// Who started the run (user name, `daemon`, CI job).
+    pub started_by: String,
+    /// How it was started: `cli`, `trigger`, `daemon`, `api`.
+    pub trigger: String,
+    /// Stack lease time-to-live; renewed every third of it while the run lives.
+    pub lease_ttl: Duration,
+    /// Wait this long for a busy stack instead of failing fast (None = fail fast).
+    pub wait_for_stack: Option<Duration>,
+    /// How often abort conditions are evaluated while faults are active.
+    pub abort_poll: Duration,
+    /// How long a Given steady-state check may take to hold (polled every second).
+    pub steady_state_within: Duration,
+    /// How long steady state may take to come back after revert.
+    pub recovery_timeout: Duration,
+    /// Added to each fault's declared duration to form the TTL the target enforces.
+    pub ttl_grace: Duration,
+    /// Resolution of range queries (Prometheus `step`); also the wait after a window closes
+    /// before it is judged, so the last scrape has landed (use the scrape interval).
+    pub query_step: Duration,
+}
+
+impl RunOptions {
+    /// Defaults for a new run started by `started_by` through `trigger`.
+    pub fn new(started_by: &str, trigger: &str) -> Self {
+        Self {
+            run_id: Uuid::now_v7(),
+            started_by: started_by.to_owned(),
+            trigger: trigger.to_owned(),
+            lease_ttl: Duration::from_secs(15),
+            wait_for_stack: None,
+            abort_poll: Duration::from_millis(250),
+            steady_state_within: Duration::from_secs(15),
+            recovery_timeout: Duration::from_secs(60),
+            ttl_grace: Duration::from_secs(1),
+            query_step: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a run could not start (once started, every problem becomes an outcome instead).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Another run holds the stack lease.
+    #[error("stack `{stack}` is busy: run {holder_run} ({holder_scenario}) started by {holder} holds it until {expires_at}")]
+    StackBusy {
+        /// Stack name.
+        stack: String,
+        /// The holder's run id.
+        holder_run: Uuid,
+        /// The holder's scenario.
+        holder_scenario: String,
+        /// Who started the holder.
+        holder: String,
+        /// When the lease expires unless renewed.
+        expires_at: DateTime<Utc>,
+    },
+    /// The store failed before the run started.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: Uuid,
+    /// Scenario name.
+    pub scenario: String,
+    /// Stack name.
+    pub stack: String,
+    /// Outcome.
+    pub outcome: RunOutcome,
+    /// Why, when the outcome needs explaining (void reason, error, abort condition).
+    pub reason: Option<String>,
+    /// Every step in timeline order.
+    pub steps: Vec<StepResult>,
+    /// Passed experiment steps (When + Then) / all experiment steps, ratio 0–1.
+    pub pass_rate: f64,
+    /// Breach seen → every fault reverted, milliseconds (aborted runs only).
+    pub abort_latency_ms: Option<i64>,
+    /// Teams with a notification recorded in the outbox.
+    pub notified: Vec<String>,
+    /// Start (UTC).
+    pub started_at: DateTime<Utc>,
+    /// End (UTC).
+    pub ended_at: DateTime<Utc>,
+}
+
+struct ActiveFault {
+    index: usize,
+    name: String,
+    ledger_id: Uuid,
+    handle: FaultHandle,
+    ends_at: tokio::time::Instant,
+}
+
+/// Mutable state of the one run this runner owns.
+struct RunState {
+    run_id: Uuid,
+    stack: String,
+    steps: Vec<StepResult>,
+    outcome: RunOutcome,
+    reason: Option<String>,
+    active: Vec<ActiveFault>,
+    injected_at: Option<DateTime<Utc>>,
+    fault_ended_at: Option<DateTime<Utc>>,
+    reverted_at: Option<DateTime<Utc>>,
+    abort_latency_ms: Option<i64>,
+}
+
+impl RunState {
+    fn escalate(&mut self, outcome: RunOutcome, reason: Option<String>) {
+        let before = self.outcome;
+        self.outcome = self.outcome.strongest(outcome);
+        if self.outcome != before && reason.is_some() {
+            self.reason = reason;
+        }
+    }
+}
+
+/// Runs one scenario on one stack.
+pub struct Runner<'a, D, S> {
+    store: &'a Store,
+    driver: &'a D,
+    slo: &'a S,
+    events: Option<UnboundedSender<RunEvent>>,
+    cancel: CancellationToken,
+}
+
+impl<'a, D, S> Runner<'a, D, S>
+where
+    D: FaultDriver + LoadGenerator,
+    S: SloSource,
+{
+    /// A runner writing to `store`, breaking things through `driver`, judging from `slo`.
+    /// Events go to `events` after they are stored; `cancel` (Ctrl-C, SIGTERM, window end)
+    /// reverts faults and ends the run as `interrupted`.
+    pub fn new(
+        store: &'a Store,
+        driver: &'a D,
+        slo: &'a S,
+        events: Option<UnboundedSender<RunEvent>>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self { store, driver, slo, events, cancel }
+    }
+
+    /// Runs `scenario` on stack `stack` to the end.
+    ///
+    /// Errors: only before the run exists — the stack is busy ([`RunError::StackBusy`]) or the
+    /// store is unusable. Everything after that is an outcome in the report.
+    pub async fn run(&self, scenario: &Scenario, stack: &str, opts: &RunOptions) -> Result<RunReport, RunError> {
+        let started_at = Utc::now();
+        self.acquire_lease(scenario, stack, opts).await?;
+        let new_run = NewRun {
+            id: opts.run_id,
+            scenario: scenario.name.clone(),
+            stack: stack.to_owned(),
+            trigger: opts.trigger.clone(),
+            started_by: opts.started_by.clone(),
+            started_at,
+            pid: std::process::id(),
+            host: local_host(),
+            scenario_digest: None,
+            night: None,
+        };
+        if let Err(e) = self.store.create_run(&new_run).await {
+            let _ = self.store.release_lease(stack, opts.run_id).await;
+            return Err(e.into());
+        }
+        let heartbeat = self.spawn_heartbeat(stack, opts);
+        let mut state = RunState {
+            run_id: opts.run_id,
+            stack: stack.to_owned(),
+            steps: Vec::new(),
+            outcome: RunOutcome::Passed,
+            reason: None,
+            active: Vec::new(),
+            injected_at: None,
+            fault_ended_at: None,
+            reverted_at: None,
+            abort_latency_ms: None,
+        };
+        self.emit(
+            &state,
+            RunEvent::RunStarted {
+                run_id: opts.run_id,
+                scenario: scenario.name.clone(),
+                stack: stack.to_owned(),
+                started_by: opts.started_by.clone(),
+            },
+        )
+        .await;
+
+        self.execute(&mut state, scenario, opts).await;
+        // Whatever happened above, nothing stays injected.
+        self.revert_all(&mut state).await;
+
+        let notified = self.record_notifications(&state, scenario, stack).await;
+        let pass_rate = pass_rate(&state.steps);
+        let ended_at = Utc::now();
+        let summary = serde_json::json!({
+            "pass_rate": pass_rate,
+            "reason": state.reason,
+            "abort_latency_ms": state.abort_latency_ms,
+            "notified": notified,
+        });
+        if let Err(e) = self.store.finish_run(opts.run_id, state.outcome.as_str(), ended_at, &summary).await {
+            tracing::error!(run_id = %opts.run_id, error = %e, "Could not store the run's outcome.");
+        }
+        self.emit(
+            &state,
+            RunEvent::RunFinished { outcome: state.outcome, pass_rate, reason: state.reason.clone() },
+        )
+        .await;
+        heartbeat.cancel();
+        if let Err(e) = self.store.release_lease(stack, opts.run_id).await {
+            tracing::warn!(run_id = %opts.run_id, error = %e, "Could not release the stack lease; it expires by itself.");
+        }
+        Ok(RunReport {
+            run_id: opts.run_id,
+            scenario: scenario.name.clone(),
+            stack: stack.to_owned(),
+            outcome: state.outcome,
+            reason: state.reason,
+            steps: state.steps,
+            pass_rate,
+            abort_latency_ms: state.abort_latency_ms,
+            notified,
+            started_at,
+            ended_at,
+        })
+    }
+
+    async fn acquire_lease(&self, scenario: &Scenario, stack: &str, opts: &RunOptions) -> Result<(), RunError> {
+        let holder = LeaseHolder {
+            run_id: opts.run_id,
+            scenario: scenario.name.clone(),
+            holder: opts.started_by.clone(),
+        };
+        let give_up_at = opts.wait_for_stack.map(|w| tokio::time::Instant::now() + w);
+        loop {
+            match self.store.acquire_lease(stack, &holder, opts.lease_ttl, Utc::now()).await? {
+                Ok(_) => return Ok(()),
+                Err(current) => {
+                    let busy = RunError::StackBusy {
+                        stack: stack.to_owned(),
+                        holder_run: current.run_id,
+                        holder_scenario: current.scenario.clone(),
+                        holder: current.holder.clone(),
+                        expires_at: current.expires_at,
+                    };
+                    match give_up_at {
+                        Some(deadline) if tokio::time::Instant::now() < deadline => {
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = self.cancel.cancelled() => return Err(busy),
+                            }
+                        }
+                        _ => return Err(busy),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps the lease and the run's heartbeat fresh until cancelled.
+    fn spawn_heartbeat(&self, stack: &str, opts: &RunOptions) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let guard = stop.clone();
+        let store = self.store.clone();
+        let stack = stack.to_owned();
+        let (run_id, ttl) = (opts.run_id, opts.lease_ttl);
+        tokio::spawn(async move {
+            let period = ttl / 3;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = guard.cancelled() => return,
+                }
+                let now = Utc::now();
+                match store.renew_lease(&stack, run_id, ttl, now).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(run_id = %run_id, stack = %stack, "Stack lease lost."),
+                    Err(e) => tracing::warn!(run_id = %run_id, error = %e, "Could not renew the stack lease."),
+                }
+                if let Err(e) = store.heartbeat_run(run_id, now).await {
+                    tracing::warn!(run_id = %run_id, error = %e, "Could not write the run heartbeat.");
+                }
+            }
+        });
+        stop
+    }
+
+    /// Every phase; returns early on precondition failure, error, abort or interruption. Faults
+    /// still active on return are reverted by the caller.
+    async fn execute(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) {
+        let fingerprint_before = match self.driver.fingerprint().await {
+            Ok(value) => value,
+            Err(e) => return state.escalate(RunOutcome::Error, Some(format!("fingerprint: {e}"))),
+        };
+        self.emit(state, RunEvent::Fingerprint { when: "before".into(), value: fingerprint_before.clone() })
+            .await;
+        if let Err(e) = self.driver.preflight(&scenario.when).await {
+            return state.escalate(RunOutcome::Error, Some(format!("preflight: {e}")));
+        }
+
+        if !self.given(state, scenario, opts).await {
+            if !matches!(state.outcome, RunOutcome::Interrupted | RunOutcome::Error) {
+                state.escalate(RunOutcome::PreconditionFailed, Some("Given did not hold; no fault was injected".into()));
+            }
+            self.skip_rest(state, scenario).await;
+            return;
+        }
+
+        if !self.when(state, scenario, opts).await {
+            self.revert_all(state).await;
+            self.skip_then(state, scenario, "no fault window to judge").await;
+            return;
+        }
+        self.hold(state, scenario, opts).await;
+        self.revert_all(state).await;
+        if state.outcome == RunOutcome::Interrupted {
+            self.skip_then(state, scenario, "run interrupted").await;
+            return;
+        }
+        self.then(state, scenario, opts).await;
+
+        match self.driver.fingerprint().await {
+            Ok(after) => {
+                self.emit(state, RunEvent::Fingerprint { when: "after".into(), value: after.clone() }).await;
+                if after != fingerprint_before {
+                    state.escalate(
+                        RunOutcome::Void,
+                        Some(format!(
+                            "the stack changed during the run (fingerprint {} → {}): results are void",
+                            short(&fingerprint_before),
+                            short(&after)
+                        )),
+                    );
+                }
+            }
+            Err(e) => state.escalate(RunOutcome::Void, Some(format!("could not fingerprint the stack again: {e}"))),
+        }
+    }
+
+    /// Given: load steps and steady-state checks in file order. Returns whether all held.
+    async fn given(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
+        let mut all_held = true;
+        for step in &scenario.given {
+            let index = state.steps.len();
+            let started_at = Utc::now();
+            let (name, judgement) = match step {
+                GivenStep::SteadyState { name, check } => {
+                    self.step_started(state, index, Phase::Given, name).await;
+                    // Polled for a short while: right after a deploy or `sandbox up` the first
+                    // scrapes may not have landed. A platform that is really unhealthy fails
+                    // after `steady_state_within`.
+                    let deadline = std::time::Instant::now() + opts.steady_state_within;
+                    let waited = tokio::select! {
+                        j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => Some(j),
+                        _ = self.cancel.cancelled() => None,
+                    };
+                    match waited {
+                        Some(j) => (name, j),
+                        None => {
+                            state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                            return false;
+                        }
+                    }
+                }
+                GivenStep::Load { name, tps, settle_within } => {
+                    self.step_started(state, index, Phase::Given, name).await;
+                    if let Err(e) = self.driver.set_tps(*tps).await {
+                        self.record(state, step_result(index, Phase::Given, name, None, started_at)
+                            .verdict(Verdict::Error)
+                            .message(e.to_string()))
+                            .await;
+                        all_held = false;
+                        break;
+                    }
+                    let check = self.driver.load_check(*tps);
+                    let deadline = std::time::Instant::now() + settle_within.as_std();
+                    let waited = tokio::select! {
+                        j = assert::wait_until_holds(self.slo, &check, deadline, Duration::from_secs(1)) => Some(j),
+                        _ = self.cancel.cancelled() => None,
+                    };
+                    match waited {
+                        Some(j) => (name, j),
+                        None => {
+                            state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                            return false;
+                        }
+                    }
+                }
+            };
+            let held = judgement.verdict == Verdict::Passed;
+            self.record_judgement(state, index, Phase::Given, name, None, started_at, &judgement).await;
+            if !held {
+                all_held = false;
+                break; // the hypothesis cannot be tested; later Given steps would only add noise
+            }
+            if self.cancel.is_cancelled() {
+                state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                return false;
+            }
+        }
+        all_held
+    }
+
+    /// When: ledger first, then inject, for each fault. Returns false if any injection failed
+    /// (the caller reverts what was injected).
+    async fn when(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
+        for step in &scenario.when {
+            if self.cancel.is_cancelled() {
+                state.escalate(RunOutcome::Interrupted, Some("interrupted before injection".into()));
+                return false;
+            }
+            let index = state.steps.len();
+            let started_at = Utc::now();
+            self.step_started(state, index, Phase::When, &step.name).await;
+            let ttl = step.duration.as_std() + opts.ttl_grace;
+            let ledger_id = Uuid::now_v7();
+            let spec = self.driver.describe(step).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+            let entry = LedgerEntry {
+                id: ledger_id,
+                run_id: state.run_id,
+                stack: state.stack.clone(),
+                driver: self.driver.name().to_owned(),
+                step_name: step.name.clone(),
+                spec,
+                handle: None,
+                state: LedgerState::Pending,
+                created_at: started_at,
+                expires_at: started_at + chrono::Duration::from_std(ttl).unwrap_or_default(),
+                updated_at: started_at,
+            };
+            // Durable first: a fault that is not in the ledger is never injected.
+            if let Err(e) = self.store.ledger_insert(&entry).await {
+                self.record(state, step_result(index, Phase::When, &step.name, None, started_at)
+                    .verdict(Verdict::Error)
+                    .message(format!("not injected: the fault ledger could not be written: {e}")))
+                    .await;
+                state.escalate(RunOutcome::Error, Some(format!("fault ledger: {e}")));
+                return false;
+            }
+            let ctx = FaultContext { run_id: state.run_id, ledger_id, step_index: index, ttl };
+            match self.driver.inject(step, &ctx).await {
+                Ok(handle) => {
+                    let now = Utc::now();
+                    if let Ok(value) = serde_json::to_value(&handle) {
+                        if let Err(e) = self.store.ledger_update(ledger_id, LedgerState::Injected, Some(&value), now).await {
+                            tracing::error!(run_id = %state.run_id, error = %e, "Could not mark the fault injected in the ledger.");
+                        }
+                    }
+                    state.injected_at.get_or_insert(now);
+                    state.active.push(ActiveFault {
+                        index,
+                        name: step.name.clone(),
+                        ledger_id,
+                        handle: handle.clone(),
+                        ends_at: tokio::time::Instant::now() + step.duration.as_std(),
+                    });
+                    self.emit(
+                        state,
+                        RunEvent::FaultInjected {
+                            index,
+                            name: step.name.clone(),
+                            description: handle.description.clone(),
+                            ttl_seconds: ttl.as_secs_f64(),
+                        },
+                    )
+                    .await;
+                    self.record(state, step_result(index, Phase::When, &step.name, None, started_at)
+                        .verdict(Verdict::Passed)
+                        .message(format!("{} for {}", handle.description, step.duration)))
+                        .await;
+                }
+                Err(e) => {
+                    let _ = self.store.ledger_update(ledger_id, LedgerState::Reverted, None, Utc::now()).await;
+                    self.record(state, step_result(index, Phase::When, &step.name, None, started_at)
+                        .verdict(Verdict::Error)
+                        .message(e.to_string()))
+                        .await;
+                    state.escalate(RunOutcome::Error, Some(format!("injection failed: {e}")));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Holds the faults for their durations, reverting each at its end, polling abort
+    /// conditions, honouring cancellation.
+    async fn hold(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) {
+        let mut unreadable_polls = 0u32;
+        loop {
+            let now = tokio::time::Instant::now();
+            let mut due = Vec::new();
+            state.active.retain(|f| {
+                if f.ends_at <= now {
+                    due.push((f.index, f.name.clone(), f.ledger_id, f.handle.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+            if !due.is_empty() && state.active.is_empty() {
+                state.fault_ended_at = Some(Utc::now());
+            }
+            for (index, name, ledger_id, handle) in due {
+                self.revert_one(state, index, &name, ledger_id, &handle).await;
+            }
+            let Some(next_end) = state.active.iter().map(|f| f.ends_at).min() else {
+                break;
+            };
+            let wake = next_end.min(now + opts.abort_poll);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = self.cancel.cancelled() => {
+                    state.fault_ended_at = Some(Utc::now());
+                    state.escalate(RunOutcome::Interrupted, Some("interrupted while faults were active; faults reverted".into()));
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= next_end {
+                continue; // a fault reached its declared end: revert it before anything else
+            }
+            for condition in &scenario.abort {
+                match assert::breached(self.slo, condition).await {
+                    Ok(Some(observed)) => {
+                        let detected_at = Utc::now();
+                        state.fault_ended_at = Some(detected_at);
+                        self.revert_all(state).await;
+                        let reverted_at = state.reverted_at.unwrap_or_else(Utc::now);
+                        let latency_ms = (reverted_at - detected_at).num_milliseconds();
+                        state.abort_latency_ms = Some(latency_ms);
+                        state.escalate(
+                            RunOutcome::Aborted,
+                            Some(format!(
+                                "abort condition `{}` breached (observed {}, abort when {} {}); faults reverted in {latency_ms} ms",
+                                condition.name,
+                                fmt_value(observed),
+                                condition.check.op.symbol(),
+                                fmt_value(condition.check.threshold)
+                            )),
+                        );
+                        self.emit(
+                            state,
+                            RunEvent::AbortTriggered {
+                                condition: condition.name.clone(),
+                                observed,
+                                detected_at,
+                                reverted_at,
+                                latency_ms,
+                            },
+                        )
+                        .await;
+                        return;
+                    }
+                    Ok(None) => unreadable_polls = 0,
+                    Err(e) => {
+                        unreadable_polls += 1;
+                        if unreadable_polls == 4 {
+                            tracing::warn!(run_id = %state.run_id, error = %e, "Abort conditions cannot be evaluated; faults end at their declared duration.");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Then: judge each assertion by its `hold`, then verify recovery.
+    async fn then(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) {
+        let injected_at = state.injected_at.unwrap_or_else(Utc::now);
+        let fault_ended_at = state.fault_ended_at.unwrap_or_else(Utc::now);
+        let reverted_at = state.reverted_at.unwrap_or_else(Utc::now);
+        let mut times = PhaseTimes { injected_at, fault_ended_at, reverted_at, recovered_at: None };
+
+        // Steps are judged in the order their data becomes complete: fault-window steps now,
+        // recover-within steps when their bound has passed, after-recovery steps last.
+        let mut order: Vec<(usize, &crate::scenario::ThenStep)> = scenario.then.iter().enumerate().collect();
+        order.sort_by_key(|(i, step)| {
+            let rank = match step.hold {
+                Hold::DuringFault | Hold::AtEnd => 0,
+                Hold::RecoverWithin { .. } => 1,
+                Hold::AfterRecovery => 2,
+            };
+            (rank, *i)
+        });
+        let base = state.steps.len();
+        let mut recovery_done = false;
+        for (i, step) in order {
+            if matches!(step.hold, Hold::AfterRecovery) && !recovery_done {
+                times.recovered_at = self.recovery(state, scenario, opts).await;
+                recovery_done = true;
+            }
+            let started_at = Utc::now();
+            self.step_started(state, base + i, Phase::Then, &step.name).await;
+            // judge_then waits for the step's window to close (plus one query step, so the last
+            // scrape has landed) before querying.
+            let judgement = tokio::select! {
+                j = assert::judge_then(self.slo, step, &times, opts.query_step) => j,
+                _ = self.cancel.cancelled() => {
+                    state.escalate(RunOutcome::Interrupted, Some("interrupted before assertions".into()));
+                    return;
+                }
+            };
+            self.record_judgement(state, base + i, Phase::Then, &step.name, Some(&step.owner), started_at, &judgement)
+                .await;
+        }
+        if !recovery_done {
+            self.recovery(state, scenario, opts).await;
+        }
+        let verdicts = state.steps.iter().filter(|s| matches!(s.phase, Phase::Then | Phase::Recovery));
+        for step in verdicts {
+            match step.verdict {
+                Verdict::Failed => state.outcome = state.outcome.strongest(RunOutcome::Failed),
+                Verdict::Inconclusive | Verdict::Error => {
+                    state.outcome = state.outcome.strongest(RunOutcome::Inconclusive)
+                }
+                Verdict::Passed | Verdict::Skipped => {}
+            }
+        }
+    }
+
+    /// Recovery: the Given steady-state checks must hold again within `recovery_timeout`.
+    /// Returns when recovery was observed.
+    async fn recovery(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> Option<DateTime<Utc>> {
+        let deadline = std::time::Instant::now() + opts.recovery_timeout;
+        let mut recovered = true;
+        for step in &scenario.given {
+            let GivenStep::SteadyState { name, check } = step else { continue };
+            let index = state.steps.len();
+            let started_at = Utc::now();
+            let label = format!("Recovery: {name}");
+            self.step_started(state, index, Phase::Recovery, &label).await;
+            let judgement = tokio::select! {
+                j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => j,
+                _ = self.cancel.cancelled() => return None,
+            };
+            recovered &= judgement.verdict == Verdict::Passed;
+            self.record_judgement(state, index, Phase::Recovery, &label, Some(&scenario.owner), started_at, &judgement)
+                .await;
+        }
+        recovered.then(Utc::now)
+    }
+
+    async fn revert_one(&self, state: &mut RunState, index: usize, name: &str, ledger_id: Uuid, handle: &FaultHandle) {
+        let attempt = || async { self.driver.revert(handle).await };
+        let result = attempt
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(100)).with_max_times(3))
+            .await;
+        let now = Utc::now();
+        state.reverted_at = Some(now);
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.store.ledger_update(ledger_id, LedgerState::Reverted, None, now).await {
+                    tracing::error!(run_id = %state.run_id, error = %e, "Could not mark the fault reverted in the ledger.");
+                }
+                self.emit(state, RunEvent::FaultReverted { index, name: name.to_owned(), ok: true, message: None })
+                    .await;
+            }
+            Err(e) => {
+                let _ = self.store.ledger_update(ledger_id, LedgerState::RevertFailed, None, now).await;
+                state.escalate(RunOutcome::CleanupFailed, Some(format!("{e}")));
+                self.emit(
+                    state,
+                    RunEvent::FaultReverted { index, name: name.to_owned(), ok: false, message: Some(e.to_string()) },
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn revert_all(&self, state: &mut RunState) {
+        let active = std::mem::take(&mut state.active);
+        for fault in active {
+            self.revert_one(state, fault.index, &fault.name, fault.ledger_id, &fault.handle).await;
+        }
+    }
+
+    async fn skip_rest(&self, state: &mut RunState, scenario: &Scenario) {
+        for step in &scenario.when {
+            let index = state.steps.len();
+            self.record(state, step_result(index, Phase::When, &step.name, None, Utc::now())
+                .verdict(Verdict::Skipped)
+                .message("not injected: Given did not hold".into()))
+                .await;
+        }
+        self.skip_then(state, scenario, "Given did not hold").await;
+    }
+
+    async fn skip_then(&self, state: &mut RunState, scenario: &Scenario, why: &str) {
+        for step in &scenario.then {
+            let index = state.steps.len();
+            self.record(state, step_result(index, Phase::Then, &step.name, Some(&step.owner), Utc::now())
+                .verdict(Verdict::Skipped)
+                .message(why.to_owned()))
+                .await;
+        }
+    }
+
+    /// Records one outbox notification per owner team with failed or inconclusive steps.
+    async fn record_notifications(&self, state: &RunState, scenario: &Scenario, stack: &str) -> Vec<String> {
+        if matches!(state.outcome, RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted) {
+            return Vec::new(); // nothing was learned about the platform
+        }
+        let mut by_team: BTreeMap<&str, Vec<&StepResult>> = BTreeMap::new();
+        for step in &state.steps {
+            if matches!(step.verdict, Verdict::Failed | Verdict::Inconclusive | Verdict::Error)
+                && let Some(owner) = step.owner.as_deref()
+            {
+                by_team.entry(owner).or_default().push(step);
+            }
+        }
+        let mut notified = Vec::new();
+        for (team, steps) in by_team {
+            let payload = serde_json::json!({
+                "scenario": scenario.name,
+                "stack": stack,
+                "outcome": state.outcome,
+                "steps": steps,
+            });
+            match self.store.outbox_insert(state.run_id, team, "step-failures", &payload, Utc::now()).await {
+                Ok(_) => {
+                    notified.push(team.to_owned());
+                    let names = steps.iter().map(|s| s.name.clone()).collect();
+                    self.emit(state, RunEvent::Notifying { team: team.to_owned(), steps: names }).await;
+                }
+                Err(e) => tracing::error!(run_id = %state.run_id, team, error = %e, "Could not record the notification."),
+            }
+        }
+        notified
+    }
+
+    async fn step_started(&self, state: &RunState, index: usize, phase: Phase, name: &str) {
+        self.emit(state, RunEvent::StepStarted { index, phase, name: name.to_owned() }).await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_judgement(
+        &self,
+        state: &mut RunState,
+        index: usize,
+        phase: Phase,
+        name: &str,
+        owner: Option<&str>,
+        started_at: DateTime<Utc>,
+        judgement: &Judgement,
+    ) {
+        let evidence = &judgement.evidence;
+        let mut result = step_result(index, phase, name, owner, started_at).verdict(judgement.verdict);
+        result.observed = evidence.worst.as_ref().map(|o| o.value);
+        result.threshold = Some(evidence.threshold);
+        result.op = Some(evidence.op.clone());
+        result.unit = evidence.unit.clone();
+        result.message = evidence.reason.clone();
+        if let (Verdict::Passed, Some(recovered_at)) = (judgement.verdict, evidence.recovered_at) {
+            // For recover-within the interesting figure is when it recovered, not the worst value
+            // seen before recovery.
+            if let Some(reverted_at) = state.reverted_at {
+                let secs = (recovered_at - reverted_at).num_milliseconds() as f64 / 1000.0;
+                result.observed = None;
+                result.message = Some(format!("recovered {secs:.1} s after the revert"));
+            }
+        }
+        let evidence_json = serde_json::to_value(evidence).ok();
+        self.store_step(state, &result, evidence_json).await;
+        self.emit(state, RunEvent::StepFinished(result.clone())).await;
+        state.steps.push(result);
+    }
+
+    async fn record(&self, state: &mut RunState, result: StepResult) {
+        self.store_step(state, &result, None).await;
+        self.emit(state, RunEvent::StepFinished(result.clone())).await;
+        state.steps.push(result);
+    }
+
+    async fn store_step(&self, state: &RunState, result: &StepResult, evidence: Option<serde_json::Value>) {
+        let record = StepRecord {
+            index: result.index as i64,
+            phase: result.phase.as_str().to_owned(),
+            name: result.name.clone(),
+            owner: result.owner.clone(),
+            verdict: Some(result.verdict.to_string()),
+            started_at: result.started_at,
+            ended_at: Some(result.ended_at),
+            observed: result.observed,
+            threshold: result.threshold,
+            evidence,
+            message: result.message.clone(),
+        };
+        if let Err(e) = self.store.upsert_step(state.run_id, &record).await {
+            tracing::error!(run_id = %state.run_id, error = %e, "Could not store a step result.");
+        }
+    }
+
+    /// Stores the event, then shows it.
+    async fn emit(&self, state: &RunState, event: RunEvent) {
+        match serde_json::to_value(&event) {
+            Ok(payload) => {
+                if let Err(e) = self.store.append_event(state.run_id, Utc::now(), event.kind(), &payload).await {
+                    tracing::error!(run_id = %state.run_id, error = %e, "Could not store a run event.");
+                }
+            }
+            Err(e) => tracing::error!(run_id = %state.run_id, error = %e, "Could not serialise a run event."),
+        }
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// Passed experiment steps (When + Then) over all of them, ratio 0–1 (1 when there are none).
+/// Given and recovery steps are preconditions and checks of the experiment itself, not findings.
+pub fn pass_rate(steps: &[StepResult]) -> f64 {
+    let experiment: Vec<&StepResult> = steps.iter().filter(|s| matches!(s.phase, Phase::When | Phase::Then)).collect();
+    if experiment.is_empty() {
+        return 1.0;
+    }
+    let passed = experiment.iter().filter(|s| s.verdict == Verdict::Passed).count();
+    passed as f64 / experiment.len() as f64
+}
+
+fn step_result(index: usize, phase: Phase, name: &str, owner: Option<&str>, started_at: DateTime<Utc>) -> StepResult {
+    StepResult {
+        index,
+        phase,
+        name: name.to_owned(),
+        owner: owner.map(str::to_owned),
+        verdict: Verdict::Skipped,
+        observed: None,
+        threshold: None,
+        op: None,
+        unit: None,
+        message: None,
+        started_at,
+        ended_at: Utc::now(),
+    }
+}
+
+impl StepResult {
+    fn verdict(mut self, verdict: Verdict) -> Self {
+        self.verdict = verdict;
+        self
+    }
+
+    fn message(mut self, message: String) -> Self {
+        self.message = Some(message);
+        self
+    }
+}
+
+/// Formats a value compactly for messages (`0.3125`, `300`, `0.99995`).
+pub fn fmt_value(value: f64) -> String {
+    if value.is_finite() && value == value.trunc() && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.5}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
+}
+
+fn local_host() -> String {
+    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into())
+}
