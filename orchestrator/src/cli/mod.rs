@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod gate;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod results_night;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
@@ -51,6 +53,8 @@ pub enum Command {
     Trigger(run::TriggerArgs),
     /// Show past runs with their evidence.
     Results(results::ResultsArgs),
+    /// CI release gate: fail unless every selected scenario's latest run passed recently.
+    Gate(gate::GateArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
     /// Internal: the dead-man switch of one local fault (started by the local driver).
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
+        Command::Gate(args) => gate::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
