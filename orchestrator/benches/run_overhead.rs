@@ -85,17 +85,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let state = tempfile::tempdir()?;
-    // The same settings as `f3-sandbox up --stack bench --port-base 25000`.
-    let settings = f3_sandbox::StackSettings {
-        stack: STACK.into(),
-        port_base: PORT_BASE,
-        nodes_per_cloud: 2,
-        tps: 300.0,
-        node_latency_ms: 2,
-        alertmanager: false,
-        gateway: f3_sandbox::GatewaySettings::profile(f3_sandbox::GatewayProfile::Aggressive),
-    };
-    let inventory = f3_sandbox::up(state.path(), &settings)?;
+    // Through the sandbox's own command line, so its defaults are the ones users get.
+    let state_dir = state.path().to_string_lossy().into_owned();
+    let port_base = PORT_BASE.to_string();
+    let args = ["f3-sandbox", "up", "--stack", STACK, "--port-base", &port_base, "--state-dir", &state_dir];
+    let code = f3_sandbox::cli_exit_code(args.map(std::ffi::OsString::from));
+    anyhow::ensure!(code == 0, "f3-sandbox up failed with exit code {code}");
+    let inventory = f3_sandbox::load_inventory(state.path(), STACK)?;
     let result = runtime.block_on(bench(state.path(), &inventory.prometheus_url));
     f3_sandbox::down(state.path(), STACK)?;
     result
