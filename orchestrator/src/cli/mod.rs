@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod dashboard;
 pub mod gate;
 pub mod plan;
 pub mod report;
@@ -55,6 +56,8 @@ pub enum Command {
     Results(results::ResultsArgs),
     /// CI release gate: fail unless every selected scenario's latest run passed recently.
     Gate(gate::GateArgs),
+    /// Serve the read-only dashboard from the store (until the daemon serves it).
+    Dashboard(dashboard::DashboardArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
     /// Internal: the dead-man switch of one local fault (started by the local driver).
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
         Command::Gate(args) => gate::execute(args),
+        Command::Dashboard(args) => dashboard::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
