@@ -162,7 +162,7 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
     let aborting = scenario("bench-abort", vec![abort], vec![]);
     let mut latencies = Vec::new();
     let mut own = Vec::new();
-    for i in 0..20 {
+    for i in 0..12 {
         driver.set_tps(300.0).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -187,13 +187,13 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
             driver.set_tps(10.0).await.ok();
             let mut aborted = None;
             while let Some(event) = rx.recv().await {
-                if let RunEvent::AbortTriggered {
-                    reverted_at,
-                    latency_ms,
-                    ..
-                } = event
-                {
-                    aborted = Some(((reverted_at - t0).num_milliseconds(), latency_ms));
+                match event {
+                    RunEvent::AbortTriggered { reverted_at, latency_ms, .. } => {
+                        aborted = Some(((reverted_at - t0).num_milliseconds(), latency_ms));
+                    }
+                    // The runner keeps its sender until it is dropped: stop at the last event.
+                    RunEvent::RunFinished { .. } => break,
+                    _ => {}
                 }
             }
             aborted
