@@ -12,6 +12,7 @@ pub mod config;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;
+pub mod notify;
 pub mod plan;
 pub mod run;
 pub mod scenario;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod results;
@@ -51,6 +52,10 @@ pub enum Command {
     Trigger(run::TriggerArgs),
     /// Show past runs with their evidence.
     Results(results::ResultsArgs),
+    /// Deliver the notification outbox now (retries included with --wait).
+    Notify(notify::NotifyArgs),
+    /// Print (and with --send, deliver) the morning digest of a night, one message per team.
+    Digest(notify::DigestArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
     /// Internal: the dead-man switch of one local fault (started by the local driver).
@@ -82,6 +87,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
+        Command::Notify(args) => notify::execute(args),
+        Command::Digest(args) => notify::execute_digest(args),
         Command::Sandbox(args) => sandbox::execute(args),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };

@@ -11,7 +11,6 @@
 //! Every transition is written to the store first ([`Store::append_event`]) and only then sent
 //! to the reporter channel, so the durable record is never behind what a person saw.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -737,31 +736,26 @@ where
 
     /// Records one outbox notification per owner team with failed or inconclusive steps.
     async fn record_notifications(&self, state: &RunState, scenario: &Scenario, stack: &str) -> Vec<String> {
-        if matches!(state.outcome, RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted) {
-            return Vec::new(); // nothing was learned about the platform
-        }
-        let mut by_team: BTreeMap<&str, Vec<&StepResult>> = BTreeMap::new();
-        for step in &state.steps {
-            if matches!(step.verdict, Verdict::Failed | Verdict::Inconclusive | Verdict::Error)
-                && let Some(owner) = step.owner.as_deref()
-            {
-                by_team.entry(owner).or_default().push(step);
-            }
-        }
+        // Payloads (failed steps with SLO impact/action and failing streaks; resolves of steps
+        // that pass again) are built by the notify module; the runner only writes them.
+        let night = Utc::now().date_naive();
+        let rows = crate::notify::record::notifications(
+            self.store, state.run_id, night, scenario, stack, state.outcome, &state.steps,
+        )
+        .await;
         let mut notified = Vec::new();
-        for (team, steps) in by_team {
-            let payload = serde_json::json!({
-                "scenario": scenario.name,
-                "stack": stack,
-                "outcome": state.outcome,
-                "steps": steps,
-            });
-            match self.store.outbox_insert(state.run_id, team, "step-failures", &payload, Utc::now()).await {
-                Ok(_) => {
+        for row in rows {
+            let team = row.team.as_str();
+            match self.store.outbox_insert(state.run_id, team, row.kind, &row.payload, Utc::now()).await {
+                Ok(_) if row.kind == crate::notify::message::KIND_FAILURES => {
                     notified.push(team.to_owned());
-                    let names = steps.iter().map(|s| s.name.clone()).collect();
+                    let names = row.payload["steps"]
+                        .as_array()
+                        .map(|steps| steps.iter().filter_map(|s| s["name"].as_str().map(str::to_owned)).collect())
+                        .unwrap_or_default();
                     self.emit(state, RunEvent::Notifying { team: team.to_owned(), steps: names }).await;
                 }
+                Ok(_) => {}
                 Err(e) => tracing::error!(run_id = %state.run_id, team, error = %e, "Could not record the notification."),
             }
         }
