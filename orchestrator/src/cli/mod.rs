@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod gate;
 pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod results_night;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
@@ -52,6 +54,8 @@ pub enum Command {
     Trigger(run::TriggerArgs),
     /// Show past runs with their evidence.
     Results(results::ResultsArgs),
+    /// CI release gate: fail unless every selected scenario's latest run passed recently.
+    Gate(gate::GateArgs),
     /// Deliver the notification outbox now (retries included with --wait).
     Notify(notify::NotifyArgs),
     /// Print (and with --send, deliver) the morning digest of a night, one message per team.
@@ -74,7 +78,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() { exit_codes::INVALID_INPUT } else { exit_codes::PASSED };
+            let code = if err.use_stderr() {
+                exit_codes::INVALID_INPUT
+            } else {
+                exit_codes::PASSED
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }
@@ -87,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
+        Command::Gate(args) => gate::execute(args),
         Command::Notify(args) => notify::execute(args),
         Command::Digest(args) => notify::execute_digest(args),
         Command::Sandbox(args) => sandbox::execute(args),
@@ -107,7 +116,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("F3_CHAOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -24,8 +24,11 @@ pub struct ResultsArgs {
     /// How many runs to list.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// Output format: `text` or `json`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// Every run of one chaos night (the date the 00:00–07:00 window starts), oldest first.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "run_id")]
+    pub night: Option<chrono::NaiveDate>,
+    /// Output format: `text` or `json`; `csv` with `--night`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "csv"])]
     pub output: String,
     /// Config directory (for its database URL).
     #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
@@ -37,7 +40,9 @@ pub struct ResultsArgs {
 
 /// Runs the command; returns the exit code.
 pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(results(args))
 }
 
@@ -49,7 +54,16 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             .and_then(|l| l.config.database_url)
             .unwrap_or_else(Store::default_url),
     };
-    let store = Store::open(&url).await.with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("opening the store at {url}"))?;
+    if let Some(night) = args.night {
+        return super::results_night::print_night(&store, night, &args.output).await;
+    }
+    if args.output == "csv" {
+        eprintln!("error: --output csv needs --night YYYY-MM-DD");
+        return Ok(exit_codes::INVALID_INPUT);
+    }
     let json = args.output == "json";
     let Some(id) = &args.run_id else {
         let filter = RunFilter {
@@ -64,7 +78,9 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             return Ok(exit_codes::PASSED);
         }
         if runs.is_empty() {
-            println!("No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions");
+            println!(
+                "No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions"
+            );
         }
         for run in runs {
             println!(
@@ -92,13 +108,21 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     }
     println!("Run {} — {} on {}", run.id, run.scenario, run.stack);
     println!("  outcome:    {}", run.status);
-    println!("  started:    {} by {} ({})", run.started_at.format("%Y-%m-%d %H:%M:%S UTC"), run.started_by, run.trigger);
+    println!(
+        "  started:    {} by {} ({})",
+        run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        run.started_by,
+        run.trigger
+    );
     if let Some(ended) = run.ended_at {
         println!("  ended:      {}", ended.format("%Y-%m-%d %H:%M:%S UTC"));
     }
     if let Some(summary) = &run.summary {
         if let Some(rate) = summary.get("pass_rate").and_then(|v| v.as_f64()) {
-            println!("  pass rate:  {} %", fmt_value((rate * 1000.0).round() / 10.0));
+            println!(
+                "  pass rate:  {} %",
+                fmt_value((rate * 1000.0).round() / 10.0)
+            );
         }
         if let Some(reason) = summary.get("reason").and_then(|v| v.as_str()) {
             println!("  reason:     {reason}");
@@ -110,11 +134,28 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     println!("Steps:");
     for step in &steps {
         let verdict = step.verdict.as_deref().unwrap_or("pending");
-        let owner = step.owner.as_deref().map(|o| format!(" — owner: {o}")).unwrap_or_default();
-        println!("  [{}] {:<9} {}{owner}", verdict.to_uppercase(), step.phase, step.name);
-        let unit = step.evidence.as_ref().and_then(|e| e.get("unit")).and_then(|u| u.as_str());
+        let owner = step
+            .owner
+            .as_deref()
+            .map(|o| format!(" — owner: {o}"))
+            .unwrap_or_default();
+        println!(
+            "  [{}] {:<9} {}{owner}",
+            verdict.to_uppercase(),
+            step.phase,
+            step.name
+        );
+        let unit = step
+            .evidence
+            .as_ref()
+            .and_then(|e| e.get("unit"))
+            .and_then(|u| u.as_str());
         if let (Some(observed), Some(threshold)) = (step.observed, step.threshold) {
-            println!("      observed {} (worst), threshold {}", with_unit(observed, unit), with_unit(threshold, unit));
+            println!(
+                "      observed {} (worst), threshold {}",
+                with_unit(observed, unit),
+                with_unit(threshold, unit)
+            );
         }
         if let Some(evidence) = &step.evidence {
             if let Some(query) = evidence.get("query").and_then(|q| q.as_str()) {
@@ -123,10 +164,18 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             let points: usize = evidence
                 .get("series")
                 .and_then(|s| s.as_array())
-                .map(|series| series.iter().filter_map(|s| s.get("points")?.as_array().map(Vec::len)).sum())
+                .map(|series| {
+                    series
+                        .iter()
+                        .filter_map(|s| s.get("points")?.as_array().map(Vec::len))
+                        .sum()
+                })
                 .unwrap_or(0);
             if points > 0 {
-                println!("      evidence: {points} points (f3-chaos results {} --output json)", run.id);
+                println!(
+                    "      evidence: {points} points (f3-chaos results {} --output json)",
+                    run.id
+                );
             }
         }
         if let Some(message) = &step.message {
@@ -136,16 +185,30 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     if !ledger.is_empty() {
         println!("Faults:");
         for entry in &ledger {
-            println!("  {} — {} ({:?})", entry.step_name, entry.driver, entry.state);
+            println!(
+                "  {} — {} ({:?})",
+                entry.step_name, entry.driver, entry.state
+            );
         }
     }
     if !outbox.is_empty() {
         println!("Notifications:");
         for n in &outbox {
-            let route = n.payload.get("route").and_then(|r| r.get("kind")).and_then(|k| k.as_str());
+            let route = n
+                .payload
+                .get("route")
+                .and_then(|r| r.get("kind"))
+                .and_then(|k| k.as_str());
             let route = route.map(|r| format!(" via {r}")).unwrap_or_default();
-            let error = n.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
-            println!("  {} — {}{route} ({}, {} attempt(s){error})", n.team, n.kind, n.status, n.attempts);
+            let error = n
+                .last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default();
+            println!(
+                "  {} — {}{route} ({}, {} attempt(s){error})",
+                n.team, n.kind, n.status, n.attempts
+            );
         }
     }
     Ok(exit_codes::PASSED)

@@ -278,7 +278,14 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
     }
     if let Some(url) = &spec.dashboard_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            diags.push(cfile.error_at("spec.dashboardUrl", format!("dashboard URL `{url}` is not http(s)")).help("e.g. `https://chaos.example.com`"));
+            diags.push(
+                cfile
+                    .error_at(
+                        "spec.dashboardUrl",
+                        format!("dashboard URL `{url}` is not http(s)"),
+                    )
+                    .help("e.g. `https://chaos.example.com`"),
+            );
         }
         config.dashboard_url = Some(url.trim_end_matches('/').to_owned());
     }
