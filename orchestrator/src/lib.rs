@@ -9,6 +9,7 @@
 pub mod assert;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod dashboard;
 pub mod gate;
 pub mod notify;
 pub mod plan;
@@ -60,6 +61,8 @@ pub enum Command {
     Notify(notify::NotifyArgs),
     /// Print (and with --send, deliver) the morning digest of a night, one message per team.
     Digest(notify::DigestArgs),
+    /// Serve the read-only dashboard from the store (until the daemon serves it).
+    Dashboard(dashboard::DashboardArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
     /// Internal: the dead-man switch of one local fault (started by the local driver).
@@ -98,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Gate(args) => gate::execute(args),
         Command::Notify(args) => notify::execute(args),
         Command::Digest(args) => notify::execute_digest(args),
+        Command::Dashboard(args) => dashboard::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
