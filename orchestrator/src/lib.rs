@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;
+pub mod notify;
 pub mod plan;
 pub mod run;
 pub mod scenario;

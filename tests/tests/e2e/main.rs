@@ -3,6 +3,7 @@
 mod assert;
 mod dashboard;
 mod gate;
+mod notify;
 mod plan;
 mod run;
 mod sandbox;
