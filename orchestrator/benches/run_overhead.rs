@@ -88,7 +88,16 @@ fn main() -> anyhow::Result<()> {
     // Through the sandbox's own command line, so its defaults are the ones users get.
     let state_dir = state.path().to_string_lossy().into_owned();
     let port_base = PORT_BASE.to_string();
-    let args = ["f3-sandbox", "up", "--stack", STACK, "--port-base", &port_base, "--state-dir", &state_dir];
+    let args = [
+        "f3-sandbox",
+        "up",
+        "--stack",
+        STACK,
+        "--port-base",
+        &port_base,
+        "--state-dir",
+        &state_dir,
+    ];
     let code = f3_sandbox::cli_exit_code(args.map(std::ffi::OsString::from));
     anyhow::ensure!(code == 0, "f3-sandbox up failed with exit code {code}");
     let inventory = f3_sandbox::load_inventory(state.path(), STACK)?;
@@ -188,7 +197,11 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
             let mut aborted = None;
             while let Some(event) = rx.recv().await {
                 match event {
-                    RunEvent::AbortTriggered { reverted_at, latency_ms, .. } => {
+                    RunEvent::AbortTriggered {
+                        reverted_at,
+                        latency_ms,
+                        ..
+                    } => {
                         aborted = Some(((reverted_at - t0).num_milliseconds(), latency_ms));
                     }
                     // The runner keeps its sender until it is dropped: stop at the last event.

@@ -145,14 +145,21 @@ fn f3_chaos_binary() -> std::io::Result<PathBuf> {
         return Ok(PathBuf::from(bin));
     }
     let exe = std::env::current_exe()?;
-    if exe.file_name().is_some_and(|n| n.to_string_lossy().starts_with("f3-chaos")) {
+    if exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("f3-chaos"))
+    {
         return Ok(exe);
     }
     let dir = exe.parent().unwrap_or(Path::new("."));
     [dir.join("f3-chaos"), dir.join("../f3-chaos")]
         .into_iter()
         .find(|c| c.is_file())
-        .ok_or_else(|| std::io::Error::other(format!("cannot find the f3-chaos binary for the fault watchdog; set {BIN_ENV}")))
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "cannot find the f3-chaos binary for the fault watchdog; set {BIN_ENV}"
+            ))
+        })
 }
 
 /// Body of `f3-chaos __fault-watchdog [--detach] SPEC`. With `--detach` it only starts the real
