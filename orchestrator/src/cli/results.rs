@@ -194,7 +194,21 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     if !outbox.is_empty() {
         println!("Notifications:");
         for n in &outbox {
-            println!("  {} — {} ({})", n.team, n.kind, n.status);
+            let route = n
+                .payload
+                .get("route")
+                .and_then(|r| r.get("kind"))
+                .and_then(|k| k.as_str());
+            let route = route.map(|r| format!(" via {r}")).unwrap_or_default();
+            let error = n
+                .last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default();
+            println!(
+                "  {} — {}{route} ({}, {} attempt(s){error})",
+                n.team, n.kind, n.status, n.attempts
+            );
         }
     }
     Ok(exit_codes::PASSED)

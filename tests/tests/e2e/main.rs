@@ -2,7 +2,9 @@
 
 mod assert;
 mod daemon;
+mod dashboard;
 mod gate;
+mod notify;
 mod plan;
 mod run;
 mod sandbox;
