@@ -21,13 +21,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exit_codes;
 use crate::run::sweep;
-use crate::store::Store;
-use night::journal;
+use crate::store::{Leadership, Store};
+use night::{NightSources, journal};
 use window::{Trigger, window_at};
 
 /// How long the daemon waits for cancelled runs to revert before it exits anyway (the faults'
 /// own TTLs still end them).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
+
+/// How often a standby tries to take over and the leader confirms it still leads. With the
+/// SQLite lease TTL of 10 s a standby takes over at most 13 s after the leader died; on
+/// PostgreSQL (the lock goes with the dead leader's connection) within 3 s.
+pub const LEADER_POLL: Duration = Duration::from_secs(3);
 
 /// Arguments of `f3-chaos daemon`.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,9 +102,6 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("opening the store at {}", crate::store::redact_url(&url)))?;
 
-    let report = sweep::sweep(&store, &config).await?;
-    journal(&serde_json::json!({ "event": "sweep", "report": report }));
-
     let expression = args
         .cron
         .clone()
@@ -113,44 +115,125 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     };
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
-    journal(
-        &serde_json::json!({ "event": "started", "cron": expression, "timezone": config.timezone.name(), "store": store.backend_name() }),
+    let holder = format!(
+        "{} pid {}",
+        crate::store::local_hostname(),
+        std::process::id()
     );
+    journal(&serde_json::json!({
+        "event": "started", "cron": expression, "timezone": config.timezone.name(),
+        "store": store.backend_name(), "holder": holder,
+    }));
+    let sources = NightSources {
+        store: &store,
+        library: &library,
+        config_dir: Some(args.config.clone()),
+    };
 
     let mut plan_now = args.plan_now;
-    loop {
-        if !plan_now {
-            let Some(fire) = trigger.next_after(Utc::now()) else {
-                eprintln!("error: the cron expression `{expression}` never fires again");
-                return Ok(exit_codes::INVALID_INPUT);
-            };
-            journal(&serde_json::json!({ "event": "waiting", "until": fire }));
-            tokio::select! {
-                () = night::sleep_until(fire) => {}
-                () = cancel.cancelled() => break,
-            }
-        }
-        plan_now = false;
-        let window = window_at(&config.window, config.timezone, Utc::now());
-        let night_run = night::execute(&store, &library, window, cancel.clone());
-        tokio::pin!(night_run);
-        tokio::select! {
-            _ = &mut night_run => {}
-            () = cancel.cancelled() => {
-                // Give the runners their chance to revert, then leave (TTLs end the rest).
-                if tokio::time::timeout(SHUTDOWN_GRACE, &mut night_run).await.is_err() {
-                    tracing::warn!("Runs did not finish reverting within the shutdown grace; their fault TTLs end them.");
+    'standby: loop {
+        let Some(leadership) = become_leader(&store, &holder, &cancel).await else {
+            break;
+        };
+        journal(&serde_json::json!({ "event": "leader", "holder": holder }));
+        // A new leader first reverts what dead runs left (a dead leader's faults included).
+        let report = sweep::sweep(&store, &config).await?;
+        journal(&serde_json::json!({ "event": "sweep", "report": report }));
+        let lead = cancel.child_token();
+        let keeper = tokio::task::spawn_local(keep_leading(leadership, lead.clone()));
+
+        loop {
+            let now = Utc::now();
+            let open = window_at(&config.window, config.timezone, now);
+            // A window already open (restart, takeover) is resumed at once; runs it already
+            // started are not started again.
+            if !plan_now && open.start > now {
+                let Some(fire) = trigger.next_after(now) else {
+                    eprintln!("error: the cron expression `{expression}` never fires again");
+                    return Ok(exit_codes::INVALID_INPUT);
+                };
+                journal(&serde_json::json!({ "event": "waiting", "until": fire }));
+                tokio::select! {
+                    () = night::sleep_until(fire) => {}
+                    () = lead.cancelled() => {}
                 }
+            }
+            plan_now = false;
+            if lead.is_cancelled() {
+                break;
+            }
+            let window = window_at(&config.window, config.timezone, Utc::now());
+            let night_run = night::execute(&sources, window, lead.clone());
+            tokio::pin!(night_run);
+            tokio::select! {
+                result = &mut night_run => { result?; }
+                () = cancel.cancelled() => {
+                    // Give the runners their chance to revert, then leave (TTLs end the rest).
+                    if tokio::time::timeout(SHUTDOWN_GRACE, &mut night_run).await.is_err() {
+                        tracing::warn!("Runs did not finish reverting within the shutdown grace; their fault TTLs end them.");
+                    }
+                }
+            }
+            if args.once || lead.is_cancelled() {
                 break;
             }
         }
-        if args.once || cancel.is_cancelled() {
-            break;
+        lead.cancel();
+        let still_leading = keeper.await.ok().flatten();
+        if let Some(leadership) = still_leading {
+            leadership.resign().await;
         }
+        if args.once || cancel.is_cancelled() {
+            break 'standby;
+        }
+        journal(&serde_json::json!({ "event": "standby", "reason": "leadership lost" }));
     }
     journal(&serde_json::json!({ "event": "stopped" }));
     store.close().await;
     Ok(exit_codes::PASSED)
+}
+
+/// Polls for leadership every [`LEADER_POLL`] until won (`Some`) or `cancel` fires (`None`).
+async fn become_leader(
+    store: &Store,
+    holder: &str,
+    cancel: &CancellationToken,
+) -> Option<Leadership> {
+    let mut told = false;
+    loop {
+        match store.try_lead(holder).await {
+            Ok(Some(leadership)) => return Some(leadership),
+            Ok(None) if !told => {
+                told = true;
+                journal(
+                    &serde_json::json!({ "event": "standby", "reason": "another daemon leads" }),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "Cannot reach the store to elect a leader."),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(LEADER_POLL) => {}
+            () = cancel.cancelled() => return None,
+        }
+    }
+}
+
+/// Confirms leadership every [`LEADER_POLL`]; when it is lost, cancels `lead` (every run of the
+/// night reverts and ends `interrupted`) and returns `None`. Returns the leadership when `lead`
+/// is cancelled by someone else, so it can be resigned.
+async fn keep_leading(mut leadership: Leadership, lead: CancellationToken) -> Option<Leadership> {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(LEADER_POLL) => {}
+            () = lead.cancelled() => return Some(leadership),
+        }
+        if !leadership.confirm().await {
+            journal(&serde_json::json!({ "event": "leadership-lost" }));
+            lead.cancel();
+            return None;
+        }
+    }
 }
 
 /// SIGINT or SIGTERM ⇒ cancel every run and stop.

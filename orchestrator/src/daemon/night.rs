@@ -1,363 +1,552 @@
-//! Executes one night: a first plan from the scenarios' estimates, then one worker per stack that
-//! takes the next slot when its stack is free, so the plan is re-made at every slot boundary.
+//! Executes one night with the planner ([`crate::plan`]): a first plan when the night opens, slots
+//! started at their planned times (several stacks in parallel), and a re-plan whenever reality
+//! departs from the plan. Every plan is journalled and stored (`night_plans`) for the dashboard.
 //!
-//! Re-planning is list scheduling over a shared queue of due scenarios (highest priority first):
-//! - a run that **overruns** delays only its stack; later slots move, and those that can no longer
-//!   end before the window closes are skipped (never started);
-//! - a run that **ends early** lets its stack take the next slot at once (after the cooldown);
-//! - a **Given that fails** (`precondition-failed`) marks the stack unhealthy for the rest of the
-//!   night: its worker stops and the remaining scenarios go to the other eligible stacks;
-//! - a **busy stack** (its lease is held by a terminal run or CI) is never double-booked: the slot
-//!   goes back to the queue and the worker retries every few seconds while it still fits.
+//! Re-planning ([`plan::replan`]: started runs stay where they ran, nothing new starts before now):
+//! - a run that **overruns** its planned end: its stack's later slots move; slots that can no
+//!   longer end before the window closes are dropped (never started);
+//! - a run that **ends early**: later slots move forward;
+//! - a **Given that fails** (`precondition-failed`): the stack is unavailable for the rest of the
+//!   night and its scenarios move to other eligible stacks;
+//! - a **busy stack** (its lease is held by a terminal run or CI): the stack is unavailable for
+//!   [`BUSY_RETRY`] and the slot moves; a stack is never double-booked;
+//! - a **reservation** appears in the config: the config directory is re-read every
+//!   [`RESERVATION_POLL`] and a changed reservation re-plans.
 //!
-//! A scenario runs at most once per night: before starting a slot the worker looks in the store
-//! for a daemon run of that scenario since the window opened (so a restarted daemon, or a new
-//! leader, skips slots already started — even ones that ended `interrupted`).
-//! At window end every run still going is cancelled: the runner reverts its faults and ends it as
-//! `interrupted`.
+//! A scenario runs at most once per night: when the night opens, daemon runs already started since
+//! the window opened (a restarted daemon, or a new leader) are frozen in the plan and journalled
+//! `already-started` — even ones that ended `interrupted`. A slot is never started when its
+//! planned length no longer fits before the window end, nor while a scenario it must run `after:`
+//! is still running. At window end every run still going is cancelled: the runner reverts its
+//! faults and ends it `interrupted`.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::window::NightWindow;
 use crate::assert::PrometheusClient;
 use crate::config::{Config, DriverConfig, Stack};
 use crate::fault::LocalDriver;
-use crate::run::{RunError, RunOptions, RunOutcome, Runner};
-use crate::scenario::{Cadence, Library, Scenario};
+use crate::plan::{
+    self, Busy, NightProgress, PastRun, Plan, PlanInput, RunState, Slot, StartedRun, Window,
+};
+use crate::run::{RunError, RunOptions, RunOutcome, RunReport, Runner};
+use crate::scenario::{Library, Scenario};
 use crate::store::{RunFilter, Store};
 
 /// The `started_by` and trigger of daemon runs.
 pub const DAEMON_TRIGGER: &str = "daemon";
 
-/// How often a worker retries a slot whose stack lease is held by someone else.
-const BUSY_RETRY: Duration = Duration::from_secs(5);
+/// How long a stack whose lease is held by someone else is left alone before the plan tries it
+/// again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(10);
 
-/// One planned slot (the first plan; the night re-plans as runs end).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PlannedSlot {
-    /// Scenario name.
-    pub scenario: String,
-    /// Stack name.
-    pub stack: String,
-    /// Planned start (UTC).
-    pub start: DateTime<Utc>,
-    /// Planned end (start + estimated duration).
-    pub end: DateTime<Utc>,
-}
+/// How often the config directory is re-read for new reservations.
+pub const RESERVATION_POLL: Duration = Duration::from_secs(30);
 
-/// What happened to the night's slots, for the journal and tests.
+/// How far back the run history feeding cadence and learned durations goes.
+const HISTORY_DAYS: i64 = 60;
+
+/// A run that ends within this much of its planned end is "on time" (no re-plan).
+const ON_TIME: TimeDelta = TimeDelta::seconds(1);
+
+/// What happened to the night's scenarios, for the journal and tests.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct NightReport {
     /// Runs started: (scenario, stack, run id, outcome).
-    pub runs: Vec<(String, String, uuid::Uuid, String)>,
+    pub runs: Vec<(String, String, Uuid, String)>,
     /// Scenarios not run, with the reason.
     pub skipped: Vec<(String, String)>,
 }
 
-/// Scenarios due on `window.night`, highest priority first, then by name.
-///
-/// `manual` scenarios never run from the daemon; `weekly` ones run on their weekday;
-/// `every-n-nights` and `nightly` ones run every night (the planner refines this from history).
-pub fn due_scenarios(library: &Library, window: &NightWindow) -> Vec<Scenario> {
-    use chrono::Datelike as _;
-    let mut due: Vec<Scenario> = library
-        .scenarios
-        .values()
-        .filter(|s| match s.schedule.cadence {
-            Cadence::Manual => false,
-            Cadence::Weekly { weekday } => window.night.weekday() == weekday,
-            _ => true,
-        })
-        .filter(|s| !s.targets.eligible_stacks.is_empty())
-        .cloned()
-        .collect();
-    due.sort_by(|a, b| {
-        b.schedule
-            .priority
-            .cmp(&a.schedule.priority)
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    due
+/// Where the night's inputs come from.
+pub struct NightSources<'a> {
+    /// The store (runs, leases, plans).
+    pub store: &'a Store,
+    /// The compiled library and config at night start.
+    pub library: &'a Library,
+    /// The config directory, re-read for reservations (`None`: never re-read).
+    pub config_dir: Option<PathBuf>,
 }
 
-/// The first plan: list scheduling of `due` on the stacks from `from`, each slot taking its
-/// estimated duration plus the cooldown; slots that would end after the window are left out.
-pub fn first_plan(
-    config: &Config,
-    due: &[Scenario],
+/// How a slot's run ended, sent by its task to the night loop.
+struct SlotEnd {
+    scenario: String,
+    stack: String,
+    started_at: DateTime<Utc>,
+    planned_end: DateTime<Utc>,
+    result: Result<RunReport, RunError>,
+}
+
+/// The run whose end caused a re-plan.
+struct Cause {
+    scenario: String,
+    stack: String,
+    planned_end: DateTime<Utc>,
+}
+
+/// The night loop's state.
+struct NightState<'a> {
+    sources: &'a NightSources<'a>,
+    config: Config,
+    scenarios: BTreeMap<String, Scenario>,
+    window: NightWindow,
+    input: PlanInput,
+    progress: NightProgress,
+    plan: Plan,
+    /// Scenario → stack for runs in flight.
+    running: BTreeMap<String, String>,
+    report: NightReport,
+}
+
+/// Runs the night until every planned slot ran, the window closed, or `cancel` fired (SIGTERM,
+/// lost leadership). Returns what happened.
+///
+/// # Errors
+/// Store failures while building the first plan (the night does not start).
+pub async fn execute(
+    sources: &NightSources<'_>,
+    window: NightWindow,
+    cancel: CancellationToken,
+) -> Result<NightReport, crate::store::StoreError> {
+    let store = sources.store;
+    let config = sources.library.config.clone();
+    let now = Utc::now();
+    let history: Vec<PastRun> = store
+        .history(window.start - TimeDelta::days(HISTORY_DAYS))
+        .await?
+        .iter()
+        .filter(|r| r.started_at < window.start)
+        .filter_map(PastRun::from_record)
+        .collect();
+    let scenarios: Vec<Scenario> = sources.library.scenarios.values().cloned().collect();
+    let input = night_input(&window, &config, &scenarios, &history);
+
+    // Daemon runs already started in this window (restart, leader takeover): never again.
+    let tonight = store
+        .runs(&RunFilter {
+            since: Some(window.start),
+            ..RunFilter::default()
+        })
+        .await?;
+    let mut progress = NightProgress {
+        now,
+        started: Vec::new(),
+        unavailable: Vec::new(),
+    };
+    for run in tonight.iter().filter(|r| r.trigger == DAEMON_TRIGGER) {
+        journal(&serde_json::json!({
+            "event": "already-started", "scenario": run.scenario, "stack": run.stack,
+            "runId": run.id, "status": run.status,
+        }));
+        let state = match run.ended_at {
+            Some(ended_at) => RunState::Finished { ended_at },
+            None => RunState::Running { expected_end: now },
+        };
+        progress.started.push(StartedRun {
+            scenario: run.scenario.clone(),
+            stack: run.stack.clone(),
+            started_at: run.started_at,
+            state,
+        });
+    }
+    let plan = plan::replan(&input, &progress);
+    journal(&serde_json::json!({
+        "event": "plan", "night": window.night, "windowStart": window.start, "windowEnd": window.end,
+        "slots": plan.slots, "skipped": plan.skipped,
+    }));
+    save_plan(store, &plan, "initial").await;
+
+    let mut night = NightState {
+        sources,
+        config,
+        scenarios: scenarios.into_iter().map(|s| (s.name.clone(), s)).collect(),
+        window,
+        input,
+        progress,
+        plan,
+        running: BTreeMap::new(),
+        report: NightReport::default(),
+    };
+    night.run(cancel).await;
+    Ok(night.finish())
+}
+
+/// The planner input for `window`: the config's stacks, reservations and cooldown, the library's
+/// scenarios, learned durations and cadence from `history`, and the window as given (the daemon's
+/// window may be overridden on the command line).
+pub fn night_input(
     window: &NightWindow,
-    from: DateTime<Utc>,
-) -> Vec<PlannedSlot> {
-    let begin = from.max(window.start);
-    let mut free: Vec<(String, DateTime<Utc>)> =
-        config.stacks.keys().map(|s| (s.clone(), begin)).collect();
-    let cooldown = config.cooldown.as_chrono();
-    let mut slots = Vec::new();
-    for scenario in due {
-        let length = scenario.schedule.estimated_duration.as_chrono();
-        let best = free
-            .iter_mut()
-            .filter(|(stack, _)| scenario.targets.eligible_stacks.contains(stack))
-            .min_by_key(|(_, at)| *at);
-        if let Some((stack, at)) = best
-            && *at + length <= window.end
-        {
-            slots.push(PlannedSlot {
-                scenario: scenario.name.clone(),
-                stack: stack.clone(),
-                start: *at,
-                end: *at + length,
+    config: &Config,
+    scenarios: &[Scenario],
+    history: &[PastRun],
+) -> PlanInput {
+    let mut input = plan::plan_input(window.night, config, scenarios, history);
+    input.window = Window {
+        start: window.start,
+        end: window.end,
+    };
+    input.not_before = Some(window.start.max(Utc::now()));
+    input
+}
+
+impl NightState<'_> {
+    async fn run(&mut self, cancel: CancellationToken) {
+        let night_cancel = cancel.child_token();
+        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<SlotEnd>();
+        let mut reservations = reservation_poll();
+        let window_end = self.window.end;
+        let closer = {
+            let night_cancel = night_cancel.clone();
+            tokio::task::spawn_local(async move {
+                sleep_until(window_end).await;
+                journal(&serde_json::json!({ "event": "window-end" }));
+                night_cancel.cancel();
+            })
+        };
+        loop {
+            if !night_cancel.is_cancelled() {
+                self.start_due_slots(&ended_tx, &night_cancel);
+            }
+            if self.running.is_empty() && (night_cancel.is_cancelled() || self.pending().is_empty())
+            {
+                break;
+            }
+            let wake = self.next_wake();
+            tokio::select! {
+                Some(end) = ended_rx.recv() => self.slot_ended(end).await,
+                () = sleep_until(wake) => {}
+                () = night_cancel.cancelled(), if !night_cancel.is_cancelled() => {}
+                _ = reservations.tick() => self.check_reservations().await,
+            }
+        }
+        closer.abort();
+    }
+
+    /// Starts every planned slot whose time has come and whose stack is free.
+    fn start_due_slots(
+        &mut self,
+        ended_tx: &mpsc::UnboundedSender<SlotEnd>,
+        cancel: &CancellationToken,
+    ) {
+        let now = Utc::now();
+        for slot in self.pending() {
+            if slot.start > now || self.running.values().any(|s| *s == slot.stack) {
+                continue;
+            }
+            let Some(scenario) = self.scenarios.get(&slot.scenario).cloned() else {
+                continue;
+            };
+            if scenario
+                .schedule
+                .after
+                .iter()
+                .any(|earlier| self.running.contains_key(earlier))
+            {
+                continue; // its `after:` scenario overran: wait for it to end
+            }
+            let length = slot.end - slot.start;
+            if now + length > self.window.end {
+                continue; // no longer fits; the next re-plan drops it
+            }
+            let Some(stack) = self.config.stacks.get(&slot.stack).cloned() else {
+                continue;
+            };
+            let mut opts = RunOptions::new(DAEMON_TRIGGER, DAEMON_TRIGGER);
+            opts.night = Some(self.window.night);
+            journal(&serde_json::json!({
+                "event": "slot-start", "scenario": slot.scenario, "stack": slot.stack,
+                "runId": opts.run_id, "plannedStart": slot.start, "plannedEnd": now + length,
+            }));
+            self.running
+                .insert(slot.scenario.clone(), slot.stack.clone());
+            self.progress.started.push(StartedRun {
+                scenario: slot.scenario.clone(),
+                stack: slot.stack.clone(),
+                started_at: now,
+                state: RunState::Running {
+                    expected_end: now + length,
+                },
             });
-            *at = *at + length + cooldown;
+            let store = self.sources.store.clone();
+            let tx = ended_tx.clone();
+            let cancel = cancel.child_token();
+            let planned_end = now + length;
+            tokio::task::spawn_local(async move {
+                let result = run_slot(&store, &stack, &scenario, &opts, cancel).await;
+                let _ = tx.send(SlotEnd {
+                    scenario: scenario.name.clone(),
+                    stack: stack.name.clone(),
+                    started_at: now,
+                    planned_end,
+                    result,
+                });
+            });
         }
     }
-    slots
-}
 
-/// Shared state of the night's workers (single-threaded: they run on one `LocalSet`).
-struct Night {
-    store: Store,
-    config: Config,
-    window: NightWindow,
-    queue: RefCell<Vec<Scenario>>,
-    report: RefCell<NightReport>,
-    cancel: CancellationToken,
-}
+    /// Slots of the current plan not started yet.
+    fn pending(&self) -> Vec<Slot> {
+        let started: BTreeSet<&str> = self
+            .progress
+            .started
+            .iter()
+            .map(|r| r.scenario.as_str())
+            .collect();
+        self.plan
+            .slots
+            .iter()
+            .filter(|s| !started.contains(s.scenario.as_str()))
+            .cloned()
+            .collect()
+    }
 
-/// Runs the night until every due scenario ran or was skipped, the window closed, or `cancel`
-/// fired (SIGTERM). Returns what happened.
-pub async fn execute(
-    store: &Store,
-    library: &Library,
-    window: NightWindow,
-    cancel: CancellationToken,
-) -> NightReport {
-    let due = due_scenarios(library, &window);
-    let plan = first_plan(&library.config, &due, &window, Utc::now());
-    journal(
-        &serde_json::json!({ "event": "plan", "night": window.night, "windowStart": window.start, "windowEnd": window.end, "slots": plan }),
-    );
-    for scenario in due
-        .iter()
-        .filter(|s| !plan.iter().any(|p| p.scenario == s.name))
-    {
-        journal(
-            &serde_json::json!({ "event": "not-planned", "scenario": scenario.name, "reason": "does not fit in the window" }),
-        );
+    /// When the loop must look again: the next pending slot's start (at most a minute away).
+    fn next_wake(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        let later = now + TimeDelta::seconds(60);
+        self.pending()
+            .iter()
+            .map(|s| s.start.max(now + TimeDelta::milliseconds(200)))
+            .min()
+            .map_or(later, |t| t.min(later))
     }
-    let night_cancel = cancel.child_token();
-    let night = Rc::new(Night {
-        store: store.clone(),
-        config: library.config.clone(),
-        window,
-        queue: RefCell::new(due),
-        report: RefCell::new(NightReport::default()),
-        cancel: night_cancel.clone(),
-    });
-    // Window end: cancel whatever still runs (the runner reverts on cancel).
-    let closer = {
-        let night_cancel = night_cancel.clone();
-        tokio::task::spawn_local(async move {
-            sleep_until(window.end).await;
-            journal(&serde_json::json!({ "event": "window-end" }));
-            night_cancel.cancel();
-        })
-    };
-    let workers: Vec<_> = library
-        .config
-        .stacks
-        .values()
-        .map(|stack| tokio::task::spawn_local(worker(night.clone(), stack.clone())))
-        .collect();
-    for worker in workers {
-        let _ = worker.await;
-    }
-    closer.abort();
-    let mut report = night.report.borrow().clone();
-    for scenario in night.queue.borrow().iter() {
-        let reason = if night.cancel.is_cancelled() {
-            "window closed or daemon stopped"
-        } else {
-            "did not fit before window end"
+
+    async fn slot_ended(&mut self, end: SlotEnd) {
+        let now = Utc::now();
+        self.running.remove(&end.scenario);
+        let cause = Cause {
+            scenario: end.scenario.clone(),
+            stack: end.stack.clone(),
+            planned_end: end.planned_end,
         };
-        report.skipped.push((scenario.name.clone(), reason.into()));
-        journal(
-            &serde_json::json!({ "event": "skipped", "scenario": scenario.name, "reason": reason }),
-        );
+        let report = match end.result {
+            Ok(report) => report,
+            Err(busy @ RunError::StackBusy { .. }) => {
+                // It never ran: forget the start and keep the stack free of us for a while.
+                self.progress.started.retain(|r| r.scenario != end.scenario);
+                journal(&serde_json::json!({
+                    "event": "stack-busy", "scenario": end.scenario, "stack": end.stack,
+                    "detail": busy.to_string(),
+                }));
+                self.mark_unavailable(&end.stack, now, now + BUSY_RETRY, busy.to_string());
+                self.replan("stack-busy", &cause).await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(stack = %end.stack, scenario = %end.scenario, error = %e, "Slot could not start.");
+                self.progress.started.retain(|r| r.scenario != end.scenario);
+                self.report
+                    .skipped
+                    .push((end.scenario.clone(), format!("could not start: {e}")));
+                self.input.scenarios.retain(|s| s.name != end.scenario);
+                return;
+            }
+        };
+        let outcome = report.outcome.to_string();
+        journal(&serde_json::json!({
+            "event": "slot-end", "scenario": end.scenario, "stack": end.stack, "runId": report.run_id,
+            "outcome": outcome, "seconds": (now - end.started_at).num_seconds(),
+        }));
+        self.report.runs.push((
+            end.scenario.clone(),
+            end.stack.clone(),
+            report.run_id,
+            outcome,
+        ));
+        if let Some(run) = self
+            .progress
+            .started
+            .iter_mut()
+            .find(|r| r.scenario == end.scenario)
+        {
+            run.state = RunState::Finished { ended_at: now };
+        }
+        if report.outcome == RunOutcome::Interrupted {
+            return; // window end or shutdown: nothing left to plan
+        }
+        if report.outcome == RunOutcome::PreconditionFailed {
+            self.mark_unavailable(
+                &end.stack,
+                now,
+                self.window.end,
+                format!("Given failed in {}: stack unhealthy", end.scenario),
+            );
+            self.replan("given-failed", &cause).await;
+        } else if now > end.planned_end + ON_TIME {
+            self.replan("overrun", &cause).await;
+        } else if now + ON_TIME < end.planned_end {
+            self.replan("ended-early", &cause).await;
+        }
     }
-    journal(
-        &serde_json::json!({ "event": "night-end", "night": window.night, "runs": report.runs.len(), "skipped": report.skipped.len() }),
-    );
-    report
+
+    fn mark_unavailable(
+        &mut self,
+        stack: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        reason: String,
+    ) {
+        self.progress.unavailable.push((
+            stack.to_owned(),
+            Busy {
+                span: Window {
+                    start: from,
+                    end: until,
+                },
+                reason,
+            },
+        ));
+    }
+
+    async fn replan(&mut self, reason: &str, cause: &Cause) {
+        self.progress.now = Utc::now();
+        // Runs in flight are expected to end at their planned end, or now when overrunning.
+        self.plan = plan::replan(&self.input, &self.progress);
+        journal(&serde_json::json!({
+            "event": "replan", "reason": reason, "scenario": cause.scenario, "stack": cause.stack,
+            "overrunSeconds": (Utc::now() - cause.planned_end).num_seconds().max(0),
+            "slots": self.plan.slots, "skipped": self.plan.skipped,
+        }));
+        save_plan(self.sources.store, &self.plan, reason).await;
+    }
+
+    /// Re-reads the config directory; a changed reservation re-plans.
+    async fn check_reservations(&mut self) {
+        let Some(dir) = &self.sources.config_dir else {
+            return;
+        };
+        let Ok(fresh) = crate::config::load(dir) else {
+            tracing::warn!(dir = %dir.display(), "Config no longer loads; keeping tonight's reservations.");
+            return;
+        };
+        let reservations = |c: &Config| -> serde_json::Value {
+            c.stacks
+                .values()
+                .map(|s| (s.name.clone(), serde_json::json!(s.reservations)))
+                .collect()
+        };
+        if reservations(&fresh) == reservations(&self.config) {
+            return;
+        }
+        for stack in fresh.stacks.values() {
+            if let Some(slot) = self.input.stacks.iter_mut().find(|s| s.name == stack.name) {
+                slot.busy = stack
+                    .reservations
+                    .iter()
+                    .filter(|r| r.start < self.window.end && self.window.start < r.end)
+                    .map(|r| Busy {
+                        span: Window {
+                            start: r.start,
+                            end: r.end,
+                        },
+                        reason: format!("reserved by {}: {}", r.holder, r.reason),
+                    })
+                    .collect();
+            }
+        }
+        self.config.stacks = fresh.stacks;
+        self.progress.now = Utc::now();
+        self.plan = plan::replan(&self.input, &self.progress);
+        journal(&serde_json::json!({
+            "event": "replan", "reason": "reservation", "slots": self.plan.slots, "skipped": self.plan.skipped,
+        }));
+        save_plan(self.sources.store, &self.plan, "reservation").await;
+    }
+
+    /// The night's report: scenarios that did not run get the plan's reason (or the window's).
+    fn finish(self) -> NightReport {
+        let mut report = self.report;
+        let started: BTreeSet<&str> = self
+            .progress
+            .started
+            .iter()
+            .map(|r| r.scenario.as_str())
+            .collect();
+        for slot in self
+            .plan
+            .slots
+            .iter()
+            .filter(|s| !started.contains(s.scenario.as_str()))
+        {
+            report.skipped.push((
+                slot.scenario.clone(),
+                "window closed or daemon stopped before its slot".into(),
+            ));
+        }
+        for skipped in &self.plan.skipped {
+            if !matches!(skipped.reason, plan::SkipReason::NotDue { .. }) {
+                report
+                    .skipped
+                    .push((skipped.scenario.clone(), skipped.reason.to_string()));
+            }
+        }
+        for (scenario, reason) in &report.skipped {
+            journal(
+                &serde_json::json!({ "event": "skipped", "scenario": scenario, "reason": reason }),
+            );
+        }
+        journal(&serde_json::json!({
+            "event": "night-end", "night": self.window.night, "runs": report.runs.len(),
+            "skipped": report.skipped.len(),
+        }));
+        report
+    }
 }
 
-/// One stack's worker: takes the next fitting slot from the queue until none is left.
-async fn worker(night: Rc<Night>, stack: Stack) {
-    let driver = match &stack.driver {
+/// A re-read tick for reservations (the first tick is skipped: the night just loaded them).
+fn reservation_poll() -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(
+        tokio::time::Instant::now() + RESERVATION_POLL,
+        RESERVATION_POLL,
+    );
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// Runs one slot with the stack's driver and Prometheus.
+///
+/// # Errors
+/// [`RunError`] when the run could not start (busy stack, store failure, unusable driver).
+pub async fn run_slot(
+    store: &Store,
+    stack: &Stack,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+) -> Result<RunReport, RunError> {
+    let prometheus = PrometheusClient::new(&stack.prometheus_url, Duration::from_secs(5))
+        .map_err(|e| RunError::Driver(format!("Prometheus client for {}: {e}", stack.name)))?;
+    match &stack.driver {
         DriverConfig::Local {
             sandbox_stack,
             state_dir,
-        } => LocalDriver::new(sandbox_stack, state_dir.clone()),
-        DriverConfig::ChaosMesh { .. } => {
-            tracing::warn!(stack = %stack.name, "The chaos-mesh driver is not available in this build; the stack takes no slot.");
-            return;
+        } => {
+            let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
+            Runner::new(store, &driver, &prometheus, None, cancel)
+                .run(scenario, &stack.name, opts)
+                .await
         }
-    };
-    let prometheus = match PrometheusClient::new(&stack.prometheus_url, Duration::from_secs(5)) {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::warn!(stack = %stack.name, error = %e, "Prometheus client unusable; the stack takes no slot.");
-            return;
-        }
-    };
-    if Utc::now() < night.window.start {
-        tokio::select! {
-            () = sleep_until(night.window.start) => {}
-            () = night.cancel.cancelled() => return,
-        }
-    }
-    let cooldown = night.config.cooldown.as_std();
-    let mut tried_busy: BTreeSet<String> = BTreeSet::new();
-    loop {
-        if night.cancel.is_cancelled() {
-            return;
-        }
-        let Some(scenario) = take_next(&night, &stack.name, &tried_busy) else {
-            if tried_busy.is_empty() {
-                return;
-            }
-            // Only slots refused by a busy lease remain: retry them after a pause.
-            tried_busy.clear();
-            if !pause(&night.cancel, BUSY_RETRY).await {
-                return;
-            }
-            continue;
-        };
-        match already_started(&night, &scenario.name).await {
-            Ok(Some(run_id)) => {
-                journal(
-                    &serde_json::json!({ "event": "already-started", "scenario": scenario.name, "runId": run_id }),
-                );
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not check for a run already started tonight; starting anyway.")
-            }
-        }
-        let opts = RunOptions::new(DAEMON_TRIGGER, DAEMON_TRIGGER);
-        let estimate = scenario.schedule.estimated_duration.as_std();
-        journal(&serde_json::json!({
-            "event": "slot-start", "scenario": scenario.name, "stack": stack.name, "runId": opts.run_id,
-            "plannedEnd": Utc::now() + scenario.schedule.estimated_duration.as_chrono(),
-        }));
-        let started = std::time::Instant::now();
-        let runner = Runner::new(
-            &night.store,
-            &driver,
-            &prometheus,
-            None,
-            night.cancel.child_token(),
-        );
-        match runner.run(&scenario, &stack.name, &opts).await {
-            Ok(report) => {
-                let took = started.elapsed();
-                let outcome = report.outcome.to_string();
-                journal(&serde_json::json!({
-                    "event": "slot-end", "scenario": scenario.name, "stack": stack.name, "runId": report.run_id,
-                    "outcome": outcome, "seconds": took.as_secs(),
-                }));
-                night.report.borrow_mut().runs.push((
-                    scenario.name.clone(),
-                    stack.name.clone(),
-                    report.run_id,
-                    outcome,
-                ));
-                tried_busy.clear();
-                if night.cancel.is_cancelled() {
-                    return;
-                }
-                if report.outcome == RunOutcome::PreconditionFailed {
-                    journal(
-                        &serde_json::json!({ "event": "replan", "reason": "given-failed", "stack": stack.name }),
-                    );
-                    return;
-                }
-                if took > estimate {
-                    journal(
-                        &serde_json::json!({ "event": "replan", "reason": "overrun", "stack": stack.name, "scenario": scenario.name, "overrunSeconds": (took - estimate).as_secs() }),
-                    );
-                } else if took + Duration::from_secs(1) < estimate {
-                    journal(
-                        &serde_json::json!({ "event": "replan", "reason": "ended-early", "stack": stack.name, "scenario": scenario.name }),
-                    );
-                }
-                if !pause(&night.cancel, cooldown).await {
-                    return;
-                }
-            }
-            Err(busy @ RunError::StackBusy { .. }) => {
-                let err = busy.to_string();
-                journal(
-                    &serde_json::json!({ "event": "stack-busy", "scenario": scenario.name, "stack": stack.name, "detail": err }),
-                );
-                tried_busy.insert(scenario.name.clone());
-                night.queue.borrow_mut().insert(0, scenario);
-            }
-            Err(e) => {
-                tracing::error!(stack = %stack.name, scenario = %scenario.name, error = %e, "Slot could not start.");
-                night
-                    .report
-                    .borrow_mut()
-                    .skipped
-                    .push((scenario.name.clone(), e.to_string()));
-            }
-        }
+        DriverConfig::ChaosMesh { .. } => Err(RunError::Driver(
+            "the chaos-mesh driver is not available in this build".into(),
+        )),
     }
 }
 
-/// Removes and returns the first queued scenario eligible for `stack` that can end before the
-/// window closes; scenarios that can no longer fit on any stack stay queued and are reported as
-/// skipped at the end.
-fn take_next(night: &Night, stack: &str, exclude: &BTreeSet<String>) -> Option<Scenario> {
-    let now = Utc::now();
-    let mut queue = night.queue.borrow_mut();
-    let index = queue.iter().position(|s| {
-        s.targets.eligible_stacks.iter().any(|e| e == stack)
-            && !exclude.contains(&s.name)
-            && now + s.schedule.estimated_duration.as_chrono() <= night.window.end
-    })?;
-    Some(queue.remove(index))
-}
-
-/// The id of a daemon run of `scenario` started since this window opened, if any.
-async fn already_started(
-    night: &Night,
-    scenario: &str,
-) -> Result<Option<uuid::Uuid>, crate::store::StoreError> {
-    let filter = RunFilter {
-        scenario: Some(scenario.to_owned()),
-        since: Some(night.window.start),
-        ..RunFilter::default()
-    };
-    let runs = night.store.runs(&filter).await?;
-    Ok(runs
-        .iter()
-        .find(|r| r.trigger == DAEMON_TRIGGER)
-        .map(|r| r.id))
-}
-
-/// Sleeps for `length` unless cancelled; false when cancelled.
-async fn pause(cancel: &CancellationToken, length: Duration) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(length) => true,
-        () = cancel.cancelled() => false,
+/// Stores a plan (a failure only logs: the journal has it too).
+async fn save_plan(store: &Store, plan: &Plan, reason: &str) {
+    let value = serde_json::to_value(plan).unwrap_or_default();
+    if let Err(e) = store
+        .save_plan(plan.night, Utc::now(), reason, &value)
+        .await
+    {
+        tracing::warn!(error = %e, "Could not store the night's plan.");
     }
 }
 

@@ -55,6 +55,25 @@ impl RunOutcome {
     }
 }
 
+impl RunOutcome {
+    /// The outcome of a store run status (`passed`, `failed`, …); `None` for `running` and
+    /// `interrupted` (a run that did not finish says nothing about the scenario's duration or
+    /// cadence).
+    pub fn from_status(status: &str) -> Option<RunOutcome> {
+        Some(match status {
+            "passed" => RunOutcome::Passed,
+            "failed" => RunOutcome::Failed,
+            "aborted" => RunOutcome::Aborted,
+            "inconclusive" => RunOutcome::Inconclusive,
+            "precondition-failed" => RunOutcome::PreconditionFailed,
+            "void" => RunOutcome::Void,
+            "cleanup-failed" => RunOutcome::CleanupFailed,
+            "error" => RunOutcome::Error,
+            _ => return None,
+        })
+    }
+}
+
 /// One past run, the planner's view of a store row.
 #[derive(Debug, Clone)]
 pub struct PastRun {
@@ -68,6 +87,20 @@ pub struct PastRun {
     pub ended_at: chrono::DateTime<chrono::Utc>,
     /// Outcome.
     pub outcome: RunOutcome,
+}
+
+impl PastRun {
+    /// The planner's view of a finished store run; `None` while it runs or when it ended
+    /// `interrupted`.
+    pub fn from_record(run: &crate::store::RunRecord) -> Option<PastRun> {
+        Some(PastRun {
+            scenario: run.scenario.clone(),
+            stack: run.stack.clone(),
+            started_at: run.started_at,
+            ended_at: run.ended_at?,
+            outcome: RunOutcome::from_status(&run.status)?,
+        })
+    }
 }
 
 /// Weight points of a priority class (a critical scenario outweighs ten high ones).

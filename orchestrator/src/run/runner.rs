@@ -50,6 +50,9 @@ pub struct RunOptions {
     /// Resolution of range queries (Prometheus `step`); also the wait after a window closes
     /// before it is judged, so the last scrape has landed (use the scrape interval).
     pub query_step: Duration,
+    /// The chaos night the run belongs to (daemon runs: the planned night); `None` for ad-hoc
+    /// runs.
+    pub night: Option<chrono::NaiveDate>,
 }
 
 impl RunOptions {
@@ -66,6 +69,7 @@ impl RunOptions {
             recovery_timeout: Duration::from_secs(60),
             ttl_grace: Duration::from_secs(1),
             query_step: Duration::from_secs(1),
+            night: None,
         }
     }
 }
@@ -92,6 +96,9 @@ pub enum RunError {
     /// The store failed before the run started.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The stack's fault driver or Prometheus client could not be set up (nothing was touched).
+    #[error("driver: {0}")]
+    Driver(String),
 }
 
 /// What a finished run reports.
@@ -208,7 +215,7 @@ where
             pid: std::process::id(),
             host: local_host(),
             scenario_digest: None,
-            night: None,
+            night: opts.night,
         };
         if let Err(e) = self.store.create_run(&new_run).await {
             let _ = self.store.release_lease(stack, opts.run_id).await;

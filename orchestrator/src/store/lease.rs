@@ -142,15 +142,18 @@ impl Store {
         row.map(Lease::try_from).transpose()
     }
 
-    /// Every lease held and not expired at `now`, by stack (for the dashboard and the daemon).
+    /// Every stack lease held and not expired at `now`, by stack (for the dashboard and the
+    /// daemon); the daemons' leader lease is not a stack's and is left out.
     ///
     /// # Errors
     /// [`StoreError::Query`], [`StoreError::Corrupt`].
     pub async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
-        let sql =
-            format!("SELECT {LEASE_COLUMNS} FROM leases WHERE expires_at > $1 ORDER BY stack");
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE expires_at > $1 AND stack <> $2 ORDER BY stack"
+        );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, LeaseRow>(&sql)
             .bind(to_ms(now))
+            .bind(super::LEADER_LEASE)
             .fetch_all(pool)
             .await
             .ctx("list stack leases"))?;

@@ -20,19 +20,23 @@ use sqlx::sqlite::{
 
 mod error;
 mod events;
+mod leader;
 mod lease;
 mod ledger;
 mod model;
 mod outbox;
+mod plans;
 mod rows;
 mod runs;
 
 pub use error::{StoreError, redact_url};
+pub use leader::{LEADER_LEASE, LEADER_LEASE_TTL, LEADER_LOCK_KEY, Leadership};
 pub use model::{
     EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewRun, OutboxRecord, RUN_OUTCOMES,
     RUNNING, RunFilter, RunRecord, StepRecord,
 };
 pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED};
+pub use plans::StoredPlan;
 
 /// Environment variable that overrides [`Store::default_url`].
 pub const DATABASE_URL_ENV: &str = "F3_CHAOS_DATABASE_URL";

@@ -45,6 +45,8 @@ spec:
 struct Night {
     dir: tempfile::TempDir,
     stacks: Vec<SandboxStack>,
+    /// Store URL; default: a SQLite file in `dir`.
+    database_url: Option<String>,
 }
 
 impl Night {
@@ -99,7 +101,11 @@ spec:
         );
         std::fs::create_dir_all(dir.path().join("config")).expect("config dir");
         std::fs::write(dir.path().join("config/f3-chaos.yaml"), config).expect("write config");
-        Night { dir, stacks }
+        Night {
+            dir,
+            stacks,
+            database_url: None,
+        }
     }
 
     fn f3(&self, args: &[&str]) -> Command {
@@ -109,7 +115,9 @@ spec:
             .env("F3_CHAOS_CONFIG", self.dir.path().join("config"))
             .env(
                 "F3_CHAOS_DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("store.db").display()),
+                self.database_url.clone().unwrap_or_else(|| {
+                    format!("sqlite://{}", self.dir.path().join("store.db").display())
+                }),
             )
             .env("NO_COLOR", "1");
         command
@@ -117,27 +125,33 @@ spec:
 
     /// Starts the daemon on a window from `start_in` to `end_in` from now (UTC, seconds).
     fn daemon(&self, start_in: i64, end_in: i64) -> Daemon {
-        let now = Utc::now();
-        let start = (now + chrono::Duration::seconds(start_in))
-            .format("%H:%M:%S")
-            .to_string();
-        let end = (now + chrono::Duration::seconds(end_in))
-            .format("%H:%M:%S")
-            .to_string();
-        let mut child = self
+        let (start, end) = window(start_in, end_in);
+        self.daemon_on(&start, &end)
+    }
+
+    /// Starts the daemon on the window `start`–`end` (local `HH:MM:SS`, UTC zone).
+    fn daemon_on(&self, start: &str, end: &str) -> Daemon {
+        let child = self
             .f3(&[
                 "daemon",
                 "--plan-now",
                 "--once",
                 "--window-start",
-                &start,
+                start,
                 "--window-end",
-                &end,
+                end,
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("f3-chaos daemon");
+        Daemon::follow(child)
+    }
+}
+
+impl Daemon {
+    /// Reads the journal of a started daemon (stdout piped) on a thread.
+    fn follow(mut child: Child) -> Daemon {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel::<Value>();
         std::thread::spawn(move || {
@@ -153,7 +167,9 @@ spec:
             journal: Vec::new(),
         }
     }
+}
 
+impl Night {
     fn results(&self, run_id: &str) -> Value {
         let out = self
             .f3(&["results", run_id, "--output", "json"])
@@ -231,6 +247,17 @@ impl Daemon {
         }
         (status.code(), self.journal)
     }
+}
+
+/// A window from `start_in` to `end_in` seconds from now, as `HH:MM:SS` (UTC).
+fn window(start_in: i64, end_in: i64) -> (String, String) {
+    let now = Utc::now();
+    let at = |s: i64| {
+        (now + chrono::Duration::seconds(s))
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    (at(start_in), at(end_in))
 }
 
 fn event<'a>(journal: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -377,4 +404,95 @@ fn kill_9_mid_fault_then_restart_leaves_no_fault_and_runs_nothing_twice() {
         assert_eq!(fault["state"], "reverted", "{run:#}");
     }
     night.assert_no_fault_left();
+}
+
+#[test]
+fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_killed() {
+    let _lock = heavy_test_lock();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(f3_chaos_tests::postgres::TestDatabase::create());
+    let stack = SandboxStack::up_free("night-ha", &[]).expect("sandbox");
+    let mut night = Night::new(
+        vec![stack],
+        &[
+            ("first", scenario("first", "gcp", "20s", "30s", "critical")),
+            ("second", scenario("second", "aws", "6s", "20s", "high")),
+        ],
+    );
+    night.database_url = Some(database.url.clone());
+    let (start, end) = window(0, 150);
+
+    let mut leader = night.daemon_on(&start, &end);
+    leader.wait_for("leader", Duration::from_secs(30), |v| {
+        v["event"] == "leader"
+    });
+    let mut standby = night.daemon_on(&start, &end);
+    standby.wait_for("standby", Duration::from_secs(30), |v| {
+        v["event"] == "standby"
+    });
+
+    // Kill the leader mid-fault.
+    let first = leader.wait_for("slot-start", Duration::from_secs(60), |v| {
+        v["event"] == "slot-start"
+    });
+    let killed_scenario = first["scenario"].as_str().expect("scenario").to_owned();
+    let killed_run = first["runId"].as_str().expect("run id").to_owned();
+    let cloud = if killed_scenario == "first" {
+        "gcp"
+    } else {
+        "aws"
+    };
+    let frozen = night.stacks[0].pids("cloud", cloud);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !frozen.iter().all(|&pid| proc_state(pid) == Some('T')) {
+        assert!(Instant::now() < deadline, "{cloud} never frozen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    leader.child.kill().expect("kill -9 the leader");
+    let _ = leader.child.wait();
+    let killed_at = Instant::now();
+
+    standby.wait_for("takeover", Duration::from_secs(20), |v| {
+        v["event"] == "leader"
+    });
+    let takeover = killed_at.elapsed();
+    assert!(
+        takeover <= Duration::from_secs(15),
+        "the standby took over after {takeover:?}"
+    );
+    let (code, journal) = standby.finish(Duration::from_secs(150));
+    assert_eq!(code, Some(0), "{journal:#?}");
+
+    let started: Vec<&str> = event(&journal, "slot-start")
+        .iter()
+        .filter_map(|v| v["scenario"].as_str())
+        .collect();
+    let other = if killed_scenario == "first" {
+        "second"
+    } else {
+        "first"
+    };
+    assert_eq!(
+        started,
+        vec![other],
+        "the new leader ran only what was left: {journal:#?}"
+    );
+    assert!(
+        event(&journal, "already-started")
+            .iter()
+            .any(|v| v["runId"] == killed_run.as_str()),
+        "{journal:#?}"
+    );
+    let ended = event(&journal, "slot-end");
+    assert_eq!(ended.len(), 1, "{journal:#?}");
+    assert_ne!(ended[0]["outcome"], "interrupted", "{journal:#?}");
+
+    let killed = night.results(&killed_run);
+    assert_eq!(killed["run"]["status"], "interrupted", "{killed:#}");
+    for fault in killed["faults"].as_array().expect("ledger") {
+        assert_eq!(fault["state"], "reverted", "{killed:#}");
+    }
+    night.assert_no_fault_left();
+    drop(night);
+    drop(database);
 }

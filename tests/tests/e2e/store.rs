@@ -96,6 +96,8 @@ stories!(
     concurrent_opens_migrate_once,
     two_handles_write_concurrently,
     processes_share_one_database,
+    one_leader_among_daemons,
+    night_plans_are_kept_in_order,
 );
 
 /// 2026-11-21 01:00:00 UTC plus `seconds`.
@@ -984,4 +986,89 @@ async fn processes_share_one_database(db: &Db) {
             .collect();
         assert_eq!(seqs, (1..=ROUNDS).collect::<Vec<_>>());
     }
+}
+
+/// Two daemons (two pools, as two processes would have): one leads, the other stands by; when
+/// the leader resigns — or on PostgreSQL simply drops its connection, as a killed process does —
+/// the other takes over. The leader lease never shows among stack leases.
+async fn one_leader_among_daemons(db: &Db) {
+    let first = db.open().await;
+    let second = db.open().await;
+    let mut leader = first
+        .try_lead("host-a pid 1")
+        .await
+        .expect("try lead")
+        .expect("the first daemon leads");
+    assert!(
+        second
+            .try_lead("host-b pid 2")
+            .await
+            .expect("try lead")
+            .is_none(),
+        "only one leader"
+    );
+    assert!(leader.confirm().await, "the leader still leads");
+    assert!(
+        first.leases(Utc::now()).await.expect("leases").is_empty(),
+        "the leader lease is not a stack lease"
+    );
+    if first.backend_name() == "postgres" {
+        // A dead leader: its connection goes away without resigning.
+        drop(leader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if second
+                .try_lead("host-b pid 2")
+                .await
+                .expect("try lead")
+                .is_some()
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "lock not released");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    } else {
+        leader.resign().await;
+        let mut next = second
+            .try_lead("host-b pid 2")
+            .await
+            .expect("try lead")
+            .expect("the standby leads after the resignation");
+        assert!(next.confirm().await);
+        assert!(
+            first
+                .try_lead("host-a pid 1")
+                .await
+                .expect("try lead")
+                .is_none()
+        );
+    }
+}
+
+async fn night_plans_are_kept_in_order(db: &Db) {
+    let store = db.open().await;
+    let night = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
+    assert!(store.latest_plan(night).await.expect("plans").is_none());
+    store
+        .save_plan(night, t(0), "initial", &json!({ "slots": [1] }))
+        .await
+        .expect("save");
+    store
+        .save_plan(night, t(60), "overrun", &json!({ "slots": [2] }))
+        .await
+        .expect("save");
+    let plans = store.plans(night).await.expect("plans");
+    let reasons: Vec<&str> = plans.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(reasons, ["initial", "overrun"]);
+    let latest = store.latest_plan(night).await.expect("plans").expect("one");
+    assert_eq!(latest.plan, json!({ "slots": [2] }));
+    assert_eq!(latest.created_at, t(60));
+    assert!(
+        store
+            .plans(night.succ_opt().expect("next"))
+            .await
+            .expect("plans")
+            .is_empty()
+    );
 }
