@@ -93,7 +93,11 @@ impl Remote {
             .with_context(|| format!("joining {path} to {}", self.base))
     }
 
-    async fn start(&self, path: &str, req: &StartRequest) -> anyhow::Result<Result<StartedRun, u8>> {
+    async fn start(
+        &self,
+        path: &str,
+        req: &StartRequest,
+    ) -> anyhow::Result<Result<StartedRun, u8>> {
         let response = self
             .http
             .post(self.url(path)?)
@@ -111,7 +115,9 @@ impl Remote {
         eprintln!("error: the server refused the run ({status}): {message}");
         Ok(Err(match status {
             StatusCode::CONFLICT => {
-                eprintln!("hint: wait with --wait-for-stack 30m, or see it with `f3-chaos results`");
+                eprintln!(
+                    "hint: wait with --wait-for-stack 30m, or see it with `f3-chaos results`"
+                );
                 exit_codes::STACK_BUSY
             }
             StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => exit_codes::INVALID_INPUT,
