@@ -128,6 +128,9 @@ spec:
   teams:
     - {{ name: sre-chaos, displayName: SRE chaos lead }}
     - {{ name: payments, displayName: Payments team }}
+    - {{ name: infrastructure, displayName: Infrastructure team }}
+    - {{ name: payment-gateway, displayName: Payment gateway team }}
+    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
   api:
     tokens:
       - {{ name: viewer-bot, role: viewer, tokenEnv: F3_CHAOS_TEST_VIEWER_TOKEN }}
