@@ -6,6 +6,7 @@
 //! recovery → fingerprint) and drives [`fault`] drivers and the [`assert`] engine; every event is
 //! written to the [`store`] first.
 
+pub mod api;
 pub mod assert;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod dashboard;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;
+pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod run;

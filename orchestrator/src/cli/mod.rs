@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod gate;
 pub mod notify;
 pub mod plan;
+pub mod remote;
 pub mod report;
 pub mod results;
 pub mod results_night;

@@ -289,6 +289,40 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
         }
         config.dashboard_url = Some(url.trim_end_matches('/').to_owned());
     }
+    for (i, t) in spec.api.iter().flat_map(|a| a.tokens.iter()).enumerate() {
+        let at = |x: &str| format!("spec.api.tokens[{i}].{x}");
+        if t.name.trim().is_empty() {
+            diags.push(cfile.error_at(&at("name"), "token name must not be empty"));
+        } else if config.api_tokens.iter().any(|o| o.name == t.name) {
+            diags.push(cfile.error_at(
+                &at("name"),
+                format!("API token `{}` is defined twice", t.name),
+            ));
+        }
+        let env_ok = !t.token_env.is_empty()
+            && t.token_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !env_ok {
+            diags.push(
+                cfile
+                    .error_at(
+                        &at("tokenEnv"),
+                        format!("`{}` is not an environment variable name", t.token_env),
+                    )
+                    .help("name the variable holding the secret, e.g. `F3_CHAOS_TOKEN_CI`; never the secret itself"),
+            );
+        }
+        config.api_tokens.push(crate::config::ApiToken {
+            name: t.name.clone(),
+            role: match t.role {
+                crate::config::raw::RawApiRole::Viewer => crate::config::ApiRole::Viewer,
+                crate::config::raw::RawApiRole::Operator => crate::config::ApiRole::Operator,
+                crate::config::raw::RawApiRole::Admin => crate::config::ApiRole::Admin,
+            },
+            token_env: t.token_env.clone(),
+        });
+    }
     for (i, r) in spec.resources.iter().enumerate() {
         if r.capacity == 0 {
             diags.push(cfile.error_at(

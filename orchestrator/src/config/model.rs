@@ -37,6 +37,8 @@ pub struct Config {
     pub dashboard_url: Option<String>,
     /// Where the scenario library and SLO catalogue live (resolved against the config file).
     pub library: LibraryPaths,
+    /// Bearer tokens of the daemon's HTTP API (`spec.api.tokens`; secrets stay in the environment).
+    pub api_tokens: Vec<ApiToken>,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             database_url: None,
             dashboard_url: None,
             library: LibraryPaths::default(),
+            api_tokens: Vec::new(),
         }
     }
 }
@@ -218,4 +221,40 @@ pub enum Route {
         /// Environment variable holding the HMAC secret (optional).
         secret_env: Option<String>,
     },
+}
+
+/// What an API token may do. Ordered: `Viewer < Operator < Admin`; each role includes the ones
+/// before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiRole {
+    /// Read scenarios, plans, runs, steps, evidence and event streams.
+    Viewer,
+    /// Also start runs and triggers on non-production stacks.
+    Operator,
+    /// Also start runs on production stacks, for scenarios with `allowProduction: true`.
+    Admin,
+}
+
+impl ApiRole {
+    /// Lower-case name as written in config and error messages (`viewer`, `operator`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiRole::Viewer => "viewer",
+            ApiRole::Operator => "operator",
+            ApiRole::Admin => "admin",
+        }
+    }
+}
+
+/// One bearer token of the API, as configured. The secret is not here: it is read from the
+/// environment variable `token_env` when the API starts (see `crate::api::Tokens`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Who holds the token; recorded as `started_by` of the runs it starts.
+    pub name: String,
+    /// What it may do.
+    pub role: ApiRole,
+    /// Environment variable holding the secret.
+    pub token_env: String,
 }

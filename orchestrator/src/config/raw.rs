@@ -66,6 +66,42 @@ pub struct RawConfigSpec {
     /// Teams (more may come from `kind: Teams` files).
     #[serde(default)]
     pub teams: Vec<RawTeam>,
+    /// The daemon's HTTP API (bearer tokens); see docs/api.md.
+    #[serde(default)]
+    pub api: Option<RawApi>,
+}
+
+/// `spec.api`: who may call the daemon's HTTP API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawApi {
+    /// Bearer tokens. Secrets are only named by environment variable, never written here.
+    #[serde(default)]
+    pub tokens: Vec<RawApiToken>,
+}
+
+/// One bearer token of the API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawApiToken {
+    /// Who holds it (recorded as `started_by` of the runs it starts), e.g. `ci-release`.
+    pub name: String,
+    /// `viewer` (read), `operator` (runs on non-production stacks) or `admin` (production too).
+    pub role: RawApiRole,
+    /// Environment variable holding the secret token (at least 16 characters).
+    pub token_env: String,
+}
+
+/// Role of an API token.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawApiRole {
+    /// Read only.
+    Viewer,
+    /// Read; start runs and triggers on non-production stacks.
+    Operator,
+    /// Everything an operator may, plus production stacks for scenarios that opt in.
+    Admin,
 }
 
 /// `spec.library`.

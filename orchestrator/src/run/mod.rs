@@ -4,6 +4,7 @@
 //! [`crate::store::Store`] before anyone else sees it.
 
 pub mod event;
+pub mod launch;
 pub mod outcome;
 pub mod runner;
 pub mod sweep;

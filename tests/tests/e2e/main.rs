@@ -1,5 +1,6 @@
 //! One end-to-end test binary, a module per feature (zero2prod style).
 
+mod api;
 mod assert;
 mod daemon;
 mod dashboard;

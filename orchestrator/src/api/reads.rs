@@ -1,0 +1,261 @@
+//! The read endpoints (viewer role): scenarios, plans, runs, steps, evidence; and `/metrics`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::{ApiError, ApiState};
+use crate::plan::{self, PastRun, night_window, window::night_of};
+use crate::scenario::Scenario;
+use crate::store::{RunFilter, RunRecord};
+
+/// Default and largest page of `GET /api/v1/runs`.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// How far back the planner looks for learned durations and staleness, days.
+const PLAN_HISTORY_DAYS: i64 = 90;
+
+fn scenario_summary(s: &Scenario) -> Value {
+    json!({
+        "name": s.name,
+        "description": s.description,
+        "owner": s.owner,
+        "tags": s.tags,
+        "eligible_stacks": s.targets.eligible_stacks,
+        "allow_production": s.targets.allow_production,
+        "schedule": s.schedule,
+    })
+}
+
+/// `GET /api/v1/scenarios`: `[{name, description, owner, tags, eligible_stacks,
+/// allow_production, schedule}]` by name.
+pub(super) async fn scenarios(State(state): State<ApiState>, _caller: Caller) -> Json<Value> {
+    Json(Value::Array(
+        state
+            .inner
+            .library
+            .scenarios
+            .values()
+            .map(scenario_summary)
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/scenarios/{name}`: the compiled scenario (every step).
+pub(super) async fn scenario(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Scenario>, ApiError> {
+    state
+        .inner
+        .library
+        .scenarios
+        .get(&name)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown scenario `{name}`")))
+}
+
+fn past_run(run: &RunRecord) -> Option<PastRun> {
+    use plan::RunOutcome as O;
+    let outcome = match run.status.as_str() {
+        "passed" => O::Passed,
+        "failed" => O::Failed,
+        "aborted" => O::Aborted,
+        "inconclusive" => O::Inconclusive,
+        "precondition-failed" => O::PreconditionFailed,
+        "void" => O::Void,
+        "cleanup-failed" => O::CleanupFailed,
+        "error" => O::Error,
+        _ => return None, // running, interrupted: no duration to learn from
+    };
+    Some(PastRun {
+        scenario: run.scenario.clone(),
+        stack: run.stack.clone(),
+        started_at: run.started_at,
+        ended_at: run.ended_at?,
+        outcome,
+    })
+}
+
+/// `GET /api/v1/plans/{night}` with `night` = `YYYY-MM-DD` or `next` (the night in progress, else
+/// the next one): `{night, window: {start, end}, source: "computed", plan: {slots, skipped,
+/// objective, …}}`, instants RFC 3339 UTC. The plan is computed by the planner from the library
+/// and the store's last 90 days of runs (the store keeps no plans yet; when the daemon stores
+/// them, they will be served with `source: "stored"`).
+pub(super) async fn plan(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Path(night): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let config = &state.inner.library.config;
+    let night = if night == "next" {
+        let now = Utc::now();
+        let current = night_of(now, config.timezone, config.window);
+        if now < night_window(current, config.timezone, config.window).end {
+            current
+        } else {
+            current.succ_opt().unwrap_or(current)
+        }
+    } else {
+        NaiveDate::parse_from_str(&night, "%Y-%m-%d").map_err(|_| {
+            ApiError::BadRequest(format!("night `{night}` is not YYYY-MM-DD or `next`"))
+        })?
+    };
+    let since = Utc::now() - chrono::Duration::days(PLAN_HISTORY_DAYS);
+    let history: Vec<PastRun> = state
+        .inner
+        .store
+        .history(since)
+        .await?
+        .iter()
+        .filter_map(past_run)
+        .collect();
+    let scenarios: Vec<Scenario> = state.inner.library.scenarios.values().cloned().collect();
+    let input = plan::plan_input(night, config, &scenarios, &history);
+    // The solver is CPU-bound (bounded effort, well under a second): keep it off the I/O threads.
+    let planned = tokio::task::spawn_blocking(move || plan::plan(&input))
+        .await
+        .map_err(|e| ApiError::Internal(format!("planner: {e}")))?;
+    let window = night_window(night, config.timezone, config.window);
+    Ok(Json(json!({
+        "night": night,
+        "window": {"start": window.start, "end": window.end},
+        "source": "computed",
+        "plan": planned,
+    })))
+}
+
+/// Query of `GET /api/v1/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RunsQuery {
+    scenario: Option<String>,
+    stack: Option<String>,
+    /// `running` or an outcome.
+    status: Option<String>,
+    night: Option<NaiveDate>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/runs?scenario=&stack=&status=&night=&since=&until=&limit=`: stored runs, newest
+/// first (default 100, at most 1000; page with `until` = the oldest `started_at` seen).
+pub(super) async fn runs(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<RunRecord>>, ApiError> {
+    if let Some(status) = &q.status
+        && status != crate::store::RUNNING
+        && !crate::store::RUN_OUTCOMES.contains(&status.as_str())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status `{status}` is not `running` or one of {}",
+            crate::store::RUN_OUTCOMES.join(", ")
+        )));
+    }
+    let filter = RunFilter {
+        scenario: q.scenario,
+        stack: q.stack,
+        outcome: q.status,
+        night: q.night,
+        since: q.since,
+        until: q.until,
+        limit: Some(q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
+    };
+    Ok(Json(state.inner.store.runs(&filter).await?))
+}
+
+/// The run with id (or unambiguous id prefix) `id`, or 404.
+pub(super) async fn find_run(state: &ApiState, id: &str) -> Result<RunRecord, ApiError> {
+    state
+        .inner
+        .store
+        .find_run(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no run `{id}`")))
+}
+
+/// `GET /api/v1/runs/{id}`: the stored run (status, who, when, summary).
+pub(super) async fn run(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunRecord>, ApiError> {
+    Ok(Json(find_run(&state, &id).await?))
+}
+
+/// `GET /api/v1/runs/{id}/steps`: the run's steps in order, without evidence
+/// (`has_evidence` says whether `/evidence` has some).
+pub(super) async fn steps(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let run = find_run(&state, &id).await?;
+    let steps = state.inner.store.steps(run.id).await?;
+    Ok(Json(
+        steps
+            .into_iter()
+            .map(|mut s| {
+                let has_evidence = s.evidence.take().is_some();
+                let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
+                if let Value::Object(map) = &mut v {
+                    map.remove("evidence");
+                    map.insert("has_evidence".into(), Value::Bool(has_evidence));
+                }
+                v
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/runs/{id}/evidence`: `[{index, phase, name, evidence}]` for the steps that have
+/// evidence (query, window, series, worst value).
+pub(super) async fn evidence(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let run = find_run(&state, &id).await?;
+    let steps = state.inner.store.steps(run.id).await?;
+    Ok(Json(
+        steps
+            .into_iter()
+            .filter_map(|s| {
+                let evidence = s.evidence?;
+                Some(json!({"index": s.index, "phase": s.phase, "name": s.name, "evidence": evidence}))
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /metrics` (no token): Prometheus text format. The active-fault gauge is refreshed from
+/// the store's fault ledger first, so it counts faults of every process sharing the store.
+pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    match state.inner.store.ledger_open().await {
+        Ok(open) => {
+            let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+            for entry in &open {
+                *counts.entry(entry.stack.as_str()).or_default() += 1;
+            }
+            state.inner.metrics.set_active_faults(counts);
+        }
+        Err(e) => tracing::warn!(error = %e, "Could not read the fault ledger for /metrics."),
+    }
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.inner.metrics.encode(),
+    )
+}
