@@ -29,8 +29,8 @@ mod runs;
 
 pub use error::{StoreError, redact_url};
 pub use model::{
-    EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewRun, OutboxRecord, RUN_OUTCOMES,
-    RUNNING, RunFilter, RunRecord, StepRecord,
+    EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun,
+    OutboxRecord, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord, StepRecord,
 };
 pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED};
 
