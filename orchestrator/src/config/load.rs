@@ -482,6 +482,18 @@ fn compile_stack(
     if let Some(u) = &raw.alertmanager_url {
         check_url(file, &f("alertmanagerUrl"), u, diags);
     }
+    let silence = compile_silence(file, at, raw, diags);
+    let grafana = raw.grafana.as_ref().map(|g| {
+        check_url(file, &f("grafana.url"), &g.url, diags);
+        if let Some(env) = &g.token_env {
+            check_env_var(file, &f("grafana.tokenEnv"), env, diags);
+        }
+        GrafanaConfig {
+            url: g.url.trim_end_matches('/').to_owned(),
+            token_env: g.token_env.clone(),
+            dashboard_uid: g.dashboard_uid.clone(),
+        }
+    });
     let mut reservations = Vec::new();
     for (i, r) in raw.reservations.iter().enumerate() {
         let rf = |x: &str| format!("{at}.reservations[{i}].{x}");
@@ -510,7 +522,71 @@ fn compile_stack(
             .alertmanager_url
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_owned()),
+        silence,
+        grafana,
         external_targets: raw.external_targets.clone(),
         reservations,
     })
+}
+
+/// The stack's `silence` section with its defaults; checks the matchers parse and that they do
+/// not silence every alert (Alertmanager would refuse such a silence at run time).
+fn compile_silence(
+    file: &YamlFile,
+    at: &str,
+    raw: &RawStack,
+    diags: &mut Diagnostics,
+) -> SilenceConfig {
+    use crate::notify::alertmanager::SilenceMatcher;
+    let mut config = SilenceConfig::for_stack(&raw.name);
+    let Some(silence) = &raw.silence else {
+        return config;
+    };
+    if raw.alertmanager_url.is_none() {
+        diags.push(
+            file.error_at(
+                &format!("{at}.silence"),
+                "`silence` needs `alertmanagerUrl`",
+            )
+            .help("add the stack's Alertmanager, e.g. `alertmanagerUrl: http://alertmanager:9093`"),
+        );
+    }
+    if let Some(texts) = &silence.matchers {
+        let mut matchers = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            match SilenceMatcher::parse(text) {
+                Ok(m) => matchers.push(m),
+                Err(e) => diags.push(
+                    file.error_at(
+                        &format!("{at}.silence.matchers[{i}]"),
+                        format!("invalid matcher `{text}`: {e}"),
+                    )
+                    .help("write one matcher per item, e.g. `'stack=\"uat-beta\"'`"),
+                ),
+            }
+        }
+        if matchers.len() == texts.len() && matchers.iter().all(SilenceMatcher::matches_empty) {
+            diags.push(
+                file.error_at(
+                    &format!("{at}.silence.matchers"),
+                    "these matchers would silence every alert",
+                )
+                .help("at least one matcher must need a label value, e.g. `stack=\"uat-beta\"`"),
+            );
+        }
+        config.matchers = matchers;
+    }
+    if let Some(text) = &silence.grace {
+        match text.parse::<HumanDuration>() {
+            Ok(d) => config.grace = d,
+            Err(e) => diags.push(
+                file.error_at(
+                    &format!("{at}.silence.grace"),
+                    format!("invalid duration `{text}`"),
+                )
+                .help(format!("{}; write e.g. `5m`", e.reason)),
+            ),
+        }
+    }
+    config
 }
