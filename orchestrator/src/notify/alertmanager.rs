@@ -58,12 +58,20 @@ impl SilenceMatcher {
     pub fn parse(text: &str) -> Result<SilenceMatcher, String> {
         use promql_parser::label::MatchOp;
         use promql_parser::parser::Expr;
-        let expr = promql_parser::parser::parse(&format!("{{{}}}", text.trim()))?;
+        // A metric name makes the selector valid even when the one matcher matches "" (PromQL
+        // refuses `{x=""}` alone); the name's own `__name__` matcher is then dropped.
+        let expr = promql_parser::parser::parse(&format!("f3_silence{{{}}}", text.trim()))?;
         let Expr::VectorSelector(selector) = expr else {
             return Err("expected a label matcher such as `stack=\"uat-beta\"`".into());
         };
+        let matchers: Vec<_> = selector
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name != "__name__")
+            .collect();
         match (
-            selector.matchers.matchers.as_slice(),
+            matchers.as_slice(),
             selector.matchers.or_matchers.is_empty(),
         ) {
             ([m], true) => Ok(SilenceMatcher {
@@ -91,10 +99,12 @@ impl SilenceMatcher {
 /// Whether the anchored regular expression `re` matches `""` (an invalid one counts as not).
 fn regex_matches_empty(re: &str) -> bool {
     use promql_parser::label::{MatchOp, Matcher};
-    promql_parser::parser::parse(&format!("{{x=~{re:?}}}"))
+    promql_parser::parser::parse(&format!("f3_silence{{x=~{re:?}}}"))
         .ok()
         .and_then(|expr| match expr {
-            promql_parser::parser::Expr::VectorSelector(s) => s.matchers.matchers.first().cloned(),
+            promql_parser::parser::Expr::VectorSelector(s) => {
+                s.matchers.matchers.into_iter().find(|m| m.name == "x")
+            }
             _ => None,
         })
         .is_some_and(|m: Matcher| matches!(m.op, MatchOp::Re(_)) && m.is_match(""))

@@ -7,5 +7,6 @@ mod notify;
 mod plan;
 mod run;
 mod sandbox;
+mod silence;
 mod store;
 mod validate;
