@@ -590,3 +590,79 @@ fn compile_silence(
     }
     config
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Loads a one-stack config whose stack ends with the YAML lines `extra`.
+    fn load_with(extra: &str) -> Result<Config, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "apiVersion: f3-chaos/v1\nkind: Config\nspec:\n  stacks:\n    - name: uat-beta\n      \
+             environment: uat\n      driver: {{kind: chaos-mesh, namespace: chaos-mesh}}\n      \
+             prometheusUrl: http://prometheus:9090\n{extra}"
+        );
+        std::fs::write(dir.path().join("f3-chaos.yaml"), yaml).unwrap();
+        load(dir.path())
+    }
+
+    #[test]
+    fn the_silence_defaults_to_the_stack_label_and_five_minutes_grace() {
+        let config = load_with("      alertmanagerUrl: http://am:9093/\n").unwrap();
+        let stack = &config.stacks["uat-beta"];
+        assert_eq!(stack.alertmanager_url.as_deref(), Some("http://am:9093"));
+        assert_eq!(
+            stack.silence.matchers,
+            [crate::notify::alertmanager::SilenceMatcher::equal(
+                "stack", "uat-beta"
+            )]
+        );
+        assert_eq!(stack.silence.grace.as_std().as_secs(), 300);
+        assert!(stack.grafana.is_none());
+    }
+
+    #[test]
+    fn silence_matchers_grace_and_grafana_are_read() {
+        let config = load_with(
+            "      alertmanagerUrl: http://am:9093\n      silence:\n        matchers: \
+             ['cluster=~\"gke-.*\"', 'severity!=\"info\"']\n        grace: 2m\n      \
+             grafana: {url: 'https://grafana.example.com/', tokenEnv: GRAFANA_TOKEN}\n",
+        )
+        .unwrap();
+        let stack = &config.stacks["uat-beta"];
+        let shown: Vec<String> = stack
+            .silence
+            .matchers
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(shown, [r#"cluster=~"gke-.*""#, r#"severity!="info""#]);
+        assert_eq!(stack.silence.grace.as_std().as_secs(), 120);
+        let grafana = stack.grafana.as_ref().unwrap();
+        assert_eq!(grafana.url, "https://grafana.example.com");
+        assert_eq!(grafana.token_env.as_deref(), Some("GRAFANA_TOKEN"));
+    }
+
+    #[test]
+    fn bad_silences_are_diagnosed() {
+        let text = |extra: &str| load_with(extra).unwrap_err().to_string();
+        assert!(text("      silence: {grace: 1m}\n").contains("`silence` needs `alertmanagerUrl`"));
+        let every = text(
+            "      alertmanagerUrl: http://am:9093\n      silence: {matchers: ['stack=~\".*\"']}\n",
+        );
+        assert!(every.contains("would silence every alert"), "{every}");
+        let broken =
+            text("      alertmanagerUrl: http://am:9093\n      silence: {matchers: ['stack']}\n");
+        assert!(broken.contains("invalid matcher `stack`"), "{broken}");
+        let token = text(
+            "      grafana: {url: 'http://g:3000', tokenEnv: 'glsa_abcdefghijklmnopqrstuvwxyz0123456789'}\n",
+        );
+        assert!(
+            token.contains("is not an environment variable name"),
+            "{token}"
+        );
+    }
+}

@@ -400,6 +400,32 @@ mod tests {
         assert!(comment.contains(&run.to_string()), "{comment}");
     }
 
+    /// reqwest is built with rustls (issue 7: receivers may be `https://`): a request to an
+    /// `https://` URL opens a TLS handshake (first byte 0x16, a TLS handshake record) instead of
+    /// failing with "scheme is not http".
+    #[tokio::test]
+    async fn https_receivers_get_a_tls_handshake() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let first_byte = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.read_u8().await.unwrap()
+        });
+        let client =
+            AlertmanagerClient::new(&format!("https://{addr}"), Duration::from_secs(2)).unwrap();
+        let error = client.expire_silence("x").await.unwrap_err();
+        assert!(
+            !format!("{error:?}").contains("scheme is not http"),
+            "{error:?}"
+        );
+        let byte = tokio::time::timeout(Duration::from_secs(5), first_byte)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(byte, 0x16, "a TLS ClientHello");
+    }
+
     #[test]
     fn only_http_urls_are_accepted() {
         assert!(AlertmanagerClient::new("ftp://am", REQUEST_TIMEOUT).is_err());
