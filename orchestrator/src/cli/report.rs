@@ -99,8 +99,37 @@ impl TerminalReporter {
                     .map_or(team.as_str(), |t| t.display_name.as_str());
                 self.println(format!("Notifying {display}…"));
             }
+            RunEvent::SilenceExpired {
+                silence_id,
+                ok,
+                message,
+            } => {
+                if *ok {
+                    self.println(format!(
+                        "{} Silence expired: {silence_id}",
+                        tag(Verdict::Passed)
+                    ));
+                } else {
+                    let text = format!(
+                        "[WARNING] Could not expire silence {silence_id}: {}; it ends by itself",
+                        message.as_deref().unwrap_or("")
+                    );
+                    self.println(format!(
+                        "{}",
+                        text.if_supports_color(Stream::Stdout, |t| t.yellow())
+                    ));
+                }
+            }
+            RunEvent::AnnotationFailed { at, message } => {
+                let text = format!("[WARNING] Grafana annotation at {at} failed: {message}");
+                self.println(format!(
+                    "{}",
+                    text.if_supports_color(Stream::Stdout, |t| t.yellow())
+                ));
+            }
             RunEvent::Fingerprint { .. }
             | RunEvent::FaultInjected { .. }
+            | RunEvent::AlertsSilenced { .. }
             | RunEvent::RunFinished { .. } => {}
         }
     }

@@ -265,7 +265,13 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         opts.run_id = id;
     }
     opts.wait_for_stack = args.wait_for_stack.map(|d| d.as_std());
-    let runner = Runner::new(&store, &driver, &prometheus, Some(tx), cancel);
+    // Alertmanager silences and Grafana annotations of the fault window (when configured).
+    let silencer = crate::notify::alertmanager::Silencer::for_stack(stack)?;
+    let annotator =
+        crate::notify::grafana::GrafanaAnnotator::for_stack(stack, &crate::notify::process_env());
+    let runner = Runner::new(&store, &driver, &prometheus, Some(tx), cancel)
+        .with_silencer(silencer)
+        .with_annotator(annotator);
     let result = runner.run(scenario, &stack.name, &opts).await;
     drop(runner); // closes the event channel
     let reporter = printer.await.ok().flatten();

@@ -516,6 +516,18 @@ fn compile_stack(
     if let Some(u) = &raw.alertmanager_url {
         check_url(file, &f("alertmanagerUrl"), u, diags);
     }
+    let silence = compile_silence(file, at, raw, diags);
+    let grafana = raw.grafana.as_ref().map(|g| {
+        check_url(file, &f("grafana.url"), &g.url, diags);
+        if let Some(env) = &g.token_env {
+            check_env_var(file, &f("grafana.tokenEnv"), env, diags);
+        }
+        GrafanaConfig {
+            url: g.url.trim_end_matches('/').to_owned(),
+            token_env: g.token_env.clone(),
+            dashboard_uid: g.dashboard_uid.clone(),
+        }
+    });
     let mut reservations = Vec::new();
     for (i, r) in raw.reservations.iter().enumerate() {
         let rf = |x: &str| format!("{at}.reservations[{i}].{x}");
@@ -544,7 +556,147 @@ fn compile_stack(
             .alertmanager_url
             .as_ref()
             .map(|u| u.trim_end_matches('/').to_owned()),
+        silence,
+        grafana,
         external_targets: raw.external_targets.clone(),
         reservations,
     })
+}
+
+/// The stack's `silence` section with its defaults; checks the matchers parse and that they do
+/// not silence every alert (Alertmanager would refuse such a silence at run time).
+fn compile_silence(
+    file: &YamlFile,
+    at: &str,
+    raw: &RawStack,
+    diags: &mut Diagnostics,
+) -> SilenceConfig {
+    use crate::notify::alertmanager::SilenceMatcher;
+    let mut config = SilenceConfig::for_stack(&raw.name);
+    let Some(silence) = &raw.silence else {
+        return config;
+    };
+    if raw.alertmanager_url.is_none() {
+        diags.push(
+            file.error_at(
+                &format!("{at}.silence"),
+                "`silence` needs `alertmanagerUrl`",
+            )
+            .help("add the stack's Alertmanager, e.g. `alertmanagerUrl: http://alertmanager:9093`"),
+        );
+    }
+    if let Some(texts) = &silence.matchers {
+        let mut matchers = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            match SilenceMatcher::parse(text) {
+                Ok(m) => matchers.push(m),
+                Err(e) => diags.push(
+                    file.error_at(
+                        &format!("{at}.silence.matchers[{i}]"),
+                        format!("invalid matcher `{text}`: {e}"),
+                    )
+                    .help("write one matcher per item, e.g. `'stack=\"uat-beta\"'`"),
+                ),
+            }
+        }
+        if matchers.len() == texts.len() && matchers.iter().all(SilenceMatcher::matches_empty) {
+            diags.push(
+                file.error_at(
+                    &format!("{at}.silence.matchers"),
+                    "these matchers would silence every alert",
+                )
+                .help("at least one matcher must need a label value, e.g. `stack=\"uat-beta\"`"),
+            );
+        }
+        config.matchers = matchers;
+    }
+    if let Some(text) = &silence.grace {
+        match text.parse::<HumanDuration>() {
+            Ok(d) => config.grace = d,
+            Err(e) => diags.push(
+                file.error_at(
+                    &format!("{at}.silence.grace"),
+                    format!("invalid duration `{text}`"),
+                )
+                .help(format!("{}; write e.g. `5m`", e.reason)),
+            ),
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Loads a one-stack config whose stack ends with the YAML lines `extra`.
+    fn load_with(extra: &str) -> Result<Config, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "apiVersion: f3-chaos/v1\nkind: Config\nspec:\n  stacks:\n    - name: uat-beta\n      \
+             environment: uat\n      driver: {{kind: chaos-mesh, namespace: chaos-mesh}}\n      \
+             prometheusUrl: http://prometheus:9090\n{extra}"
+        );
+        std::fs::write(dir.path().join("f3-chaos.yaml"), yaml).unwrap();
+        load(dir.path())
+    }
+
+    #[test]
+    fn the_silence_defaults_to_the_stack_label_and_five_minutes_grace() {
+        let config = load_with("      alertmanagerUrl: http://am:9093/\n").unwrap();
+        let stack = &config.stacks["uat-beta"];
+        assert_eq!(stack.alertmanager_url.as_deref(), Some("http://am:9093"));
+        assert_eq!(
+            stack.silence.matchers,
+            [crate::notify::alertmanager::SilenceMatcher::equal(
+                "stack", "uat-beta"
+            )]
+        );
+        assert_eq!(stack.silence.grace.as_std().as_secs(), 300);
+        assert!(stack.grafana.is_none());
+    }
+
+    #[test]
+    fn silence_matchers_grace_and_grafana_are_read() {
+        let config = load_with(
+            "      alertmanagerUrl: http://am:9093\n      silence:\n        matchers: \
+             ['cluster=~\"gke-.*\"', 'severity!=\"info\"']\n        grace: 2m\n      \
+             grafana: {url: 'https://grafana.example.com/', tokenEnv: GRAFANA_TOKEN}\n",
+        )
+        .unwrap();
+        let stack = &config.stacks["uat-beta"];
+        let shown: Vec<String> = stack
+            .silence
+            .matchers
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(shown, [r#"cluster=~"gke-.*""#, r#"severity!="info""#]);
+        assert_eq!(stack.silence.grace.as_std().as_secs(), 120);
+        let grafana = stack.grafana.as_ref().unwrap();
+        assert_eq!(grafana.url, "https://grafana.example.com");
+        assert_eq!(grafana.token_env.as_deref(), Some("GRAFANA_TOKEN"));
+    }
+
+    #[test]
+    fn bad_silences_are_diagnosed() {
+        let text = |extra: &str| load_with(extra).unwrap_err().to_string();
+        assert!(text("      silence: {grace: 1m}\n").contains("`silence` needs `alertmanagerUrl`"));
+        let every = text(
+            "      alertmanagerUrl: http://am:9093\n      silence: {matchers: ['stack=~\".*\"']}\n",
+        );
+        assert!(every.contains("would silence every alert"), "{every}");
+        let broken =
+            text("      alertmanagerUrl: http://am:9093\n      silence: {matchers: ['stack']}\n");
+        assert!(broken.contains("invalid matcher `stack`"), "{broken}");
+        let token = text(
+            "      grafana: {url: 'http://g:3000', tokenEnv: 'glsa_abcdefghijklmnopqrstuvwxyz0123456789'}\n",
+        );
+        assert!(
+            token.contains("is not an environment variable name"),
+            "{token}"
+        );
+    }
 }

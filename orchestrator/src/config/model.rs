@@ -131,12 +131,50 @@ pub struct Stack {
     pub driver: DriverConfig,
     /// Prometheus base URL for SLO queries, e.g. `http://127.0.0.1:9090`.
     pub prometheus_url: String,
-    /// Alertmanager base URL for silences during experiments (optional).
+    /// Alertmanager base URL for silences during experiments (optional; without it nothing is
+    /// silenced).
     pub alertmanager_url: Option<String>,
+    /// Which alerts are silenced while faults are active, and the silence's grace (used when
+    /// `alertmanager_url` is set).
+    pub silence: SilenceConfig,
+    /// Grafana annotations of each fault window (None = no annotations).
+    pub grafana: Option<GrafanaConfig>,
     /// External hosts/CIDRs a cloud loss also cuts (e.g. the payment scheme's endpoints).
     pub external_targets: Vec<String>,
     /// Times the stack is held by someone else.
     pub reservations: Vec<Reservation>,
+}
+
+/// The silence of a stack's alerts while faults are active (Alertmanager API v2).
+#[derive(Debug, Clone, Serialize)]
+pub struct SilenceConfig {
+    /// All must match for an alert to be silenced (default `stack="<stack name>"`).
+    pub matchers: Vec<crate::notify::alertmanager::SilenceMatcher>,
+    /// `endsAt` = latest fault end + grace (default 5 minutes); the run expires it at revert.
+    pub grace: HumanDuration,
+}
+
+impl SilenceConfig {
+    /// The default silence of stack `name`: `stack="<name>"`, 5 minutes' grace.
+    pub fn for_stack(name: &str) -> SilenceConfig {
+        SilenceConfig {
+            matchers: vec![crate::notify::alertmanager::SilenceMatcher::equal(
+                "stack", name,
+            )],
+            grace: HumanDuration::from_secs(300),
+        }
+    }
+}
+
+/// Grafana annotations of a stack's fault windows (Grafana HTTP API `/api/annotations`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GrafanaConfig {
+    /// Base URL without a trailing `/`.
+    pub url: String,
+    /// Environment variable holding the service account token (None = no authentication).
+    pub token_env: Option<String>,
+    /// Dashboard to annotate (None = organisation annotations, found by tags).
+    pub dashboard_uid: Option<String>,
 }
 
 /// A cluster of a stack.

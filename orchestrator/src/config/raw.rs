@@ -201,15 +201,50 @@ pub struct RawStack {
     pub driver: RawDriver,
     /// Prometheus base URL.
     pub prometheus_url: String,
-    /// Alertmanager base URL (silences during experiments).
+    /// Alertmanager base URL: while faults are active the stack's alerts are silenced there.
     #[serde(default)]
     pub alertmanager_url: Option<String>,
+    /// Which alerts are silenced and for how long (needs `alertmanagerUrl`).
+    #[serde(default)]
+    pub silence: Option<RawSilence>,
+    /// Grafana annotations of each fault window (optional).
+    #[serde(default)]
+    pub grafana: Option<RawGrafana>,
     /// External hosts/CIDRs a cloud loss also cuts.
     #[serde(default)]
     pub external_targets: Vec<String>,
     /// Times someone else holds the stack.
     #[serde(default)]
     pub reservations: Vec<RawReservation>,
+}
+
+/// `silence` of a stack: the Alertmanager silence created while faults are active.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSilence {
+    /// Label matchers in Prometheus selector syntax, all of which an alert must match, e.g.
+    /// `['stack="uat-beta"', 'severity=~"page|critical"']` (default `['stack="<stack name>"']`).
+    #[serde(default)]
+    pub matchers: Option<Vec<String>>,
+    /// Added to the latest fault end to form the silence's `endsAt`, so the silence of a run
+    /// that died still ends (default `5m`). A normal run expires it at revert.
+    #[serde(default)]
+    #[schemars(with = "Option<HumanDuration>")]
+    pub grace: Option<String>,
+}
+
+/// `grafana` of a stack: annotate each fault window.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGrafana {
+    /// Grafana base URL, e.g. `https://grafana.example.com`.
+    pub url: String,
+    /// Environment variable holding a service account token (sent as a bearer token).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Dashboard to annotate (default: organisation annotations, found by tags).
+    #[serde(default)]
+    pub dashboard_uid: Option<String>,
 }
 
 /// Environment kind.

@@ -403,6 +403,8 @@ mod adapter_tests {
                 },
                 prometheus_url: "http://127.0.0.1:9090".into(),
                 alertmanager_url: None,
+                silence: crate::config::SilenceConfig::for_stack(name),
+                grafana: None,
                 external_targets: Vec::new(),
                 reservations,
             },

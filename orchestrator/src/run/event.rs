@@ -131,6 +131,33 @@ pub enum RunEvent {
         /// reverted_at − detected_at, milliseconds.
         latency_ms: i64,
     },
+    /// The stack's alerts were silenced in Alertmanager (before the first fault).
+    AlertsSilenced {
+        /// Alertmanager's silence id.
+        silence_id: String,
+        /// Alertmanager base URL.
+        alertmanager: String,
+        /// Matchers in Prometheus selector syntax (`stack="uat-beta"`).
+        matchers: Vec<String>,
+        /// When the silence ends by itself if it is not expired at revert.
+        ends_at: DateTime<Utc>,
+    },
+    /// The silence was expired after the last revert (or expiring it failed).
+    SilenceExpired {
+        /// Alertmanager's silence id.
+        silence_id: String,
+        /// Whether Alertmanager accepted the expiry.
+        ok: bool,
+        /// Error text when it did not (the silence then ends at its `endsAt`).
+        message: Option<String>,
+    },
+    /// A Grafana annotation could not be written (the run goes on).
+    AnnotationFailed {
+        /// `inject` or `revert`.
+        at: String,
+        /// Error text (no token).
+        message: String,
+    },
     /// A notification for a team was recorded in the outbox.
     Notifying {
         /// Team name.
@@ -160,6 +187,9 @@ impl RunEvent {
             RunEvent::FaultInjected { .. } => "fault-injected",
             RunEvent::FaultReverted { .. } => "fault-reverted",
             RunEvent::AbortTriggered { .. } => "abort-triggered",
+            RunEvent::AlertsSilenced { .. } => "alerts-silenced",
+            RunEvent::SilenceExpired { .. } => "silence-expired",
+            RunEvent::AnnotationFailed { .. } => "annotation-failed",
             RunEvent::Notifying { .. } => "notifying",
             RunEvent::RunFinished { .. } => "run-finished",
         }

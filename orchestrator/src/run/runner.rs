@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! lease stack → create run → fingerprint → preflight → Given (load, steady state)
-//!   → When (ledger entry, then inject; each fault has a TTL the target enforces)
-//!   → hold (abort conditions polled; Ctrl-C honoured) → revert (every exit path)
-//!   → Then (windowed assertions) → recovery (steady state again) → fingerprint (changed ⇒ void)
-//!   → outbox (owner teams) → finish run → release lease
+//!   → silence the stack's alerts (Alertmanager, when configured; failure ⇒ precondition-failed)
+//!   → When (ledger entry, then inject; each fault has a TTL the target enforces; Grafana
+//!     annotation) → hold (abort conditions polled; Ctrl-C honoured) → revert (every exit path)
+//!   → expire the silence, close the annotation → Then (windowed assertions)
+//!   → recovery (steady state again) → fingerprint (changed ⇒ void)
+//!   → finish run + outbox (owner teams), one transaction → release lease
 //! ```
 //!
 //! Every transition is written to the store first ([`Store::append_event`]) and only then sent
@@ -23,8 +25,15 @@ use super::event::{Phase, RunEvent, StepResult};
 use super::outcome::RunOutcome;
 use crate::assert::{self, Judgement, PhaseTimes, SloSource, Verdict};
 use crate::fault::{FaultContext, FaultDriver, FaultHandle, LoadGenerator};
+use crate::notify::alertmanager::{AlertmanagerError, Silencer};
+use crate::notify::grafana::GrafanaAnnotator;
 use crate::scenario::{GivenStep, Hold, Scenario};
-use crate::store::{LeaseHolder, LedgerEntry, LedgerState, NewRun, StepRecord, Store, StoreError};
+use crate::store::{
+    LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun, StepRecord, Store, StoreError,
+};
+
+/// Name of the Given step that silences the stack's alerts (shown and stored like any step).
+pub const SILENCE_STEP: &str = "Alerts of the stack silenced in Alertmanager";
 
 /// Tunables of one run. Defaults suit a Prometheus scraping every 1 s.
 #[derive(Debug, Clone)]
@@ -148,6 +157,17 @@ struct RunState {
     fault_ended_at: Option<DateTime<Utc>>,
     reverted_at: Option<DateTime<Utc>>,
     abort_latency_ms: Option<i64>,
+    /// Id of the Alertmanager silence while it is in force.
+    silence: Option<String>,
+    /// The Grafana annotation opened at inject, closed at revert.
+    annotation: Option<OpenAnnotation>,
+}
+
+/// A Grafana annotation being created in the background (so a slow Grafana never delays the
+/// fault phase): its start and the task returning its id or the error text.
+struct OpenAnnotation {
+    start: DateTime<Utc>,
+    created: tokio::task::JoinHandle<Result<i64, String>>,
 }
 
 impl RunState {
@@ -167,6 +187,8 @@ pub struct Runner<'a, D, S> {
     slo: &'a S,
     events: Option<UnboundedSender<RunEvent>>,
     cancel: CancellationToken,
+    silencer: Option<Silencer>,
+    annotator: Option<GrafanaAnnotator>,
 }
 
 impl<'a, D, S> Runner<'a, D, S>
@@ -190,7 +212,22 @@ where
             slo,
             events,
             cancel,
+            silencer: None,
+            annotator: None,
         }
+    }
+
+    /// Silences the stack's alerts in Alertmanager while faults are active (None = do not).
+    /// With a silencer, failing to create the silence is a Given failure: no fault is injected.
+    pub fn with_silencer(mut self, silencer: Option<Silencer>) -> Self {
+        self.silencer = silencer;
+        self
+    }
+
+    /// Annotates each fault window in Grafana (None = do not). Failures only log warnings.
+    pub fn with_annotator(mut self, annotator: Option<GrafanaAnnotator>) -> Self {
+        self.annotator = annotator;
+        self
     }
 
     /// Runs `scenario` on stack `stack` to the end.
@@ -233,6 +270,8 @@ where
             fault_ended_at: None,
             reverted_at: None,
             abort_latency_ms: None,
+            silence: None,
+            annotation: None,
         };
         self.emit(
             &state,
@@ -246,10 +285,16 @@ where
         .await;
 
         self.execute(&mut state, scenario, opts).await;
-        // Whatever happened above, nothing stays injected.
+        // Whatever happened above, nothing stays injected, nothing stays silenced.
         self.revert_all(&mut state).await;
+        self.after_revert(&mut state, scenario).await;
 
-        let notified = self.record_notifications(&state, scenario, stack).await;
+        let notifications = self.notifications(&state, scenario, stack).await;
+        let notified: Vec<String> = notifications
+            .iter()
+            .filter(|(n, _)| n.kind == crate::notify::message::KIND_FAILURES)
+            .map(|(n, _)| n.team.clone())
+            .collect();
         let pass_rate = pass_rate(&state.steps);
         let ended_at = Utc::now();
         let summary = serde_json::json!({
@@ -258,13 +303,39 @@ where
             "abort_latency_ms": state.abort_latency_ms,
             "notified": notified,
         });
-        if let Err(e) = self
+        let rows: Vec<NewNotification> = notifications.iter().map(|(n, _)| n.clone()).collect();
+        // The outcome and the notifications are stored in one transaction: both or neither.
+        let notified = match self
             .store
-            .finish_run(opts.run_id, state.outcome.as_str(), ended_at, &summary)
+            .finish_run_with_outbox(
+                opts.run_id,
+                state.outcome.as_str(),
+                ended_at,
+                &summary,
+                &rows,
+            )
             .await
         {
-            tracing::error!(run_id = %opts.run_id, error = %e, "Could not store the run's outcome.");
-        }
+            Ok(_) => {
+                for (n, steps) in &notifications {
+                    if n.kind == crate::notify::message::KIND_FAILURES {
+                        self.emit(
+                            &state,
+                            RunEvent::Notifying {
+                                team: n.team.clone(),
+                                steps: steps.clone(),
+                            },
+                        )
+                        .await;
+                    }
+                }
+                notified
+            }
+            Err(e) => {
+                tracing::error!(run_id = %opts.run_id, error = %e, "Could not store the run's outcome and notifications.");
+                Vec::new()
+            }
+        };
         self.emit(
             &state,
             RunEvent::RunFinished {
@@ -396,14 +467,23 @@ where
             return;
         }
 
-        if !self.when(state, scenario, opts).await {
+        if !self.silence(state, scenario, opts).await {
+            self.skip_rest(state, scenario).await;
+            return;
+        }
+
+        let injected = self.when(state, scenario, opts).await;
+        self.annotate_inject(state, scenario);
+        if !injected {
             self.revert_all(state).await;
+            self.after_revert(state, scenario).await;
             self.skip_then(state, scenario, "no fault window to judge")
                 .await;
             return;
         }
         self.hold(state, scenario, opts).await;
         self.revert_all(state).await;
+        self.after_revert(state, scenario).await;
         if state.outcome == RunOutcome::Interrupted {
             self.skip_then(state, scenario, "run interrupted").await;
             return;
@@ -935,15 +1015,17 @@ where
         }
     }
 
-    /// Records one outbox notification per owner team with failed or inconclusive steps.
-    async fn record_notifications(
+    /// The outbox rows of this run (one per owner team with failed or inconclusive steps, and
+    /// resolves of steps that pass again), each with the names of the steps it reports. They are
+    /// stored with the outcome, in one transaction.
+    async fn notifications(
         &self,
         state: &RunState,
         scenario: &Scenario,
         stack: &str,
-    ) -> Vec<String> {
+    ) -> Vec<(NewNotification, Vec<String>)> {
         // Payloads (failed steps with SLO impact/action and failing streaks; resolves of steps
-        // that pass again) are built by the notify module; the runner only writes them.
+        // that pass again) are built by the notify module; the runner only stores them.
         let night = Utc::now().date_naive();
         let rows = crate::notify::record::notifications(
             self.store,
@@ -955,41 +1037,200 @@ where
             &state.steps,
         )
         .await;
-        let mut notified = Vec::new();
-        for row in rows {
-            let team = row.team.as_str();
-            match self
-                .store
-                .outbox_insert(state.run_id, team, row.kind, &row.payload, Utc::now())
-                .await
-            {
-                Ok(_) if row.kind == crate::notify::message::KIND_FAILURES => {
-                    notified.push(team.to_owned());
-                    let names = row.payload["steps"]
-                        .as_array()
-                        .map(|steps| {
-                            steps
-                                .iter()
-                                .filter_map(|s| s["name"].as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    self.emit(
-                        state,
-                        RunEvent::Notifying {
-                            team: team.to_owned(),
-                            steps: names,
-                        },
-                    )
+        rows.into_iter()
+            .map(|row| {
+                let names = row.payload["steps"]
+                    .as_array()
+                    .map(|steps| {
+                        steps
+                            .iter()
+                            .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let notification = NewNotification {
+                    team: row.team,
+                    kind: row.kind.to_owned(),
+                    payload: row.payload,
+                };
+                (notification, names)
+            })
+            .collect()
+    }
+
+    /// Given, last step: silences the stack's alerts until the latest fault end plus the
+    /// stack's grace (Alertmanager API v2). Returns false — the run is precondition-failed and
+    /// no fault is injected — when a silence is configured and cannot be created.
+    async fn silence(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
+        let Some(silencer) = &self.silencer else {
+            return true;
+        };
+        let index = state.steps.len();
+        let started_at = Utc::now();
+        self.step_started(state, index, Phase::Given, SILENCE_STEP)
+            .await;
+        let longest = scenario
+            .when
+            .iter()
+            .map(|step| step.duration.as_std())
+            .max()
+            .unwrap_or_default()
+            + opts.ttl_grace;
+        let body = silencer.silence(&scenario.name, state.run_id, started_at, longest);
+        let attempt = || async { silencer.client.create_silence(&body).await };
+        let created = attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_times(2),
+            )
+            // A refusal (4xx) will not change on retry; a transport error or 5xx may.
+            .when(|e| match e {
+                AlertmanagerError::Transport { .. } => true,
+                AlertmanagerError::Status { status, .. } => *status >= 500,
+                _ => false,
+            })
+            .await;
+        let matchers: Vec<String> = body.matchers.iter().map(ToString::to_string).collect();
+        let alertmanager = silencer.client.base_url().to_owned();
+        match created {
+            Ok(silence_id) => {
+                tracing::info!(run_id = %state.run_id, silence_id = %silence_id, "Alerts silenced.");
+                state.silence = Some(silence_id.clone());
+                self.emit(
+                    state,
+                    RunEvent::AlertsSilenced {
+                        silence_id: silence_id.clone(),
+                        alertmanager: alertmanager.clone(),
+                        matchers: matchers.clone(),
+                        ends_at: body.ends_at,
+                    },
+                )
+                .await;
+                let evidence = serde_json::json!({
+                    "alertmanager": alertmanager,
+                    "silence_id": silence_id,
+                    "matchers": matchers,
+                    "starts_at": body.starts_at,
+                    "ends_at": body.ends_at,
+                    "created_by": body.created_by,
+                    "comment": body.comment,
+                });
+                let result = step_result(index, Phase::Given, SILENCE_STEP, None, started_at)
+                    .verdict(Verdict::Passed)
+                    .message(format!(
+                        "silence {silence_id} on {} until {} at the latest",
+                        matchers.join(", "),
+                        body.ends_at.format("%H:%M:%S UTC")
+                    ));
+                self.record_with_evidence(state, result, Some(evidence))
                     .await;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(run_id = %state.run_id, team, error = %e, "Could not record the notification.")
-                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "Could not silence the stack's alerts; no fault will be injected.");
+                let evidence = serde_json::json!({
+                    "alertmanager": alertmanager,
+                    "matchers": matchers,
+                    "error": e.to_string(),
+                });
+                let result = step_result(index, Phase::Given, SILENCE_STEP, None, started_at)
+                    .verdict(Verdict::Error)
+                    .message(format!("could not silence the stack's alerts: {e}"));
+                self.record_with_evidence(state, result, Some(evidence))
+                    .await;
+                state.escalate(
+                    RunOutcome::PreconditionFailed,
+                    Some(format!(
+                        "could not silence the stack's alerts in Alertmanager ({e}); no fault was injected"
+                    )),
+                );
+                false
             }
         }
-        notified
+    }
+
+    /// Starts the Grafana annotation of the fault window (in the background) once a fault is in.
+    fn annotate_inject(&self, state: &mut RunState, scenario: &Scenario) {
+        let (Some(annotator), Some(start)) = (&self.annotator, state.injected_at) else {
+            return;
+        };
+        if state.annotation.is_some() {
+            return;
+        }
+        let annotator = annotator.clone();
+        let body = annotator.annotation(&scenario.name, &state.stack, state.run_id, start, None);
+        let created =
+            tokio::spawn(async move { annotator.create(&body).await.map_err(|e| e.to_string()) });
+        state.annotation = Some(OpenAnnotation { start, created });
+    }
+
+    /// After the last revert (every exit path, idempotent): expires the silence and closes the
+    /// Grafana annotation. Neither failure changes the outcome: an unexpired silence still ends
+    /// at its `endsAt`; a missing annotation is cosmetic. Both are logged and recorded as events.
+    async fn after_revert(&self, state: &mut RunState, scenario: &Scenario) {
+        if let (Some(silencer), Some(silence_id)) = (&self.silencer, state.silence.take()) {
+            let attempt = || async { silencer.client.expire_silence(&silence_id).await };
+            let expired = attempt
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(200))
+                        .with_max_times(3),
+                )
+                .await;
+            let message = match &expired {
+                Ok(()) => {
+                    tracing::info!(run_id = %state.run_id, silence_id = %silence_id, "Silence expired.");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %state.run_id, silence_id = %silence_id, error = %e, "Could not expire the silence; it ends at its endsAt.");
+                    Some(e.to_string())
+                }
+            };
+            self.emit(
+                state,
+                RunEvent::SilenceExpired {
+                    silence_id,
+                    ok: expired.is_ok(),
+                    message,
+                },
+            )
+            .await;
+        }
+        if let (Some(annotator), Some(open)) = (&self.annotator, state.annotation.take()) {
+            let end = state.reverted_at.unwrap_or_else(Utc::now);
+            let body = annotator.annotation(
+                &scenario.name,
+                &state.stack,
+                state.run_id,
+                open.start,
+                Some(end),
+            );
+            let created = open
+                .created
+                .await
+                .unwrap_or_else(|e| Err(format!("annotation task failed: {e}")));
+            let closed = match &created {
+                Ok(id) => annotator.update(*id, &body).await,
+                Err(_) => annotator.create(&body).await.map(drop),
+            };
+            let failures = [
+                created.err().map(|e| ("inject", e)),
+                closed.err().map(|e| ("revert", e.to_string())),
+            ];
+            for (at, message) in failures.into_iter().flatten() {
+                tracing::warn!(run_id = %state.run_id, at, error = %message, "Could not annotate the fault window in Grafana.");
+                self.emit(
+                    state,
+                    RunEvent::AnnotationFailed {
+                        at: at.to_owned(),
+                        message,
+                    },
+                )
+                .await;
+            }
+        }
     }
 
     async fn step_started(&self, state: &RunState, index: usize, phase: Phase, name: &str) {
@@ -1040,7 +1281,16 @@ where
     }
 
     async fn record(&self, state: &mut RunState, result: StepResult) {
-        self.store_step(state, &result, None).await;
+        self.record_with_evidence(state, result, None).await;
+    }
+
+    async fn record_with_evidence(
+        &self,
+        state: &mut RunState,
+        result: StepResult,
+        evidence: Option<serde_json::Value>,
+    ) {
+        self.store_step(state, &result, evidence).await;
         self.emit(state, RunEvent::StepFinished(result.clone()))
             .await;
         state.steps.push(result);

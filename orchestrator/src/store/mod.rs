@@ -32,8 +32,8 @@ mod runs;
 pub use error::{StoreError, redact_url};
 pub use leader::{LEADER_LEASE, LEADER_LEASE_TTL, LEADER_LOCK_KEY, Leadership};
 pub use model::{
-    EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewRun, OutboxRecord, RUN_OUTCOMES,
-    RUNNING, RunFilter, RunRecord, StepRecord,
+    EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun,
+    OutboxRecord, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord, StepRecord,
 };
 pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED};
 pub use plans::StoredPlan;

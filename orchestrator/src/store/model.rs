@@ -320,3 +320,15 @@ pub struct OutboxRecord {
     /// When it was delivered.
     pub delivered_at: Option<DateTime<Utc>>,
 }
+
+/// A notification queued together with the run's outcome
+/// ([`super::Store::finish_run_with_outbox`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// Team name.
+    pub team: String,
+    /// Message kind (`failures`, `resolve`, …; see `notify::message`).
+    pub kind: String,
+    /// The message document the delivery worker renders.
+    pub payload: serde_json::Value,
+}

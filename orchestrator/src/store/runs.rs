@@ -6,7 +6,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::error::QueryContext;
-use super::model::{NewRun, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord};
+use super::model::{NewNotification, NewRun, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord};
+use super::outbox::OUTBOX_PENDING;
 use super::rows::{RUN_COLUMNS, RunRow, convert_all};
 use super::{Store, StoreError, to_ms, with_pool};
 
@@ -65,12 +66,11 @@ impl Store {
     }
 
     /// Moves a `running` run to its outcome (one of [`RUN_OUTCOMES`]) with its summary document.
-    /// The end instant is also the last heartbeat.
+    /// The end instant is also the last heartbeat. Same as [`Store::finish_run_with_outbox`]
+    /// with no notifications.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] for an unknown outcome, [`StoreError::NotFound`],
-    /// [`StoreError::RunNotRunning`] if it already has an outcome (e.g. the start-up sweep marked
-    /// it `interrupted`), [`StoreError::Query`].
+    /// As [`Store::finish_run_with_outbox`].
     pub async fn finish_run(
         &self,
         id: Uuid,
@@ -78,6 +78,30 @@ impl Store {
         ended_at: DateTime<Utc>,
         summary: &Value,
     ) -> Result<(), StoreError> {
+        self.finish_run_with_outbox(id, outcome, ended_at, summary, &[])
+            .await
+            .map(drop)
+    }
+
+    /// Moves a `running` run to its outcome (one of [`RUN_OUTCOMES`]) with its summary document
+    /// and queues its notifications in the outbox (pending, due at `ended_at`) — in one
+    /// transaction (issue 7: "notifications are written in the same transaction as the run's
+    /// final verdicts"): either the outcome and every notification are stored, or none of them.
+    /// The end instant is also the last heartbeat. Returns the outbox ids in `notifications`
+    /// order.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for an unknown outcome, [`StoreError::NotFound`],
+    /// [`StoreError::RunNotRunning`] if it already has an outcome (e.g. the start-up sweep marked
+    /// it `interrupted`; nothing is queued then), [`StoreError::Query`] (nothing is stored).
+    pub async fn finish_run_with_outbox(
+        &self,
+        id: Uuid,
+        outcome: &str,
+        ended_at: DateTime<Utc>,
+        summary: &Value,
+        notifications: &[NewNotification],
+    ) -> Result<Vec<i64>, StoreError> {
         if !RUN_OUTCOMES.contains(&outcome) {
             return Err(StoreError::Invalid {
                 field: "outcome",
@@ -85,29 +109,56 @@ impl Store {
             });
         }
         let ended_at = to_ms(ended_at);
-        let done = with_pool!(self, pool => sqlx::query(
-            "UPDATE runs SET status = $2, ended_at = $3, heartbeat_at = $3, summary = $4 \
-             WHERE id = $1 AND status = $5",
-        )
-        .bind(id.to_string())
-        .bind(outcome)
-        .bind(ended_at)
-        .bind(Json(summary))
-        .bind(RUNNING)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
-        .ctx("finish run"))?;
-        if done == 0 {
-            return match self.run(id).await? {
+        let queued = with_pool!(self, pool => {
+            let mut tx = pool.begin().await.ctx("begin finishing the run")?;
+            let done = sqlx::query(
+                "UPDATE runs SET status = $2, ended_at = $3, heartbeat_at = $3, summary = $4 \
+                 WHERE id = $1 AND status = $5",
+            )
+            .bind(id.to_string())
+            .bind(outcome)
+            .bind(ended_at)
+            .bind(Json(summary))
+            .bind(RUNNING)
+            .execute(&mut *tx)
+            .await
+            .ctx("finish run")?
+            .rows_affected();
+            if done == 0 {
+                None // dropping `tx` rolls back
+            } else {
+                let mut ids = Vec::with_capacity(notifications.len());
+                for n in notifications {
+                    let outbox_id = sqlx::query_scalar::<_, i64>(
+                        "INSERT INTO outbox (run_id, team, kind, payload, status, attempts, \
+                         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6) \
+                         RETURNING id",
+                    )
+                    .bind(id.to_string())
+                    .bind(&n.team)
+                    .bind(&n.kind)
+                    .bind(Json(&n.payload))
+                    .bind(OUTBOX_PENDING)
+                    .bind(ended_at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .ctx("queue notification")?;
+                    ids.push(outbox_id);
+                }
+                tx.commit().await.ctx("commit the run's outcome and notifications")?;
+                Some(ids)
+            }
+        });
+        match queued {
+            Some(ids) => Ok(ids),
+            None => match self.run(id).await? {
                 None => Err(not_found(id)),
                 Some(run) => Err(StoreError::RunNotRunning {
                     id,
                     status: run.status,
                 }),
-            };
+            },
         }
-        Ok(())
     }
 
     /// The run with this id, if any.

@@ -9,5 +9,6 @@ mod notify;
 mod plan;
 mod run;
 mod sandbox;
+mod silence;
 mod store;
 mod validate;

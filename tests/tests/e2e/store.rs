@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use f3_chaos::store::{
-    LeaseHolder, LedgerEntry, LedgerState, NewRun, RunFilter, StepRecord, Store, StoreError,
-    local_hostname,
+    LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun, RunFilter, StepRecord, Store,
+    StoreError, local_hostname,
 };
 use f3_chaos_tests::postgres::TestDatabase;
 use serde_json::json;
+use sqlx::{Connection as _, Executor as _};
 use uuid::Uuid;
 
 /// A database for one test: its URL and what keeps it alive (temporary directory or database).
@@ -93,6 +94,7 @@ stories!(
     lease_renew_and_release,
     fault_ledger_lifecycle,
     outbox_records_notifications,
+    finishing_a_run_queues_its_notifications_in_one_transaction,
     concurrent_opens_migrate_once,
     two_handles_write_concurrently,
     processes_share_one_database,
@@ -786,6 +788,111 @@ async fn outbox_records_notifications(db: &Db) {
         store.outbox_delivered(-1, t(0)).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+fn notification(team: &str) -> NewNotification {
+    NewNotification {
+        team: team.to_owned(),
+        kind: "step-failures".to_owned(),
+        payload: json!({ "steps": [{ "name": "Product SLO latency < 250ms" }] }),
+    }
+}
+
+/// Makes every outbox insert for team `boom` fail inside the database (a trigger), so a
+/// transaction can be made to fail half-way.
+async fn refuse_team_boom(db: &Db) {
+    match &db._guard {
+        Guard::Sqlite(_) => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            conn.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON outbox WHEN NEW.team = 'boom' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END",
+            )
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+        Guard::Postgres(_) => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            conn.execute(
+                "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.team = 'boom' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+            )
+            .await
+            .unwrap();
+            conn.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON outbox FOR EACH ROW \
+                 EXECUTE FUNCTION refuse_boom()",
+            )
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+async fn finishing_a_run_queues_its_notifications_in_one_transaction(db: &Db) {
+    let store = db.open().await; // migrates
+    refuse_team_boom(db).await;
+
+    // Both notifications and the outcome, or nothing: the second insert fails, so the outcome
+    // and the first notification are rolled back and the run is still running.
+    let run = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let failed = store
+        .finish_run_with_outbox(
+            run,
+            "failed",
+            t(600),
+            &json!({ "pass_rate": 0.5 }),
+            &[notification("payments"), notification("boom")],
+        )
+        .await;
+    assert!(
+        matches!(failed, Err(StoreError::Query { .. })),
+        "{failed:?}"
+    );
+    assert_eq!(store.run(run).await.unwrap().unwrap().status, "running");
+    assert!(store.outbox_for_run(run).await.unwrap().is_empty());
+
+    let ids = store
+        .finish_run_with_outbox(
+            run,
+            "failed",
+            t(600),
+            &json!({ "pass_rate": 0.5 }),
+            &[notification("payments"), notification("infrastructure")],
+        )
+        .await
+        .unwrap();
+    let finished = store.run(run).await.unwrap().unwrap();
+    assert_eq!(finished.status, "failed");
+    let queued = store.outbox_for_run(run).await.unwrap();
+    assert_eq!(queued.iter().map(|o| o.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        queued.iter().map(|o| o.team.as_str()).collect::<Vec<_>>(),
+        ["payments", "infrastructure"]
+    );
+    assert!(queued.iter().all(|o| o.status == "pending"
+        && o.kind == "step-failures"
+        && o.next_attempt_at == t(600)
+        && o.payload == notification("payments").payload));
+
+    // A run that already has an outcome (the sweep marked it) queues nothing more.
+    let again = store
+        .finish_run_with_outbox(
+            run,
+            "passed",
+            t(700),
+            &json!({}),
+            &[notification("payments")],
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::RunNotRunning { .. })),
+        "{again:?}"
+    );
+    assert_eq!(store.outbox_for_run(run).await.unwrap().len(), 2);
 }
 
 async fn concurrent_opens_migrate_once(db: &Db) {
