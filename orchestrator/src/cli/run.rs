@@ -17,7 +17,8 @@ use super::report::{self, TerminalReporter};
 use crate::assert::PrometheusClient;
 use crate::config::{Config, DriverConfig};
 use crate::exit_codes;
-use crate::fault::LocalDriver;
+use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
+use crate::fault::{FaultDriver, LoadGenerator, LocalDriver};
 use crate::run::{RunError, RunEvent, RunOptions, Runner, sweep};
 use crate::scenario::{Library, Scenario, load_library};
 use crate::store::Store;
@@ -60,6 +61,10 @@ pub struct RunArgs {
     /// Also write a JUnit XML report (one testcase per step, owner as a property).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Print the exact manifests (YAML) the faults would be applied as, per cluster, and exit:
+    /// touches nothing (no store, no lease, no API call). Chaos Mesh stacks only.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Internal: the run id chosen by the parent of a detached run.
     #[arg(long, hide = true)]
     pub run_id: Option<Uuid>,
@@ -83,6 +88,9 @@ pub struct TriggerArgs {
     /// Store URL.
     #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Print the exact manifests (YAML) per cluster and exit; touches nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Runs `f3-chaos run`; returns the exit code.
@@ -102,6 +110,7 @@ pub fn execute_trigger(args: TriggerArgs) -> anyhow::Result<u8> {
         wait_for_stack: None,
         output: OutputFormat::Text,
         junit: None,
+        dry_run: args.dry_run,
         run_id: None,
         started_via: "trigger".into(),
     })
@@ -172,6 +181,9 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit_codes::INVALID_INPUT);
         }
     };
+    if args.dry_run {
+        return dry_run(scenario, stack);
+    }
     let url = args
         .database_url
         .clone()
@@ -191,13 +203,71 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return start_detached(&args, &store, scenario, &stack.name).await;
     }
 
-    let driver = match &stack.driver {
-        DriverConfig::Local { sandbox_stack, state_dir } => LocalDriver::new(sandbox_stack, state_dir.clone()),
+    match &stack.driver {
+        DriverConfig::Local { sandbox_stack, state_dir } => {
+            let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
+            run_with(&args, &library, scenario, stack, &store, &driver).await
+        }
         DriverConfig::ChaosMesh { .. } => {
-            eprintln!("error: stack `{}` uses the chaos-mesh driver, which is not available in this build yet", stack.name);
-            return Ok(exit_codes::ERROR);
+            let driver = ChaosMeshDriver::new(stack)?;
+            run_with(&args, &library, scenario, stack, &store, &driver).await
+        }
+    }
+}
+
+/// `--dry-run`: the manifests of every When step, per cluster, as YAML documents on stdout.
+fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<u8> {
+    let driver = match &stack.driver {
+        DriverConfig::ChaosMesh { .. } => ChaosMeshDriver::new(stack)?,
+        DriverConfig::Local { .. } => {
+            eprintln!("error: --dry-run renders Kubernetes manifests; stack `{}` uses the local driver", stack.name);
+            return Ok(exit_codes::INVALID_INPUT);
         }
     };
+    let grace = RunOptions::new(&started_by(), "dry-run").ttl_grace;
+    let mut per_cluster: Vec<(String, Vec<String>)> = stack.clusters.iter().map(|c| (c.name.clone(), Vec::new())).collect();
+    for (index, step) in scenario.when.iter().enumerate() {
+        let ctx = RenderContext { run_id: Uuid::nil(), step_index: index, ttl: step.duration.0 + grace, ledger_id: None };
+        let manifests = match driver.render(step, &ctx) {
+            Ok(manifests) => manifests,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit_codes::INVALID_INPUT);
+            }
+        };
+        for manifest in manifests {
+            let yaml = crate::scenario::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
+            let comment = format!("# step {index}: {}\n", step.name);
+            if let Some((_, docs)) = per_cluster.iter_mut().find(|(name, _)| *name == manifest.resource.cluster) {
+                docs.push(comment + &yaml);
+            }
+        }
+    }
+    println!("# Dry run: {} on {} (nothing was applied; the run id is a placeholder).", scenario.name, stack.name);
+    for (cluster, docs) in per_cluster {
+        let context = stack
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| c.kube_context.clone())
+            .unwrap_or_else(|| "in-cluster".into());
+        println!("# ===== cluster {cluster} (context {context}): {} manifest(s)", docs.len());
+        for doc in docs {
+            println!("---\n{}", doc.trim_end());
+        }
+    }
+    Ok(exit_codes::PASSED)
+}
+
+/// The run itself, with either driver.
+async fn run_with<D: FaultDriver + LoadGenerator>(
+    args: &RunArgs,
+    library: &Library,
+    scenario: &Scenario,
+    stack: &crate::config::Stack,
+    store: &Store,
+    driver: &D,
+) -> anyhow::Result<u8> {
     let prometheus = PrometheusClient::new(&stack.prometheus_url, Duration::from_secs(5))?;
 
     let cancel = CancellationToken::new();
@@ -220,7 +290,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         opts.run_id = id;
     }
     opts.wait_for_stack = args.wait_for_stack.map(|d| d.as_std());
-    let runner = Runner::new(&store, &driver, &prometheus, Some(tx), cancel);
+    let runner = Runner::new(store, driver, &prometheus, Some(tx), cancel);
     let result = runner.run(scenario, &stack.name, &opts).await;
     drop(runner); // closes the event channel
     let reporter = printer.await.ok().flatten();

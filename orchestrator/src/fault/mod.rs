@@ -16,9 +16,11 @@ use uuid::Uuid;
 
 use crate::scenario::{Check, FaultStep};
 
+pub mod chaos_mesh;
 pub mod local;
 pub mod watchdog;
 
+pub use chaos_mesh::ChaosMeshDriver;
 pub use local::LocalDriver;
 
 /// Errors of fault drivers.

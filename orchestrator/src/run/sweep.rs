@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::config::{Config, DriverConfig};
-use crate::fault::{FaultDriver, FaultHandle, LocalDriver};
+use crate::fault::{ChaosMeshDriver, FaultDriver, FaultHandle, LocalDriver};
 use crate::store::{LedgerState, Store, StoreError};
 
 /// A run whose heartbeat is older than this is considered dead even if its PID exists
@@ -48,7 +48,10 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
                 let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
                 revert_entry(&driver, entry.handle.as_ref()).await
             }
-            DriverConfig::ChaosMesh { .. } => Err("the chaos-mesh driver is not available yet".to_owned()),
+            DriverConfig::ChaosMesh { .. } => match ChaosMeshDriver::new(stack) {
+                Ok(driver) => revert_entry(&driver, entry.handle.as_ref()).await,
+                Err(e) => Err(e.to_string()),
+            },
         };
         match result {
             Ok(description) => {

@@ -833,3 +833,10 @@ mod tests {
         assert!(err.message.starts_with("invalid YAML"), "{err}");
     }
 }
+
+/// Renders `value` as a YAML document (for `--dry-run` output of Kubernetes manifests).
+///
+/// Errors: the value cannot be represented in YAML (non-string map keys).
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_yaml::to_string(value).map_err(|e| e.to_string())
+}
