@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of the main job against a real sandbox and Prometheus: orchestration overhead per run
-# and abort latency. Builds the release binaries first (the sandbox's processes run f3-sandbox).
+# and abort latency. Both are dominated by waits and I/O, not CPU, so the dev profile (optimised
+# dependencies, see Cargo.toml) is representative and reuses the test build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p f3-sandbox --bins
-F3_SANDBOX_BIN="$PWD/target/release/f3-sandbox" cargo bench -p f3-chaos --bench run_overhead
+cargo build --quiet -p f3-sandbox --bins
+F3_SANDBOX_BIN="$PWD/target/debug/f3-sandbox" cargo bench --profile dev -p f3-chaos --bench run_overhead

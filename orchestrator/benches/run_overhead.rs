@@ -17,8 +17,8 @@ use f3_chaos::duration::HumanDuration;
 use f3_chaos::fault::{LoadGenerator as _, LocalDriver};
 use f3_chaos::run::{RunEvent, RunOptions, RunOutcome, Runner};
 use f3_chaos::scenario::{
-    AbortCondition, Cadence, Check, Cloud, Comparison, Fault, FaultStep, GivenStep, Hold, Priority, Scenario,
-    Schedule, Targets, ThenStep,
+    AbortCondition, Cadence, Check, Cloud, Comparison, Fault, FaultStep, GivenStep, Hold, Priority,
+    Scenario, Schedule, Targets, ThenStep,
 };
 use f3_chaos::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,13 @@ const FAULT: Duration = Duration::from_secs(5);
 const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 
 fn check(query: &str, op: Comparison, threshold: f64, unit: &str) -> Check {
-    Check { query: query.into(), op, threshold, unit: Some(unit.into()), slo: None }
+    Check {
+        query: query.into(),
+        op,
+        threshold,
+        unit: Some(unit.into()),
+        slo: None,
+    }
 }
 
 fn scenario(name: &str, abort: Vec<AbortCondition>, then: Vec<ThenStep>) -> Scenario {
@@ -39,7 +45,10 @@ fn scenario(name: &str, abort: Vec<AbortCondition>, then: Vec<ThenStep>) -> Scen
         owner: "sre-chaos".into(),
         tags: vec![],
         source: "bench".into(),
-        targets: Targets { eligible_stacks: vec![STACK.into()], ..Targets::default() },
+        targets: Targets {
+            eligible_stacks: vec![STACK.into()],
+            ..Targets::default()
+        },
         schedule: Schedule {
             cadence: Cadence::Manual,
             priority: Priority::Low,
@@ -49,7 +58,12 @@ fn scenario(name: &str, abort: Vec<AbortCondition>, then: Vec<ThenStep>) -> Scen
         },
         given: vec![GivenStep::SteadyState {
             name: "payments flowing".into(),
-            check: check("sum(rate(payments_total{outcome=\"success\"}[15s]))", Comparison::Gt, 100.0, "tps"),
+            check: check(
+                "sum(rate(payments_total{outcome=\"success\"}[15s]))",
+                Comparison::Gt,
+                100.0,
+                "tps",
+            ),
         }],
         when: vec![FaultStep {
             name: "GCP connectivity lost".into(),
@@ -67,7 +81,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let state = tempfile::tempdir()?;
     // The same settings as `f3-sandbox up --stack bench --port-base 25000`.
     let settings = f3_sandbox::StackSettings {
@@ -87,7 +103,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Result<()> {
     let db = tempfile::tempdir()?;
-    let store = Store::open(&format!("sqlite://{}", db.path().join("bench.db").display())).await?;
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        db.path().join("bench.db").display()
+    ))
+    .await?;
     let driver = LocalDriver::new(STACK, Some(state_dir.to_path_buf()));
     let prometheus = PrometheusClient::new(prometheus_url, Duration::from_secs(5))?;
     // Let Prometheus see a full rate window first.
@@ -110,10 +130,17 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
     for i in 0..5 {
         let runner = Runner::new(&store, &driver, &prometheus, None, CancellationToken::new());
         let started = Instant::now();
-        let report = runner.run(&plain, STACK, &RunOptions::new("bench", "bench")).await?;
+        let report = runner
+            .run(&plain, STACK, &RunOptions::new("bench", "bench"))
+            .await?;
         let wall = started.elapsed();
         let overhead = wall.as_secs_f64() - FAULT.as_secs_f64() - SCRAPE_INTERVAL.as_secs_f64();
-        println!("overhead run {i}: outcome {}, wall {:.3} s, overhead {:.3} s", report.outcome, wall.as_secs_f64(), overhead);
+        println!(
+            "overhead run {i}: outcome {}, wall {:.3} s, overhead {:.3} s",
+            report.outcome,
+            wall.as_secs_f64(),
+            overhead
+        );
         overheads.push(overhead);
         tokio::time::sleep(Duration::from_secs(3)).await; // let the 15 s rate windows settle a little
     }
@@ -129,7 +156,12 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
     // 2. Abort latency.
     let abort = AbortCondition {
         name: "simulator throttled".into(),
-        check: check("min(payment_simulator_target_tps)", Comparison::Lt, 100.0, "tps"),
+        check: check(
+            "min(payment_simulator_target_tps)",
+            Comparison::Lt,
+            100.0,
+            "tps",
+        ),
     };
     let aborting = scenario("bench-abort", vec![abort], vec![]);
     let mut latencies = Vec::new();
@@ -138,7 +170,13 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
         driver.set_tps(300.0).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let runner = Runner::new(&store, &driver, &prometheus, Some(tx), CancellationToken::new());
+        let runner = Runner::new(
+            &store,
+            &driver,
+            &prometheus,
+            Some(tx),
+            CancellationToken::new(),
+        );
         let opts = RunOptions::new("bench", "bench");
         let run = runner.run(&aborting, STACK, &opts);
         let breach = async {
@@ -153,7 +191,12 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
             driver.set_tps(10.0).await.ok();
             let mut aborted = None;
             while let Some(event) = rx.recv().await {
-                if let RunEvent::AbortTriggered { reverted_at, latency_ms, .. } = event {
+                if let RunEvent::AbortTriggered {
+                    reverted_at,
+                    latency_ms,
+                    ..
+                } = event
+                {
                     aborted = Some(((reverted_at - t0).num_milliseconds(), latency_ms));
                 }
             }
@@ -163,7 +206,9 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
         let report = report?;
         match (report.outcome, aborted) {
             (RunOutcome::Aborted, Some((total_ms, detect_ms))) => {
-                println!("abort run {i}: breach → reverted {total_ms} ms (detection → reverted {detect_ms} ms)");
+                println!(
+                    "abort run {i}: breach → reverted {total_ms} ms (detection → reverted {detect_ms} ms)"
+                );
                 latencies.push(total_ms as f64 / 1000.0);
                 own.push(detect_ms as f64 / 1000.0);
             }

@@ -26,5 +26,6 @@ pub mod sandbox;
 /// 2-core machine two of them side by side would measure CPU contention, not the platform.
 pub fn heavy_test_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -24,7 +24,8 @@ impl TerminalReporter {
         let spinner = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
@@ -46,7 +47,12 @@ impl TerminalReporter {
     /// Shows one event.
     pub fn event(&self, event: &RunEvent, config: &Config) {
         match event {
-            RunEvent::RunStarted { run_id, scenario, stack, .. } => {
+            RunEvent::RunStarted {
+                run_id,
+                scenario,
+                stack,
+                ..
+            } => {
                 self.println(format!("Run {run_id}: {scenario} on stack {stack}"));
             }
             RunEvent::StepStarted { phase, name, .. } => {
@@ -55,26 +61,47 @@ impl TerminalReporter {
                 }
             }
             RunEvent::StepFinished(step) => self.println(step_line(step, config)),
-            RunEvent::FaultReverted { name, ok, message, .. } => {
+            RunEvent::FaultReverted {
+                name, ok, message, ..
+            } => {
                 if *ok {
                     self.println(format!("{} Reverted: {name}", tag(Verdict::Passed)));
                 } else {
-                    let text = format!("[CLEANUP-FAILED] Reverting {name}: {}", message.as_deref().unwrap_or(""));
-                    self.println(format!("{}", text.if_supports_color(Stream::Stdout, |t| t.red())));
+                    let text = format!(
+                        "[CLEANUP-FAILED] Reverting {name}: {}",
+                        message.as_deref().unwrap_or("")
+                    );
+                    self.println(format!(
+                        "{}",
+                        text.if_supports_color(Stream::Stdout, |t| t.red())
+                    ));
                 }
             }
-            RunEvent::AbortTriggered { condition, observed, latency_ms, .. } => {
+            RunEvent::AbortTriggered {
+                condition,
+                observed,
+                latency_ms,
+                ..
+            } => {
                 let text = format!(
                     "[ABORTED] Abort condition `{condition}` breached (observed {}); faults reverted in {latency_ms} ms",
                     fmt_value(*observed)
                 );
-                self.println(format!("{}", text.if_supports_color(Stream::Stdout, |t| t.magenta())));
+                self.println(format!(
+                    "{}",
+                    text.if_supports_color(Stream::Stdout, |t| t.magenta())
+                ));
             }
             RunEvent::Notifying { team, .. } => {
-                let display = config.teams.get(team).map_or(team.as_str(), |t| t.display_name.as_str());
+                let display = config
+                    .teams
+                    .get(team)
+                    .map_or(team.as_str(), |t| t.display_name.as_str());
                 self.println(format!("Notifying {display}…"));
             }
-            RunEvent::Fingerprint { .. } | RunEvent::FaultInjected { .. } | RunEvent::RunFinished { .. } => {}
+            RunEvent::Fingerprint { .. }
+            | RunEvent::FaultInjected { .. }
+            | RunEvent::RunFinished { .. } => {}
         }
     }
 
@@ -115,10 +142,18 @@ fn tag(verdict: Verdict) -> String {
         Verdict::Error => "[ERROR]",
     };
     match verdict {
-        Verdict::Passed => text.if_supports_color(Stream::Stdout, |t| t.green()).to_string(),
-        Verdict::Failed | Verdict::Error => text.if_supports_color(Stream::Stdout, |t| t.red()).to_string(),
-        Verdict::Inconclusive => text.if_supports_color(Stream::Stdout, |t| t.yellow()).to_string(),
-        Verdict::Skipped => text.if_supports_color(Stream::Stdout, |t| t.dimmed()).to_string(),
+        Verdict::Passed => text
+            .if_supports_color(Stream::Stdout, |t| t.green())
+            .to_string(),
+        Verdict::Failed | Verdict::Error => text
+            .if_supports_color(Stream::Stdout, |t| t.red())
+            .to_string(),
+        Verdict::Inconclusive => text
+            .if_supports_color(Stream::Stdout, |t| t.yellow())
+            .to_string(),
+        Verdict::Skipped => text
+            .if_supports_color(Stream::Stdout, |t| t.dimmed())
+            .to_string(),
     }
 }
 
@@ -157,7 +192,8 @@ pub fn step_line(step: &StepResult, config: &Config) -> String {
         }
         _ => {}
     }
-    let explained = step.verdict != Verdict::Passed || (step.phase != Phase::When && step.observed.is_none());
+    let explained =
+        step.verdict != Verdict::Passed || (step.phase != Phase::When && step.observed.is_none());
     if explained && let Some(message) = &step.message {
         line.push_str(&format!(": {message}"));
     }
@@ -165,7 +201,10 @@ pub fn step_line(step: &StepResult, config: &Config) -> String {
         && step.verdict != Verdict::Skipped
         && let Some(owner) = &step.owner
     {
-        let display = config.teams.get(owner).map_or(owner.as_str(), |t| t.display_name.as_str());
+        let display = config
+            .teams
+            .get(owner)
+            .map_or(owner.as_str(), |t| t.display_name.as_str());
         line.push_str(&format!(" — owner: {owner} ({display})"));
     }
     line
@@ -173,16 +212,26 @@ pub fn step_line(step: &StepResult, config: &Config) -> String {
 
 /// `Run … passed — 5/5 steps passed (100 %)`.
 pub fn summary_line(report: &RunReport) -> String {
-    let experiment: Vec<&StepResult> =
-        report.steps.iter().filter(|s| matches!(s.phase, Phase::When | Phase::Then)).collect();
-    let passed = experiment.iter().filter(|s| s.verdict == Verdict::Passed).count();
+    let experiment: Vec<&StepResult> = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.phase, Phase::When | Phase::Then))
+        .collect();
+    let passed = experiment
+        .iter()
+        .filter(|s| s.verdict == Verdict::Passed)
+        .count();
     let outcome = report.outcome.as_str().to_uppercase();
     let outcome = match report.outcome {
-        RunOutcome::Passed => outcome.if_supports_color(Stream::Stdout, |t| t.green()).to_string(),
-        RunOutcome::Inconclusive | RunOutcome::PreconditionFailed | RunOutcome::Void => {
-            outcome.if_supports_color(Stream::Stdout, |t| t.yellow()).to_string()
-        }
-        _ => outcome.if_supports_color(Stream::Stdout, |t| t.red()).to_string(),
+        RunOutcome::Passed => outcome
+            .if_supports_color(Stream::Stdout, |t| t.green())
+            .to_string(),
+        RunOutcome::Inconclusive | RunOutcome::PreconditionFailed | RunOutcome::Void => outcome
+            .if_supports_color(Stream::Stdout, |t| t.yellow())
+            .to_string(),
+        _ => outcome
+            .if_supports_color(Stream::Stdout, |t| t.red())
+            .to_string(),
     };
     format!(
         "{outcome}: {} on {} — {passed}/{} steps passed ({} % pass rate), run {}",
@@ -205,14 +254,22 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
         let mut status = match step.verdict {
             Verdict::Passed => TestCaseStatus::success(),
             Verdict::Failed => TestCaseStatus::non_success(NonSuccessKind::Failure),
-            Verdict::Inconclusive | Verdict::Error => TestCaseStatus::non_success(NonSuccessKind::Error),
+            Verdict::Inconclusive | Verdict::Error => {
+                TestCaseStatus::non_success(NonSuccessKind::Error)
+            }
             Verdict::Skipped => TestCaseStatus::skipped(),
         };
         if step.verdict != Verdict::Passed {
             let mut message = format!("{}", step.verdict);
-            if let (Some(o), Some(t), Some(op)) = (step.observed, step.threshold, step.op.as_deref()) {
+            if let (Some(o), Some(t), Some(op)) =
+                (step.observed, step.threshold, step.op.as_deref())
+            {
                 let unit = step.unit.as_deref();
-                message = format!("{message}: observed {}, threshold {op} {}", with_unit(o, unit), with_unit(t, unit));
+                message = format!(
+                    "{message}: observed {}, threshold {op} {}",
+                    with_unit(o, unit),
+                    with_unit(t, unit)
+                );
             }
             if let Some(m) = &step.message {
                 message = format!("{message}: {m}");
@@ -221,7 +278,11 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
         }
         let mut case = TestCase::new(step.name.clone(), status);
         case.set_classname(format!("{}.{}", report.scenario, step.phase.as_str()));
-        case.set_time((step.ended_at - step.started_at).to_std().unwrap_or_default());
+        case.set_time(
+            (step.ended_at - step.started_at)
+                .to_std()
+                .unwrap_or_default(),
+        );
         if let Some(owner) = &step.owner {
             case.add_property(Property::new("owner", owner.clone()));
         }

@@ -37,7 +37,9 @@ pub struct ResultsArgs {
 
 /// Runs the command; returns the exit code.
 pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(results(args))
 }
 
@@ -49,7 +51,9 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             .and_then(|l| l.config.database_url)
             .unwrap_or_else(Store::default_url),
     };
-    let store = Store::open(&url).await.with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("opening the store at {url}"))?;
     let json = args.output == "json";
     let Some(id) = &args.run_id else {
         let filter = RunFilter {
@@ -64,7 +68,9 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             return Ok(exit_codes::PASSED);
         }
         if runs.is_empty() {
-            println!("No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions");
+            println!(
+                "No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions"
+            );
         }
         for run in runs {
             println!(
@@ -92,13 +98,21 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     }
     println!("Run {} — {} on {}", run.id, run.scenario, run.stack);
     println!("  outcome:    {}", run.status);
-    println!("  started:    {} by {} ({})", run.started_at.format("%Y-%m-%d %H:%M:%S UTC"), run.started_by, run.trigger);
+    println!(
+        "  started:    {} by {} ({})",
+        run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        run.started_by,
+        run.trigger
+    );
     if let Some(ended) = run.ended_at {
         println!("  ended:      {}", ended.format("%Y-%m-%d %H:%M:%S UTC"));
     }
     if let Some(summary) = &run.summary {
         if let Some(rate) = summary.get("pass_rate").and_then(|v| v.as_f64()) {
-            println!("  pass rate:  {} %", fmt_value((rate * 1000.0).round() / 10.0));
+            println!(
+                "  pass rate:  {} %",
+                fmt_value((rate * 1000.0).round() / 10.0)
+            );
         }
         if let Some(reason) = summary.get("reason").and_then(|v| v.as_str()) {
             println!("  reason:     {reason}");
@@ -110,11 +124,28 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     println!("Steps:");
     for step in &steps {
         let verdict = step.verdict.as_deref().unwrap_or("pending");
-        let owner = step.owner.as_deref().map(|o| format!(" — owner: {o}")).unwrap_or_default();
-        println!("  [{}] {:<9} {}{owner}", verdict.to_uppercase(), step.phase, step.name);
-        let unit = step.evidence.as_ref().and_then(|e| e.get("unit")).and_then(|u| u.as_str());
+        let owner = step
+            .owner
+            .as_deref()
+            .map(|o| format!(" — owner: {o}"))
+            .unwrap_or_default();
+        println!(
+            "  [{}] {:<9} {}{owner}",
+            verdict.to_uppercase(),
+            step.phase,
+            step.name
+        );
+        let unit = step
+            .evidence
+            .as_ref()
+            .and_then(|e| e.get("unit"))
+            .and_then(|u| u.as_str());
         if let (Some(observed), Some(threshold)) = (step.observed, step.threshold) {
-            println!("      observed {} (worst), threshold {}", with_unit(observed, unit), with_unit(threshold, unit));
+            println!(
+                "      observed {} (worst), threshold {}",
+                with_unit(observed, unit),
+                with_unit(threshold, unit)
+            );
         }
         if let Some(evidence) = &step.evidence {
             if let Some(query) = evidence.get("query").and_then(|q| q.as_str()) {
@@ -123,10 +154,18 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             let points: usize = evidence
                 .get("series")
                 .and_then(|s| s.as_array())
-                .map(|series| series.iter().filter_map(|s| s.get("points")?.as_array().map(Vec::len)).sum())
+                .map(|series| {
+                    series
+                        .iter()
+                        .filter_map(|s| s.get("points")?.as_array().map(Vec::len))
+                        .sum()
+                })
                 .unwrap_or(0);
             if points > 0 {
-                println!("      evidence: {points} points (f3-chaos results {} --output json)", run.id);
+                println!(
+                    "      evidence: {points} points (f3-chaos results {} --output json)",
+                    run.id
+                );
             }
         }
         if let Some(message) = &step.message {
@@ -136,7 +175,10 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     if !ledger.is_empty() {
         println!("Faults:");
         for entry in &ledger {
-            println!("  {} — {} ({:?})", entry.step_name, entry.driver, entry.state);
+            println!(
+                "  {} — {} ({:?})",
+                entry.step_name, entry.driver, entry.state
+            );
         }
     }
     if !outbox.is_empty() {

@@ -95,7 +95,9 @@ pub struct TriggerArgs {
 
 /// Runs `f3-chaos run`; returns the exit code.
 pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(args))
 }
 
@@ -133,20 +135,35 @@ pub(crate) fn load(config_dir: &std::path::Path) -> Result<Library, u8> {
 }
 
 /// Picks the stack: the one asked for (must be eligible), else the only eligible one.
-pub(crate) fn choose_stack<'a>(scenario: &Scenario, config: &'a Config, asked: Option<&str>) -> Result<&'a crate::config::Stack, String> {
+pub(crate) fn choose_stack<'a>(
+    scenario: &Scenario,
+    config: &'a Config,
+    asked: Option<&str>,
+) -> Result<&'a crate::config::Stack, String> {
     let eligible = &scenario.targets.eligible_stacks;
     let name = match asked {
         Some(name) => {
             if !config.stacks.contains_key(name) {
                 let known: Vec<&str> = config.stacks.keys().map(String::as_str).collect();
-                return Err(format!("unknown stack `{name}` (stacks in this config: {})", known.join(", ")));
+                return Err(format!(
+                    "unknown stack `{name}` (stacks in this config: {})",
+                    known.join(", ")
+                ));
             }
             if !eligible.iter().any(|s| s == name) {
                 return Err(format!(
                     "scenario `{}` may not run on stack `{name}` (eligible: {}){}",
                     scenario.name,
-                    if eligible.is_empty() { "none".into() } else { eligible.join(", ") },
-                    if config.stacks.get(name).is_some_and(|s| s.environment == crate::config::Environment::Production) {
+                    if eligible.is_empty() {
+                        "none".into()
+                    } else {
+                        eligible.join(", ")
+                    },
+                    if config
+                        .stacks
+                        .get(name)
+                        .is_some_and(|s| s.environment == crate::config::Environment::Production)
+                    {
                         "; production stacks need `allowProduction: true` in the scenario's targets"
                     } else {
                         ""
@@ -157,11 +174,24 @@ pub(crate) fn choose_stack<'a>(scenario: &Scenario, config: &'a Config, asked: O
         }
         None => match eligible.as_slice() {
             [only] => only.as_str(),
-            [] => return Err(format!("scenario `{}` has no eligible stack in this config", scenario.name)),
-            many => return Err(format!("choose a stack with --stack (eligible: {})", many.join(", "))),
+            [] => {
+                return Err(format!(
+                    "scenario `{}` has no eligible stack in this config",
+                    scenario.name
+                ));
+            }
+            many => {
+                return Err(format!(
+                    "choose a stack with --stack (eligible: {})",
+                    many.join(", ")
+                ));
+            }
         },
     };
-    config.stacks.get(name).ok_or_else(|| format!("unknown stack `{name}`"))
+    config
+        .stacks
+        .get(name)
+        .ok_or_else(|| format!("unknown stack `{name}`"))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -171,7 +201,11 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
     let Some(scenario) = library.scenarios.get(&args.scenario) else {
         let known: Vec<&str> = library.scenarios.keys().map(String::as_str).collect();
-        eprintln!("error: unknown scenario `{}` (known: {})", args.scenario, known.join(", "));
+        eprintln!(
+            "error: unknown scenario `{}` (known: {})",
+            args.scenario,
+            known.join(", ")
+        );
         return Ok(exit_codes::INVALID_INPUT);
     };
     let stack = match choose_stack(scenario, &library.config, args.stack.as_deref()) {
@@ -189,7 +223,9 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         .clone()
         .or_else(|| library.config.database_url.clone())
         .unwrap_or_else(Store::default_url);
-    let store = Store::open(&url).await.with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("opening the store at {url}"))?;
 
     let sweep = sweep::sweep(&store, &library.config).await?;
     for line in &sweep.reverted {
@@ -310,7 +346,8 @@ async fn run_with<D: FaultDriver + LoadGenerator>(
         (None, OutputFormat::Text) => {}
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report::junit(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report.outcome.exit_code())
 }
@@ -318,10 +355,11 @@ async fn run_with<D: FaultDriver + LoadGenerator>(
 /// Ctrl-C or SIGTERM ⇒ cancel: the runner reverts faults and ends the run as `interrupted`.
 fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -332,7 +370,12 @@ fn spawn_signal_handler(cancel: CancellationToken) {
 }
 
 /// Starts the run in a detached process and returns once its faults are injected (or it ended).
-async fn start_detached(args: &RunArgs, store: &Store, scenario: &Scenario, stack: &str) -> anyhow::Result<u8> {
+async fn start_detached(
+    args: &RunArgs,
+    store: &Store,
+    scenario: &Scenario,
+    stack: &str,
+) -> anyhow::Result<u8> {
     let run_id = Uuid::now_v7();
     let log_dir = std::env::temp_dir().join("f3-chaos-runs");
     std::fs::create_dir_all(&log_dir)?;
@@ -340,10 +383,24 @@ async fn start_detached(args: &RunArgs, store: &Store, scenario: &Scenario, stac
     let log = std::fs::File::create(&log_path)?;
     let mut command = Process::new(std::env::current_exe()?);
     command
-        .args(["run", "--scenario", &scenario.name, "--stack", stack, "--wait-for-assertions", "--output", "json"])
+        .args([
+            "run",
+            "--scenario",
+            &scenario.name,
+            "--stack",
+            stack,
+            "--wait-for-assertions",
+            "--output",
+            "json",
+        ])
         .arg("--config")
         .arg(&args.config)
-        .args(["--run-id", &run_id.to_string(), "--started-via", &args.started_via])
+        .args([
+            "--run-id",
+            &run_id.to_string(),
+            "--started-via",
+            &args.started_via,
+        ])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -356,21 +413,36 @@ async fn start_detached(args: &RunArgs, store: &Store, scenario: &Scenario, stac
     loop {
         let events = store.events(run_id).await?;
         if events.iter().any(|e| e.kind == "fault-injected") {
-            println!("Run {run_id} started: {} on {stack}; faults injected.", scenario.name);
-            println!("Follow it with: f3-chaos results {run_id}   (log: {})", log_path.display());
+            println!(
+                "Run {run_id} started: {} on {stack}; faults injected.",
+                scenario.name
+            );
+            println!(
+                "Follow it with: f3-chaos results {run_id}   (log: {})",
+                log_path.display()
+            );
             return Ok(exit_codes::PASSED);
         }
         if let Some(status) = child.try_wait()? {
             let run = store.run(run_id).await?;
-            let outcome = run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| "not started".into());
-            println!("Run {run_id} ended before any fault was injected: {outcome}. Log: {}", log_path.display());
+            let outcome = run
+                .as_ref()
+                .map(|r| r.status.clone())
+                .unwrap_or_else(|| "not started".into());
+            println!(
+                "Run {run_id} ended before any fault was injected: {outcome}. Log: {}",
+                log_path.display()
+            );
             return Ok(match status.code() {
                 Some(code) => u8::try_from(code).unwrap_or(exit_codes::ERROR),
                 None => exit_codes::ERROR,
             });
         }
         if tokio::time::Instant::now() > deadline {
-            println!("Run {run_id} is still in Given after 5 minutes; it continues in the background. Log: {}", log_path.display());
+            println!(
+                "Run {run_id} is still in Given after 5 minutes; it continues in the background. Log: {}",
+                log_path.display()
+            );
             return Ok(exit_codes::PASSED);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -61,15 +61,23 @@ impl LocalDriver {
     }
 
     /// Resolves a fault to its action and the processes it touches.
-    fn resolve(&self, inventory: &Inventory, fault: &Fault) -> Result<(WatchdogAction, Vec<ProcessEntry>), FaultError> {
+    fn resolve(
+        &self,
+        inventory: &Inventory,
+        fault: &Fault,
+    ) -> Result<(WatchdogAction, Vec<ProcessEntry>), FaultError> {
         let (action, selector, limit): (WatchdogAction, Labels, Option<u32>) = match fault {
-            Fault::NetworkPartition { selector, .. } => (WatchdogAction::Resume, selector.clone(), None),
+            Fault::NetworkPartition { selector, .. } => {
+                (WatchdogAction::Resume, selector.clone(), None)
+            }
             Fault::CloudLoss { cloud } => (
                 WatchdogAction::Resume,
                 Labels::from([("cloud".to_owned(), cloud.as_str().to_owned())]),
                 None,
             ),
-            Fault::PodKill { selector, max_pods } => (WatchdogAction::Restart, selector.clone(), *max_pods),
+            Fault::PodKill { selector, max_pods } => {
+                (WatchdogAction::Restart, selector.clone(), *max_pods)
+            }
             Fault::NetworkDelay { .. } => {
                 return Err(FaultError::Unsupported {
                     driver: "local",
@@ -110,7 +118,9 @@ impl LocalDriver {
             .processes
             .iter()
             .find(|p| p.role == Role::Simulator)
-            .ok_or_else(|| FaultError::Load(format!("sandbox stack `{}` has no simulator", self.stack)))?;
+            .ok_or_else(|| {
+                FaultError::Load(format!("sandbox stack `{}` has no simulator", self.stack))
+            })?;
         Ok(format!("http://127.0.0.1:{}", simulator.port))
     }
 }
@@ -121,7 +131,10 @@ fn render_selector(selector: &Labels) -> String {
 }
 
 fn describe_targets(verb: &str, targets: &[ProcessId]) -> String {
-    let names: Vec<String> = targets.iter().map(|t| format!("{} (pid {})", t.name, t.pid)).collect();
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| format!("{} (pid {})", t.name, t.pid))
+        .collect();
     format!("{verb} {}", names.join(", "))
 }
 
@@ -138,7 +151,10 @@ impl FaultDriver for LocalDriver {
                 if ProcessId::of(&target.name, target.pid).is_none() {
                     return Err(FaultError::NotReady {
                         stack: self.stack.clone(),
-                        reason: format!("process {} (pid {}) is not running", target.name, target.pid),
+                        reason: format!(
+                            "process {} (pid {}) is not running",
+                            target.name, target.pid
+                        ),
                     });
                 }
             }
@@ -160,7 +176,11 @@ impl FaultDriver for LocalDriver {
         }))
     }
 
-    async fn inject(&self, fault: &FaultStep, ctx: &FaultContext) -> Result<FaultHandle, FaultError> {
+    async fn inject(
+        &self,
+        fault: &FaultStep,
+        ctx: &FaultContext,
+    ) -> Result<FaultHandle, FaultError> {
         let inventory = self.inventory()?;
         let (action, selected) = self.resolve(&inventory, &fault.fault)?;
         let targets: Vec<ProcessId> = selected
@@ -175,8 +195,9 @@ impl FaultDriver for LocalDriver {
         }
         // Dead-man switch first: the watchdog exists before the fault does.
         let spec = WatchdogSpec {
-            deadline_unix_ms: (chrono::Utc::now() + chrono::Duration::from_std(ctx.ttl).unwrap_or_default())
-                .timestamp_millis(),
+            deadline_unix_ms: (chrono::Utc::now()
+                + chrono::Duration::from_std(ctx.ttl).unwrap_or_default())
+            .timestamp_millis(),
             action,
             targets: targets.clone(),
             sandbox_state_dir: self.state_dir.clone(),
@@ -194,7 +215,10 @@ impl FaultDriver for LocalDriver {
         let mut failure = None;
         for target in &targets {
             if let Err(e) = target.signal(signal) {
-                failure = Some(format!("{signal} to {} (pid {}): {e}", target.name, target.pid));
+                failure = Some(format!(
+                    "{signal} to {} (pid {}): {e}",
+                    target.name, target.pid
+                ));
                 break;
             }
         }
@@ -220,19 +244,25 @@ impl FaultDriver for LocalDriver {
         if let Some(reason) = failure {
             // Undo the part that was done before reporting the failure.
             let _ = self.revert(&handle).await;
-            return Err(FaultError::Inject { step: fault.name.clone(), reason });
+            return Err(FaultError::Inject {
+                step: fault.name.clone(),
+                reason,
+            });
         }
         Ok(handle)
     }
 
     async fn revert(&self, handle: &FaultHandle) -> Result<(), FaultError> {
-        let local: LocalFault = serde_json::from_value(handle.data.clone()).map_err(|e| FaultError::Revert {
-            what: handle.description.clone(),
-            reason: format!("unreadable ledger handle: {e}"),
-        })?;
-        let result = watchdog::undo(local.action, &local.targets, &local.state_dir, &local.stack).map_err(|reason| {
-            FaultError::Revert { what: handle.description.clone(), reason }
-        });
+        let local: LocalFault =
+            serde_json::from_value(handle.data.clone()).map_err(|e| FaultError::Revert {
+                what: handle.description.clone(),
+                reason: format!("unreadable ledger handle: {e}"),
+            })?;
+        let result = watchdog::undo(local.action, &local.targets, &local.state_dir, &local.stack)
+            .map_err(|reason| FaultError::Revert {
+                what: handle.description.clone(),
+                reason,
+            });
         // The watchdog is only needed while the fault may still be active.
         if result.is_ok()
             && let Some(watchdog) = &local.watchdog
@@ -293,7 +323,10 @@ impl LoadGenerator for LocalDriver {
             .await
             .map_err(|e| FaultError::Load(format!("POST {url}: {e}")))?;
         if !response.status().is_success() {
-            return Err(FaultError::Load(format!("POST {url}: HTTP {}", response.status())));
+            return Err(FaultError::Load(format!(
+                "POST {url}: HTTP {}",
+                response.status()
+            )));
         }
         Ok(())
     }

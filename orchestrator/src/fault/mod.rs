@@ -107,7 +107,10 @@ pub trait FaultDriver: Send + Sync {
 
     /// Checks, before anything is touched, that every fault of `faults` can be injected (target
     /// reachable, kinds supported, selectors non-empty, blast radius within limits).
-    fn preflight(&self, faults: &[FaultStep]) -> impl Future<Output = Result<(), FaultError>> + Send;
+    fn preflight(
+        &self,
+        faults: &[FaultStep],
+    ) -> impl Future<Output = Result<(), FaultError>> + Send;
 
     /// Describes what `inject` would do (stored in the ledger before injection; `--dry-run`).
     fn describe(&self, fault: &FaultStep) -> Result<serde_json::Value, FaultError>;

@@ -57,7 +57,11 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
 impl ProcessId {
     /// Identifies the live process `pid` (None if it does not exist or is a zombie).
     pub fn of(name: &str, pid: u32) -> Option<Self> {
-        proc_stat(pid).map(|(_, start_time)| Self { name: name.to_owned(), pid, start_time })
+        proc_stat(pid).map(|(_, start_time)| Self {
+            name: name.to_owned(),
+            pid,
+            start_time,
+        })
     }
 
     /// Whether this very process (same PID and start time) is still alive.
@@ -121,10 +125,12 @@ pub fn spawn(spec: &WatchdogSpec) -> std::io::Result<ProcessId> {
         stdout.read_to_string(&mut out)?;
     }
     child.wait()?;
-    let pid: u32 = out
-        .trim()
-        .parse()
-        .map_err(|_| std::io::Error::other(format!("watchdog did not report its pid (got `{}`)", out.trim())))?;
+    let pid: u32 = out.trim().parse().map_err(|_| {
+        std::io::Error::other(format!(
+            "watchdog did not report its pid (got `{}`)",
+            out.trim()
+        ))
+    })?;
     ProcessId::of("watchdog", pid).ok_or_else(|| std::io::Error::other("watchdog exited at once"))
 }
 
@@ -150,7 +156,12 @@ pub fn main(detach: bool, spec_json: &str) -> anyhow::Result<u8> {
         }
         std::thread::sleep(std::time::Duration::from_millis(left.min(200) as u64));
     }
-    match undo(spec.action, &spec.targets, &spec.sandbox_state_dir, &spec.sandbox_stack) {
+    match undo(
+        spec.action,
+        &spec.targets,
+        &spec.sandbox_state_dir,
+        &spec.sandbox_stack,
+    ) {
         Ok(()) => Ok(0),
         Err(e) => {
             eprintln!("fault watchdog {}: {e}", spec.ledger_id);
@@ -161,7 +172,12 @@ pub fn main(detach: bool, spec_json: &str) -> anyhow::Result<u8> {
 
 /// Undoes a local fault: resume frozen targets or restart killed ones. Idempotent: targets that
 /// are already running normally are left alone. Errors name the target that could not be undone.
-pub fn undo(action: WatchdogAction, targets: &[ProcessId], state_dir: &Path, stack: &str) -> Result<(), String> {
+pub fn undo(
+    action: WatchdogAction,
+    targets: &[ProcessId],
+    state_dir: &Path,
+    stack: &str,
+) -> Result<(), String> {
     let mut errors = Vec::new();
     for target in targets {
         match action {
@@ -190,5 +206,9 @@ pub fn undo(action: WatchdogAction, targets: &[ProcessId], state_dir: &Path, sta
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }

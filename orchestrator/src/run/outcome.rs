@@ -76,7 +76,11 @@ impl RunOutcome {
                 RunOutcome::Passed => 0,
             }
         }
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -110,9 +114,21 @@ mod tests {
 
     #[test]
     fn a_cleanup_failure_outranks_everything_and_void_outranks_a_failure() {
-        assert_eq!(RunOutcome::Failed.strongest(RunOutcome::Void), RunOutcome::Void);
-        assert_eq!(RunOutcome::Void.strongest(RunOutcome::CleanupFailed), RunOutcome::CleanupFailed);
-        assert_eq!(RunOutcome::Passed.strongest(RunOutcome::Inconclusive), RunOutcome::Inconclusive);
-        assert_eq!(RunOutcome::Failed.strongest(RunOutcome::Inconclusive), RunOutcome::Failed);
+        assert_eq!(
+            RunOutcome::Failed.strongest(RunOutcome::Void),
+            RunOutcome::Void
+        );
+        assert_eq!(
+            RunOutcome::Void.strongest(RunOutcome::CleanupFailed),
+            RunOutcome::CleanupFailed
+        );
+        assert_eq!(
+            RunOutcome::Passed.strongest(RunOutcome::Inconclusive),
+            RunOutcome::Inconclusive
+        );
+        assert_eq!(
+            RunOutcome::Failed.strongest(RunOutcome::Inconclusive),
+            RunOutcome::Failed
+        );
     }
 }

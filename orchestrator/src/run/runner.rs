@@ -75,7 +75,9 @@ impl RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Another run holds the stack lease.
-    #[error("stack `{stack}` is busy: run {holder_run} ({holder_scenario}) started by {holder} holds it until {expires_at}")]
+    #[error(
+        "stack `{stack}` is busy: run {holder_run} ({holder_scenario}) started by {holder} holds it until {expires_at}"
+    )]
     StackBusy {
         /// Stack name.
         stack: String,
@@ -176,14 +178,25 @@ where
         events: Option<UnboundedSender<RunEvent>>,
         cancel: CancellationToken,
     ) -> Self {
-        Self { store, driver, slo, events, cancel }
+        Self {
+            store,
+            driver,
+            slo,
+            events,
+            cancel,
+        }
     }
 
     /// Runs `scenario` on stack `stack` to the end.
     ///
     /// Errors: only before the run exists — the stack is busy ([`RunError::StackBusy`]) or the
     /// store is unusable. Everything after that is an outcome in the report.
-    pub async fn run(&self, scenario: &Scenario, stack: &str, opts: &RunOptions) -> Result<RunReport, RunError> {
+    pub async fn run(
+        &self,
+        scenario: &Scenario,
+        stack: &str,
+        opts: &RunOptions,
+    ) -> Result<RunReport, RunError> {
         let started_at = Utc::now();
         self.acquire_lease(scenario, stack, opts).await?;
         let new_run = NewRun {
@@ -239,12 +252,20 @@ where
             "abort_latency_ms": state.abort_latency_ms,
             "notified": notified,
         });
-        if let Err(e) = self.store.finish_run(opts.run_id, state.outcome.as_str(), ended_at, &summary).await {
+        if let Err(e) = self
+            .store
+            .finish_run(opts.run_id, state.outcome.as_str(), ended_at, &summary)
+            .await
+        {
             tracing::error!(run_id = %opts.run_id, error = %e, "Could not store the run's outcome.");
         }
         self.emit(
             &state,
-            RunEvent::RunFinished { outcome: state.outcome, pass_rate, reason: state.reason.clone() },
+            RunEvent::RunFinished {
+                outcome: state.outcome,
+                pass_rate,
+                reason: state.reason.clone(),
+            },
         )
         .await;
         heartbeat.cancel();
@@ -266,7 +287,12 @@ where
         })
     }
 
-    async fn acquire_lease(&self, scenario: &Scenario, stack: &str, opts: &RunOptions) -> Result<(), RunError> {
+    async fn acquire_lease(
+        &self,
+        scenario: &Scenario,
+        stack: &str,
+        opts: &RunOptions,
+    ) -> Result<(), RunError> {
         let holder = LeaseHolder {
             run_id: opts.run_id,
             scenario: scenario.name.clone(),
@@ -274,7 +300,11 @@ where
         };
         let give_up_at = opts.wait_for_stack.map(|w| tokio::time::Instant::now() + w);
         loop {
-            match self.store.acquire_lease(stack, &holder, opts.lease_ttl, Utc::now()).await? {
+            match self
+                .store
+                .acquire_lease(stack, &holder, opts.lease_ttl, Utc::now())
+                .await?
+            {
                 Ok(_) => return Ok(()),
                 Err(current) => {
                     let busy = RunError::StackBusy {
@@ -315,8 +345,12 @@ where
                 let now = Utc::now();
                 match store.renew_lease(&stack, run_id, ttl, now).await {
                     Ok(true) => {}
-                    Ok(false) => tracing::error!(run_id = %run_id, stack = %stack, "Stack lease lost."),
-                    Err(e) => tracing::warn!(run_id = %run_id, error = %e, "Could not renew the stack lease."),
+                    Ok(false) => {
+                        tracing::error!(run_id = %run_id, stack = %stack, "Stack lease lost.")
+                    }
+                    Err(e) => {
+                        tracing::warn!(run_id = %run_id, error = %e, "Could not renew the stack lease.")
+                    }
                 }
                 if let Err(e) = store.heartbeat_run(run_id, now).await {
                     tracing::warn!(run_id = %run_id, error = %e, "Could not write the run heartbeat.");
@@ -333,15 +367,24 @@ where
             Ok(value) => value,
             Err(e) => return state.escalate(RunOutcome::Error, Some(format!("fingerprint: {e}"))),
         };
-        self.emit(state, RunEvent::Fingerprint { when: "before".into(), value: fingerprint_before.clone() })
-            .await;
+        self.emit(
+            state,
+            RunEvent::Fingerprint {
+                when: "before".into(),
+                value: fingerprint_before.clone(),
+            },
+        )
+        .await;
         if let Err(e) = self.driver.preflight(&scenario.when).await {
             return state.escalate(RunOutcome::Error, Some(format!("preflight: {e}")));
         }
 
         if !self.given(state, scenario, opts).await {
             if !matches!(state.outcome, RunOutcome::Interrupted | RunOutcome::Error) {
-                state.escalate(RunOutcome::PreconditionFailed, Some("Given did not hold; no fault was injected".into()));
+                state.escalate(
+                    RunOutcome::PreconditionFailed,
+                    Some("Given did not hold; no fault was injected".into()),
+                );
             }
             self.skip_rest(state, scenario).await;
             return;
@@ -349,7 +392,8 @@ where
 
         if !self.when(state, scenario, opts).await {
             self.revert_all(state).await;
-            self.skip_then(state, scenario, "no fault window to judge").await;
+            self.skip_then(state, scenario, "no fault window to judge")
+                .await;
             return;
         }
         self.hold(state, scenario, opts).await;
@@ -362,7 +406,14 @@ where
 
         match self.driver.fingerprint().await {
             Ok(after) => {
-                self.emit(state, RunEvent::Fingerprint { when: "after".into(), value: after.clone() }).await;
+                self.emit(
+                    state,
+                    RunEvent::Fingerprint {
+                        when: "after".into(),
+                        value: after.clone(),
+                    },
+                )
+                .await;
                 if after != fingerprint_before {
                     state.escalate(
                         RunOutcome::Void,
@@ -374,7 +425,10 @@ where
                     );
                 }
             }
-            Err(e) => state.escalate(RunOutcome::Void, Some(format!("could not fingerprint the stack again: {e}"))),
+            Err(e) => state.escalate(
+                RunOutcome::Void,
+                Some(format!("could not fingerprint the stack again: {e}")),
+            ),
         }
     }
 
@@ -398,18 +452,28 @@ where
                     match waited {
                         Some(j) => (name, j),
                         None => {
-                            state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                            state.escalate(
+                                RunOutcome::Interrupted,
+                                Some("interrupted during Given".into()),
+                            );
                             return false;
                         }
                     }
                 }
-                GivenStep::Load { name, tps, settle_within } => {
+                GivenStep::Load {
+                    name,
+                    tps,
+                    settle_within,
+                } => {
                     self.step_started(state, index, Phase::Given, name).await;
                     if let Err(e) = self.driver.set_tps(*tps).await {
-                        self.record(state, step_result(index, Phase::Given, name, None, started_at)
-                            .verdict(Verdict::Error)
-                            .message(e.to_string()))
-                            .await;
+                        self.record(
+                            state,
+                            step_result(index, Phase::Given, name, None, started_at)
+                                .verdict(Verdict::Error)
+                                .message(e.to_string()),
+                        )
+                        .await;
                         all_held = false;
                         break;
                     }
@@ -422,20 +486,35 @@ where
                     match waited {
                         Some(j) => (name, j),
                         None => {
-                            state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                            state.escalate(
+                                RunOutcome::Interrupted,
+                                Some("interrupted during Given".into()),
+                            );
                             return false;
                         }
                     }
                 }
             };
             let held = judgement.verdict == Verdict::Passed;
-            self.record_judgement(state, index, Phase::Given, name, None, started_at, &judgement).await;
+            self.record_judgement(
+                state,
+                index,
+                Phase::Given,
+                name,
+                None,
+                started_at,
+                &judgement,
+            )
+            .await;
             if !held {
                 all_held = false;
                 break; // the hypothesis cannot be tested; later Given steps would only add noise
             }
             if self.cancel.is_cancelled() {
-                state.escalate(RunOutcome::Interrupted, Some("interrupted during Given".into()));
+                state.escalate(
+                    RunOutcome::Interrupted,
+                    Some("interrupted during Given".into()),
+                );
                 return false;
             }
         }
@@ -447,15 +526,22 @@ where
     async fn when(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
         for step in &scenario.when {
             if self.cancel.is_cancelled() {
-                state.escalate(RunOutcome::Interrupted, Some("interrupted before injection".into()));
+                state.escalate(
+                    RunOutcome::Interrupted,
+                    Some("interrupted before injection".into()),
+                );
                 return false;
             }
             let index = state.steps.len();
             let started_at = Utc::now();
-            self.step_started(state, index, Phase::When, &step.name).await;
+            self.step_started(state, index, Phase::When, &step.name)
+                .await;
             let ttl = step.duration.as_std() + opts.ttl_grace;
             let ledger_id = Uuid::now_v7();
-            let spec = self.driver.describe(step).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+            let spec = self
+                .driver
+                .describe(step)
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
             let entry = LedgerEntry {
                 id: ledger_id,
                 run_id: state.run_id,
@@ -471,19 +557,33 @@ where
             };
             // Durable first: a fault that is not in the ledger is never injected.
             if let Err(e) = self.store.ledger_insert(&entry).await {
-                self.record(state, step_result(index, Phase::When, &step.name, None, started_at)
-                    .verdict(Verdict::Error)
-                    .message(format!("not injected: the fault ledger could not be written: {e}")))
-                    .await;
+                self.record(
+                    state,
+                    step_result(index, Phase::When, &step.name, None, started_at)
+                        .verdict(Verdict::Error)
+                        .message(format!(
+                            "not injected: the fault ledger could not be written: {e}"
+                        )),
+                )
+                .await;
                 state.escalate(RunOutcome::Error, Some(format!("fault ledger: {e}")));
                 return false;
             }
-            let ctx = FaultContext { run_id: state.run_id, ledger_id, step_index: index, ttl };
+            let ctx = FaultContext {
+                run_id: state.run_id,
+                ledger_id,
+                step_index: index,
+                ttl,
+            };
             match self.driver.inject(step, &ctx).await {
                 Ok(handle) => {
                     let now = Utc::now();
                     if let Ok(value) = serde_json::to_value(&handle) {
-                        if let Err(e) = self.store.ledger_update(ledger_id, LedgerState::Injected, Some(&value), now).await {
+                        if let Err(e) = self
+                            .store
+                            .ledger_update(ledger_id, LedgerState::Injected, Some(&value), now)
+                            .await
+                        {
                             tracing::error!(run_id = %state.run_id, error = %e, "Could not mark the fault injected in the ledger.");
                         }
                     }
@@ -505,17 +605,26 @@ where
                         },
                     )
                     .await;
-                    self.record(state, step_result(index, Phase::When, &step.name, None, started_at)
-                        .verdict(Verdict::Passed)
-                        .message(format!("{} for {}", handle.description, step.duration)))
-                        .await;
+                    self.record(
+                        state,
+                        step_result(index, Phase::When, &step.name, None, started_at)
+                            .verdict(Verdict::Passed)
+                            .message(format!("{} for {}", handle.description, step.duration)),
+                    )
+                    .await;
                 }
                 Err(e) => {
-                    let _ = self.store.ledger_update(ledger_id, LedgerState::Reverted, None, Utc::now()).await;
-                    self.record(state, step_result(index, Phase::When, &step.name, None, started_at)
-                        .verdict(Verdict::Error)
-                        .message(e.to_string()))
+                    let _ = self
+                        .store
+                        .ledger_update(ledger_id, LedgerState::Reverted, None, Utc::now())
                         .await;
+                    self.record(
+                        state,
+                        step_result(index, Phase::When, &step.name, None, started_at)
+                            .verdict(Verdict::Error)
+                            .message(e.to_string()),
+                    )
+                    .await;
                     state.escalate(RunOutcome::Error, Some(format!("injection failed: {e}")));
                     return false;
                 }
@@ -543,7 +652,8 @@ where
                 state.fault_ended_at = Some(Utc::now());
             }
             for (index, name, ledger_id, handle) in due {
-                self.revert_one(state, index, &name, ledger_id, &handle).await;
+                self.revert_one(state, index, &name, ledger_id, &handle)
+                    .await;
             }
             let Some(next_end) = state.active.iter().map(|f| f.ends_at).min() else {
                 break;
@@ -609,11 +719,17 @@ where
         let injected_at = state.injected_at.unwrap_or_else(Utc::now);
         let fault_ended_at = state.fault_ended_at.unwrap_or_else(Utc::now);
         let reverted_at = state.reverted_at.unwrap_or_else(Utc::now);
-        let mut times = PhaseTimes { injected_at, fault_ended_at, reverted_at, recovered_at: None };
+        let mut times = PhaseTimes {
+            injected_at,
+            fault_ended_at,
+            reverted_at,
+            recovered_at: None,
+        };
 
         // Steps are judged in the order their data becomes complete: fault-window steps now,
         // recover-within steps when their bound has passed, after-recovery steps last.
-        let mut order: Vec<(usize, &crate::scenario::ThenStep)> = scenario.then.iter().enumerate().collect();
+        let mut order: Vec<(usize, &crate::scenario::ThenStep)> =
+            scenario.then.iter().enumerate().collect();
         order.sort_by_key(|(i, step)| {
             let rank = match step.hold {
                 Hold::DuringFault | Hold::AtEnd => 0,
@@ -630,7 +746,8 @@ where
                 recovery_done = true;
             }
             let started_at = Utc::now();
-            self.step_started(state, base + i, Phase::Then, &step.name).await;
+            self.step_started(state, base + i, Phase::Then, &step.name)
+                .await;
             // judge_then waits for the step's window to close (plus one query step, so the last
             // scrape has landed) before querying.
             let judgement = tokio::select! {
@@ -640,13 +757,24 @@ where
                     return;
                 }
             };
-            self.record_judgement(state, base + i, Phase::Then, &step.name, Some(&step.owner), started_at, &judgement)
-                .await;
+            self.record_judgement(
+                state,
+                base + i,
+                Phase::Then,
+                &step.name,
+                Some(&step.owner),
+                started_at,
+                &judgement,
+            )
+            .await;
         }
         if !recovery_done {
             self.recovery(state, scenario, opts).await;
         }
-        let verdicts = state.steps.iter().filter(|s| matches!(s.phase, Phase::Then | Phase::Recovery));
+        let verdicts = state
+            .steps
+            .iter()
+            .filter(|s| matches!(s.phase, Phase::Then | Phase::Recovery));
         for step in verdicts {
             match step.verdict {
                 Verdict::Failed => state.outcome = state.outcome.strongest(RunOutcome::Failed),
@@ -660,47 +788,94 @@ where
 
     /// Recovery: the Given steady-state checks must hold again within `recovery_timeout`.
     /// Returns when recovery was observed.
-    async fn recovery(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> Option<DateTime<Utc>> {
+    async fn recovery(
+        &self,
+        state: &mut RunState,
+        scenario: &Scenario,
+        opts: &RunOptions,
+    ) -> Option<DateTime<Utc>> {
         let deadline = std::time::Instant::now() + opts.recovery_timeout;
         let mut recovered = true;
         for step in &scenario.given {
-            let GivenStep::SteadyState { name, check } = step else { continue };
+            let GivenStep::SteadyState { name, check } = step else {
+                continue;
+            };
             let index = state.steps.len();
             let started_at = Utc::now();
             let label = format!("Recovery: {name}");
-            self.step_started(state, index, Phase::Recovery, &label).await;
+            self.step_started(state, index, Phase::Recovery, &label)
+                .await;
             let judgement = tokio::select! {
                 j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => j,
                 _ = self.cancel.cancelled() => return None,
             };
             recovered &= judgement.verdict == Verdict::Passed;
-            self.record_judgement(state, index, Phase::Recovery, &label, Some(&scenario.owner), started_at, &judgement)
-                .await;
+            self.record_judgement(
+                state,
+                index,
+                Phase::Recovery,
+                &label,
+                Some(&scenario.owner),
+                started_at,
+                &judgement,
+            )
+            .await;
         }
         recovered.then(Utc::now)
     }
 
-    async fn revert_one(&self, state: &mut RunState, index: usize, name: &str, ledger_id: Uuid, handle: &FaultHandle) {
+    async fn revert_one(
+        &self,
+        state: &mut RunState,
+        index: usize,
+        name: &str,
+        ledger_id: Uuid,
+        handle: &FaultHandle,
+    ) {
         let attempt = || async { self.driver.revert(handle).await };
         let result = attempt
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(100)).with_max_times(3))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_times(3),
+            )
             .await;
         let now = Utc::now();
         state.reverted_at = Some(now);
         match result {
             Ok(()) => {
-                if let Err(e) = self.store.ledger_update(ledger_id, LedgerState::Reverted, None, now).await {
+                if let Err(e) = self
+                    .store
+                    .ledger_update(ledger_id, LedgerState::Reverted, None, now)
+                    .await
+                {
                     tracing::error!(run_id = %state.run_id, error = %e, "Could not mark the fault reverted in the ledger.");
                 }
-                self.emit(state, RunEvent::FaultReverted { index, name: name.to_owned(), ok: true, message: None })
-                    .await;
+                self.emit(
+                    state,
+                    RunEvent::FaultReverted {
+                        index,
+                        name: name.to_owned(),
+                        ok: true,
+                        message: None,
+                    },
+                )
+                .await;
             }
             Err(e) => {
-                let _ = self.store.ledger_update(ledger_id, LedgerState::RevertFailed, None, now).await;
+                let _ = self
+                    .store
+                    .ledger_update(ledger_id, LedgerState::RevertFailed, None, now)
+                    .await;
                 state.escalate(RunOutcome::CleanupFailed, Some(format!("{e}")));
                 self.emit(
                     state,
-                    RunEvent::FaultReverted { index, name: name.to_owned(), ok: false, message: Some(e.to_string()) },
+                    RunEvent::FaultReverted {
+                        index,
+                        name: name.to_owned(),
+                        ok: false,
+                        message: Some(e.to_string()),
+                    },
                 )
                 .await;
             }
@@ -710,17 +885,27 @@ where
     async fn revert_all(&self, state: &mut RunState) {
         let active = std::mem::take(&mut state.active);
         for fault in active {
-            self.revert_one(state, fault.index, &fault.name, fault.ledger_id, &fault.handle).await;
+            self.revert_one(
+                state,
+                fault.index,
+                &fault.name,
+                fault.ledger_id,
+                &fault.handle,
+            )
+            .await;
         }
     }
 
     async fn skip_rest(&self, state: &mut RunState, scenario: &Scenario) {
         for step in &scenario.when {
             let index = state.steps.len();
-            self.record(state, step_result(index, Phase::When, &step.name, None, Utc::now())
-                .verdict(Verdict::Skipped)
-                .message("not injected: Given did not hold".into()))
-                .await;
+            self.record(
+                state,
+                step_result(index, Phase::When, &step.name, None, Utc::now())
+                    .verdict(Verdict::Skipped)
+                    .message("not injected: Given did not hold".into()),
+            )
+            .await;
         }
         self.skip_then(state, scenario, "Given did not hold").await;
     }
@@ -728,22 +913,41 @@ where
     async fn skip_then(&self, state: &mut RunState, scenario: &Scenario, why: &str) {
         for step in &scenario.then {
             let index = state.steps.len();
-            self.record(state, step_result(index, Phase::Then, &step.name, Some(&step.owner), Utc::now())
+            self.record(
+                state,
+                step_result(
+                    index,
+                    Phase::Then,
+                    &step.name,
+                    Some(&step.owner),
+                    Utc::now(),
+                )
                 .verdict(Verdict::Skipped)
-                .message(why.to_owned()))
-                .await;
+                .message(why.to_owned()),
+            )
+            .await;
         }
     }
 
     /// Records one outbox notification per owner team with failed or inconclusive steps.
-    async fn record_notifications(&self, state: &RunState, scenario: &Scenario, stack: &str) -> Vec<String> {
-        if matches!(state.outcome, RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted) {
+    async fn record_notifications(
+        &self,
+        state: &RunState,
+        scenario: &Scenario,
+        stack: &str,
+    ) -> Vec<String> {
+        if matches!(
+            state.outcome,
+            RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted
+        ) {
             return Vec::new(); // nothing was learned about the platform
         }
         let mut by_team: BTreeMap<&str, Vec<&StepResult>> = BTreeMap::new();
         for step in &state.steps {
-            if matches!(step.verdict, Verdict::Failed | Verdict::Inconclusive | Verdict::Error)
-                && let Some(owner) = step.owner.as_deref()
+            if matches!(
+                step.verdict,
+                Verdict::Failed | Verdict::Inconclusive | Verdict::Error
+            ) && let Some(owner) = step.owner.as_deref()
             {
                 by_team.entry(owner).or_default().push(step);
             }
@@ -756,20 +960,41 @@ where
                 "outcome": state.outcome,
                 "steps": steps,
             });
-            match self.store.outbox_insert(state.run_id, team, "step-failures", &payload, Utc::now()).await {
+            match self
+                .store
+                .outbox_insert(state.run_id, team, "step-failures", &payload, Utc::now())
+                .await
+            {
                 Ok(_) => {
                     notified.push(team.to_owned());
                     let names = steps.iter().map(|s| s.name.clone()).collect();
-                    self.emit(state, RunEvent::Notifying { team: team.to_owned(), steps: names }).await;
+                    self.emit(
+                        state,
+                        RunEvent::Notifying {
+                            team: team.to_owned(),
+                            steps: names,
+                        },
+                    )
+                    .await;
                 }
-                Err(e) => tracing::error!(run_id = %state.run_id, team, error = %e, "Could not record the notification."),
+                Err(e) => {
+                    tracing::error!(run_id = %state.run_id, team, error = %e, "Could not record the notification.")
+                }
             }
         }
         notified
     }
 
     async fn step_started(&self, state: &RunState, index: usize, phase: Phase, name: &str) {
-        self.emit(state, RunEvent::StepStarted { index, phase, name: name.to_owned() }).await;
+        self.emit(
+            state,
+            RunEvent::StepStarted {
+                index,
+                phase,
+                name: name.to_owned(),
+            },
+        )
+        .await;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -784,7 +1009,8 @@ where
         judgement: &Judgement,
     ) {
         let evidence = &judgement.evidence;
-        let mut result = step_result(index, phase, name, owner, started_at).verdict(judgement.verdict);
+        let mut result =
+            step_result(index, phase, name, owner, started_at).verdict(judgement.verdict);
         result.observed = evidence.worst.as_ref().map(|o| o.value);
         result.threshold = Some(evidence.threshold);
         result.op = Some(evidence.op.clone());
@@ -801,17 +1027,24 @@ where
         }
         let evidence_json = serde_json::to_value(evidence).ok();
         self.store_step(state, &result, evidence_json).await;
-        self.emit(state, RunEvent::StepFinished(result.clone())).await;
+        self.emit(state, RunEvent::StepFinished(result.clone()))
+            .await;
         state.steps.push(result);
     }
 
     async fn record(&self, state: &mut RunState, result: StepResult) {
         self.store_step(state, &result, None).await;
-        self.emit(state, RunEvent::StepFinished(result.clone())).await;
+        self.emit(state, RunEvent::StepFinished(result.clone()))
+            .await;
         state.steps.push(result);
     }
 
-    async fn store_step(&self, state: &RunState, result: &StepResult, evidence: Option<serde_json::Value>) {
+    async fn store_step(
+        &self,
+        state: &RunState,
+        result: &StepResult,
+        evidence: Option<serde_json::Value>,
+    ) {
         let record = StepRecord {
             index: result.index as i64,
             phase: result.phase.as_str().to_owned(),
@@ -834,11 +1067,17 @@ where
     async fn emit(&self, state: &RunState, event: RunEvent) {
         match serde_json::to_value(&event) {
             Ok(payload) => {
-                if let Err(e) = self.store.append_event(state.run_id, Utc::now(), event.kind(), &payload).await {
+                if let Err(e) = self
+                    .store
+                    .append_event(state.run_id, Utc::now(), event.kind(), &payload)
+                    .await
+                {
                     tracing::error!(run_id = %state.run_id, error = %e, "Could not store a run event.");
                 }
             }
-            Err(e) => tracing::error!(run_id = %state.run_id, error = %e, "Could not serialise a run event."),
+            Err(e) => {
+                tracing::error!(run_id = %state.run_id, error = %e, "Could not serialise a run event.")
+            }
         }
         if let Some(events) = &self.events {
             let _ = events.send(event);
@@ -849,15 +1088,27 @@ where
 /// Passed experiment steps (When + Then) over all of them, ratio 0–1 (1 when there are none).
 /// Given and recovery steps are preconditions and checks of the experiment itself, not findings.
 pub fn pass_rate(steps: &[StepResult]) -> f64 {
-    let experiment: Vec<&StepResult> = steps.iter().filter(|s| matches!(s.phase, Phase::When | Phase::Then)).collect();
+    let experiment: Vec<&StepResult> = steps
+        .iter()
+        .filter(|s| matches!(s.phase, Phase::When | Phase::Then))
+        .collect();
     if experiment.is_empty() {
         return 1.0;
     }
-    let passed = experiment.iter().filter(|s| s.verdict == Verdict::Passed).count();
+    let passed = experiment
+        .iter()
+        .filter(|s| s.verdict == Verdict::Passed)
+        .count();
     passed as f64 / experiment.len() as f64
 }
 
-fn step_result(index: usize, phase: Phase, name: &str, owner: Option<&str>, started_at: DateTime<Utc>) -> StepResult {
+fn step_result(
+    index: usize,
+    phase: Phase,
+    name: &str,
+    owner: Option<&str>,
+    started_at: DateTime<Utc>,
+) -> StepResult {
     StepResult {
         index,
         phase,
@@ -901,5 +1152,7 @@ fn short(fingerprint: &str) -> &str {
 }
 
 fn local_host() -> String {
-    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into())
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }

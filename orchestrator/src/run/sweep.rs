@@ -40,11 +40,17 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
             continue;
         }
         let Some(stack) = config.stacks.get(&entry.stack) else {
-            report.failed.push(format!("{}: stack `{}` is not in this config", entry.id, entry.stack));
+            report.failed.push(format!(
+                "{}: stack `{}` is not in this config",
+                entry.id, entry.stack
+            ));
             continue;
         };
         let result = match &stack.driver {
-            DriverConfig::Local { sandbox_stack, state_dir } => {
+            DriverConfig::Local {
+                sandbox_stack,
+                state_dir,
+            } => {
                 let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
                 revert_entry(&driver, entry.handle.as_ref()).await
             }
@@ -55,12 +61,16 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
         };
         match result {
             Ok(description) => {
-                store.ledger_update(entry.id, LedgerState::Reverted, None, Utc::now()).await?;
+                store
+                    .ledger_update(entry.id, LedgerState::Reverted, None, Utc::now())
+                    .await?;
                 report.reverted.push(format!("{}: {description}", entry.id));
                 tracing::warn!(ledger_id = %entry.id, run_id = %entry.run_id, "Reverted a fault left by a dead run.");
             }
             Err(e) => {
-                store.ledger_update(entry.id, LedgerState::RevertFailed, None, Utc::now()).await?;
+                store
+                    .ledger_update(entry.id, LedgerState::RevertFailed, None, Utc::now())
+                    .await?;
                 report.failed.push(format!("{}: {e}", entry.id));
             }
         }
@@ -68,7 +78,9 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
     for run in store.running_runs().await? {
         if !presumed_alive(&run, now) {
             let summary = serde_json::json!({ "reason": "the orchestrator running it died; its faults were reverted by the sweep" });
-            store.finish_run(run.id, "interrupted", Utc::now(), &summary).await?;
+            store
+                .finish_run(run.id, "interrupted", Utc::now(), &summary)
+                .await?;
             report.interrupted_runs.push(run.id);
         }
     }
@@ -100,9 +112,14 @@ fn presumed_alive(run: &crate::store::RunRecord, now: chrono::DateTime<Utc>) -> 
 
 /// Reverts one ledger entry: with its handle when injection was recorded, otherwise (crash
 /// between ledger write and handle write) whatever the driver reports as orphaned.
-async fn revert_entry<D: FaultDriver>(driver: &D, handle: Option<&serde_json::Value>) -> Result<String, String> {
+async fn revert_entry<D: FaultDriver>(
+    driver: &D,
+    handle: Option<&serde_json::Value>,
+) -> Result<String, String> {
     let handles: Vec<FaultHandle> = match handle {
-        Some(value) => vec![serde_json::from_value(value.clone()).map_err(|e| format!("unreadable handle: {e}"))?],
+        Some(value) => vec![
+            serde_json::from_value(value.clone()).map_err(|e| format!("unreadable handle: {e}"))?,
+        ],
         None => driver.orphans().await.map_err(|e| e.to_string())?,
     };
     let mut done = Vec::new();
@@ -110,5 +127,9 @@ async fn revert_entry<D: FaultDriver>(driver: &D, handle: Option<&serde_json::Va
         driver.revert(handle).await.map_err(|e| e.to_string())?;
         done.push(handle.description.clone());
     }
-    Ok(if done.is_empty() { "nothing left to revert".into() } else { done.join("; ") })
+    Ok(if done.is_empty() {
+        "nothing left to revert".into()
+    } else {
+        done.join("; ")
+    })
 }

@@ -109,13 +109,17 @@ impl Env {
     /// Starts sandbox stack `stack` on `port_base` with extra `f3-sandbox up` arguments.
     fn start(stack: &str, port_base: u16, sandbox_args: &[&str]) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
-        let env = Env { dir, stack: stack.to_owned() };
+        let env = Env {
+            dir,
+            stack: stack.to_owned(),
+        };
         let scenarios = env.dir.path().join("scenarios");
         std::fs::create_dir_all(&scenarios).expect("scenarios dir");
         for entry in std::fs::read_dir(repo_root().join("scenarios")).expect("shipped scenarios") {
             let path = entry.expect("dir entry").path();
             if path.extension().is_some_and(|e| e == "yaml") {
-                std::fs::copy(&path, scenarios.join(path.file_name().expect("file name"))).expect("copy scenario");
+                std::fs::copy(&path, scenarios.join(path.file_name().expect("file name")))
+                    .expect("copy scenario");
             }
         }
         for (name, text) in [
@@ -164,11 +168,21 @@ spec:
         std::fs::write(env.config_dir().join("f3-chaos.yaml"), config).expect("write config");
 
         let out = env
-            .sandbox(&["up", "--stack", stack, "--port-base", &port_base.to_string()])
+            .sandbox(&[
+                "up",
+                "--stack",
+                stack,
+                "--port-base",
+                &port_base.to_string(),
+            ])
             .args(sandbox_args)
             .output()
             .expect("f3-sandbox up");
-        assert!(out.status.success(), "f3-sandbox up failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "f3-sandbox up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         env
     }
 
@@ -182,7 +196,9 @@ spec:
 
     fn sandbox(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("f3-sandbox"));
-        command.args(args).env("F3_SANDBOX_STATE_DIR", self.sandbox_state());
+        command
+            .args(args)
+            .env("F3_SANDBOX_STATE_DIR", self.sandbox_state());
         command
     }
 
@@ -191,23 +207,40 @@ spec:
         command
             .args(args)
             .env("F3_CHAOS_CONFIG", self.config_dir())
-            .env("F3_CHAOS_DATABASE_URL", format!("sqlite://{}", self.dir.path().join("store.db").display()))
+            .env(
+                "F3_CHAOS_DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("store.db").display()),
+            )
             .env("F3_SANDBOX_STATE_DIR", self.sandbox_state())
             .env("NO_COLOR", "1");
         command
     }
 
     fn run(&self, scenario: &str) -> Output {
-        self.f3(&["run", "--scenario", scenario, "--stack", &self.stack, "--wait-for-assertions"])
-            .output()
-            .expect("f3-chaos run")
+        self.f3(&[
+            "run",
+            "--scenario",
+            scenario,
+            "--stack",
+            &self.stack,
+            "--wait-for-assertions",
+        ])
+        .output()
+        .expect("f3-chaos run")
     }
 
     /// Starts a run and returns it once its fault is injected (its `GCP connectivity lost` line);
     /// the rest of its output keeps being read so the run never sees a closed pipe.
     fn run_until_injected(&self, scenario: &str) -> LiveRun {
         let mut child = self
-            .f3(&["run", "--scenario", scenario, "--stack", &self.stack, "--wait-for-assertions"])
+            .f3(&[
+                "run",
+                "--scenario",
+                scenario,
+                "--stack",
+                &self.stack,
+                "--wait-for-assertions",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -227,7 +260,11 @@ spec:
             let injected = line.contains("GCP connectivity lost");
             seen.push(line);
             if injected {
-                return LiveRun { child, reader, seen };
+                return LiveRun {
+                    child,
+                    reader,
+                    seen,
+                };
             }
         }
         let _ = child.kill();
@@ -235,8 +272,15 @@ spec:
     }
 
     fn results_json(&self, run_id: &str) -> Value {
-        let out = self.f3(&["results", run_id, "--output", "json"]).output().expect("results");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .f3(&["results", run_id, "--output", "json"])
+            .output()
+            .expect("results");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("results JSON")
     }
 
@@ -285,13 +329,21 @@ impl Drop for Env {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Process state letter from /proc/PID/stat (`T` = stopped), None if gone.
 fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().next()?.chars().next()
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 fn run_id_of(output: &str) -> String {
@@ -315,7 +367,20 @@ fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool
 fn gcp_failover_validation_passes_on_the_default_sandbox() {
     let _lock = heavy_test_lock();
     let env = Env::start("run-pass", 24000, &[]);
-    let out = env.run("gcp-failover-validation");
+    let junit = env.dir.path().join("junit.xml");
+    let out = env
+        .f3(&[
+            "run",
+            "--scenario",
+            "gcp-failover-validation",
+            "--stack",
+            &env.stack,
+            "--wait-for-assertions",
+            "--junit",
+        ])
+        .arg(&junit)
+        .output()
+        .expect("f3-chaos run");
     let output = text(&out);
     assert_eq!(out.status.code(), Some(0), "{output}");
     for line in [
@@ -339,7 +404,28 @@ fn gcp_failover_validation_passes_on_the_default_sandbox() {
         .expect("latency step");
     let observed = latency["observed"].as_f64().expect("observed latency");
     assert!(observed > 0.0 && observed < 0.25, "observed p99 {observed}");
-    assert!(!latency["evidence"]["series"][0]["points"].as_array().expect("points").is_empty());
+    assert!(
+        !latency["evidence"]["series"][0]["points"]
+            .as_array()
+            .expect("points")
+            .is_empty()
+    );
+    // One JUnit testcase per step, the owner as a property.
+    let xml = std::fs::read_to_string(&junit).expect("junit file");
+    assert!(
+        xml.contains(r#"<testcase name="Product SLO latency &lt; 250ms""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<property name="owner" value="payments"/>"#),
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        run["steps"].as_array().expect("steps").len(),
+        "{xml}"
+    );
+    assert!(!xml.contains("<failure"), "{xml}");
 }
 
 #[test]
@@ -350,20 +436,34 @@ fn slow_gateway_health_checks_fail_an_owned_step() {
     let output = text(&out);
     // Failed, or aborted when the success ratio also breaches the scenario's abort condition.
     assert!(matches!(out.status.code(), Some(1) | Some(2)), "{output}");
-    let failed: Vec<&str> = output.lines().filter(|l| l.starts_with("[FAILED] Assertion:")).collect();
+    let failed: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with("[FAILED] Assertion:"))
+        .collect();
     assert!(!failed.is_empty(), "{output}");
     assert!(
-        failed.iter().any(|l| l.contains("owner: payments") || l.contains("owner: infrastructure")),
+        failed
+            .iter()
+            .any(|l| l.contains("owner: payments") || l.contains("owner: infrastructure")),
         "a latency or success step owned by its team fails: {failed:#?}"
     );
-    assert!(failed.iter().all(|l| l.contains("(observed ")), "observed values shown: {failed:#?}");
     assert!(
-        output.contains("FAILED: gcp-failover-validation") || output.contains("ABORTED: gcp-failover-validation"),
+        failed.iter().all(|l| l.contains("(observed ")),
+        "observed values shown: {failed:#?}"
+    );
+    assert!(
+        output.contains("FAILED: gcp-failover-validation")
+            || output.contains("ABORTED: gcp-failover-validation"),
         "{output}"
     );
     assert!(output.contains("Notifying "), "{output}");
     let run = env.results_json(&run_id_of(&output));
-    assert!(!run["notifications"].as_array().expect("notifications").is_empty());
+    assert!(
+        !run["notifications"]
+            .as_array()
+            .expect("notifications")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -374,14 +474,22 @@ fn a_breached_abort_condition_reverts_at_once_and_stores_the_latency() {
     let out = env.run("abort-on-gcp-down");
     let output = text(&out);
     assert_eq!(out.status.code(), Some(2), "{output}");
-    assert!(started.elapsed() < Duration::from_secs(35), "aborted long before the 40 s fault ended: {output}");
-    assert!(output.contains("[ABORTED] Abort condition `GCP scrape targets down` breached"), "{output}");
+    assert!(
+        started.elapsed() < Duration::from_secs(35),
+        "aborted long before the 40 s fault ended: {output}"
+    );
+    assert!(
+        output.contains("[ABORTED] Abort condition `GCP scrape targets down` breached"),
+        "{output}"
+    );
     for pid in env.gcp_pids() {
         assert_ne!(proc_state(pid), Some('T'), "gcp node {pid} resumed");
     }
     let run = env.results_json(&run_id_of(&output));
     assert_eq!(run["run"]["status"], "aborted");
-    let latency = run["run"]["summary"]["abort_latency_ms"].as_i64().expect("abort latency stored");
+    let latency = run["run"]["summary"]["abort_latency_ms"]
+        .as_i64()
+        .expect("abort latency stored");
     assert!((0..5_000).contains(&latency), "latency {latency} ms");
 }
 
@@ -397,11 +505,17 @@ fn prometheus_stopped_mid_run_makes_steps_inconclusive_not_passed() {
         .find(|p| p.role == f3_sandbox::Role::Prometheus)
         .map(|p| p.pid)
         .expect("prometheus pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(prometheus as i32), nix::sys::signal::Signal::SIGKILL)
-        .expect("kill prometheus");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(prometheus as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill prometheus");
     let (code, output) = live.finish();
     assert_eq!(code, Some(3), "{output}");
-    assert!(output.contains("[INCONCLUSIVE] Assertion: Product SLO latency < 250ms"), "{output}");
+    assert!(
+        output.contains("[INCONCLUSIVE] Assertion: Product SLO latency < 250ms"),
+        "{output}"
+    );
     assert!(!output.contains("[SUCCESS] Assertion"), "{output}");
 }
 
@@ -412,11 +526,40 @@ fn given_not_met_injects_no_fault() {
     let out = env.run("impossible-given");
     let output = text(&out);
     assert_eq!(out.status.code(), Some(4), "{output}");
-    assert!(output.contains("[FAILED] Given: Success ratio above 150 %"), "{output}");
-    assert!(output.contains("[SKIPPED] GCP connectivity lost"), "{output}");
+    assert!(
+        output.contains("[FAILED] Given: Success ratio above 150 %"),
+        "{output}"
+    );
+    assert!(
+        output.contains("[SKIPPED] GCP connectivity lost"),
+        "{output}"
+    );
     let run = env.results_json(&run_id_of(&output));
     assert_eq!(run["run"]["status"], "precondition-failed");
-    assert!(run["faults"].as_array().expect("ledger").is_empty(), "no fault in the ledger: {run:#}");
+    assert!(
+        run["faults"].as_array().expect("ledger").is_empty(),
+        "no fault in the ledger: {run:#}"
+    );
+
+    // `--output json`: one document for tools, same outcome and exit code.
+    let out = env
+        .f3(&[
+            "run",
+            "--scenario",
+            "impossible-given",
+            "--stack",
+            &env.stack,
+            "--wait-for-assertions",
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("f3-chaos run --output json");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report on stdout");
+    assert_eq!(report["outcome"], "precondition-failed");
+    assert_eq!(report["steps"][0]["verdict"], "failed");
+    assert_eq!(report["steps"][1]["verdict"], "skipped");
 }
 
 #[test]
@@ -425,14 +568,23 @@ fn reconfiguring_the_sandbox_mid_run_voids_the_result() {
     let env = Env::start("run-void", 24500, &[]);
     let live = env.run_until_injected("quick-gcp-loss");
     let out = env
-        .sandbox(&["reconfigure", "--stack", &env.stack, "--gateway-profile", "slow"])
+        .sandbox(&[
+            "reconfigure",
+            "--stack",
+            &env.stack,
+            "--gateway-profile",
+            "slow",
+        ])
         .output()
         .expect("reconfigure");
     assert!(out.status.success(), "{}", text(&out));
     let (code, output) = live.finish();
     assert_eq!(code, Some(5), "{output}");
     assert!(output.contains("VOID"), "{output}");
-    assert!(output.contains("the stack changed during the run"), "{output}");
+    assert!(
+        output.contains("the stack changed during the run"),
+        "{output}"
+    );
 }
 
 #[test]
@@ -443,17 +595,28 @@ fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
     let run_id = live.run_id();
     let injected_at = Instant::now();
     let gcp = env.gcp_pids();
-    assert!(gcp.iter().all(|&pid| proc_state(pid) == Some('T')), "gcp nodes frozen");
+    assert!(
+        gcp.iter().all(|&pid| proc_state(pid) == Some('T')),
+        "gcp nodes frozen"
+    );
     live.child.kill().expect("kill -9 f3-chaos");
     let _ = live.finish();
     // The watchdog resumes them at the TTL: 10 s fault + 1 s grace, checked within 2 s of the
     // declared duration.
-    wait_until("gcp nodes resumed by the TTL", Duration::from_secs(13), || {
-        gcp.iter().all(|&pid| proc_state(pid) != Some('T'))
-    });
+    wait_until(
+        "gcp nodes resumed by the TTL",
+        Duration::from_secs(13),
+        || gcp.iter().all(|&pid| proc_state(pid) != Some('T')),
+    );
     let resumed_after = injected_at.elapsed();
-    assert!(resumed_after <= Duration::from_secs(12), "resumed {resumed_after:?} after injection");
-    assert!(resumed_after >= Duration::from_secs(9), "not before the declared duration: {resumed_after:?}");
+    assert!(
+        resumed_after <= Duration::from_secs(12),
+        "resumed {resumed_after:?} after injection"
+    );
+    assert!(
+        resumed_after >= Duration::from_secs(9),
+        "not before the declared duration: {resumed_after:?}"
+    );
 
     // The next start sweeps the ledger: the dead run is closed and its fault marked reverted.
     let out = env.run("impossible-given");
@@ -474,8 +637,100 @@ fn a_second_run_on_a_busy_stack_is_refused_with_the_holder() {
     let out = env.run("impossible-given");
     let output = text(&out);
     assert_eq!(out.status.code(), Some(7), "{output}");
-    assert!(output.contains(&holder), "names the holder's run id: {output}");
-    assert!(output.contains("quick-gcp-loss"), "names the holder's scenario: {output}");
+    assert!(
+        output.contains(&holder),
+        "names the holder's run id: {output}"
+    );
+    assert!(
+        output.contains("quick-gcp-loss"),
+        "names the holder's scenario: {output}"
+    );
     let (code, output) = first.finish();
     assert_eq!(code, Some(0), "the first run was not disturbed: {output}");
+}
+
+#[test]
+fn ctrl_c_mid_fault_reverts_before_exiting() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-ctrlc", 24800, &[]);
+    let live = env.run_until_injected("quick-gcp-loss");
+    let gcp = env.gcp_pids();
+    assert!(
+        gcp.iter().all(|&pid| proc_state(pid) == Some('T')),
+        "gcp nodes frozen"
+    );
+    let pid = nix::unistd::Pid::from_raw(live.child.id() as i32);
+    let interrupted_at = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let run_id = live.run_id();
+    let (code, output) = live.finish();
+    assert_eq!(code, Some(9), "{output}");
+    assert!(
+        interrupted_at.elapsed() < Duration::from_secs(5),
+        "exits promptly: {output}"
+    );
+    assert!(
+        gcp.iter().all(|&pid| proc_state(pid) != Some('T')),
+        "faults reverted before exit: {output}"
+    );
+    assert!(
+        output.contains("[SUCCESS] Reverted: GCP connectivity lost"),
+        "{output}"
+    );
+    let run = env.results_json(&run_id);
+    assert_eq!(run["run"]["status"], "interrupted");
+    assert_eq!(run["faults"][0]["state"], "reverted");
+}
+
+#[test]
+fn trigger_returns_once_faults_are_injected_and_the_run_completes_in_the_background() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-trigger", 24900, &[]);
+    let started = Instant::now();
+    let out = env
+        .f3(&[
+            "trigger",
+            "--scenario",
+            "quick-gcp-loss",
+            "--target-stack",
+            &env.stack,
+        ])
+        .output()
+        .expect("f3-chaos trigger");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{output}");
+    assert!(output.contains("faults injected"), "{output}");
+    // Returned while the fault is on: the gcp nodes are frozen now.
+    assert!(
+        env.gcp_pids()
+            .iter()
+            .all(|&pid| proc_state(pid) == Some('T')),
+        "{output}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "returned once injected: {output}"
+    );
+    let run_id = output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Run ")
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .expect("run id")
+        .to_owned();
+    // The detached run reverts and judges on its own.
+    wait_until(
+        "the triggered run to finish",
+        Duration::from_secs(90),
+        || env.results_json(&run_id)["run"]["status"] != "running",
+    );
+    let run = env.results_json(&run_id);
+    assert_eq!(run["run"]["trigger"], "trigger", "{run:#}");
+    assert_eq!(run["faults"][0]["state"], "reverted", "{run:#}");
+    assert!(
+        env.gcp_pids()
+            .iter()
+            .all(|&pid| proc_state(pid) != Some('T'))
+    );
 }
