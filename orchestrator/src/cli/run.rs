@@ -240,7 +240,10 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
 
     match &stack.driver {
-        DriverConfig::Local { sandbox_stack, state_dir } => {
+        DriverConfig::Local {
+            sandbox_stack,
+            state_dir,
+        } => {
             let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
             run_with(&args, &library, scenario, stack, &store, &driver).await
         }
@@ -256,14 +259,26 @@ fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<
     let driver = match &stack.driver {
         DriverConfig::ChaosMesh { .. } => ChaosMeshDriver::new(stack)?,
         DriverConfig::Local { .. } => {
-            eprintln!("error: --dry-run renders Kubernetes manifests; stack `{}` uses the local driver", stack.name);
+            eprintln!(
+                "error: --dry-run renders Kubernetes manifests; stack `{}` uses the local driver",
+                stack.name
+            );
             return Ok(exit_codes::INVALID_INPUT);
         }
     };
     let grace = RunOptions::new(&started_by(), "dry-run").ttl_grace;
-    let mut per_cluster: Vec<(String, Vec<String>)> = stack.clusters.iter().map(|c| (c.name.clone(), Vec::new())).collect();
+    let mut per_cluster: Vec<(String, Vec<String>)> = stack
+        .clusters
+        .iter()
+        .map(|c| (c.name.clone(), Vec::new()))
+        .collect();
     for (index, step) in scenario.when.iter().enumerate() {
-        let ctx = RenderContext { run_id: Uuid::nil(), step_index: index, ttl: step.duration.0 + grace, ledger_id: None };
+        let ctx = RenderContext {
+            run_id: Uuid::nil(),
+            step_index: index,
+            ttl: step.duration.0 + grace,
+            ledger_id: None,
+        };
         let manifests = match driver.render(step, &ctx) {
             Ok(manifests) => manifests,
             Err(e) => {
@@ -272,14 +287,21 @@ fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<
             }
         };
         for manifest in manifests {
-            let yaml = crate::scenario::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
+            let yaml =
+                crate::scenario::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
             let comment = format!("# step {index}: {}\n", step.name);
-            if let Some((_, docs)) = per_cluster.iter_mut().find(|(name, _)| *name == manifest.resource.cluster) {
+            if let Some((_, docs)) = per_cluster
+                .iter_mut()
+                .find(|(name, _)| *name == manifest.resource.cluster)
+            {
                 docs.push(comment + &yaml);
             }
         }
     }
-    println!("# Dry run: {} on {} (nothing was applied; the run id is a placeholder).", scenario.name, stack.name);
+    println!(
+        "# Dry run: {} on {} (nothing was applied; the run id is a placeholder).",
+        scenario.name, stack.name
+    );
     for (cluster, docs) in per_cluster {
         let context = stack
             .clusters
@@ -287,7 +309,10 @@ fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<
             .find(|c| c.name == cluster)
             .and_then(|c| c.kube_context.clone())
             .unwrap_or_else(|| "in-cluster".into());
-        println!("# ===== cluster {cluster} (context {context}): {} manifest(s)", docs.len());
+        println!(
+            "# ===== cluster {cluster} (context {context}): {} manifest(s)",
+            docs.len()
+        );
         for doc in docs {
             println!("---\n{}", doc.trim_end());
         }

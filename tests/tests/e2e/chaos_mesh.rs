@@ -11,7 +11,10 @@ fn f3_chaos(args: &[&str]) -> Output {
         .current_dir(repo_root())
         .env_remove("F3_CHAOS_CONFIG")
         // A store URL that cannot be opened: a dry run must not need one.
-        .env("F3_CHAOS_DATABASE_URL", "sqlite:///nonexistent-dir/f3-chaos-dry-run.db")
+        .env(
+            "F3_CHAOS_DATABASE_URL",
+            "sqlite:///nonexistent-dir/f3-chaos-dry-run.db",
+        )
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .output()
         .expect("run f3-chaos (build it first: cargo build -p f3-chaos --bins)")
@@ -31,15 +34,26 @@ fn dry_run_prints_the_manifests_for_all_three_clusters() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for cluster in ["gke-uat-alpha", "eks-uat-alpha", "aks-uat-alpha"] {
-        assert!(stdout.contains(&format!("# ===== cluster {cluster}")), "{cluster} missing:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("# ===== cluster {cluster}")),
+            "{cluster} missing:\n{stdout}"
+        );
     }
     let docs: Vec<serde_json::Value> = stdout
         .split("\n---\n")
         .skip(1)
         .map(|doc| {
-            let body: String = doc.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+            let body: String = doc
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n");
             serde_yaml::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
         })
         .collect();
@@ -47,15 +61,41 @@ fn dry_run_prints_the_manifests_for_all_three_clusters() {
     for doc in &docs {
         assert_eq!(doc["kind"], "NetworkChaos");
         assert_eq!(doc["spec"]["action"], "partition");
-        assert_eq!(doc["metadata"]["labels"]["app.kubernetes.io/managed-by"], "f3-chaos");
-        assert!(doc["spec"]["duration"].as_str().is_some_and(|d| d.ends_with('s')), "{doc}");
+        assert_eq!(
+            doc["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "f3-chaos"
+        );
+        assert!(
+            doc["spec"]["duration"]
+                .as_str()
+                .is_some_and(|d| d.ends_with('s')),
+            "{doc}"
+        );
     }
     let gcp = &docs[0]["spec"]["externalTargets"];
-    assert!(gcp.as_array().is_some_and(|t| t.iter().any(|v| v == "fps-gw.test.scheme.example.net")), "{gcp}");
+    assert!(
+        gcp.as_array()
+            .is_some_and(|t| t.iter().any(|v| v == "fps-gw.test.scheme.example.net")),
+        "{gcp}"
+    );
 }
 
 #[test]
 fn dry_run_on_the_local_stack_is_refused() {
-    let out = f3_chaos(&["run", "--scenario", "gcp-failover-validation", "--stack", "local", "--dry-run", "--config", "config/local"]);
-    assert_eq!(out.status.code(), Some(8), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f3_chaos(&[
+        "run",
+        "--scenario",
+        "gcp-failover-validation",
+        "--stack",
+        "local",
+        "--dry-run",
+        "--config",
+        "config/local",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -49,7 +49,11 @@ pub enum ChaosKind {
 
 impl ChaosKind {
     /// Every kind, for preflight checks.
-    pub const ALL: [ChaosKind; 3] = [ChaosKind::NetworkChaos, ChaosKind::PodChaos, ChaosKind::StressChaos];
+    pub const ALL: [ChaosKind; 3] = [
+        ChaosKind::NetworkChaos,
+        ChaosKind::PodChaos,
+        ChaosKind::StressChaos,
+    ];
 
     /// The `kind` field.
     pub fn kind(self) -> &'static str {
@@ -86,7 +90,14 @@ pub struct ResourceRef {
 
 impl std::fmt::Display for ResourceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{} {}/{}", self.cluster, self.kind.kind(), self.namespace, self.name)
+        write!(
+            f,
+            "{}/{} {}/{}",
+            self.cluster,
+            self.kind.kind(),
+            self.namespace,
+            self.name
+        )
     }
 }
 
@@ -124,12 +135,23 @@ pub fn resource_name(run_id: Uuid, step_index: usize, cloud: Cloud) -> String {
 /// Renders `fault` into the manifests for `stack`, one per affected cluster, validating it first.
 ///
 /// Errors: [`ChaosMeshError::InvalidFault`] with the reason (see the module docs).
-pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &RenderContext) -> Result<Vec<Manifest>, ChaosMeshError> {
-    let invalid = |reason: String| ChaosMeshError::InvalidFault { step: fault.name.clone(), reason };
+pub fn render(
+    stack: &Stack,
+    chaos_namespace: &str,
+    fault: &FaultStep,
+    ctx: &RenderContext,
+) -> Result<Vec<Manifest>, ChaosMeshError> {
+    let invalid = |reason: String| ChaosMeshError::InvalidFault {
+        step: fault.name.clone(),
+        reason,
+    };
     if stack.clusters.is_empty() {
         return Err(invalid(format!("stack `{}` has no clusters", stack.name)));
     }
-    let duration = format!("{}s", (ctx.ttl.as_secs() + u64::from(ctx.ttl.subsec_nanos() > 0)).max(1));
+    let duration = format!(
+        "{}s",
+        (ctx.ttl.as_secs() + u64::from(ctx.ttl.subsec_nanos() > 0)).max(1)
+    );
     let mut out = Vec::new();
     let mut push = |cluster: &Cluster, kind: ChaosKind, spec: Value| {
         let mut spec = spec;
@@ -157,14 +179,27 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
             "spec": spec,
         });
         out.push(Manifest {
-            resource: ResourceRef { cluster: cluster.name.clone(), kind, namespace: chaos_namespace.to_owned(), name },
+            resource: ResourceRef {
+                cluster: cluster.name.clone(),
+                kind,
+                namespace: chaos_namespace.to_owned(),
+                name,
+            },
             object,
         });
     };
     match &fault.fault {
-        Fault::NetworkPartition { selector, direction, target, external_targets } => {
+        Fault::NetworkPartition {
+            selector,
+            direction,
+            target,
+            external_targets,
+        } => {
             if selector.is_empty() {
-                return Err(invalid("a partition needs a non-empty selector (an empty one selects every pod)".into()));
+                return Err(invalid(
+                    "a partition needs a non-empty selector (an empty one selects every pod)"
+                        .into(),
+                ));
             }
             if !target.is_empty() && target == selector {
                 return Err(invalid("the partition target equals the selector: the pods would be cut from themselves".into()));
@@ -189,12 +224,16 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
                         externals.extend(peer.pod_cidrs.iter().cloned());
                     }
                     _ if !target.is_empty() => {
-                        spec["target"] = json!({ "mode": "all", "selector": pod_selector(cluster, target) });
+                        spec["target"] =
+                            json!({ "mode": "all", "selector": pod_selector(cluster, target) });
                     }
                     _ => {}
                 }
                 if spec.get("target").is_none() && externals.is_empty() {
-                    return Err(invalid("a partition needs a `target` or `externalTargets` (a peer to cut from)".into()));
+                    return Err(invalid(
+                        "a partition needs a `target` or `externalTargets` (a peer to cut from)"
+                            .into(),
+                    ));
                 }
                 if !externals.is_empty() {
                     if *direction != Direction::To {
@@ -221,7 +260,9 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
                 validate_external_target(external).map_err(&invalid)?;
             }
             if externals.is_empty() {
-                return Err(invalid(format!("cloud-loss of {cloud:?}: no other clouds' pod CIDRs and no external targets to cut from")));
+                return Err(invalid(format!(
+                    "cloud-loss of {cloud:?}: no other clouds' pod CIDRs and no external targets to cut from"
+                )));
             }
             push(
                 lost,
@@ -236,7 +277,10 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
             );
             for other in stack.clusters.iter().filter(|c| c.cloud != *cloud) {
                 if lost.pod_cidrs.is_empty() {
-                    return Err(invalid(format!("cluster `{}` has no podCidrs: the other clouds cannot be cut from it", lost.name)));
+                    return Err(invalid(format!(
+                        "cluster `{}` has no podCidrs: the other clouds cannot be cut from it",
+                        lost.name
+                    )));
                 }
                 for cidr in &lost.pod_cidrs {
                     validate_external_target(cidr).map_err(&invalid)?;
@@ -254,7 +298,11 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
                 );
             }
         }
-        Fault::NetworkDelay { selector, latency, jitter } => {
+        Fault::NetworkDelay {
+            selector,
+            latency,
+            jitter,
+        } => {
             validate_labels(selector).map_err(&invalid)?;
             if latency.0.is_zero() {
                 return Err(invalid("network-delay with zero latency".into()));
@@ -275,7 +323,8 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
         Fault::PodKill { selector, max_pods } => {
             validate_labels(selector).map_err(&invalid)?;
             for cluster in clusters_for(stack, selector).map_err(&invalid)? {
-                let mut spec = json!({ "action": "pod-kill", "selector": pod_selector(cluster, selector) });
+                let mut spec =
+                    json!({ "action": "pod-kill", "selector": pod_selector(cluster, selector) });
                 match max_pods {
                     Some(0) => return Err(invalid("pod-kill with maxPods 0 kills nothing".into())),
                     Some(n) => {
@@ -287,20 +336,35 @@ pub fn render(stack: &Stack, chaos_namespace: &str, fault: &FaultStep, ctx: &Ren
                 push(cluster, ChaosKind::PodChaos, spec);
             }
         }
-        Fault::Stress { selector, cpu_workers, cpu_load_percent, memory_size } => {
+        Fault::Stress {
+            selector,
+            cpu_workers,
+            cpu_load_percent,
+            memory_size,
+        } => {
             validate_labels(selector).map_err(&invalid)?;
             if *cpu_workers == 0 && memory_size.is_none() {
-                return Err(invalid("stress with neither CPU workers nor a memory size".into()));
+                return Err(invalid(
+                    "stress with neither CPU workers nor a memory size".into(),
+                ));
             }
             if *cpu_load_percent > 100 || *cpu_workers > 8192 {
-                return Err(invalid("stress: CPU load is 0–100 % and workers at most 8192".into()));
+                return Err(invalid(
+                    "stress: CPU load is 0–100 % and workers at most 8192".into(),
+                ));
             }
             let mut stressors = serde_json::Map::new();
             if *cpu_workers > 0 {
-                stressors.insert("cpu".into(), json!({ "workers": cpu_workers, "load": cpu_load_percent }));
+                stressors.insert(
+                    "cpu".into(),
+                    json!({ "workers": cpu_workers, "load": cpu_load_percent }),
+                );
             }
             if let Some(size) = memory_size {
-                stressors.insert("memory".into(), json!({ "workers": (*cpu_workers).max(1), "size": size }));
+                stressors.insert(
+                    "memory".into(),
+                    json!({ "workers": (*cpu_workers).max(1), "size": size }),
+                );
             }
             for cluster in clusters_for(stack, selector).map_err(&invalid)? {
                 push(
@@ -349,7 +413,11 @@ fn direction_str(direction: Direction) -> &'static str {
 
 /// A duration in Go syntax (`250ms`, `5s`), as Chaos Mesh parses it.
 fn go_duration(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// The cloud a selector names with its `cloud` label, if any.
@@ -360,7 +428,9 @@ fn cloud_of(labels: &Labels) -> Result<Option<Cloud>, String> {
             .into_iter()
             .find(|c| c.as_str() == value)
             .map(Some)
-            .ok_or_else(|| format!("unknown cloud `{value}` in selector (expected gcp, aws or azure)")),
+            .ok_or_else(|| {
+                format!("unknown cloud `{value}` in selector (expected gcp, aws or azure)")
+            }),
     }
 }
 
@@ -385,17 +455,24 @@ fn validate_labels(labels: &Labels) -> Result<(), String> {
     let name_ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 63
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && s.starts_with(|c: char| c.is_ascii_alphanumeric())
             && s.ends_with(|c: char| c.is_ascii_alphanumeric())
     };
     for (key, value) in labels {
-        let name = key.rsplit_once('/').map_or(key.as_str(), |(prefix, name)| if is_hostname(prefix) { name } else { "" });
+        let name =
+            key.rsplit_once('/').map_or(
+                key.as_str(),
+                |(prefix, name)| if is_hostname(prefix) { name } else { "" },
+            );
         if !name_ok(name) {
             return Err(format!("`{key}` is not a valid label key"));
         }
         if !value.is_empty() && !name_ok(value) {
-            return Err(format!("`{value}` (label `{key}`) is not a valid label value"));
+            return Err(format!(
+                "`{value}` (label `{key}`) is not a valid label value"
+            ));
         }
     }
     Ok(())
@@ -404,7 +481,9 @@ fn validate_labels(labels: &Labels) -> Result<(), String> {
 /// An external target is an IP address, a CIDR (prefix within the address family) or a DNS name.
 pub fn validate_external_target(target: &str) -> Result<(), String> {
     if let Some((addr, prefix)) = target.split_once('/') {
-        let addr: IpAddr = addr.parse().map_err(|_| format!("`{target}`: not a CIDR (bad address)"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{target}`: not a CIDR (bad address)"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         match prefix.parse::<u8>() {
             Ok(p) if p <= max => Ok(()),
@@ -413,7 +492,9 @@ pub fn validate_external_target(target: &str) -> Result<(), String> {
     } else if target.parse::<IpAddr>().is_ok() || is_hostname(target) {
         Ok(())
     } else {
-        Err(format!("`{target}` is neither an IP address, a CIDR nor a host name"))
+        Err(format!(
+            "`{target}` is neither an IP address, a CIDR nor a host name"
+        ))
     }
 }
 
@@ -427,5 +508,8 @@ fn is_hostname(s: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
-        && !s.rsplit('.').next().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+        && !s
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
 }

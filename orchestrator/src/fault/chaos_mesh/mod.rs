@@ -28,9 +28,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -78,7 +83,9 @@ pub enum ChaosMeshError {
         kind: &'static str,
     },
     /// RBAC denies something the driver needs.
-    #[error("cluster `{cluster}`: RBAC does not allow `{verb}` on {resource} in `{namespace}`{reason}")]
+    #[error(
+        "cluster `{cluster}`: RBAC does not allow `{verb}` on {resource} in `{namespace}`{reason}"
+    )]
     Forbidden {
         /// Cluster name.
         cluster: String,
@@ -102,7 +109,9 @@ pub enum ChaosMeshError {
         last: String,
     },
     /// The resource did not disappear in time after delete.
-    #[error("{resource}: still present {timeout:?} after delete (finalizer chaos-mesh/records pending)")]
+    #[error(
+        "{resource}: still present {timeout:?} after delete (finalizer chaos-mesh/records pending)"
+    )]
     DeleteTimeout {
         /// The resource.
         resource: String,
@@ -138,13 +147,19 @@ impl Timeouts {
     /// How many status reads fit in `total` at one read per `poll` (at least 1).
     fn attempts(&self, total: Duration) -> u32 {
         let poll = self.poll.as_millis().max(1);
-        u32::try_from(total.as_millis() / poll).unwrap_or(u32::MAX).max(1)
+        u32::try_from(total.as_millis() / poll)
+            .unwrap_or(u32::MAX)
+            .max(1)
     }
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { inject: Duration::from_secs(60), delete: Duration::from_secs(120), poll: Duration::from_secs(1) }
+        Timeouts {
+            inject: Duration::from_secs(60),
+            delete: Duration::from_secs(120),
+            poll: Duration::from_secs(1),
+        }
     }
 }
 
@@ -162,14 +177,22 @@ impl ChaosMeshDriver {
     ///
     /// Errors: [`ChaosMeshError::NotChaosMesh`].
     pub fn new(stack: &Stack) -> Result<Self, ChaosMeshError> {
-        let DriverConfig::ChaosMesh { namespace, max_pods } = &stack.driver else {
+        let DriverConfig::ChaosMesh {
+            namespace,
+            max_pods,
+        } = &stack.driver
+        else {
             return Err(ChaosMeshError::NotChaosMesh(stack.name.clone()));
         };
         Ok(ChaosMeshDriver {
             stack: stack.clone(),
             namespace: namespace.clone(),
             max_pods: *max_pods,
-            clients: stack.clusters.iter().map(|c| (c.name.clone(), OnceCell::new())).collect(),
+            clients: stack
+                .clusters
+                .iter()
+                .map(|c| (c.name.clone(), OnceCell::new()))
+                .collect(),
             timeouts: Timeouts::default(),
         })
     }
@@ -177,7 +200,8 @@ impl ChaosMeshDriver {
     /// Uses `client` for `cluster` instead of building one from the kubeconfig (tests, embedders).
     pub fn with_client(self, cluster: &str, client: kube::Client) -> Self {
         let mut this = self;
-        this.clients.insert(cluster.to_owned(), OnceCell::new_with(Some(client)));
+        this.clients
+            .insert(cluster.to_owned(), OnceCell::new_with(Some(client)));
         this
     }
 
@@ -189,25 +213,46 @@ impl ChaosMeshDriver {
     /// The manifests `fault` would be applied as, per cluster (`--dry-run`; no API call).
     ///
     /// Errors: [`ChaosMeshError::InvalidFault`].
-    pub fn render(&self, fault: &FaultStep, ctx: &RenderContext) -> Result<Vec<Manifest>, ChaosMeshError> {
+    pub fn render(
+        &self,
+        fault: &FaultStep,
+        ctx: &RenderContext,
+    ) -> Result<Vec<Manifest>, ChaosMeshError> {
         manifest::render(&self.stack, &self.namespace, fault, ctx)
     }
 
     /// The client of `cluster`, created on first use.
     async fn client(&self, cluster: &str) -> Result<kube::Client, ChaosMeshError> {
-        let cell = self.clients.get(cluster).ok_or_else(|| ChaosMeshError::Client {
-            cluster: cluster.to_owned(),
-            reason: format!("not a cluster of stack `{}`", self.stack.name),
-        })?;
-        let context = self.stack.clusters.iter().find(|c| c.name == cluster).and_then(|c| c.kube_context.clone());
+        let cell = self
+            .clients
+            .get(cluster)
+            .ok_or_else(|| ChaosMeshError::Client {
+                cluster: cluster.to_owned(),
+                reason: format!("not a cluster of stack `{}`", self.stack.name),
+            })?;
+        let context = self
+            .stack
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| c.kube_context.clone());
         cell.get_or_try_init(|| async {
-            let fail = |reason: String| ChaosMeshError::Client { cluster: cluster.to_owned(), reason };
+            let fail = |reason: String| ChaosMeshError::Client {
+                cluster: cluster.to_owned(),
+                reason,
+            };
             let config = match &context {
                 Some(context) => {
-                    let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-                    kube::Config::from_kubeconfig(&options).await.map_err(|e| fail(format!("kubeconfig context `{context}`: {e}")))?
+                    let options = kube::config::KubeConfigOptions {
+                        context: Some(context.clone()),
+                        ..Default::default()
+                    };
+                    kube::Config::from_kubeconfig(&options)
+                        .await
+                        .map_err(|e| fail(format!("kubeconfig context `{context}`: {e}")))?
                 }
-                None => kube::Config::incluster().map_err(|e| fail(format!("in-cluster config: {e}")))?,
+                None => kube::Config::incluster()
+                    .map_err(|e| fail(format!("in-cluster config: {e}")))?,
             };
             kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
         })
@@ -222,7 +267,10 @@ impl ChaosMeshDriver {
     }
 
     /// Preflight of one cluster: CRDs present, RBAC allows what we do, namespaces allowed.
-    async fn preflight_cluster(&self, cluster: &crate::config::Cluster) -> Result<(), ChaosMeshError> {
+    async fn preflight_cluster(
+        &self,
+        cluster: &crate::config::Cluster,
+    ) -> Result<(), ChaosMeshError> {
         if cluster.namespaces.is_empty() {
             return Err(ChaosMeshError::BlastRadius(format!(
                 "cluster `{}` lists no namespaces experiments may touch",
@@ -231,11 +279,22 @@ impl ChaosMeshDriver {
         }
         let client = self.client(&cluster.name).await?;
         for kind in ChaosKind::ALL {
-            let resource = ResourceRef { cluster: cluster.name.clone(), kind, namespace: self.namespace.clone(), name: String::new() };
-            match Self::api(client.clone(), &resource).list(&ListParams::default().limit(1)).await {
+            let resource = ResourceRef {
+                cluster: cluster.name.clone(),
+                kind,
+                namespace: self.namespace.clone(),
+                name: String::new(),
+            };
+            match Self::api(client.clone(), &resource)
+                .list(&ListParams::default().limit(1))
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {
-                    return Err(ChaosMeshError::CrdMissing { cluster: cluster.name.clone(), kind: kind.kind() });
+                    return Err(ChaosMeshError::CrdMissing {
+                        cluster: cluster.name.clone(),
+                        kind: kind.kind(),
+                    });
                 }
                 Err(kube::Error::Api(status)) if status.code == 403 => {
                     return Err(ChaosMeshError::Forbidden {
@@ -246,14 +305,28 @@ impl ChaosMeshDriver {
                         reason: format!(": {}", status.message),
                     });
                 }
-                Err(source) => return Err(ChaosMeshError::Kube { what: format!("listing {} in {}", kind.plural(), cluster.name), source }),
+                Err(source) => {
+                    return Err(ChaosMeshError::Kube {
+                        what: format!("listing {} in {}", kind.plural(), cluster.name),
+                        source,
+                    });
+                }
             }
             for verb in ["create", "patch", "delete", "get"] {
-                self.access_review(&client, &cluster.name, "chaos-mesh.org", kind.plural(), verb, &self.namespace).await?;
+                self.access_review(
+                    &client,
+                    &cluster.name,
+                    "chaos-mesh.org",
+                    kind.plural(),
+                    verb,
+                    &self.namespace,
+                )
+                .await?;
             }
         }
         for namespace in &cluster.namespaces {
-            self.access_review(&client, &cluster.name, "", "pods", "list", namespace).await?;
+            self.access_review(&client, &cluster.name, "", "pods", "list", namespace)
+                .await?;
         }
         Ok(())
     }
@@ -281,10 +354,13 @@ impl ChaosMeshDriver {
             ..Default::default()
         };
         let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-        let answer = api.create(&PostParams::default(), &review).await.map_err(|source| ChaosMeshError::Kube {
-            what: format!("SelfSubjectAccessReview in {cluster}"),
-            source,
-        })?;
+        let answer = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|source| ChaosMeshError::Kube {
+                what: format!("SelfSubjectAccessReview in {cluster}"),
+                source,
+            })?;
         match answer.status {
             Some(status) if status.allowed => Ok(()),
             status => Err(ChaosMeshError::Forbidden {
@@ -292,13 +368,20 @@ impl ChaosMeshDriver {
                 verb: verb.to_owned(),
                 resource: resource.to_owned(),
                 namespace: namespace.to_owned(),
-                reason: status.and_then(|s| s.reason).map(|r| format!(": {r}")).unwrap_or_default(),
+                reason: status
+                    .and_then(|s| s.reason)
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default(),
             }),
         }
     }
 
     /// Counts the pods a manifest selects and refuses above `maxPods`.
-    async fn check_blast_radius(&self, fault: &Fault, manifest: &Manifest) -> Result<(), ChaosMeshError> {
+    async fn check_blast_radius(
+        &self,
+        fault: &Fault,
+        manifest: &Manifest,
+    ) -> Result<(), ChaosMeshError> {
         if matches!(fault, Fault::CloudLoss { .. }) {
             return Ok(());
         }
@@ -307,7 +390,12 @@ impl ChaosMeshDriver {
             .clusters
             .iter()
             .find(|c| c.name == manifest.resource.cluster)
-            .ok_or_else(|| ChaosMeshError::BlastRadius(format!("unknown cluster `{}`", manifest.resource.cluster)))?;
+            .ok_or_else(|| {
+                ChaosMeshError::BlastRadius(format!(
+                    "unknown cluster `{}`",
+                    manifest.resource.cluster
+                ))
+            })?;
         let client = self.client(&cluster.name).await?;
         let labels = manifest::label_selector_string(&manifest.object);
         let mut selected = 0usize;
@@ -317,14 +405,19 @@ impl ChaosMeshDriver {
             if !labels.is_empty() {
                 params = params.labels(&labels);
             }
-            let list = pods.list_metadata(&params).await.map_err(|source| ChaosMeshError::Kube {
-                what: format!("counting pods `{labels}` in {}/{namespace}", cluster.name),
-                source,
-            })?;
+            let list =
+                pods.list_metadata(&params)
+                    .await
+                    .map_err(|source| ChaosMeshError::Kube {
+                        what: format!("counting pods `{labels}` in {}/{namespace}", cluster.name),
+                        source,
+                    })?;
             selected += list.items.len();
         }
         let affected = match fault {
-            Fault::PodKill { max_pods: Some(n), .. } => selected.min(*n as usize),
+            Fault::PodKill {
+                max_pods: Some(n), ..
+            } => selected.min(*n as usize),
             _ => selected,
         };
         if selected == 0 {
@@ -348,12 +441,21 @@ impl ChaosMeshDriver {
         let client = self.client(&manifest.resource.cluster).await?;
         let api = Self::api(client, &manifest.resource);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&manifest.resource.name, &params, &Patch::Apply(&manifest.object)).await {
+        match api
+            .patch(
+                &manifest.resource.name,
+                &params,
+                &Patch::Apply(&manifest.object),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Err(ChaosMeshError::CrdMissing {
-                cluster: manifest.resource.cluster.clone(),
-                kind: manifest.resource.kind.kind(),
-            }),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                Err(ChaosMeshError::CrdMissing {
+                    cluster: manifest.resource.cluster.clone(),
+                    kind: manifest.resource.kind.kind(),
+                })
+            }
             Err(kube::Error::Api(status)) if status.code == 403 => Err(ChaosMeshError::Forbidden {
                 cluster: manifest.resource.cluster.clone(),
                 verb: "patch".into(),
@@ -361,7 +463,10 @@ impl ChaosMeshDriver {
                 namespace: manifest.resource.namespace.clone(),
                 reason: format!(": {}", status.message),
             }),
-            Err(source) => Err(ChaosMeshError::Kube { what: format!("applying {}", manifest.resource), source }),
+            Err(source) => Err(ChaosMeshError::Kube {
+                what: format!("applying {}", manifest.resource),
+                source,
+            }),
         }
     }
 
@@ -372,12 +477,19 @@ impl ChaosMeshDriver {
         let mut last = String::from("none");
         let attempts = self.timeouts.attempts(self.timeouts.inject);
         for attempt in 1..=attempts {
-            let object = api
-                .get_opt(&resource.name)
-                .await
-                .map_err(|source| ChaosMeshError::Kube { what: format!("reading {resource}"), source })?;
+            let object =
+                api.get_opt(&resource.name)
+                    .await
+                    .map_err(|source| ChaosMeshError::Kube {
+                        what: format!("reading {resource}"),
+                        source,
+                    })?;
             if let Some(object) = object {
-                let conditions = object.data.pointer("/status/conditions").cloned().unwrap_or(Value::Null);
+                let conditions = object
+                    .data
+                    .pointer("/status/conditions")
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 if condition_true(&conditions, "AllInjected") {
                     return Ok(());
                 }
@@ -387,7 +499,11 @@ impl ChaosMeshDriver {
                 tokio::time::sleep(self.timeouts.poll).await;
             }
         }
-        Err(ChaosMeshError::InjectTimeout { resource: resource.to_string(), timeout: self.timeouts.inject, last })
+        Err(ChaosMeshError::InjectTimeout {
+            resource: resource.to_string(),
+            timeout: self.timeouts.inject,
+            last,
+        })
     }
 
     /// Deletes one resource and waits until it is gone (404 at any point is success).
@@ -397,14 +513,22 @@ impl ChaosMeshDriver {
         match api.delete(&resource.name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-            Err(source) => return Err(ChaosMeshError::Kube { what: format!("deleting {resource}"), source }),
+            Err(source) => {
+                return Err(ChaosMeshError::Kube {
+                    what: format!("deleting {resource}"),
+                    source,
+                });
+            }
         }
         let attempts = self.timeouts.attempts(self.timeouts.delete);
         for attempt in 1..=attempts {
-            let present = api
-                .get_opt(&resource.name)
-                .await
-                .map_err(|source| ChaosMeshError::Kube { what: format!("waiting for {resource} to disappear"), source })?;
+            let present =
+                api.get_opt(&resource.name)
+                    .await
+                    .map_err(|source| ChaosMeshError::Kube {
+                        what: format!("waiting for {resource} to disappear"),
+                        source,
+                    })?;
             if present.is_none() {
                 return Ok(());
             }
@@ -412,7 +536,10 @@ impl ChaosMeshDriver {
                 tokio::time::sleep(self.timeouts.poll).await;
             }
         }
-        Err(ChaosMeshError::DeleteTimeout { resource: resource.to_string(), timeout: self.timeouts.delete })
+        Err(ChaosMeshError::DeleteTimeout {
+            resource: resource.to_string(),
+            timeout: self.timeouts.delete,
+        })
     }
 
     /// Managed resources in every cluster whose run is not in `alive` (by the run-id label).
@@ -424,18 +551,34 @@ impl ChaosMeshDriver {
         for cluster in &self.stack.clusters {
             let client = self.client(&cluster.name).await?;
             for kind in ChaosKind::ALL {
-                let probe = ResourceRef { cluster: cluster.name.clone(), kind, namespace: self.namespace.clone(), name: String::new() };
+                let probe = ResourceRef {
+                    cluster: cluster.name.clone(),
+                    kind,
+                    namespace: self.namespace.clone(),
+                    name: String::new(),
+                };
                 let list = Self::api(client.clone(), &probe)
                     .list(&ListParams::default().labels(&selector))
                     .await
-                    .map_err(|source| ChaosMeshError::Kube { what: format!("listing {} in {}", kind.plural(), cluster.name), source })?;
+                    .map_err(|source| ChaosMeshError::Kube {
+                        what: format!("listing {} in {}", kind.plural(), cluster.name),
+                        source,
+                    })?;
                 for item in list.items {
-                    let run = item.metadata.labels.as_ref().and_then(|l| l.get(manifest::RUN_ID_LABEL)).and_then(|v| v.parse::<Uuid>().ok());
+                    let run = item
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(manifest::RUN_ID_LABEL))
+                        .and_then(|v| v.parse::<Uuid>().ok());
                     if run.is_some_and(|r| alive.contains(&r)) {
                         continue;
                     }
                     if let Some(name) = item.metadata.name {
-                        out.push(ResourceRef { name, ..probe.clone() });
+                        out.push(ResourceRef {
+                            name,
+                            ..probe.clone()
+                        });
                     }
                 }
             }
@@ -456,29 +599,56 @@ impl ChaosMeshDriver {
                 let list = deployments
                     .list(&ListParams::default())
                     .await
-                    .map_err(|source| ChaosMeshError::Kube { what: what("deployments"), source })?;
+                    .map_err(|source| ChaosMeshError::Kube {
+                        what: what("deployments"),
+                        source,
+                    })?;
                 for d in list.items {
                     let images = d
                         .spec
                         .as_ref()
                         .and_then(|s| s.template.spec.as_ref())
-                        .map(|p| p.containers.iter().filter_map(|c| c.image.clone()).collect::<Vec<_>>())
+                        .map(|p| {
+                            p.containers
+                                .iter()
+                                .filter_map(|c| c.image.clone())
+                                .collect::<Vec<_>>()
+                        })
                         .unwrap_or_default();
-                    lines.push(inventory_line(&cluster.name, namespace, "Deployment", &d.metadata, &images));
+                    lines.push(inventory_line(
+                        &cluster.name,
+                        namespace,
+                        "Deployment",
+                        &d.metadata,
+                        &images,
+                    ));
                 }
                 let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-                let list = sets
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|source| ChaosMeshError::Kube { what: what("statefulsets"), source })?;
+                let list = sets.list(&ListParams::default()).await.map_err(|source| {
+                    ChaosMeshError::Kube {
+                        what: what("statefulsets"),
+                        source,
+                    }
+                })?;
                 for s in list.items {
                     let images = s
                         .spec
                         .as_ref()
                         .and_then(|s| s.template.spec.as_ref())
-                        .map(|p| p.containers.iter().filter_map(|c| c.image.clone()).collect::<Vec<_>>())
+                        .map(|p| {
+                            p.containers
+                                .iter()
+                                .filter_map(|c| c.image.clone())
+                                .collect::<Vec<_>>()
+                        })
                         .unwrap_or_default();
-                    lines.push(inventory_line(&cluster.name, namespace, "StatefulSet", &s.metadata, &images));
+                    lines.push(inventory_line(
+                        &cluster.name,
+                        namespace,
+                        "StatefulSet",
+                        &s.metadata,
+                        &images,
+                    ));
                 }
             }
         }
@@ -530,22 +700,30 @@ pub fn changed_objects(before: &str, after: &str) -> Vec<String> {
 
 /// Whether `conditions` (a Chaos Mesh status.conditions array) has `type` with status `True`.
 fn condition_true(conditions: &Value, kind: &str) -> bool {
-    conditions
-        .as_array()
-        .is_some_and(|list| list.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    conditions.as_array().is_some_and(|list| {
+        list.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
 }
 
 fn to_fault_error(stack: &str, step: &str, e: ChaosMeshError) -> FaultError {
     match e {
-        ChaosMeshError::CrdMissing { .. } | ChaosMeshError::Forbidden { .. } | ChaosMeshError::Client { .. } => {
-            FaultError::NotReady { stack: stack.to_owned(), reason: e.to_string() }
-        }
-        other => FaultError::Inject { step: step.to_owned(), reason: other.to_string() },
+        ChaosMeshError::CrdMissing { .. }
+        | ChaosMeshError::Forbidden { .. }
+        | ChaosMeshError::Client { .. } => FaultError::NotReady {
+            stack: stack.to_owned(),
+            reason: e.to_string(),
+        },
+        other => FaultError::Inject {
+            step: step.to_owned(),
+            reason: other.to_string(),
+        },
     }
 }
 
 fn handle_resources(handle: &FaultHandle) -> Result<Vec<ResourceRef>, ChaosMeshError> {
-    serde_json::from_value(handle.data["resources"].clone()).map_err(|e| ChaosMeshError::Handle(e.to_string()))
+    serde_json::from_value(handle.data["resources"].clone())
+        .map_err(|e| ChaosMeshError::Handle(e.to_string()))
 }
 
 impl FaultDriver for ChaosMeshDriver {
@@ -554,34 +732,60 @@ impl FaultDriver for ChaosMeshDriver {
     }
 
     async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
-        let ctx = RenderContext { run_id: Uuid::nil(), step_index: 0, ttl: Duration::from_secs(1), ledger_id: None };
+        let ctx = RenderContext {
+            run_id: Uuid::nil(),
+            step_index: 0,
+            ttl: Duration::from_secs(1),
+            ledger_id: None,
+        };
         for fault in faults {
-            self.render(fault, &ctx).map_err(|e| to_fault_error(&self.stack.name, &fault.name, e))?;
+            self.render(fault, &ctx)
+                .map_err(|e| to_fault_error(&self.stack.name, &fault.name, e))?;
         }
         for cluster in &self.stack.clusters {
-            self.preflight_cluster(cluster).await.map_err(|e| FaultError::NotReady {
-                stack: self.stack.name.clone(),
-                reason: e.to_string(),
-            })?;
+            self.preflight_cluster(cluster)
+                .await
+                .map_err(|e| FaultError::NotReady {
+                    stack: self.stack.name.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         Ok(())
     }
 
     fn describe(&self, fault: &FaultStep) -> Result<Value, FaultError> {
-        let ctx = RenderContext { run_id: Uuid::nil(), step_index: 0, ttl: fault.duration.0, ledger_id: None };
-        let manifests = self.render(fault, &ctx).map_err(|e| to_fault_error(&self.stack.name, &fault.name, e))?;
+        let ctx = RenderContext {
+            run_id: Uuid::nil(),
+            step_index: 0,
+            ttl: fault.duration.0,
+            ledger_id: None,
+        };
+        let manifests = self
+            .render(fault, &ctx)
+            .map_err(|e| to_fault_error(&self.stack.name, &fault.name, e))?;
         Ok(serde_json::json!({
             "driver": "chaos-mesh",
             "manifests": manifests.iter().map(|m| serde_json::json!({ "cluster": m.resource.cluster, "object": m.object })).collect::<Vec<_>>(),
         }))
     }
 
-    async fn inject(&self, fault: &FaultStep, ctx: &FaultContext) -> Result<FaultHandle, FaultError> {
-        let render_ctx = RenderContext { run_id: ctx.run_id, step_index: ctx.step_index, ttl: ctx.ttl, ledger_id: Some(ctx.ledger_id) };
+    async fn inject(
+        &self,
+        fault: &FaultStep,
+        ctx: &FaultContext,
+    ) -> Result<FaultHandle, FaultError> {
+        let render_ctx = RenderContext {
+            run_id: ctx.run_id,
+            step_index: ctx.step_index,
+            ttl: ctx.ttl,
+            ledger_id: Some(ctx.ledger_id),
+        };
         let fail = |e| to_fault_error(&self.stack.name, &fault.name, e);
         let manifests = self.render(fault, &render_ctx).map_err(fail)?;
         for manifest in &manifests {
-            self.check_blast_radius(&fault.fault, manifest).await.map_err(fail)?;
+            self.check_blast_radius(&fault.fault, manifest)
+                .await
+                .map_err(fail)?;
         }
         let mut applied: Vec<ResourceRef> = Vec::new();
         let mut outcome = Ok(());
@@ -611,14 +815,29 @@ impl FaultDriver for ChaosMeshDriver {
             }
             let mut reason = e.to_string();
             if !reverts.is_empty() {
-                reason.push_str(&format!("; reverting also failed (spec.duration still ends it): {}", reverts.join("; ")));
+                reason.push_str(&format!(
+                    "; reverting also failed (spec.duration still ends it): {}",
+                    reverts.join("; ")
+                ));
             }
             return Err(match e {
-                ChaosMeshError::CrdMissing { .. } | ChaosMeshError::Forbidden { .. } => FaultError::NotReady { stack: self.stack.name.clone(), reason },
-                _ => FaultError::Inject { step: fault.name.clone(), reason },
+                ChaosMeshError::CrdMissing { .. } | ChaosMeshError::Forbidden { .. } => {
+                    FaultError::NotReady {
+                        stack: self.stack.name.clone(),
+                        reason,
+                    }
+                }
+                _ => FaultError::Inject {
+                    step: fault.name.clone(),
+                    reason,
+                },
             });
         }
-        let description = applied.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let description = applied
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         Ok(FaultHandle {
             driver: self.name().to_owned(),
             description: format!("{} ({})", fault.fault.kind(), description),
@@ -627,7 +846,10 @@ impl FaultDriver for ChaosMeshDriver {
     }
 
     async fn revert(&self, handle: &FaultHandle) -> Result<(), FaultError> {
-        let resources = handle_resources(handle).map_err(|e| FaultError::Revert { what: handle.description.clone(), reason: e.to_string() })?;
+        let resources = handle_resources(handle).map_err(|e| FaultError::Revert {
+            what: handle.description.clone(),
+            reason: e.to_string(),
+        })?;
         let mut failed = Vec::new();
         for resource in &resources {
             if let Err(e) = self.delete_and_wait(resource).await {
@@ -638,13 +860,22 @@ impl FaultDriver for ChaosMeshDriver {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(FaultError::Revert { what: handle.description.clone(), reason: failed.join("; ") })
+            Err(FaultError::Revert {
+                what: handle.description.clone(),
+                reason: failed.join("; "),
+            })
         }
     }
 
     async fn orphans(&self) -> Result<Vec<FaultHandle>, FaultError> {
         // The sweep calls this only for ledger entries whose run is dead, so no run is alive here.
-        let resources = self.orphans_except(&[]).await.map_err(|e| FaultError::NotReady { stack: self.stack.name.clone(), reason: e.to_string() })?;
+        let resources = self
+            .orphans_except(&[])
+            .await
+            .map_err(|e| FaultError::NotReady {
+                stack: self.stack.name.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(resources
             .into_iter()
             .map(|r| FaultHandle {
@@ -656,7 +887,10 @@ impl FaultDriver for ChaosMeshDriver {
     }
 
     async fn fingerprint(&self) -> Result<String, FaultError> {
-        let lines = self.inventory().await.map_err(|e| FaultError::NotReady { stack: self.stack.name.clone(), reason: format!("fingerprint: {e}") })?;
+        let lines = self.inventory().await.map_err(|e| FaultError::NotReady {
+            stack: self.stack.name.clone(),
+            reason: format!("fingerprint: {e}"),
+        })?;
         Ok(fingerprint_of(&lines))
     }
 }

@@ -24,7 +24,11 @@ fn config_dir() -> std::path::PathBuf {
 /// The `uat-alpha` stack of the example production config.
 fn uat_alpha() -> Stack {
     let config = crate::config::load(&config_dir()).expect("example production config loads");
-    config.stacks.get("uat-alpha").expect("uat-alpha exists").clone()
+    config
+        .stacks
+        .get("uat-alpha")
+        .expect("uat-alpha exists")
+        .clone()
 }
 
 /// `uat-alpha` reduced to one namespace per cluster (fewer requests to script).
@@ -37,11 +41,18 @@ fn small_stack() -> Stack {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn step(name: &str, fault: Fault) -> FaultStep {
-    FaultStep { name: name.into(), fault, duration: HumanDuration(Duration::from_secs(300)) }
+    FaultStep {
+        name: name.into(),
+        fault,
+        duration: HumanDuration(Duration::from_secs(300)),
+    }
 }
 
 fn ctx() -> RenderContext {
@@ -55,7 +66,12 @@ fn ctx() -> RenderContext {
 
 fn fault_ctx() -> FaultContext {
     let c = ctx();
-    FaultContext { run_id: c.run_id, ledger_id: Uuid::nil(), step_index: 0, ttl: c.ttl }
+    FaultContext {
+        run_id: c.run_id,
+        ledger_id: Uuid::nil(),
+        step_index: 0,
+        ttl: c.ttl,
+    }
 }
 
 // ---------------------------------------------------------------- schema validation
@@ -64,13 +80,23 @@ fn fault_ctx() -> FaultContext {
 /// (the API server would silently prune them, hiding a typo), except `metadata`.
 fn crd_schema(file: &str) -> Value {
     let path = std::path::Path::new("/work/shared/chaos-mesh-crds").join(file);
-    let path = if path.exists() { path } else { std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/chaos-mesh-crds").join(file) };
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let path = if path.exists() {
+        path
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/chaos-mesh-crds")
+            .join(file)
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let crd: Value = serde_yaml::from_str(&text).expect("CRD YAML parses");
     let mut schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
     fn strict(v: &mut Value, key: &str) {
         if let Some(map) = v.as_object_mut() {
-            if key != "metadata" && map.contains_key("properties") && !map.contains_key("additionalProperties") {
+            if key != "metadata"
+                && map.contains_key("properties")
+                && !map.contains_key("additionalProperties")
+            {
                 map.insert("additionalProperties".into(), Value::Bool(false));
             }
             for (k, child) in map.iter_mut() {
@@ -109,7 +135,12 @@ fn all_faults() -> Vec<FaultStep> {
         ));
         out.push(step(
             "partition all clusters from a label target",
-            Fault::NetworkPartition { selector: labels(&[("app", "gateway")]), direction, target: labels(&[("app", "db")]), external_targets: vec![] },
+            Fault::NetworkPartition {
+                selector: labels(&[("app", "gateway")]),
+                direction,
+                target: labels(&[("app", "db")]),
+                external_targets: vec![],
+            },
         ));
     }
     out.push(step(
@@ -118,7 +149,11 @@ fn all_faults() -> Vec<FaultStep> {
             selector: labels(&[("cloud", "aws")]),
             direction: Direction::To,
             target: labels(&[("cloud", "azure")]),
-            external_targets: vec!["fps-gw.test.scheme.example.net".into(), "203.0.113.16/28".into(), "2001:db8::1".into()],
+            external_targets: vec![
+                "fps-gw.test.scheme.example.net".into(),
+                "203.0.113.16/28".into(),
+                "2001:db8::1".into(),
+            ],
         },
     ));
     for cloud in Cloud::ALL {
@@ -135,12 +170,27 @@ fn all_faults() -> Vec<FaultStep> {
         ));
     }
     for max_pods in [None, Some(2)] {
-        out.push(step("pod kill", Fault::PodKill { selector: labels(&[("cloud", "azure"), ("app", "ledger")]), max_pods }));
+        out.push(step(
+            "pod kill",
+            Fault::PodKill {
+                selector: labels(&[("cloud", "azure"), ("app", "ledger")]),
+                max_pods,
+            },
+        ));
     }
-    for (cpu_workers, memory_size) in [(2, None), (0, Some("256MB".to_owned())), (4, Some("1GiB".to_owned()))] {
+    for (cpu_workers, memory_size) in [
+        (2, None),
+        (0, Some("256MB".to_owned())),
+        (4, Some("1GiB".to_owned())),
+    ] {
         out.push(step(
             "stress",
-            Fault::Stress { selector: labels(&[("app", "payments-api")]), cpu_workers, cpu_load_percent: 80, memory_size },
+            Fault::Stress {
+                selector: labels(&[("app", "payments-api")]),
+                cpu_workers,
+                cpu_load_percent: 80,
+                memory_size,
+            },
         ));
     }
     out
@@ -155,22 +205,49 @@ fn every_manifest_validates_against_the_upstream_crd_schema() {
         (ChaosKind::StressChaos, "chaos-mesh.org_stresschaos.yaml"),
     ]
     .into_iter()
-    .map(|(kind, file)| (kind, jsonschema::validator_for(&crd_schema(file)).expect("CRD schema compiles")))
+    .map(|(kind, file)| {
+        (
+            kind,
+            jsonschema::validator_for(&crd_schema(file)).expect("CRD schema compiles"),
+        )
+    })
     .collect();
     let mut count = 0;
     for fault in all_faults() {
-        let manifests = manifest::render(&stack, "chaos-mesh", &fault, &ctx()).unwrap_or_else(|e| panic!("{}: {e}", fault.name));
+        let manifests = manifest::render(&stack, "chaos-mesh", &fault, &ctx())
+            .unwrap_or_else(|e| panic!("{}: {e}", fault.name));
         assert!(!manifests.is_empty(), "{}: no manifest", fault.name);
         for m in manifests {
-            let (_, validator) = validators.iter().find(|(k, _)| *k == m.resource.kind).expect("a validator per kind");
-            let errors: Vec<String> = validator.iter_errors(&m.object).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-            assert!(errors.is_empty(), "{} ({}): {errors:?}\n{}", fault.name, m.resource, serde_json::to_string_pretty(&m.object).unwrap_or_default());
+            let (_, validator) = validators
+                .iter()
+                .find(|(k, _)| *k == m.resource.kind)
+                .expect("a validator per kind");
+            let errors: Vec<String> = validator
+                .iter_errors(&m.object)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{} ({}): {errors:?}\n{}",
+                fault.name,
+                m.resource,
+                serde_json::to_string_pretty(&m.object).unwrap_or_default()
+            );
             // Safety properties of every manifest.
             assert_eq!(m.object["spec"]["duration"], "330s");
-            assert_eq!(m.object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "f3-chaos");
-            assert_eq!(m.object["metadata"]["labels"][manifest::RUN_ID_LABEL], ctx().run_id.to_string());
+            assert_eq!(
+                m.object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "f3-chaos"
+            );
+            assert_eq!(
+                m.object["metadata"]["labels"][manifest::RUN_ID_LABEL],
+                ctx().run_id.to_string()
+            );
             assert!(m.resource.name.len() <= 63 && m.resource.name.starts_with("f3-"));
-            let selected = m.object["spec"]["selector"]["namespaces"].as_array().expect("namespaces always set").len();
+            let selected = m.object["spec"]["selector"]["namespaces"]
+                .as_array()
+                .expect("namespaces always set")
+                .len();
             assert_eq!(selected, 3, "selector bounded by the cluster's namespaces");
             count += 1;
         }
@@ -180,9 +257,17 @@ fn every_manifest_validates_against_the_upstream_crd_schema() {
 
 #[test]
 fn a_bad_field_fails_the_schema() {
-    let validator = jsonschema::validator_for(&crd_schema("chaos-mesh.org_networkchaos.yaml")).expect("compiles");
+    let validator = jsonschema::validator_for(&crd_schema("chaos-mesh.org_networkchaos.yaml"))
+        .expect("compiles");
     let stack = uat_alpha();
-    let mut m = manifest::render(&stack, "chaos-mesh", &step("x", Fault::CloudLoss { cloud: Cloud::Gcp }), &ctx()).expect("renders").remove(0);
+    let mut m = manifest::render(
+        &stack,
+        "chaos-mesh",
+        &step("x", Fault::CloudLoss { cloud: Cloud::Gcp }),
+        &ctx(),
+    )
+    .expect("renders")
+    .remove(0);
     assert!(validator.is_valid(&m.object));
     m.object["spec"]["direction"] = json!("sideways");
     assert!(!validator.is_valid(&m.object));
@@ -194,14 +279,34 @@ fn a_bad_field_fails_the_schema() {
 #[test]
 fn cloud_loss_renders_one_manifest_per_cluster() {
     let stack = uat_alpha();
-    let manifests = manifest::render(&stack, "chaos-mesh", &step("GCP lost", Fault::CloudLoss { cloud: Cloud::Gcp }), &ctx()).expect("renders");
-    let clusters: Vec<&str> = manifests.iter().map(|m| m.resource.cluster.as_str()).collect();
-    assert_eq!(clusters, ["gke-uat-alpha", "eks-uat-alpha", "aks-uat-alpha"]);
+    let manifests = manifest::render(
+        &stack,
+        "chaos-mesh",
+        &step("GCP lost", Fault::CloudLoss { cloud: Cloud::Gcp }),
+        &ctx(),
+    )
+    .expect("renders");
+    let clusters: Vec<&str> = manifests
+        .iter()
+        .map(|m| m.resource.cluster.as_str())
+        .collect();
+    assert_eq!(
+        clusters,
+        ["gke-uat-alpha", "eks-uat-alpha", "aks-uat-alpha"]
+    );
     assert_eq!(
         manifests[0].object["spec"]["externalTargets"],
-        json!(["10.29.0.0/16", "10.30.0.0/16", "fps-gw.test.scheme.example.net", "203.0.113.16/28"])
+        json!([
+            "10.29.0.0/16",
+            "10.30.0.0/16",
+            "fps-gw.test.scheme.example.net",
+            "203.0.113.16/28"
+        ])
     );
-    assert_eq!(manifests[1].object["spec"]["externalTargets"], json!(["10.28.0.0/16"]));
+    assert_eq!(
+        manifests[1].object["spec"]["externalTargets"],
+        json!(["10.28.0.0/16"])
+    );
     assert_eq!(manifests[0].object["spec"]["action"], "partition");
     assert_eq!(manifests[0].resource.name, "f3-123456789abc-s0-gcp");
 }
@@ -212,29 +317,96 @@ fn unsafe_partitions_are_refused() {
     let partition = |selector: Labels, direction, target: Labels, external: &[&str]| {
         step(
             "p",
-            Fault::NetworkPartition { selector, direction, target, external_targets: external.iter().map(|s| (*s).to_owned()).collect() },
+            Fault::NetworkPartition {
+                selector,
+                direction,
+                target,
+                external_targets: external.iter().map(|s| (*s).to_owned()).collect(),
+            },
         )
     };
     let cases = [
-        (partition(Labels::new(), Direction::To, labels(&[("app", "a")]), &[]), "non-empty selector"),
-        (partition(labels(&[("app", "a")]), Direction::To, labels(&[("app", "a")]), &[]), "equals the selector"),
-        (partition(labels(&[("app", "a")]), Direction::To, Labels::new(), &[]), "a peer"),
-        (partition(labels(&[("app", "a")]), Direction::Both, Labels::new(), &["10.0.0.0/8"]), "only with direction `to`"),
-        (partition(labels(&[("app", "a")]), Direction::To, Labels::new(), &["10.0.0.0/33"]), "not a CIDR"),
-        (partition(labels(&[("app", "a")]), Direction::To, Labels::new(), &["bad host!"]), "neither"),
-        (partition(labels(&[("cloud", "mars")]), Direction::To, Labels::new(), &["1.2.3.4"]), "unknown cloud"),
-        (partition(labels(&[("app", "-bad")]), Direction::To, Labels::new(), &["1.2.3.4"]), "label value"),
+        (
+            partition(Labels::new(), Direction::To, labels(&[("app", "a")]), &[]),
+            "non-empty selector",
+        ),
+        (
+            partition(
+                labels(&[("app", "a")]),
+                Direction::To,
+                labels(&[("app", "a")]),
+                &[],
+            ),
+            "equals the selector",
+        ),
+        (
+            partition(labels(&[("app", "a")]), Direction::To, Labels::new(), &[]),
+            "a peer",
+        ),
+        (
+            partition(
+                labels(&[("app", "a")]),
+                Direction::Both,
+                Labels::new(),
+                &["10.0.0.0/8"],
+            ),
+            "only with direction `to`",
+        ),
+        (
+            partition(
+                labels(&[("app", "a")]),
+                Direction::To,
+                Labels::new(),
+                &["10.0.0.0/33"],
+            ),
+            "not a CIDR",
+        ),
+        (
+            partition(
+                labels(&[("app", "a")]),
+                Direction::To,
+                Labels::new(),
+                &["bad host!"],
+            ),
+            "neither",
+        ),
+        (
+            partition(
+                labels(&[("cloud", "mars")]),
+                Direction::To,
+                Labels::new(),
+                &["1.2.3.4"],
+            ),
+            "unknown cloud",
+        ),
+        (
+            partition(
+                labels(&[("app", "-bad")]),
+                Direction::To,
+                Labels::new(),
+                &["1.2.3.4"],
+            ),
+            "label value",
+        ),
     ];
     for (fault, expected) in cases {
-        let err = manifest::render(&stack, "chaos-mesh", &fault, &ctx()).expect_err(expected).to_string();
+        let err = manifest::render(&stack, "chaos-mesh", &fault, &ctx())
+            .expect_err(expected)
+            .to_string();
         assert!(err.contains(expected), "{err} should mention {expected}");
     }
 }
 
 #[test]
 fn fingerprint_names_the_changed_object() {
-    let before = fingerprint_of(&["c/ns/Deployment/api generation=3 images=api:1".into(), "c/ns/StatefulSet/db generation=1 images=pg:16".into()]);
-    let after = fingerprint_of(&["c/ns/Deployment/api generation=4 images=api:2".into(), "c/ns/StatefulSet/db generation=1 images=pg:16".into()]);
+    let before = fingerprint_of(&[
+        "c/ns/Deployment/api generation=3 images=api:1".into(),
+        "c/ns/StatefulSet/db generation=1 images=pg:16".into(),
+    ]);
+    let after = fingerprint_of(&[
+        "c/ns/Deployment/api generation=4 images=api:2".into(),
+        "c/ns/StatefulSet/db generation=1 images=pg:16".into(),
+    ]);
     assert_ne!(before, after);
     assert_eq!(changed_objects(&before, &after), ["c/ns/Deployment/api"]);
 }
@@ -255,25 +427,55 @@ struct Expect {
 }
 
 fn expect(method: Method, uri: &str, status: u16, body: Value) -> Expect {
-    Expect { method, uri: uri.to_owned(), status, body, reachable: true }
+    Expect {
+        method,
+        uri: uri.to_owned(),
+        status,
+        body,
+        reachable: true,
+    }
 }
 
 fn unreachable(method: Method, uri: &str) -> Expect {
-    Expect { method, uri: uri.to_owned(), status: 0, body: Value::Null, reachable: false }
+    Expect {
+        method,
+        uri: uri.to_owned(),
+        status: 0,
+        body: Value::Null,
+        reachable: false,
+    }
 }
 
 /// Serves `script` in order, asserting method and URI of each request; returns the request bodies.
-fn serve(handle: MockHandle, script: Vec<Expect>) -> tokio::task::JoinHandle<Vec<(Method, String, Value)>> {
+fn serve(
+    handle: MockHandle,
+    script: Vec<Expect>,
+) -> tokio::task::JoinHandle<Vec<(Method, String, Value)>> {
     tokio::spawn(async move {
         let mut handle = pin!(handle);
         let mut seen = Vec::new();
         for (i, e) in script.into_iter().enumerate() {
-            let (request, send) = handle.next_request().await.unwrap_or_else(|| panic!("request {i} ({} {}) never came", e.method, e.uri));
+            let (request, send) = handle
+                .next_request()
+                .await
+                .unwrap_or_else(|| panic!("request {i} ({} {}) never came", e.method, e.uri));
             let method = request.method().clone();
             let uri = request.uri().to_string();
-            assert_eq!((&method, uri.as_str()), (&e.method, e.uri.as_str()), "request {i}");
-            let bytes = request.into_body().collect_bytes().await.expect("request body");
-            let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+            assert_eq!(
+                (&method, uri.as_str()),
+                (&e.method, e.uri.as_str()),
+                "request {i}"
+            );
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .expect("request body");
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).expect("JSON body")
+            };
             seen.push((method, uri, body));
             if e.reachable {
                 let response = Response::builder()
@@ -282,7 +484,10 @@ fn serve(handle: MockHandle, script: Vec<Expect>) -> tokio::task::JoinHandle<Vec
                     .expect("valid response");
                 send.send_response(response);
             } else {
-                send.send_error(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
+                send.send_error(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ));
             }
         }
         seen
@@ -292,11 +497,21 @@ fn serve(handle: MockHandle, script: Vec<Expect>) -> tokio::task::JoinHandle<Vec
 /// A driver whose `cloud` cluster talks to a mock; fast timeouts.
 fn mocked(stack: &Stack, cloud: Cloud) -> (ChaosMeshDriver, MockHandle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let cluster = stack.clusters.iter().find(|c| c.cloud == cloud).expect("cluster of cloud").name.clone();
+    let cluster = stack
+        .clusters
+        .iter()
+        .find(|c| c.cloud == cloud)
+        .expect("cluster of cloud")
+        .name
+        .clone();
     let driver = ChaosMeshDriver::new(stack)
         .expect("chaos-mesh stack")
         .with_client(&cluster, kube::Client::new(service, "default"))
-        .with_timeouts(Timeouts { inject: Duration::from_millis(300), delete: Duration::from_millis(300), poll: Duration::from_millis(100) });
+        .with_timeouts(Timeouts {
+            inject: Duration::from_millis(300),
+            delete: Duration::from_millis(300),
+            poll: Duration::from_millis(100),
+        });
     (driver, handle)
 }
 
@@ -322,7 +537,13 @@ fn pods(n: usize) -> Value {
 }
 
 fn pod_kill() -> FaultStep {
-    step("Ledger pods killed", Fault::PodKill { selector: labels(&[("app", "ledger"), ("cloud", "gcp")]), max_pods: Some(2) })
+    step(
+        "Ledger pods killed",
+        Fault::PodKill {
+            selector: labels(&[("app", "ledger"), ("cloud", "gcp")]),
+            max_pods: Some(2),
+        },
+    )
 }
 
 const NAME: &str = "f3-123456789abc-s0-gcp";
@@ -336,16 +557,49 @@ async fn inject_applies_with_field_manager_waits_all_injected_and_revert_waits_g
     let server = serve(
         handle,
         vec![
-            expect(Method::GET, "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp", 200, pods(3)),
-            expect(Method::PATCH, &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"), 200, chaos("PodChaos", NAME, json!([]))),
-            expect(Method::GET, &format!("{PC}/{NAME}"), 200, chaos("PodChaos", NAME, pending)),
-            expect(Method::GET, &format!("{PC}/{NAME}"), 200, chaos("PodChaos", NAME, injected)),
-            expect(Method::DELETE, &format!("{PC}/{NAME}?"), 200, chaos("PodChaos", NAME, json!([]))),
-            expect(Method::GET, &format!("{PC}/{NAME}"), 200, chaos("PodChaos", NAME, json!([]))),
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp",
+                200,
+                pods(3),
+            ),
+            expect(
+                Method::PATCH,
+                &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"),
+                200,
+                chaos("PodChaos", NAME, json!([])),
+            ),
+            expect(
+                Method::GET,
+                &format!("{PC}/{NAME}"),
+                200,
+                chaos("PodChaos", NAME, pending),
+            ),
+            expect(
+                Method::GET,
+                &format!("{PC}/{NAME}"),
+                200,
+                chaos("PodChaos", NAME, injected),
+            ),
+            expect(
+                Method::DELETE,
+                &format!("{PC}/{NAME}?"),
+                200,
+                chaos("PodChaos", NAME, json!([])),
+            ),
+            expect(
+                Method::GET,
+                &format!("{PC}/{NAME}"),
+                200,
+                chaos("PodChaos", NAME, json!([])),
+            ),
             expect(Method::GET, &format!("{PC}/{NAME}"), 404, not_found(NAME)),
         ],
     );
-    let handle = driver.inject(&pod_kill(), &fault_ctx()).await.expect("injected");
+    let handle = driver
+        .inject(&pod_kill(), &fault_ctx())
+        .await
+        .expect("injected");
     assert_eq!(handle.driver, "chaos-mesh");
     assert!(handle.description.contains(NAME), "{}", handle.description);
     driver.revert(&handle).await.expect("reverted");
@@ -355,9 +609,15 @@ async fn inject_applies_with_field_manager_waits_all_injected_and_revert_waits_g
     assert_eq!(applied["spec"]["duration"], "330s");
     assert_eq!(applied["spec"]["mode"], "fixed");
     assert_eq!(applied["spec"]["value"], "2");
-    assert_eq!(applied["metadata"]["labels"]["app.kubernetes.io/managed-by"], "f3-chaos");
+    assert_eq!(
+        applied["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "f3-chaos"
+    );
     // Delete never asks to bypass the chaos-mesh/records finalizer.
-    assert!(seen.iter().all(|(_, _, body)| !body.to_string().contains("cleanFinalizer")));
+    assert!(
+        seen.iter()
+            .all(|(_, _, body)| !body.to_string().contains("cleanFinalizer"))
+    );
 }
 
 #[tokio::test]
@@ -366,28 +626,74 @@ async fn injection_timeout_reverts_and_fails() {
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
     let pending = json!([{ "type": "AllInjected", "status": "False" }]);
     let mut script = vec![
-        expect(Method::GET, "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp", 200, pods(1)),
-        expect(Method::PATCH, &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"), 200, chaos("PodChaos", NAME, json!([]))),
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp",
+            200,
+            pods(1),
+        ),
+        expect(
+            Method::PATCH,
+            &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"),
+            200,
+            chaos("PodChaos", NAME, json!([])),
+        ),
     ];
     for _ in 0..3 {
-        script.push(expect(Method::GET, &format!("{PC}/{NAME}"), 200, chaos("PodChaos", NAME, pending.clone())));
+        script.push(expect(
+            Method::GET,
+            &format!("{PC}/{NAME}"),
+            200,
+            chaos("PodChaos", NAME, pending.clone()),
+        ));
     }
-    script.push(expect(Method::DELETE, &format!("{PC}/{NAME}?"), 200, chaos("PodChaos", NAME, json!([]))));
-    script.push(expect(Method::GET, &format!("{PC}/{NAME}"), 404, not_found(NAME)));
+    script.push(expect(
+        Method::DELETE,
+        &format!("{PC}/{NAME}?"),
+        200,
+        chaos("PodChaos", NAME, json!([])),
+    ));
+    script.push(expect(
+        Method::GET,
+        &format!("{PC}/{NAME}"),
+        404,
+        not_found(NAME),
+    ));
     let server = serve(handle, script);
-    let err = driver.inject(&pod_kill(), &fault_ctx()).await.expect_err("times out").to_string();
+    let err = driver
+        .inject(&pod_kill(), &fault_ctx())
+        .await
+        .expect_err("times out")
+        .to_string();
     assert!(err.contains("not AllInjected=True"), "{err}");
-    let seen = server.await.expect("verifier: the revert (DELETE) was issued");
+    let seen = server
+        .await
+        .expect("verifier: the revert (DELETE) was issued");
     assert_eq!(seen[5].0, Method::DELETE);
 }
 
 #[tokio::test]
 async fn blast_radius_is_enforced_before_applying() {
     let mut stack = small_stack();
-    stack.driver = crate::config::DriverConfig::ChaosMesh { namespace: "chaos-mesh".into(), max_pods: 1 };
+    stack.driver = crate::config::DriverConfig::ChaosMesh {
+        namespace: "chaos-mesh".into(),
+        max_pods: 1,
+    };
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
-    let server = serve(handle, vec![expect(Method::GET, "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp", 200, pods(5))]);
-    let err = driver.inject(&pod_kill(), &fault_ctx()).await.expect_err("too many pods").to_string();
+    let server = serve(
+        handle,
+        vec![expect(
+            Method::GET,
+            "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp",
+            200,
+            pods(5),
+        )],
+    );
+    let err = driver
+        .inject(&pod_kill(), &fault_ctx())
+        .await
+        .expect_err("too many pods")
+        .to_string();
     assert!(err.contains("above maxPods 1"), "{err}");
     assert_eq!(server.await.expect("verifier").len(), 1, "nothing applied");
 }
@@ -401,14 +707,36 @@ async fn forbidden_apply_is_reported_and_reverted() {
     let server = serve(
         handle,
         vec![
-            expect(Method::GET, "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp", 200, pods(1)),
-            expect(Method::PATCH, &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"), 403, forbidden),
-            expect(Method::DELETE, &format!("{PC}/{NAME}?"), 404, not_found(NAME)),
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp",
+                200,
+                pods(1),
+            ),
+            expect(
+                Method::PATCH,
+                &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"),
+                403,
+                forbidden,
+            ),
+            expect(
+                Method::DELETE,
+                &format!("{PC}/{NAME}?"),
+                404,
+                not_found(NAME),
+            ),
         ],
     );
-    let err = driver.inject(&pod_kill(), &fault_ctx()).await.expect_err("forbidden");
+    let err = driver
+        .inject(&pod_kill(), &fault_ctx())
+        .await
+        .expect_err("forbidden");
     assert!(matches!(err, FaultError::NotReady { .. }), "{err}");
-    assert!(err.to_string().contains("RBAC does not allow `patch` on podchaos"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("RBAC does not allow `patch` on podchaos"),
+        "{err}"
+    );
     server.await.expect("verifier");
 }
 
@@ -418,9 +746,24 @@ async fn preflight_reports_a_missing_crd() {
     let mut stack = stack;
     stack.clusters.retain(|c| c.cloud == Cloud::Gcp);
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
-    let server = serve(handle, vec![expect(Method::GET, &format!("{NC}?&limit=1"), 404, not_found("networkchaos"))]);
-    let err = driver.preflight(&[pod_kill()]).await.expect_err("CRD missing").to_string();
-    assert!(err.contains("NetworkChaos CRD (chaos-mesh.org/v1alpha1) is not installed"), "{err}");
+    let server = serve(
+        handle,
+        vec![expect(
+            Method::GET,
+            &format!("{NC}?&limit=1"),
+            404,
+            not_found("networkchaos"),
+        )],
+    );
+    let err = driver
+        .preflight(&[pod_kill()])
+        .await
+        .expect_err("CRD missing")
+        .to_string();
+    assert!(
+        err.contains("NetworkChaos CRD (chaos-mesh.org/v1alpha1) is not installed"),
+        "{err}"
+    );
     server.await.expect("verifier");
 }
 
@@ -436,14 +779,31 @@ async fn preflight_reports_rbac_denied_by_self_subject_access_review() {
         handle,
         vec![
             expect(Method::GET, &format!("{NC}?&limit=1"), 200, list),
-            expect(Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?", 201, denied),
+            expect(
+                Method::POST,
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?",
+                201,
+                denied,
+            ),
         ],
     );
-    let err = driver.preflight(&[pod_kill()]).await.expect_err("denied").to_string();
-    assert!(err.contains("RBAC does not allow `create` on networkchaos in `chaos-mesh`: no RBAC policy matched"), "{err}");
+    let err = driver
+        .preflight(&[pod_kill()])
+        .await
+        .expect_err("denied")
+        .to_string();
+    assert!(
+        err.contains(
+            "RBAC does not allow `create` on networkchaos in `chaos-mesh`: no RBAC policy matched"
+        ),
+        "{err}"
+    );
     let seen = server.await.expect("verifier");
     assert_eq!(seen[1].2["spec"]["resourceAttributes"]["verb"], "create");
-    assert_eq!(seen[1].2["spec"]["resourceAttributes"]["group"], "chaos-mesh.org");
+    assert_eq!(
+        seen[1].2["spec"]["resourceAttributes"]["group"],
+        "chaos-mesh.org"
+    );
 }
 
 #[tokio::test]
@@ -453,20 +813,43 @@ async fn orphans_are_listed_by_the_managed_by_label() {
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
     let live = Uuid::now_v7();
     let dead = Uuid::now_v7();
-    let item = |name: &str, run: Uuid| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
-        "metadata": { "name": name, "namespace": "chaos-mesh", "labels": { "app.kubernetes.io/managed-by": "f3-chaos", "f3-chaos.io/run-id": run.to_string() } } });
+    let item = |name: &str, run: Uuid| {
+        json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+        "metadata": { "name": name, "namespace": "chaos-mesh", "labels": { "app.kubernetes.io/managed-by": "f3-chaos", "f3-chaos.io/run-id": run.to_string() } } })
+    };
     let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items });
     let selector = "?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Df3-chaos";
     let server = serve(
         handle,
         vec![
-            expect(Method::GET, &format!("{NC}{selector}"), 200, list("NetworkChaosList", vec![item("f3-live", live), item("f3-dead", dead)])),
-            expect(Method::GET, &format!("{PC}{selector}"), 200, list("PodChaosList", vec![])),
-            expect(Method::GET, &format!("{SC}{selector}"), 200, list("StressChaosList", vec![])),
+            expect(
+                Method::GET,
+                &format!("{NC}{selector}"),
+                200,
+                list(
+                    "NetworkChaosList",
+                    vec![item("f3-live", live), item("f3-dead", dead)],
+                ),
+            ),
+            expect(
+                Method::GET,
+                &format!("{PC}{selector}"),
+                200,
+                list("PodChaosList", vec![]),
+            ),
+            expect(
+                Method::GET,
+                &format!("{SC}{selector}"),
+                200,
+                list("StressChaosList", vec![]),
+            ),
         ],
     );
     let orphans = driver.orphans_except(&[live]).await.expect("listed");
-    assert_eq!(orphans.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["f3-dead"]);
+    assert_eq!(
+        orphans.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["f3-dead"]
+    );
     server.await.expect("verifier");
 }
 
@@ -478,19 +861,43 @@ async fn api_unreachable_mid_fault_fails_the_revert_naming_the_resource() {
     let server = serve(
         handle,
         vec![
-            expect(Method::GET, "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp", 200, pods(1)),
-            expect(Method::PATCH, &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"), 200, chaos("PodChaos", NAME, json!([]))),
-            expect(Method::GET, &format!("{PC}/{NAME}"), 200, chaos("PodChaos", NAME, injected)),
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp",
+                200,
+                pods(1),
+            ),
+            expect(
+                Method::PATCH,
+                &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"),
+                200,
+                chaos("PodChaos", NAME, json!([])),
+            ),
+            expect(
+                Method::GET,
+                &format!("{PC}/{NAME}"),
+                200,
+                chaos("PodChaos", NAME, injected),
+            ),
             unreachable(Method::DELETE, &format!("{PC}/{NAME}?")),
         ],
     );
-    let handle = driver.inject(&pod_kill(), &fault_ctx()).await.expect("injected");
+    let handle = driver
+        .inject(&pod_kill(), &fault_ctx())
+        .await
+        .expect("injected");
     let err = driver.revert(&handle).await.expect_err("API unreachable");
     assert!(matches!(err, FaultError::Revert { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains(NAME) && text.contains("the fault's TTL still ends it"), "{text}");
+    assert!(
+        text.contains(NAME) && text.contains("the fault's TTL still ends it"),
+        "{text}"
+    );
     let seen = server.await.expect("verifier");
-    assert_eq!(seen[1].2["spec"]["duration"], "330s", "the resource ends itself");
+    assert_eq!(
+        seen[1].2["spec"]["duration"], "330s",
+        "the resource ends itself"
+    );
 }
 
 #[tokio::test]
@@ -500,6 +907,10 @@ async fn a_missing_kube_context_is_a_clear_error() {
         c.kube_context = Some("no-such-context-f3".into());
     }
     let driver = ChaosMeshDriver::new(&stack).expect("chaos-mesh stack");
-    let err = driver.fingerprint().await.expect_err("no kubeconfig here").to_string();
+    let err = driver
+        .fingerprint()
+        .await
+        .expect_err("no kubeconfig here")
+        .to_string();
     assert!(err.contains("cannot build a Kubernetes client"), "{err}");
 }
