@@ -606,8 +606,9 @@ impl ChaosMeshDriver {
                 for d in list.items {
                     let images = d
                         .spec
+                        .template
+                        .spec
                         .as_ref()
-                        .and_then(|s| s.template.spec.as_ref())
                         .map(|p| {
                             p.containers
                                 .iter()
@@ -633,8 +634,9 @@ impl ChaosMeshDriver {
                 for s in list.items {
                     let images = s
                         .spec
+                        .template
+                        .spec
                         .as_ref()
-                        .and_then(|s| s.template.spec.as_ref())
                         .map(|p| {
                             p.containers
                                 .iter()
