@@ -43,4 +43,4 @@ SQL
 export F3_CHAOS_TEST_POSTGRES_URL="${F3_CHAOS_TEST_POSTGRES_URL:-postgres://f3chaos:f3chaos@127.0.0.1:5432/postgres}"
 
 cargo build --workspace --bins
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -85,17 +85,22 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let state = tempfile::tempdir()?;
-    // The same settings as `f3-sandbox up --stack bench --port-base 25000`.
-    let settings = f3_sandbox::StackSettings {
-        stack: STACK.into(),
-        port_base: PORT_BASE,
-        nodes_per_cloud: 2,
-        tps: 300.0,
-        node_latency_ms: 2,
-        alertmanager: false,
-        gateway: f3_sandbox::GatewaySettings::profile(f3_sandbox::GatewayProfile::Aggressive),
-    };
-    let inventory = f3_sandbox::up(state.path(), &settings)?;
+    // Through the sandbox's own command line, so its defaults are the ones users get.
+    let state_dir = state.path().to_string_lossy().into_owned();
+    let port_base = PORT_BASE.to_string();
+    let args = [
+        "f3-sandbox",
+        "up",
+        "--stack",
+        STACK,
+        "--port-base",
+        &port_base,
+        "--state-dir",
+        &state_dir,
+    ];
+    let code = f3_sandbox::cli_exit_code(args.map(std::ffi::OsString::from));
+    anyhow::ensure!(code == 0, "f3-sandbox up failed with exit code {code}");
+    let inventory = f3_sandbox::load_inventory(state.path(), STACK)?;
     let result = runtime.block_on(bench(state.path(), &inventory.prometheus_url));
     f3_sandbox::down(state.path(), STACK)?;
     result
@@ -166,7 +171,7 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
     let aborting = scenario("bench-abort", vec![abort], vec![]);
     let mut latencies = Vec::new();
     let mut own = Vec::new();
-    for i in 0..20 {
+    for i in 0..12 {
         driver.set_tps(300.0).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -191,13 +196,17 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
             driver.set_tps(10.0).await.ok();
             let mut aborted = None;
             while let Some(event) = rx.recv().await {
-                if let RunEvent::AbortTriggered {
-                    reverted_at,
-                    latency_ms,
-                    ..
-                } = event
-                {
-                    aborted = Some(((reverted_at - t0).num_milliseconds(), latency_ms));
+                match event {
+                    RunEvent::AbortTriggered {
+                        reverted_at,
+                        latency_ms,
+                        ..
+                    } => {
+                        aborted = Some(((reverted_at - t0).num_milliseconds(), latency_ms));
+                    }
+                    // The runner keeps its sender until it is dropped: stop at the last event.
+                    RunEvent::RunFinished { .. } => break,
+                    _ => {}
                 }
             }
             aborted

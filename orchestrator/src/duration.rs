@@ -50,14 +50,19 @@ impl FromStr for HumanDuration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(s.trim())
             .map(HumanDuration)
-            .map_err(|e| DurationError { input: s.to_owned(), reason: e.to_string() })
+            .map_err(|e| DurationError {
+                input: s.to_owned(),
+                reason: e.to_string(),
+            })
     }
 }
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // humantime prints `1h 30m`; we print the compact form users write.
-        let text = humantime::format_duration(self.0).to_string().replace(' ', "");
+        let text = humantime::format_duration(self.0)
+            .to_string()
+            .replace(' ', "");
         f.write_str(&text)
     }
 }
@@ -104,7 +109,10 @@ mod tests {
         for (text, secs) in [("90s", 90), ("5m", 300), ("1h30m", 5400)] {
             let d: HumanDuration = text.parse().expect("valid duration");
             assert_eq!(d.as_std().as_secs(), secs, "{text}");
-            assert_eq!(d.to_string().parse::<HumanDuration>().expect("round trip"), d);
+            assert_eq!(
+                d.to_string().parse::<HumanDuration>().expect("round trip"),
+                d
+            );
         }
         assert_eq!(HumanDuration::from_secs(5400).to_string(), "1h30m");
     }

@@ -9,9 +9,11 @@
 pub mod assert;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;
+pub mod notify;
 pub mod plan;
 pub mod run;
 pub mod scenario;

@@ -62,6 +62,20 @@ enum Command {
     /// (internal) The payment simulator.
     #[command(hide = true)]
     Simulator(simulator::SimulatorArgs),
+    /// (internal) Stops the stack after its `--ttl` (started by `up --ttl`).
+    #[command(hide = true)]
+    Expire(ExpireArgs),
+}
+
+/// Arguments of the hidden `expire` process.
+#[derive(Debug, clap::Args)]
+struct ExpireArgs {
+    /// The stack directory (`<state_dir>/<stack>`).
+    #[arg(long)]
+    stack_dir: PathBuf,
+    /// When to stop the stack.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    after: std::time::Duration,
 }
 
 /// Which stack.
@@ -107,6 +121,10 @@ struct UpArgs {
     /// The simulator's load tick: every tick sends the payments due (tps × tick).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
     load_tick: std::time::Duration,
+    /// Stop the whole stack by itself after this long (a dead-man switch for tests and demos;
+    /// default: run until `down`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<std::time::Duration>,
     /// Also start an Alertmanager (port base + 93) wired to the stack's Prometheus.
     #[arg(long)]
     alertmanager: bool,
@@ -171,6 +189,17 @@ pub fn cli_exit_code(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::Node(args) => return child_exit(node::run(args)),
         Command::Gateway(args) => return child_exit(gateway::run(args)),
         Command::Simulator(args) => return child_exit(simulator::run(args)),
+        Command::Expire(args) => {
+            init_cli_logging();
+            std::thread::sleep(args.after);
+            let (Some(state_dir), Some(name)) =
+                (args.stack_dir.parent(), args.stack_dir.file_name())
+            else {
+                return 2;
+            };
+            eprintln!("TTL reached: stopping the stack.");
+            stack::down(state_dir, &name.to_string_lossy()).map(|_| ())
+        }
         command => {
             init_cli_logging();
             run(command)
@@ -223,6 +252,7 @@ fn run(command: Command) -> Result<(), SandboxError> {
                 tps: args.tps,
                 node_latency_ms: args.node_latency_ms,
                 load_tick_ms: u64::try_from(args.load_tick.as_millis()).unwrap_or(u64::MAX),
+                ttl_secs: args.ttl.map(|d| d.as_secs().max(1)),
                 alertmanager: args.alertmanager,
                 gateway: args
                     .gateway
@@ -292,7 +322,9 @@ fn run(command: Command) -> Result<(), SandboxError> {
             out!("{}", current_fingerprint(&inv)?);
             Ok(())
         }
-        Command::Node(_) | Command::Gateway(_) | Command::Simulator(_) => Ok(()),
+        Command::Node(_) | Command::Gateway(_) | Command::Simulator(_) | Command::Expire(_) => {
+            Ok(())
+        }
     }
 }
 

@@ -165,6 +165,11 @@ mod tests {
         let child = spawn_detached(&cmd, &dir.path().join("sleep.log")).expect("spawn sleep");
         let pid = child.id();
         reap_in_background(child);
+        // Between fork and exec the child still shows the test binary's command line.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_ours(pid, &cmd) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(is_ours(pid, &cmd));
         assert!(stop(&[pid], Duration::from_secs(2)).is_empty());
         assert!(!is_running(pid));

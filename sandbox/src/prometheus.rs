@@ -100,6 +100,7 @@ mod tests {
             tps: 300.0,
             node_latency_ms: 2,
             load_tick_ms: 50,
+            ttl_secs: None,
             alertmanager: true,
             gateway: GatewaySettings::profile(GatewayProfile::Aggressive),
         };

@@ -27,6 +27,9 @@ pub struct StackSettings {
     /// The simulator's load tick in milliseconds: each tick sends the payments due.
     #[serde(default = "default_load_tick_ms")]
     pub load_tick_ms: u64,
+    /// When set, the stack stops itself this many seconds after `up` (dead-man switch).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
     /// Whether an Alertmanager runs with the stack.
     pub alertmanager: bool,
     /// Gateway routing settings.

@@ -461,7 +461,22 @@ pub fn up(state_dir: &Path, settings: &StackSettings) -> Result<Inventory, Sandb
         let all: Vec<&ProcessEntry> = inv.processes.iter().collect();
         wait_ready(&paths, &all, deadline, started)?;
         inv.fingerprint = crate::current_fingerprint(&inv)?;
-        inv.write(&paths.inventory())
+        inv.write(&paths.inventory())?;
+        if let Some(ttl) = settings.ttl_secs {
+            // Not in the inventory (it is no part of the platform); `down` finds it by its
+            // `--stack-dir` and stops it with the rest.
+            let mut cmd = me.clone();
+            cmd.extend([
+                "expire".into(),
+                "--stack-dir".into(),
+                paths.dir.to_string_lossy().into_owned(),
+                "--after".into(),
+                format!("{ttl}s"),
+            ]);
+            let child = procs::spawn_detached(&cmd, &paths.log("expire"))?;
+            procs::reap_in_background(child);
+        }
+        Ok(())
     })();
     if let Err(err) = result {
         let pids: Vec<u32> = inv

@@ -90,6 +90,8 @@ impl SandboxStack {
                 "--output",
                 "json",
             ])
+            // Dead-man switch: a test killed before its `down` leaves no stack running for long.
+            .args(["--ttl", "10m"])
             .arg("--state-dir")
             .arg(state_dir.path())
             .args(extra)

@@ -7,9 +7,13 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod dashboard;
+pub mod gate;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod results_night;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
@@ -51,6 +55,14 @@ pub enum Command {
     Trigger(run::TriggerArgs),
     /// Show past runs with their evidence.
     Results(results::ResultsArgs),
+    /// CI release gate: fail unless every selected scenario's latest run passed recently.
+    Gate(gate::GateArgs),
+    /// Deliver the notification outbox now (retries included with --wait).
+    Notify(notify::NotifyArgs),
+    /// Print (and with --send, deliver) the morning digest of a night, one message per team.
+    Digest(notify::DigestArgs),
+    /// Serve the read-only dashboard from the store (until the daemon serves it).
+    Dashboard(dashboard::DashboardArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
     /// Internal: the dead-man switch of one local fault (started by the local driver).
@@ -69,7 +81,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() { exit_codes::INVALID_INPUT } else { exit_codes::PASSED };
+            let code = if err.use_stderr() {
+                exit_codes::INVALID_INPUT
+            } else {
+                exit_codes::PASSED
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }
@@ -82,6 +98,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Trigger(args) => run::execute_trigger(args),
         Command::Results(args) => results::execute(args),
+        Command::Gate(args) => gate::execute(args),
+        Command::Notify(args) => notify::execute(args),
+        Command::Digest(args) => notify::execute_digest(args),
+        Command::Dashboard(args) => dashboard::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
@@ -100,7 +120,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("F3_CHAOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

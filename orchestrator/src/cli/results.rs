@@ -24,8 +24,11 @@ pub struct ResultsArgs {
     /// How many runs to list.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// Output format: `text` or `json`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// Every run of one chaos night (the date the 00:00–07:00 window starts), oldest first.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "run_id")]
+    pub night: Option<chrono::NaiveDate>,
+    /// Output format: `text` or `json`; `csv` with `--night`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "csv"])]
     pub output: String,
     /// Config directory (for its database URL).
     #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
@@ -54,6 +57,13 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     let store = Store::open(&url)
         .await
         .with_context(|| format!("opening the store at {url}"))?;
+    if let Some(night) = args.night {
+        return super::results_night::print_night(&store, night, &args.output).await;
+    }
+    if args.output == "csv" {
+        eprintln!("error: --output csv needs --night YYYY-MM-DD");
+        return Ok(exit_codes::INVALID_INPUT);
+    }
     let json = args.output == "json";
     let Some(id) = &args.run_id else {
         let filter = RunFilter {
@@ -184,7 +194,21 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     if !outbox.is_empty() {
         println!("Notifications:");
         for n in &outbox {
-            println!("  {} — {} ({})", n.team, n.kind, n.status);
+            let route = n
+                .payload
+                .get("route")
+                .and_then(|r| r.get("kind"))
+                .and_then(|k| k.as_str());
+            let route = route.map(|r| format!(" via {r}")).unwrap_or_default();
+            let error = n
+                .last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default();
+            println!(
+                "  {} — {}{route} ({}, {} attempt(s){error})",
+                n.team, n.kind, n.status, n.attempts
+            );
         }
     }
     Ok(exit_codes::PASSED)

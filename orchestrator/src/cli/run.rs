@@ -23,6 +23,9 @@ use crate::run::{RunError, RunEvent, RunOptions, Runner, sweep};
 use crate::scenario::{Library, Scenario, load_library};
 use crate::store::Store;
 
+/// How long `run --wait-for-assertions` spends delivering notifications at the end.
+const NOTIFY_BUDGET: Duration = Duration::from_secs(15);
+
 /// Output format of `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -373,6 +376,21 @@ async fn run_with<D: FaultDriver + LoadGenerator>(
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    // Deliver this run's notifications now (bounded); what is not delivered stays in the outbox
+    // for the daemon's worker or `f3-chaos notify`.
+    let notifiers = crate::notify::Notifiers::from_config(&library.config);
+    match tokio::time::timeout(
+        NOTIFY_BUDGET,
+        crate::notify::deliver_due_with(&store, &notifiers, chrono::Utc::now()),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => eprintln!("warning: notifications stay queued: {e}"),
+        Err(_) => eprintln!(
+            "warning: notifications stay queued (delivery took longer than {NOTIFY_BUDGET:?})"
+        ),
     }
     Ok(report.outcome.exit_code())
 }

@@ -276,6 +276,19 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
         }
         config.database_url = Some(db.clone());
     }
+    if let Some(url) = &spec.dashboard_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            diags.push(
+                cfile
+                    .error_at(
+                        "spec.dashboardUrl",
+                        format!("dashboard URL `{url}` is not http(s)"),
+                    )
+                    .help("e.g. `https://chaos.example.com`"),
+            );
+        }
+        config.dashboard_url = Some(url.trim_end_matches('/').to_owned());
+    }
     for (i, r) in spec.resources.iter().enumerate() {
         if r.capacity == 0 {
             diags.push(cfile.error_at(

@@ -32,6 +32,9 @@ pub struct Config {
     pub teams: BTreeMap<String, Team>,
     /// Where the store lives: `sqlite://path` or `postgres://…` (None = default SQLite file).
     pub database_url: Option<String>,
+    /// Base URL of the dashboard without a trailing `/`; notifications link to
+    /// `{dashboard_url}/runs/{run id}` (None = no link).
+    pub dashboard_url: Option<String>,
     /// Where the scenario library and SLO catalogue live (resolved against the config file).
     pub library: LibraryPaths,
 }
@@ -49,6 +52,7 @@ impl Default for Config {
             stacks: BTreeMap::new(),
             teams: BTreeMap::new(),
             database_url: None,
+            dashboard_url: None,
             library: LibraryPaths::default(),
         }
     }

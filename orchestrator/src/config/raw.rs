@@ -54,6 +54,9 @@ pub struct RawConfigSpec {
     /// Store URL: `sqlite://PATH` or `postgres://…` (default: a SQLite file).
     #[serde(default)]
     pub database_url: Option<String>,
+    /// Base URL of the dashboard; notifications link to `{dashboardUrl}/runs/{id}` (optional).
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
     /// Exclusive resources and how many runs may hold each at once.
     #[serde(default)]
     pub resources: Vec<RawResource>,

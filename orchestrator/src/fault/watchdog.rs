@@ -109,7 +109,7 @@ pub struct WatchdogSpec {
 /// Errors: the executable cannot be found or spawned, or the intermediate process did not report
 /// the watchdog's PID.
 pub fn spawn(spec: &WatchdogSpec) -> std::io::Result<ProcessId> {
-    let exe = std::env::current_exe()?;
+    let exe = f3_chaos_binary()?;
     let json = serde_json::to_string(spec).map_err(std::io::Error::other)?;
     // The intermediate process spawns the real watchdog, prints its PID and exits at once, so
     // the watchdog is re-parented to init and never becomes our zombie.
@@ -134,12 +134,40 @@ pub fn spawn(spec: &WatchdogSpec) -> std::io::Result<ProcessId> {
     ProcessId::of("watchdog", pid).ok_or_else(|| std::io::Error::other("watchdog exited at once"))
 }
 
+/// Environment variable naming the `f3-chaos` binary that runs watchdogs (for programs that embed
+/// the library, such as benchmarks).
+pub const BIN_ENV: &str = "F3_CHAOS_BIN";
+
+/// The `f3-chaos` executable: `$F3_CHAOS_BIN`; else this executable when it is `f3-chaos`; else an
+/// `f3-chaos` next to (or one directory above) this executable.
+fn f3_chaos_binary() -> std::io::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe()?;
+    if exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("f3-chaos"))
+    {
+        return Ok(exe);
+    }
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    [dir.join("f3-chaos"), dir.join("../f3-chaos")]
+        .into_iter()
+        .find(|c| c.is_file())
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "cannot find the f3-chaos binary for the fault watchdog; set {BIN_ENV}"
+            ))
+        })
+}
+
 /// Body of `f3-chaos __fault-watchdog [--detach] SPEC`. With `--detach` it only starts the real
 /// watchdog (in its own process group) and prints its PID.
 pub fn main(detach: bool, spec_json: &str) -> anyhow::Result<u8> {
     let spec: WatchdogSpec = serde_json::from_str(spec_json)?;
     if detach {
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(std::env::current_exe()?) // this is f3-chaos
             .args([SUBCOMMAND, spec_json])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

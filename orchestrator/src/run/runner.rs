@@ -11,7 +11,6 @@
 //! Every transition is written to the store first ([`Store::append_event`]) and only then sent
 //! to the reporter channel, so the durable record is never behind what a person saw.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -936,38 +935,38 @@ where
         scenario: &Scenario,
         stack: &str,
     ) -> Vec<String> {
-        if matches!(
+        // Payloads (failed steps with SLO impact/action and failing streaks; resolves of steps
+        // that pass again) are built by the notify module; the runner only writes them.
+        let night = Utc::now().date_naive();
+        let rows = crate::notify::record::notifications(
+            self.store,
+            state.run_id,
+            night,
+            scenario,
+            stack,
             state.outcome,
-            RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted
-        ) {
-            return Vec::new(); // nothing was learned about the platform
-        }
-        let mut by_team: BTreeMap<&str, Vec<&StepResult>> = BTreeMap::new();
-        for step in &state.steps {
-            if matches!(
-                step.verdict,
-                Verdict::Failed | Verdict::Inconclusive | Verdict::Error
-            ) && let Some(owner) = step.owner.as_deref()
-            {
-                by_team.entry(owner).or_default().push(step);
-            }
-        }
+            &state.steps,
+        )
+        .await;
         let mut notified = Vec::new();
-        for (team, steps) in by_team {
-            let payload = serde_json::json!({
-                "scenario": scenario.name,
-                "stack": stack,
-                "outcome": state.outcome,
-                "steps": steps,
-            });
+        for row in rows {
+            let team = row.team.as_str();
             match self
                 .store
-                .outbox_insert(state.run_id, team, "step-failures", &payload, Utc::now())
+                .outbox_insert(state.run_id, team, row.kind, &row.payload, Utc::now())
                 .await
             {
-                Ok(_) => {
+                Ok(_) if row.kind == crate::notify::message::KIND_FAILURES => {
                     notified.push(team.to_owned());
-                    let names = steps.iter().map(|s| s.name.clone()).collect();
+                    let names = row.payload["steps"]
+                        .as_array()
+                        .map(|steps| {
+                            steps
+                                .iter()
+                                .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     self.emit(
                         state,
                         RunEvent::Notifying {
@@ -977,6 +976,7 @@ where
                     )
                     .await;
                 }
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(run_id = %state.run_id, team, error = %e, "Could not record the notification.")
                 }

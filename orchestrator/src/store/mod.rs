@@ -32,7 +32,7 @@ pub use model::{
     EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewRun, OutboxRecord, RUN_OUTCOMES,
     RUNNING, RunFilter, RunRecord, StepRecord,
 };
-pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING};
+pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED};
 
 /// Environment variable that overrides [`Store::default_url`].
 pub const DATABASE_URL_ENV: &str = "F3_CHAOS_DATABASE_URL";

@@ -17,6 +17,9 @@ use super::{Store, StoreError, to_ms, with_pool};
 pub const OUTBOX_PENDING: &str = "pending";
 /// Status of a delivered outbox row.
 pub const OUTBOX_DELIVERED: &str = "delivered";
+/// Status of a team's outbox row that the worker split into one row per route (each then
+/// delivered and retried on its own, so a retry never repeats a route that already succeeded).
+pub const OUTBOX_ROUTED: &str = "routed";
 /// Status of an outbox row the worker gave up on.
 pub const OUTBOX_DEAD: &str = "dead";
 
@@ -140,6 +143,57 @@ impl Store {
         .map(|done| done.rows_affected())
         .ctx("record notification failure"))?;
         outbox_found(id, done)
+    }
+}
+
+impl Store {
+    /// Splits outbox row `id` into one pending row per payload (same run, team and kind, due at
+    /// `at`) and marks it [`OUTBOX_ROUTED`], in one transaction: a crash leaves either the parent
+    /// pending or the children queued, never both.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Query`].
+    pub async fn outbox_fan_out(
+        &self,
+        id: i64,
+        payloads: &[Value],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let ids = with_pool!(self, pool => {
+            let mut tx = pool.begin().await.ctx("begin outbox fan-out")?;
+            let done = sqlx::query(
+                "UPDATE outbox SET status = $2, attempts = attempts + 1, delivered_at = $3 \
+                 WHERE id = $1 AND status = $4",
+            )
+            .bind(id)
+            .bind(OUTBOX_ROUTED)
+            .bind(to_ms(at))
+            .bind(OUTBOX_PENDING)
+            .execute(&mut *tx)
+            .await
+            .ctx("mark notification routed")?
+            .rows_affected();
+            outbox_found(id, done)?;
+            let mut ids = Vec::with_capacity(payloads.len());
+            for payload in payloads {
+                let child = sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO outbox (run_id, team, kind, payload, status, attempts, \
+                     next_attempt_at, created_at) SELECT run_id, team, kind, $2, $3, 0, $4, $4 \
+                     FROM outbox WHERE id = $1 RETURNING id",
+                )
+                .bind(id)
+                .bind(Json(payload))
+                .bind(OUTBOX_PENDING)
+                .bind(to_ms(at))
+                .fetch_one(&mut *tx)
+                .await
+                .ctx("queue routed notification")?;
+                ids.push(child);
+            }
+            tx.commit().await.ctx("commit outbox fan-out")?;
+            ids
+        });
+        Ok(ids)
     }
 }
 

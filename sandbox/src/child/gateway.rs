@@ -8,7 +8,7 @@
 //! `GET /fingerprint` returns the live stack fingerprint (see [`crate::fingerprint`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -98,6 +98,14 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+/// Retry budget (as in Finagle and Envoy): every payment deposits 0.2 retries, a burst of up to
+/// 100 is kept, each retry spends one. A cloud loss needs a retry for the payments in flight to it
+/// until it is ejected (well within the burst); an overloaded platform gets at most 20 % extra
+/// load from retries instead of a retry storm that multiplies it.
+const RETRY_DEPOSIT: i64 = 200;
+const RETRY_COST: i64 = 1_000;
+const RETRY_BURST: i64 = 100 * RETRY_COST;
+
 struct Backend {
     labels: BackendLabels,
     // Parsed once: reqwest would otherwise parse (and IDNA-check) the URL string on every request.
@@ -114,6 +122,7 @@ struct Metrics {
     upstream: Family<UpstreamLabels, Counter>,
     ejections: Family<EjectionLabels, Counter>,
     requests: Family<OutcomeLabel, Counter>,
+    retries_denied: Counter,
 }
 
 struct Gateway {
@@ -121,6 +130,8 @@ struct Gateway {
     settings: GatewaySettings,
     client: reqwest::Client,
     next: AtomicUsize,
+    /// Retry budget in thousandths of a retry (see [`Gateway::take_retry`]).
+    retry_tokens: AtomicI64,
     metrics: Metrics,
 }
 
@@ -141,6 +152,7 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
         upstream: Family::default(),
         ejections: Family::default(),
         requests: Family::default(),
+        retries_denied: Counter::default(),
     };
     registry.register(
         "gateway_backend_healthy",
@@ -161,6 +173,11 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
         "gateway_backend_ejections",
         "Times a backend was marked unhealthy, by reason (health_check, request_failure)",
         metrics.ejections.clone(),
+    );
+    registry.register(
+        "gateway_retries_denied",
+        "Retries not made because the retry budget (20 % of payments, burst 100) was spent",
+        metrics.retries_denied.clone(),
     );
     registry.register(
         "gateway_requests",
@@ -218,6 +235,7 @@ pub fn run(args: GatewayProcessArgs) -> anyhow::Result<()> {
         settings,
         client,
         next: AtomicUsize::new(0),
+        retry_tokens: AtomicI64::new(RETRY_BURST),
         metrics,
     });
     let app = Router::new()
@@ -264,6 +282,33 @@ impl Gateway {
         Some(candidates[self.next.fetch_add(1, Relaxed) % candidates.len()])
     }
 
+    fn deposit_retry_budget(&self) {
+        let _ = self.retry_tokens.fetch_update(Relaxed, Relaxed, |t| {
+            Some((t + RETRY_DEPOSIT).min(RETRY_BURST))
+        });
+    }
+
+    /// Spends one retry from the budget; false when it is exhausted.
+    fn take_retry(&self) -> bool {
+        self.retry_tokens
+            .fetch_update(Relaxed, Relaxed, |t| {
+                (t >= RETRY_COST).then_some(t - RETRY_COST)
+            })
+            .is_ok()
+    }
+
+    /// Passive ejection (after a failed payment) never leaves fewer than half the backends
+    /// healthy (Envoy's `max_ejection_percent`): on a starved machine a few slow answers must not
+    /// cascade into ejecting every cloud. Active health checks are not capped.
+    fn may_eject_passively(&self) -> bool {
+        let healthy = self
+            .backends
+            .iter()
+            .filter(|b| b.healthy.load(Relaxed))
+            .count();
+        2 * (healthy.saturating_sub(1)) >= self.backends.len()
+    }
+
     fn mark_unhealthy(&self, i: usize, reason: &'static str) {
         let b = &self.backends[i];
         b.good_checks.store(0, Relaxed);
@@ -301,7 +346,12 @@ impl Gateway {
 async fn pay(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
     let mut tried: Vec<usize> = Vec::with_capacity(1 + gw.settings.retries as usize);
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..=gw.settings.retries {
+    gw.deposit_retry_budget();
+    for attempt in 0..=gw.settings.retries {
+        if attempt > 0 && !gw.take_retry() {
+            gw.metrics.retries_denied.inc();
+            break;
+        }
         let Some(i) = gw.pick(&tried) else { break };
         if let Some(prev) = tried.last() {
             let from = &gw.backends[*prev].labels.cloud;
@@ -321,15 +371,18 @@ async fn pay(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
                 .client
                 .post(backend.payments_url.clone())
                 .body(body.clone())
-                .timeout(gw.settings.request_timeout())
                 .send()
                 .await?;
             let ok = resp.status().is_success();
             let bytes = resp.bytes().await?;
             Ok::<_, reqwest::Error>((ok, bytes))
         };
-        match attempt.await {
-            Ok((true, bytes)) => {
+        // tokio's timeout polls the request before the deadline, so an answer that arrived while
+        // the gateway was not scheduled (a busy machine) still counts; reqwest's own timeout
+        // checks the deadline first and would fail it.
+        let outcome = tokio::time::timeout(gw.settings.request_timeout(), attempt).await;
+        match outcome {
+            Ok(Ok((true, bytes))) => {
                 gw.count_upstream(i, "success");
                 gw.metrics
                     .requests
@@ -345,20 +398,20 @@ async fn pay(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
                 )
                     .into_response();
             }
-            Ok((false, _)) => {
+            Ok(Ok((false, _))) => {
                 gw.count_upstream(i, "error");
                 status = StatusCode::BAD_GATEWAY;
             }
-            Err(e) if e.is_timeout() => {
+            Err(_elapsed) => {
                 gw.count_upstream(i, "timeout");
                 status = StatusCode::GATEWAY_TIMEOUT;
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 gw.count_upstream(i, "error");
                 status = StatusCode::BAD_GATEWAY;
             }
         }
-        if gw.settings.eject_on_failure {
+        if gw.settings.eject_on_failure && gw.may_eject_passively() {
             gw.mark_unhealthy(i, "request_failure");
         }
     }
@@ -415,17 +468,13 @@ async fn health_loop(gw: Arc<Gateway>, i: usize) {
     loop {
         ticker.tick().await;
         let check = async {
-            let resp = gw
-                .client
-                .get(backend.health_url.clone())
-                .timeout(gw.settings.health_timeout())
-                .send()
-                .await?;
+            let resp = gw.client.get(backend.health_url.clone()).send().await?;
             let ok = resp.status().is_success();
             resp.bytes().await?;
             Ok::<_, reqwest::Error>(ok)
         };
-        if matches!(check.await, Ok(true)) {
+        let check = tokio::time::timeout(gw.settings.health_timeout(), check).await;
+        if matches!(check, Ok(Ok(true))) {
             backend.failed_checks.store(0, Relaxed);
             let good = backend.good_checks.fetch_add(1, Relaxed) + 1;
             if good >= gw.settings.healthy_threshold {

@@ -2,6 +2,9 @@
 
 mod assert;
 mod chaos_mesh;
+mod dashboard;
+mod gate;
+mod notify;
 mod plan;
 mod run;
 mod sandbox;

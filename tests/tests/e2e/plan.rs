@@ -1,1 +1,162 @@
-//! End-to-end tests: plan.
+//! End-to-end tests of `f3-chaos plan` on the shipped example production config and scenario
+//! library, driving the real binary.
+
+use std::process::{Command, Output};
+
+use chrono::{DateTime, Utc};
+use f3_chaos_tests::{binary, repo_root};
+use serde_json::Value;
+
+fn f3_chaos(args: &[&str]) -> Output {
+    Command::new(binary("f3-chaos"))
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("F3_CHAOS_CONFIG")
+        .output()
+        .expect("run f3-chaos (build it first: cargo build -p f3-chaos --bins)")
+}
+
+fn ok_stdout(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{out}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn plan_json(night: &str) -> Value {
+    let out = f3_chaos(&[
+        "plan",
+        "--night",
+        night,
+        "--config",
+        "config/example-production",
+        "--output",
+        "json",
+    ]);
+    serde_json::from_str(&ok_stdout(&out)).expect("plan --output json prints JSON")
+}
+
+fn instant(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().expect("an RFC 3339 string"))
+        .expect("RFC 3339")
+        .to_utc()
+}
+
+#[test]
+fn plan_example_production_accounts_for_every_scenario() {
+    let plan = plan_json("2026-11-23");
+    assert_eq!(plan["night"], "2026-11-23");
+    assert_eq!(plan["window"]["start"], "2026-11-23T00:00:00Z");
+    assert_eq!(plan["window"]["end"], "2026-11-23T07:00:00Z");
+    let slots = plan["slots"].as_array().expect("slots");
+    let skipped = plan["skipped"].as_array().expect("skipped");
+    assert!(!slots.is_empty(), "{plan:#}");
+    let scenarios = std::fs::read_dir(repo_root().join("scenarios"))
+        .expect("scenarios dir")
+        .count();
+    assert_eq!(slots.len() + skipped.len(), scenarios, "{plan:#}");
+    for s in slots {
+        let stack = s["stack"].as_str().expect("stack");
+        assert!(
+            !stack.starts_with("prod-"),
+            "nothing planned on production by default: {s}"
+        );
+        assert!(instant(&s["start"]) >= instant(&plan["window"]["start"]));
+        assert!(instant(&s["end"]) <= instant(&plan["window"]["end"]));
+    }
+    // The manual production game day is never planned, and says why.
+    let game_day = skipped
+        .iter()
+        .find(|s| s["scenario"] == "production-game-day-node-loss")
+        .expect("the manual scenario is skipped");
+    assert_eq!(game_day["code"], "not-due", "{game_day}");
+    assert!(
+        game_day["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("manual")
+    );
+    // after: chains hold across stacks.
+    let end_of = |name: &str| {
+        slots
+            .iter()
+            .find(|s| s["scenario"] == name)
+            .map(|s| instant(&s["end"]))
+    };
+    let start_of = |name: &str| {
+        slots
+            .iter()
+            .find(|s| s["scenario"] == name)
+            .map(|s| instant(&s["start"]))
+    };
+    if let (Some(gcp_end), Some(aws_start)) = (
+        end_of("gcp-failover-validation"),
+        start_of("aws-failover-validation"),
+    ) {
+        assert!(aws_start >= gcp_end);
+    }
+    assert!(plan["objective"].as_u64().expect("objective") > 0);
+}
+
+#[test]
+fn plan_dst_nights_have_the_right_length() {
+    let length = |night: &str| {
+        let plan = plan_json(night);
+        (instant(&plan["window"]["end"]) - instant(&plan["window"]["start"])).num_hours()
+    };
+    assert_eq!(
+        length("2026-03-29"),
+        6,
+        "clocks go forward: 00:00 GMT – 07:00 BST"
+    );
+    assert_eq!(
+        length("2026-10-25"),
+        8,
+        "clocks go back: 00:00 BST – 07:00 GMT"
+    );
+    assert_eq!(length("2026-11-23"), 7);
+}
+
+#[test]
+fn plan_table_and_gantt_are_for_people() {
+    let table = ok_stdout(&f3_chaos(&[
+        "plan",
+        "--night",
+        "2026-03-29",
+        "--config",
+        "config/example-production",
+    ]));
+    assert!(
+        table.contains("Night 2026-03-29 (Europe/London): 00:00–07:00 local"),
+        "{table}"
+    );
+    assert!(table.contains("(6h)"), "{table}");
+    assert!(
+        table.contains("Not planned:") && table.contains("not due (manual cadence"),
+        "{table}"
+    );
+    let gantt = ok_stdout(&f3_chaos(&[
+        "plan",
+        "--night",
+        "2026-10-25",
+        "--config",
+        "config/example-production",
+        "--output",
+        "gantt",
+    ]));
+    assert!(gantt.contains("uat-") && gantt.contains(" |"), "{gantt}");
+    // Default config: the local sandbox stack.
+    ok_stdout(&f3_chaos(&["plan", "--night", "2026-11-23"]));
+}
+
+#[test]
+fn plan_rejects_a_bad_night_and_a_missing_config() {
+    let out = f3_chaos(&["plan", "--night", "2026-13-01"]);
+    assert_eq!(out.status.code(), Some(8));
+    let out = f3_chaos(&["plan", "--config", "does/not/exist"]);
+    assert_eq!(out.status.code(), Some(8));
+}

@@ -268,6 +268,7 @@ spec:
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("the run ended before injecting: {seen:#?}");
     }
 

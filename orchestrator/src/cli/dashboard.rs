@@ -1,0 +1,70 @@
+//! `f3-chaos dashboard --listen 127.0.0.1:7071`: serve the read-only dashboard from the store
+//! (standalone, until the daemon mounts [`crate::dashboard::router`] itself).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::dashboard::{DashboardState, router};
+use crate::exit_codes;
+use crate::store::Store;
+
+/// Arguments of `f3-chaos dashboard`.
+#[derive(Debug, clap::Args)]
+pub struct DashboardArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    pub listen: SocketAddr,
+    /// Config directory (time zone and database URL).
+    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
+    pub config: PathBuf,
+    /// Store URL (overrides the config's).
+    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Runs the server until Ctrl-C / SIGTERM; returns the exit code.
+pub fn execute(args: DashboardArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
+    let config = crate::config::load(&args.config).ok();
+    let url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => config
+            .as_ref()
+            .and_then(|c| c.database_url.clone())
+            .unwrap_or_else(Store::default_url),
+    };
+    let timezone = config
+        .as_ref()
+        .map_or(chrono_tz::Europe::London, |c| c.timezone);
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("opening the store at {url}"))?;
+    let state =
+        DashboardState::new(store, timezone).context("compiling the dashboard templates")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Dashboard on http://{addr}/ (times in {timezone})");
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(exit_codes::PASSED)
+}

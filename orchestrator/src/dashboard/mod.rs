@@ -1,0 +1,144 @@
+//! The read-only morning-review dashboard: server-rendered HTML (minijinja templates compiled
+//! into the binary, no CDN, no JS needed for the tables), as one self-contained axum [`Router`]
+//! that the daemon mounts and `f3-chaos dashboard` serves standalone.
+//!
+//! Pages: `/` (latest night), `/night/{YYYY-MM-DD}`, `/run/{id}`, `/scenario/{name}`,
+//! `/team/{name}`. Times are shown in the configured zone.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use chrono::NaiveDate;
+use minijinja::Environment;
+
+use crate::store::{RunFilter, Store};
+
+mod pages;
+mod svg;
+
+/// What the dashboard reads: the store and the display time zone.
+#[derive(Clone)]
+pub struct DashboardState {
+    /// The store (shared pool).
+    pub store: Store,
+    /// Zone in which times are shown (the config's `timezone`).
+    pub timezone: chrono_tz::Tz,
+    env: Arc<Environment<'static>>,
+}
+
+impl DashboardState {
+    /// A state over `store`, showing times in `timezone`.
+    ///
+    /// # Errors
+    /// A template that does not parse (a bug caught by the unit tests).
+    pub fn new(store: Store, timezone: chrono_tz::Tz) -> Result<Self, minijinja::Error> {
+        let mut env = Environment::new();
+        for (name, text) in TEMPLATES {
+            env.add_template(name, text)?;
+        }
+        Ok(Self {
+            store,
+            timezone,
+            env: Arc::new(env),
+        })
+    }
+
+    fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => Html(html).into_response(),
+            Err(err) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("template {name}: {err:#}"),
+            ),
+        }
+    }
+}
+
+const TEMPLATES: [(&str, &str); 6] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("night.html", include_str!("templates/night.html")),
+    ("run.html", include_str!("templates/run.html")),
+    ("scenario.html", include_str!("templates/scenario.html")),
+    ("team.html", include_str!("templates/team.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+const CSS: &str = include_str!("templates/dashboard.css");
+
+/// The dashboard's routes (mount at `/` or nest under a prefix-free path).
+pub fn router(state: DashboardState) -> Router {
+    Router::new()
+        .route("/", get(latest_night))
+        .route("/night/{night}", get(night))
+        .route("/run/{id}", get(run))
+        .route("/scenario/{name}", get(scenario))
+        .route("/team/{name}", get(team))
+        .route("/assets/dashboard.css", get(css))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><title>f3-chaos</title><h1>{}</h1><p>{}</p>",
+        status,
+        minijinja::HtmlEscape(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+async fn css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS)
+}
+
+async fn latest_night(State(state): State<DashboardState>) -> Response {
+    let filter = RunFilter {
+        limit: Some(200),
+        ..RunFilter::default()
+    };
+    match state.store.runs(&filter).await {
+        Ok(runs) => match runs.iter().find_map(|r| r.night) {
+            Some(night) => Redirect::to(&format!("/night/{night}")).into_response(),
+            None => error(StatusCode::NOT_FOUND, "No planned night recorded yet."),
+        },
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+    }
+}
+
+async fn night(State(state): State<DashboardState>, Path(night): Path<String>) -> Response {
+    let Ok(night) = night.parse::<NaiveDate>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The night is a date: /night/YYYY-MM-DD.",
+        );
+    };
+    match pages::night(&state, night).await {
+        Ok(ctx) => state.render("night.html", ctx),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+    }
+}
+
+async fn run(State(state): State<DashboardState>, Path(id): Path<String>) -> Response {
+    match pages::run(&state, &id).await {
+        Ok(Some(ctx)) => state.render("run.html", ctx),
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("No run matches {id}.")),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+    }
+}
+
+async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
+    match pages::scenario(&state, &name).await {
+        Ok(ctx) => state.render("scenario.html", ctx),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+    }
+}
+
+async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
+    match pages::team(&state, &name).await {
+        Ok(ctx) => state.render("team.html", ctx),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+    }
+}

@@ -1,0 +1,208 @@
+//! The morning digest: one message per team summarising a night — how many runs, passes and
+//! failures, the failed / inconclusive steps the team owns (with evidence), and the runs that
+//! taught nothing (void, precondition-failed, interrupted, error) with their reason.
+//!
+//! Night `D` is the chaos window instance that starts on local date `D` in the configured time
+//! zone (for a window crossing midnight, e.g. 22:00–06:00, the one that ends on `D`); a run
+//! belongs to it when its stored `night` is `D`, or when it has none and started inside that
+//! window. The digest is queued in the outbox (kind `digest`) against the night's latest run, so
+//! it is delivered and retried like every other notification.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+
+use super::message::{DigestBody, KIND_DIGEST};
+use crate::config::Config;
+use crate::store::{RunFilter, RunRecord, Store, StoreError};
+
+/// The digest of one team for one night.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamDigest {
+    /// Team short name.
+    pub team: String,
+    /// Headline and lines.
+    pub body: DigestBody,
+    /// The night's latest run (the outbox row's run), if any run happened.
+    pub anchor_run: Option<uuid::Uuid>,
+}
+
+/// `[start, end)` of night `night` in UTC.
+pub fn night_bounds(config: &Config, night: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let window = config.window;
+    let start_date = if window.end <= window.start {
+        night.pred_opt().unwrap_or(night)
+    } else {
+        night
+    };
+    let local = start_date.and_time(window.start);
+    let start = config
+        .timezone
+        .from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&local));
+    let length = ChronoDuration::from_std(window.length()).unwrap_or(ChronoDuration::hours(7));
+    (start, start + length)
+}
+
+/// The night's runs, oldest first.
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be read.
+pub async fn night_runs(
+    store: &Store,
+    night: NaiveDate,
+    config: &Config,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let (start, end) = night_bounds(config, night);
+    let by_night = store
+        .runs(&RunFilter {
+            night: Some(night),
+            ..RunFilter::default()
+        })
+        .await?;
+    let by_time = store
+        .runs(&RunFilter {
+            since: Some(start),
+            until: Some(end),
+            ..RunFilter::default()
+        })
+        .await?;
+    let mut runs: BTreeMap<uuid::Uuid, RunRecord> = BTreeMap::new();
+    for run in by_night.into_iter().chain(
+        by_time
+            .into_iter()
+            .filter(|r| r.night.is_none_or(|n| n == night)),
+    ) {
+        runs.insert(run.id, run);
+    }
+    let mut runs: Vec<RunRecord> = runs.into_values().collect();
+    runs.sort_by_key(|r| (r.started_at, r.id));
+    Ok(runs)
+}
+
+fn taught_nothing(status: &str) -> bool {
+    matches!(
+        status,
+        "void" | "precondition-failed" | "interrupted" | "error" | "cleanup-failed"
+    )
+}
+
+fn fmt_value(value: Option<f64>) -> String {
+    value
+        .map(|v| format!("{v}"))
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// One digest per configured team for `night` (teams in name order).
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be read.
+pub async fn build(
+    store: &Store,
+    night: NaiveDate,
+    config: &Config,
+) -> Result<Vec<TeamDigest>, StoreError> {
+    let runs = night_runs(store, night, config).await?;
+    let mut steps = BTreeMap::new();
+    for run in &runs {
+        steps.insert(run.id, store.steps(run.id).await?);
+    }
+    let passed = runs.iter().filter(|r| r.status == "passed").count();
+    let failed = runs
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "failed" | "aborted" | "inconclusive"))
+        .count();
+    let wasted = runs.iter().filter(|r| taught_nothing(&r.status)).count();
+    let mut out = Vec::new();
+    for team in config.teams.values() {
+        let mut lines = Vec::new();
+        let mut own_failures = 0;
+        for run in &runs {
+            let run_steps = steps.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+            let owns = run_steps
+                .iter()
+                .any(|s| s.owner.as_deref() == Some(team.name.as_str()));
+            if taught_nothing(&run.status) {
+                if owns {
+                    let reason = run
+                        .summary
+                        .as_ref()
+                        .and_then(|s| s.get("reason"))
+                        .and_then(|r| r.as_str())
+                        .unwrap_or("no reason recorded");
+                    lines.push(format!(
+                        "{} on {}: {} — {}",
+                        run.scenario, run.stack, run.status, reason
+                    ));
+                }
+                continue;
+            }
+            for step in run_steps
+                .iter()
+                .filter(|s| s.owner.as_deref() == Some(team.name.as_str()))
+            {
+                let verdict = step.verdict.as_deref().unwrap_or("running");
+                if matches!(verdict, "failed" | "inconclusive" | "error") {
+                    own_failures += 1;
+                    let detail = match (&step.observed, &step.threshold) {
+                        (Some(_), Some(_)) => format!(
+                            "observed {} vs threshold {}",
+                            fmt_value(step.observed),
+                            fmt_value(step.threshold)
+                        ),
+                        _ => step.message.clone().unwrap_or_default(),
+                    };
+                    lines.push(format!(
+                        "{} on {}: {} — {verdict} ({detail})",
+                        run.scenario, run.stack, step.name
+                    ));
+                }
+            }
+        }
+        let headline = format!(
+            "Chaos night {night} for {}: {} runs, {passed} passed, {failed} failed, {wasted} void/skipped; {} of your steps did not pass",
+            team.display_name,
+            runs.len(),
+            own_failures
+        );
+        out.push(TeamDigest {
+            team: team.name.clone(),
+            body: DigestBody { headline, lines },
+            anchor_run: runs.last().map(|r| r.id),
+        });
+    }
+    Ok(out)
+}
+
+/// Queues `digests` in the outbox (kind `digest`); teams without an anchor run (a night without
+/// runs) are skipped. Returns the outbox ids.
+///
+/// # Errors
+/// [`StoreError`] when the outbox cannot be written.
+pub async fn queue(
+    store: &Store,
+    night: NaiveDate,
+    digests: &[TeamDigest],
+    at: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = Vec::new();
+    for digest in digests {
+        let Some(run_id) = digest.anchor_run else {
+            continue;
+        };
+        let payload = json!({
+            "version": 1,
+            "night": night.to_string(),
+            "digest": digest.body,
+        });
+        ids.push(
+            store
+                .outbox_insert(run_id, &digest.team, KIND_DIGEST, &payload, at)
+                .await?,
+        );
+    }
+    Ok(ids)
+}

@@ -1,0 +1,269 @@
+//! The message one team receives, built from an outbox row: what failed (or recovered), where,
+//! observed vs threshold, the SLO's business impact and what to do, how many nights in a row, and
+//! the link to the run page.
+//!
+//! Outbox payload (written by [`super::record`], version 1):
+//! `{"version": 1, "scenario", "stack", "outcome", "steps": [MessageStep…]}`; the worker adds
+//! `"route": {"index", "kind"}` when it fans a row out to one route.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::OutboxRecord;
+
+/// Outbox `kind` of "these steps failed" (one row per team per run).
+pub const KIND_FAILURES: &str = "step-failures";
+/// Outbox `kind` of "these steps pass again" (sent once after a failing streak ends).
+pub const KIND_RESOLVED: &str = "step-resolved";
+/// Outbox `kind` of the morning digest.
+pub const KIND_DIGEST: &str = "digest";
+
+/// What a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageKind {
+    /// Steps owned by the team failed (or were inconclusive) in a run.
+    Failures,
+    /// Steps that failed before pass again.
+    Resolved,
+    /// The morning summary of a night.
+    Digest,
+}
+
+/// One step in a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageStep {
+    /// Step name as written in the scenario.
+    pub name: String,
+    /// `failed`, `inconclusive`, `error` or `passed` (resolve).
+    pub verdict: String,
+    /// Worst observed value, in `unit`.
+    #[serde(default)]
+    pub observed: Option<f64>,
+    /// Threshold, in `unit`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Comparison that had to hold (`<`, `>=`, …).
+    #[serde(default)]
+    pub op: Option<String>,
+    /// Unit of `observed` and `threshold` (`s`, `ratio`, …).
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Why inconclusive / error.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Catalogue name of the SLO checked, if the step uses one.
+    #[serde(default)]
+    pub slo: Option<String>,
+    /// Business impact in plain English (from the SLO catalogue).
+    #[serde(default)]
+    pub impact: Option<String>,
+    /// What to do (from the SLO catalogue).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Consecutive nights (this one included) on which this step did not pass on this stack.
+    #[serde(default)]
+    pub nights_failing: u32,
+}
+
+impl MessageStep {
+    /// `observed 0.41 s vs threshold < 0.25 s`, or the step's message when there is no value.
+    pub fn evidence(&self) -> String {
+        let unit = self
+            .unit
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
+        match (self.observed, self.threshold) {
+            (Some(observed), Some(threshold)) => {
+                let op = self
+                    .op
+                    .as_deref()
+                    .map(|op| format!("{op} "))
+                    .unwrap_or_default();
+                format!(
+                    "observed {}{unit} vs threshold {op}{}{unit}",
+                    fmt_number(observed),
+                    fmt_number(threshold)
+                )
+            }
+            _ => self
+                .message
+                .clone()
+                .unwrap_or_else(|| "no value".to_owned()),
+        }
+    }
+
+    /// `still failing (3 nights)` / `failing since tonight`.
+    pub fn streak(&self) -> String {
+        if self.nights_failing > 1 {
+            format!("still failing ({} nights)", self.nights_failing)
+        } else {
+            "first night failing".to_owned()
+        }
+    }
+}
+
+fn fmt_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e12 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// The stored payload of a failures / resolved row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Payload {
+    /// Scenario name.
+    #[serde(default)]
+    pub scenario: String,
+    /// Stack name.
+    #[serde(default)]
+    pub stack: String,
+    /// Run outcome (`failed`, `aborted`, …).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// The team's steps.
+    #[serde(default)]
+    pub steps: Vec<MessageStep>,
+    /// Digest: headline and lines (digest rows only).
+    #[serde(default)]
+    pub digest: Option<DigestBody>,
+    /// Night the digest covers, `YYYY-MM-DD` (digest rows only).
+    #[serde(default)]
+    pub night: Option<String>,
+}
+
+/// Body of a digest message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DigestBody {
+    /// One-line summary.
+    pub headline: String,
+    /// One line per run / finding.
+    pub lines: Vec<String>,
+}
+
+/// A message for one team, ready for a [`super::Notifier`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// What it is about.
+    pub kind: MessageKind,
+    /// Outbox id (idempotency key for receivers).
+    pub outbox_id: i64,
+    /// The run it is about.
+    pub run_id: Uuid,
+    /// Team short name.
+    pub team: String,
+    /// Team display name.
+    pub team_display: String,
+    /// Scenario name (empty for a digest).
+    pub scenario: String,
+    /// Stack name (empty for a digest).
+    pub stack: String,
+    /// Run outcome.
+    pub outcome: Option<String>,
+    /// `{dashboardUrl}/runs/{run id}` when a dashboard is configured.
+    pub run_url: Option<String>,
+    /// The steps.
+    pub steps: Vec<MessageStep>,
+    /// Digest body (digest messages).
+    pub digest: Option<DigestBody>,
+    /// Plain-text rendering (Slack `text`, PagerDuty summary prefix, logs).
+    pub text: String,
+}
+
+impl Message {
+    /// Builds the message of an outbox row. Unknown kinds are rendered as failures.
+    ///
+    /// # Errors
+    /// A description when the payload does not have the documented shape.
+    pub fn from_outbox(
+        row: &OutboxRecord,
+        team_display: &str,
+        dashboard_url: Option<&str>,
+    ) -> Result<Message, String> {
+        let payload: Payload = serde_json::from_value(row.payload.clone())
+            .map_err(|e| format!("outbox payload of #{}: {e}", row.id))?;
+        let kind = match row.kind.as_str() {
+            KIND_RESOLVED => MessageKind::Resolved,
+            KIND_DIGEST => MessageKind::Digest,
+            _ => MessageKind::Failures,
+        };
+        let run_url =
+            dashboard_url.map(|base| format!("{}/runs/{}", base.trim_end_matches('/'), row.run_id));
+        let mut message = Message {
+            kind,
+            outbox_id: row.id,
+            run_id: row.run_id,
+            team: row.team.clone(),
+            team_display: team_display.to_owned(),
+            scenario: payload.scenario,
+            stack: payload.stack,
+            outcome: payload.outcome,
+            run_url,
+            steps: payload.steps,
+            digest: payload.digest,
+            text: String::new(),
+        };
+        message.text = message.render_text();
+        Ok(message)
+    }
+
+    /// PagerDuty-style dedup key of a step: `scenario/step/stack`.
+    pub fn dedup_key(&self, step: &MessageStep) -> String {
+        format!("{}/{}/{}", self.scenario, step.name, self.stack)
+    }
+
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        match self.kind {
+            MessageKind::Failures => {
+                out.push_str(&format!(
+                    "{}: {} step(s) of {} on {} did not pass",
+                    self.team_display,
+                    self.steps.len(),
+                    self.scenario,
+                    self.stack
+                ));
+                for step in &self.steps {
+                    out.push_str(&format!(
+                        "\n• {} — {}: {} ({})",
+                        step.name,
+                        step.verdict,
+                        step.evidence(),
+                        step.streak()
+                    ));
+                    if let Some(impact) = &step.impact {
+                        out.push_str(&format!("\n  Impact: {impact}"));
+                    }
+                    if let Some(action) = &step.action {
+                        out.push_str(&format!("\n  What to do: {action}"));
+                    }
+                }
+            }
+            MessageKind::Resolved => {
+                out.push_str(&format!(
+                    "{}: resolved on {} — {} passes again:",
+                    self.team_display, self.stack, self.scenario
+                ));
+                for step in &self.steps {
+                    out.push_str(&format!("\n• {}", step.name));
+                }
+            }
+            MessageKind::Digest => {
+                if let Some(digest) = &self.digest {
+                    out.push_str(&digest.headline);
+                    for line in &digest.lines {
+                        out.push_str(&format!("\n• {line}"));
+                    }
+                }
+            }
+        }
+        if let Some(url) = &self.run_url {
+            out.push_str(&format!("\nRun: {url}"));
+        }
+        out
+    }
+}

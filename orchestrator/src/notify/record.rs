@@ -1,0 +1,188 @@
+//! What the runner queues in the outbox at the end of a run: one `step-failures` row per owner
+//! team with failed / inconclusive / error steps, and one `step-resolved` row per team whose
+//! steps failed on the previous counted run of the same scenario on the same stack and pass now.
+//!
+//! Each step carries the SLO's impact and what-to-do text and how many nights in a row it has
+//! not passed (from the store's history; void, precondition-failed and interrupted runs do not
+//! count, skipped steps neither break nor extend a streak).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::message::{KIND_FAILURES, KIND_RESOLVED, MessageStep};
+use crate::assert::Verdict;
+use crate::run::{RunOutcome, StepResult};
+use crate::scenario::Scenario;
+use crate::store::{RunFilter, RunRecord, Store};
+
+/// How many earlier runs of a scenario × stack are read to count a failing streak.
+const HISTORY_RUNS: u32 = 60;
+
+/// One outbox row to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Owner team.
+    pub team: String,
+    /// Outbox kind ([`KIND_FAILURES`] or [`KIND_RESOLVED`]).
+    pub kind: &'static str,
+    /// Outbox payload (see [`super::message`]).
+    pub payload: Value,
+}
+
+fn not_passing(verdict: &str) -> bool {
+    matches!(verdict, "failed" | "inconclusive" | "error")
+}
+
+/// Whether a finished run says something about the platform (counts for streaks).
+fn counts(run: &RunRecord) -> bool {
+    !matches!(
+        run.status.as_str(),
+        "running" | "void" | "precondition-failed" | "interrupted"
+    )
+}
+
+fn night_of(run: &RunRecord) -> NaiveDate {
+    run.night.unwrap_or_else(|| run.started_at.date_naive())
+}
+
+/// Verdicts by step name of the earlier counted runs, newest first, with their nights.
+async fn earlier_runs(
+    store: &Store,
+    run_id: Uuid,
+    scenario: &str,
+    stack: &str,
+) -> Vec<(NaiveDate, BTreeMap<String, String>)> {
+    let filter = RunFilter {
+        scenario: Some(scenario.to_owned()),
+        stack: Some(stack.to_owned()),
+        limit: Some(HISTORY_RUNS),
+        ..RunFilter::default()
+    };
+    let runs = match store.runs(&filter).await {
+        Ok(runs) => runs,
+        Err(e) => {
+            tracing::warn!(run_id = %run_id, error = %e, "Could not read run history; streaks start tonight.");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for run in runs.iter().filter(|r| r.id != run_id && counts(r)) {
+        let steps = store.steps(run.id).await.unwrap_or_default();
+        let verdicts = steps
+            .into_iter()
+            .filter_map(|s| s.verdict.map(|v| (s.name, v)))
+            .collect();
+        out.push((night_of(run), verdicts));
+    }
+    out
+}
+
+/// Consecutive nights (tonight included) on which `step` did not pass.
+fn streak(
+    tonight: NaiveDate,
+    step: &str,
+    earlier: &[(NaiveDate, BTreeMap<String, String>)],
+) -> u32 {
+    let mut nights = BTreeSet::from([tonight]);
+    for (night, verdicts) in earlier {
+        match verdicts.get(step).map(String::as_str) {
+            Some("skipped") => continue,
+            Some(v) if not_passing(v) => {
+                nights.insert(*night);
+            }
+            _ => break,
+        }
+    }
+    u32::try_from(nights.len()).unwrap_or(u32::MAX)
+}
+
+/// Whether `step` did not pass on the latest earlier counted run that judged it.
+fn failed_before(step: &str, earlier: &[(NaiveDate, BTreeMap<String, String>)]) -> bool {
+    earlier
+        .iter()
+        .find_map(|(_, verdicts)| verdicts.get(step).filter(|v| v.as_str() != "skipped"))
+        .is_some_and(|v| not_passing(v))
+}
+
+/// The outbox rows for a finished run (none for void, precondition-failed or interrupted runs:
+/// nothing was learned about the platform).
+pub async fn notifications(
+    store: &Store,
+    run_id: Uuid,
+    night: NaiveDate,
+    scenario: &Scenario,
+    stack: &str,
+    outcome: RunOutcome,
+    steps: &[StepResult],
+) -> Vec<Notification> {
+    if matches!(
+        outcome,
+        RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted
+    ) {
+        return Vec::new();
+    }
+    let earlier = earlier_runs(store, run_id, &scenario.name, stack).await;
+    let mut failing: BTreeMap<&str, Vec<MessageStep>> = BTreeMap::new();
+    let mut resolved: BTreeMap<&str, Vec<MessageStep>> = BTreeMap::new();
+    for step in steps {
+        let Some(owner) = step.owner.as_deref() else {
+            continue;
+        };
+        let slo = scenario
+            .then
+            .iter()
+            .find(|t| t.name == step.name)
+            .and_then(|t| t.check.slo.as_ref());
+        let message_step = |nights_failing| MessageStep {
+            name: step.name.clone(),
+            verdict: step.verdict.to_string(),
+            observed: step.observed.filter(|v| v.is_finite()),
+            threshold: step.threshold,
+            op: step.op.clone(),
+            unit: step.unit.clone(),
+            message: step.message.clone(),
+            slo: slo.map(|s| s.name.clone()),
+            impact: slo.map(|s| s.impact.clone()),
+            action: slo.map(|s| s.action.clone()),
+            nights_failing,
+        };
+        match step.verdict {
+            Verdict::Failed | Verdict::Inconclusive | Verdict::Error => failing
+                .entry(owner)
+                .or_default()
+                .push(message_step(streak(night, &step.name, &earlier))),
+            Verdict::Passed if failed_before(&step.name, &earlier) => {
+                resolved.entry(owner).or_default().push(message_step(0));
+            }
+            _ => {}
+        }
+    }
+    let payload = |steps: Vec<MessageStep>| {
+        json!({
+            "version": 1,
+            "scenario": scenario.name,
+            "stack": stack,
+            "outcome": outcome.as_str(),
+            "steps": steps,
+        })
+    };
+    let mut out = Vec::new();
+    for (team, steps) in failing {
+        out.push(Notification {
+            team: team.to_owned(),
+            kind: KIND_FAILURES,
+            payload: payload(steps),
+        });
+    }
+    for (team, steps) in resolved {
+        out.push(Notification {
+            team: team.to_owned(),
+            kind: KIND_RESOLVED,
+            payload: payload(steps),
+        });
+    }
+    out
+}

@@ -1,0 +1,142 @@
+//! End-to-end tests of the dashboard: a store seeded through `f3_chaos::store::Store`, the real
+//! `f3-chaos dashboard --listen 127.0.0.1:0`, every page fetched over HTTP and its content checked.
+
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use chrono::{Duration, NaiveDate, Utc};
+use f3_chaos::store::{NewRun, StepRecord, Store};
+use f3_chaos_tests::{binary, repo_root};
+use serde_json::json;
+use uuid::Uuid;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_the_seeded_night_run_scenario_and_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let night = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let start = Utc::now() - Duration::hours(6);
+    let id = Uuid::now_v7();
+    store
+        .create_run(&NewRun {
+            id,
+            scenario: "gcp-failover-validation".into(),
+            stack: "uat-beta".into(),
+            trigger: "daemon".into(),
+            started_by: "daemon".into(),
+            started_at: start,
+            pid: 1,
+            host: "ci".into(),
+            scenario_digest: None,
+            night: Some(night),
+        })
+        .await
+        .unwrap();
+    let points: Vec<_> = (0..30)
+        .map(|i| json!({"at": start + Duration::seconds(10 * i), "value": if i > 12 { 0.31 } else { 0.12 }}))
+        .collect();
+    store
+        .upsert_step(
+            id,
+            &StepRecord {
+                index: 0,
+                phase: "then".into(),
+                name: "Assertion: Product SLO latency < 250ms".into(),
+                owner: Some("payments".into()),
+                verdict: Some("failed".into()),
+                started_at: start,
+                ended_at: Some(start + Duration::minutes(5)),
+                observed: Some(0.31),
+                threshold: Some(0.25),
+                evidence: Some(json!({"series": [{"labels": {}, "points": points}], "unit": "s"})),
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .finish_run(
+            id,
+            "failed",
+            start + Duration::minutes(6),
+            &json!({"pass_rate": 0.8}),
+        )
+        .await
+        .unwrap();
+
+    let mut child = Command::new(binary("f3-chaos"))
+        .args(["dashboard", "--listen", "127.0.0.1:0"])
+        .current_dir(repo_root())
+        .env("F3_CHAOS_DATABASE_URL", &url)
+        .env("F3_CHAOS_CONFIG", repo_root().join("config/local"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run f3-chaos (build it first: cargo build -p f3-chaos --bins)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Server(child);
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        async move {
+            let response = reqwest::get(&url).await.unwrap();
+            assert!(
+                response.status().is_success(),
+                "{url}: {}",
+                response.status()
+            );
+            response.text().await.unwrap()
+        }
+    };
+    let page = get("/night/2026-11-20").await;
+    assert!(
+        page.contains("Night 2026-11-20") && page.contains("uat-beta"),
+        "{page}"
+    );
+    assert!(
+        page.contains("gcp-failover-validation") && page.contains("o-failed"),
+        "{page}"
+    );
+    let page = get(&format!("/run/{id}")).await;
+    assert!(
+        page.contains("Assertion: Product SLO latency &lt; 250ms") && page.contains("payments"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<svg") && page.contains("threshold 0.25") && page.contains("80 %"),
+        "{page}"
+    );
+    let page = get("/scenario/gcp-failover-validation").await;
+    assert!(
+        page.contains("0 % of 1") && page.contains("Then steps"),
+        "{page}"
+    );
+    let page = get("/team/payments").await;
+    assert!(
+        page.contains("Assertion: Product SLO latency &lt; 250ms"),
+        "{page}"
+    );
+    let css = get("/assets/dashboard.css").await;
+    assert!(css.contains(".gantt"));
+    let page = get("/").await; // redirects to the latest night
+    assert!(page.contains("Night 2026-11-20"), "{page}");
+}
