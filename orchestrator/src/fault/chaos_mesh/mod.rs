@@ -49,6 +49,10 @@ use crate::scenario::{Check, Comparison, Fault, FaultStep};
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "f3-chaos";
 
+/// Namespaces preflight refuses as experiment targets whatever the config says: Kubernetes' own
+/// system namespaces (breaking them breaks the cluster, not the platform under test).
+pub const PROTECTED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
 /// Errors of the Chaos Mesh driver (converted to [`FaultError`] at the trait boundary).
 #[derive(Debug, thiserror::Error)]
 pub enum ChaosMeshError {
@@ -266,7 +270,18 @@ impl ChaosMeshDriver {
         Api::namespaced_with(client, &resource.namespace, &ar)
     }
 
-    /// Preflight of one cluster: CRDs present, RBAC allows what we do, namespaces allowed.
+    /// Preflight of one cluster, in this order (the first failure is returned):
+    ///
+    /// 1. namespaces allowed (no API call): the cluster lists at least one namespace, and none
+    ///    of them is a Kubernetes system namespace ([`PROTECTED_NAMESPACES`]) or the chaos
+    ///    namespace itself ⇒ [`ChaosMeshError::BlastRadius`];
+    /// 2. per Chaos Mesh kind: the CRD answers a `limit=1` list (404 ⇒
+    ///    [`ChaosMeshError::CrdMissing`], 403 ⇒ [`ChaosMeshError::Forbidden`]), then a
+    ///    SelfSubjectAccessReview each for `create`, `patch`, `delete`, `get` in the chaos
+    ///    namespace;
+    /// 3. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
+    ///    `list deployments` and `list statefulsets` (fingerprint). Denied ⇒
+    ///    [`ChaosMeshError::Forbidden`] with the API server's reason.
     async fn preflight_cluster(
         &self,
         cluster: &crate::config::Cluster,
@@ -275,6 +290,19 @@ impl ChaosMeshDriver {
             return Err(ChaosMeshError::BlastRadius(format!(
                 "cluster `{}` lists no namespaces experiments may touch",
                 cluster.name
+            )));
+        }
+        if let Some(namespace) = cluster
+            .namespaces
+            .iter()
+            .find(|n| PROTECTED_NAMESPACES.contains(&n.as_str()) || **n == self.namespace)
+        {
+            return Err(ChaosMeshError::BlastRadius(format!(
+                "cluster `{}` allows namespace `{namespace}`: system namespaces ({}) and the chaos \
+                 namespace `{}` are never experiment targets",
+                cluster.name,
+                PROTECTED_NAMESPACES.join(", "),
+                self.namespace
             )));
         }
         let client = self.client(&cluster.name).await?;
@@ -325,8 +353,14 @@ impl ChaosMeshDriver {
             }
         }
         for namespace in &cluster.namespaces {
-            self.access_review(&client, &cluster.name, "", "pods", "list", namespace)
-                .await?;
+            for (group, resource) in [
+                ("", "pods"),
+                ("apps", "deployments"),
+                ("apps", "statefulsets"),
+            ] {
+                self.access_review(&client, &cluster.name, group, resource, "list", namespace)
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -674,15 +708,14 @@ fn inventory_line(
     )
 }
 
-/// The fingerprint string: a 16-hex FNV-1a digest of the inventory, then the inventory lines, so
-/// that [`changed_objects`] can name what changed.
+/// The fingerprint string: the first 16 hex digits of the SHA-256 of the inventory lines (joined
+/// by `\n`), then a newline and the lines themselves, so that [`changed_objects`] can name what
+/// changed. Shape: `0123456789abcdef\ncluster/ns/Kind/name generation=N images=a,b\n…`.
 pub fn fingerprint_of(lines: &[String]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in lines.join("\n").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}\n{}", lines.join("\n"))
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(lines.join("\n").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{hex}\n{}", lines.join("\n"))
 }
 
 /// The objects (`cluster/namespace/Kind/name`) that differ between two fingerprints.
@@ -894,6 +927,10 @@ impl FaultDriver for ChaosMeshDriver {
             reason: format!("fingerprint: {e}"),
         })?;
         Ok(fingerprint_of(&lines))
+    }
+
+    fn changed_objects(&self, before: &str, after: &str) -> Vec<String> {
+        changed_objects(before, after)
     }
 }
 

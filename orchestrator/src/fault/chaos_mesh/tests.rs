@@ -914,3 +914,296 @@ async fn a_missing_kube_context_is_a_clear_error() {
         .to_string();
     assert!(err.contains("cannot build a Kubernetes client"), "{err}");
 }
+
+// ---------------------------------------------------------------- preflight, fingerprint, run
+
+const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?";
+
+fn review(allowed: bool) -> Value {
+    json!({ "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {},
+        "status": { "allowed": allowed } })
+}
+
+fn empty_list(api_version: &str, kind: &str) -> Value {
+    json!({ "apiVersion": api_version, "kind": kind, "metadata": {}, "items": [] })
+}
+
+/// Every request a passing preflight of the GCP cluster of [`small_stack`] makes, in order.
+fn preflight_script() -> Vec<Expect> {
+    let mut script = Vec::new();
+    for (path, kind) in [
+        (NC, "NetworkChaosList"),
+        (PC, "PodChaosList"),
+        (SC, "StressChaosList"),
+    ] {
+        script.push(expect(
+            Method::GET,
+            &format!("{path}?&limit=1"),
+            200,
+            empty_list("chaos-mesh.org/v1alpha1", kind),
+        ));
+        for _ in 0..4 {
+            script.push(expect(Method::POST, SSAR, 201, review(true)));
+        }
+    }
+    for _ in 0..3 {
+        script.push(expect(Method::POST, SSAR, 201, review(true)));
+    }
+    script
+}
+
+fn gcp_only() -> Stack {
+    let mut stack = small_stack();
+    stack.clusters.retain(|c| c.cloud == Cloud::Gcp);
+    stack
+}
+
+#[tokio::test]
+async fn preflight_checks_every_crd_and_every_permission_the_driver_uses() {
+    let stack = gcp_only();
+    let (driver, handle) = mocked(&stack, Cloud::Gcp);
+    let server = serve(handle, preflight_script());
+    driver
+        .preflight(&[pod_kill()])
+        .await
+        .expect("preflight passes");
+    let seen = server.await.expect("verifier");
+    let reviews: Vec<String> = seen
+        .iter()
+        .filter(|(method, _, _)| *method == Method::POST)
+        .map(|(_, _, body)| {
+            let a = &body["spec"]["resourceAttributes"];
+            format!(
+                "{} {}/{} in {}",
+                a["verb"].as_str().unwrap_or_default(),
+                a["group"].as_str().unwrap_or_default(),
+                a["resource"].as_str().unwrap_or_default(),
+                a["namespace"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for kind in ["networkchaos", "podchaos", "stresschaos"] {
+        for verb in ["create", "patch", "delete", "get"] {
+            expected.push(format!("{verb} chaos-mesh.org/{kind} in chaos-mesh"));
+        }
+    }
+    expected.push("list /pods in payments".to_owned());
+    expected.push("list apps/deployments in payments".to_owned());
+    expected.push("list apps/statefulsets in payments".to_owned());
+    assert_eq!(reviews, expected);
+}
+
+#[tokio::test]
+async fn preflight_refuses_system_namespaces_before_any_api_call() {
+    for namespace in ["kube-system", "chaos-mesh"] {
+        let mut stack = gcp_only();
+        stack.clusters[0].namespaces.push(namespace.into());
+        let (driver, handle) = mocked(&stack, Cloud::Gcp);
+        let server = serve(handle, vec![]);
+        let err = driver
+            .preflight(&[pod_kill()])
+            .await
+            .expect_err("system namespace refused")
+            .to_string();
+        assert!(
+            err.contains(&format!("allows namespace `{namespace}`")),
+            "{err}"
+        );
+        assert!(server.await.expect("verifier").is_empty());
+    }
+}
+
+fn deployment(name: &str, generation: i64, image: &str) -> Value {
+    json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": name, "namespace": "payments", "generation": generation },
+        "spec": { "selector": {}, "template": { "spec": { "containers": [{ "name": "main", "image": image }] } } } })
+}
+
+fn statefulset(name: &str, generation: i64, image: &str) -> Value {
+    json!({ "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": { "name": name, "namespace": "payments", "generation": generation },
+        "spec": { "selector": {}, "serviceName": name, "template": { "spec": { "containers": [{ "name": "main", "image": image }] } } } })
+}
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/payments/deployments?";
+const STATEFULSETS: &str = "/apis/apps/v1/namespaces/payments/statefulsets?";
+
+#[tokio::test]
+async fn fingerprint_covers_images_and_generations_and_names_a_changed_object() {
+    let stack = gcp_only();
+    let (driver, handle) = mocked(&stack, Cloud::Gcp);
+    let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "apps/v1", "kind": kind, "metadata": {}, "items": items });
+    let server = serve(
+        handle,
+        vec![
+            expect(
+                Method::GET,
+                DEPLOYMENTS,
+                200,
+                list(
+                    "DeploymentList",
+                    vec![deployment("payments-api", 7, "registry/payments-api:1.4.2")],
+                ),
+            ),
+            expect(
+                Method::GET,
+                STATEFULSETS,
+                200,
+                list(
+                    "StatefulSetList",
+                    vec![statefulset("ledger", 3, "registry/ledger:9")],
+                ),
+            ),
+            // A branch override lands mid-run: new image, new generation.
+            expect(
+                Method::GET,
+                DEPLOYMENTS,
+                200,
+                list(
+                    "DeploymentList",
+                    vec![deployment(
+                        "payments-api",
+                        8,
+                        "registry/payments-api:pr-1234",
+                    )],
+                ),
+            ),
+            expect(
+                Method::GET,
+                STATEFULSETS,
+                200,
+                list(
+                    "StatefulSetList",
+                    vec![statefulset("ledger", 3, "registry/ledger:9")],
+                ),
+            ),
+        ],
+    );
+    let before = driver.fingerprint().await.expect("fingerprint");
+    let after = driver.fingerprint().await.expect("fingerprint");
+    server.await.expect("verifier");
+    assert!(
+        before.contains(
+            "gke-uat-alpha/payments/Deployment/payments-api generation=7 images=registry/payments-api:1.4.2"
+        ),
+        "{before}"
+    );
+    assert!(
+        before.contains(
+            "gke-uat-alpha/payments/StatefulSet/ledger generation=3 images=registry/ledger:9"
+        ),
+        "{before}"
+    );
+    assert_ne!(before, after);
+    assert_eq!(
+        FaultDriver::changed_objects(&driver, &before, &after),
+        ["gke-uat-alpha/payments/Deployment/payments-api"]
+    );
+}
+
+/// The whole runner on a Chaos Mesh stack whose API server goes away while the fault is active:
+/// the applied resource carries `spec.duration`, the revert fails naming it, and the run ends
+/// `cleanup-failed`.
+#[tokio::test]
+async fn api_unreachable_mid_fault_ends_the_run_cleanup_failed_naming_the_resource() {
+    let stack = gcp_only();
+    let (driver, handle) = mocked(&stack, Cloud::Gcp);
+    let library = crate::scenario::load_library(&config_dir()).expect("example library loads");
+    let mut scenario = library
+        .scenarios
+        .get("gcp-failover-validation")
+        .expect("reference scenario")
+        .clone();
+    // Only the fault: no Prometheus is needed to see what happens to it.
+    scenario.given.clear();
+    scenario.then.clear();
+    scenario.abort.clear();
+    let mut fault = pod_kill();
+    fault.duration = HumanDuration(Duration::from_secs(1));
+    scenario.when = vec![fault];
+
+    let injected = json!([{ "type": "AllInjected", "status": "True" }]);
+    let mut script = vec![
+        expect(
+            Method::GET,
+            DEPLOYMENTS,
+            200,
+            empty_list("apps/v1", "DeploymentList"),
+        ),
+        expect(
+            Method::GET,
+            STATEFULSETS,
+            200,
+            empty_list("apps/v1", "StatefulSetList"),
+        ),
+    ];
+    script.extend(preflight_script());
+    script.extend([
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/payments/pods?&labelSelector=app%3Dledger%2Ccloud%3Dgcp",
+            200,
+            pods(2),
+        ),
+        expect(
+            Method::PATCH,
+            &format!("{PC}/{NAME}?&force=true&fieldManager=f3-chaos"),
+            200,
+            chaos("PodChaos", NAME, json!([])),
+        ),
+        expect(
+            Method::GET,
+            &format!("{PC}/{NAME}"),
+            200,
+            chaos("PodChaos", NAME, injected),
+        ),
+    ]);
+    // The API server is gone from here on: the first revert and its three retries.
+    for _ in 0..4 {
+        script.push(unreachable(Method::DELETE, &format!("{PC}/{NAME}?")));
+    }
+    script.push(unreachable(Method::GET, DEPLOYMENTS));
+    let server = serve(handle, script);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        crate::store::Store::open(&format!("sqlite://{}", dir.path().join("f3.db").display()))
+            .await
+            .expect("store");
+    // A real Prometheus client; no step queries it.
+    let prometheus =
+        crate::assert::PrometheusClient::new("http://127.0.0.1:9", Duration::from_secs(1))
+            .expect("client");
+    let mut opts = crate::run::RunOptions::new("test", "cli");
+    opts.run_id = ctx().run_id;
+    let runner = crate::run::Runner::new(
+        &store,
+        &driver,
+        &prometheus,
+        None,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let report = runner
+        .run(&scenario, &stack.name, &opts)
+        .await
+        .expect("the run starts");
+    let seen = server
+        .await
+        .expect("verifier: every scripted request was made");
+
+    assert_eq!(report.outcome, crate::run::RunOutcome::CleanupFailed);
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("gke-uat-alpha/PodChaos chaos-mesh/{NAME}")),
+        "the reason names the resource: {reason}"
+    );
+    let applied = seen
+        .iter()
+        .find(|(method, _, _)| *method == Method::PATCH)
+        .expect("applied");
+    assert_eq!(
+        applied.2["spec"]["duration"], "2s",
+        "the resource ends itself: fault duration 1 s + 1 s grace"
+    );
+}
