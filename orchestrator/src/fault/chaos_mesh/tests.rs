@@ -76,17 +76,28 @@ fn fault_ctx() -> FaultContext {
 
 // ---------------------------------------------------------------- schema validation
 
+/// The upstream CRDs: `$F3_CHAOS_CRD_DIR`, else the first `shared/chaos-mesh-crds` found walking
+/// up from this crate (the repository's `../shared/chaos-mesh-crds`, also from a git worktree).
+fn crd_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("F3_CHAOS_CRD_DIR") {
+        return dir.into();
+    }
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/chaos-mesh-crds"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "no shared/chaos-mesh-crds above {}: set F3_CHAOS_CRD_DIR to the upstream CRD YAML directory",
+                here.display()
+            )
+        })
+}
+
 /// The CRD's openAPIV3Schema, made strict: every object with `properties` rejects unknown fields
 /// (the API server would silently prune them, hiding a typo), except `metadata`.
 fn crd_schema(file: &str) -> Value {
-    let path = std::path::Path::new("/work/shared/chaos-mesh-crds").join(file);
-    let path = if path.exists() {
-        path
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/chaos-mesh-crds")
-            .join(file)
-    };
+    let path = crd_dir().join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let crd: Value = serde_yaml::from_str(&text).expect("CRD YAML parses");
@@ -466,6 +477,17 @@ fn serve(
                 (&e.method, e.uri.as_str()),
                 "request {i}"
             );
+            if method == Method::PATCH {
+                // Server-side apply, never a merge or JSON patch.
+                assert_eq!(
+                    request
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .map(|v| v.as_bytes()),
+                    Some(&b"application/apply-patch+yaml"[..]),
+                    "request {i}: PATCH must be a server-side apply"
+                );
+            }
             let bytes = request
                 .into_body()
                 .collect_bytes()
