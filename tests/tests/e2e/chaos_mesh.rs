@@ -81,6 +81,34 @@ fn dry_run_prints_the_manifests_for_all_three_clusters() {
 }
 
 #[test]
+fn trigger_dry_run_prints_the_same_manifests_as_run() {
+    let common = [
+        "--scenario",
+        "gcp-failover-validation",
+        "--dry-run",
+        "--config",
+        "config/example-production",
+    ];
+    let run = f3_chaos(&[&["run", "--stack", "uat-alpha"][..], &common[..]].concat());
+    let trigger = f3_chaos(
+        &[
+            &["trigger", "--target-stack", "uat-alpha"][..],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        trigger.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trigger.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&trigger.stdout);
+    assert!(stdout.contains("kind: NetworkChaos"), "{stdout}");
+    assert_eq!(stdout, String::from_utf8_lossy(&run.stdout));
+}
+
+#[test]
 fn dry_run_on_the_local_stack_is_refused() {
     let out = f3_chaos(&[
         "run",
