@@ -90,13 +90,8 @@ fn trigger_dry_run_prints_the_same_manifests_as_run() {
         "config/example-production",
     ];
     let run = f3_chaos(&[&["run", "--stack", "uat-alpha"][..], &common[..]].concat());
-    let trigger = f3_chaos(
-        &[
-            &["trigger", "--target-stack", "uat-alpha"][..],
-            &common[..],
-        ]
-        .concat(),
-    );
+    let trigger =
+        f3_chaos(&[&["trigger", "--target-stack", "uat-alpha"][..], &common[..]].concat());
     assert_eq!(
         trigger.status.code(),
         Some(0),
