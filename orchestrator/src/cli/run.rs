@@ -382,7 +382,7 @@ async fn run_with<D: FaultDriver + LoadGenerator>(
     let notifiers = crate::notify::Notifiers::from_config(&library.config);
     match tokio::time::timeout(
         NOTIFY_BUDGET,
-        crate::notify::deliver_due_with(&store, &notifiers, chrono::Utc::now()),
+        crate::notify::deliver_due_with(store, &notifiers, chrono::Utc::now()),
     )
     .await
     {
