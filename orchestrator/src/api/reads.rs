@@ -65,28 +65,6 @@ pub(super) async fn scenario(
         .ok_or_else(|| ApiError::NotFound(format!("unknown scenario `{name}`")))
 }
 
-fn past_run(run: &RunRecord) -> Option<PastRun> {
-    use plan::RunOutcome as O;
-    let outcome = match run.status.as_str() {
-        "passed" => O::Passed,
-        "failed" => O::Failed,
-        "aborted" => O::Aborted,
-        "inconclusive" => O::Inconclusive,
-        "precondition-failed" => O::PreconditionFailed,
-        "void" => O::Void,
-        "cleanup-failed" => O::CleanupFailed,
-        "error" => O::Error,
-        _ => return None, // running, interrupted: no duration to learn from
-    };
-    Some(PastRun {
-        scenario: run.scenario.clone(),
-        stack: run.stack.clone(),
-        started_at: run.started_at,
-        ended_at: run.ended_at?,
-        outcome,
-    })
-}
-
 /// `GET /api/v1/plans/{night}` with `night` = `YYYY-MM-DD` or `next` (the night in progress, else
 /// the next one): `{night, window: {start, end}, source: "computed", plan: {slots, skipped,
 /// objective, …}}`, instants RFC 3339 UTC. The plan is computed by the planner from the library
@@ -111,6 +89,20 @@ pub(super) async fn plan(
             ApiError::BadRequest(format!("night `{night}` is not YYYY-MM-DD or `next`"))
         })?
     };
+    // The daemon's own plan of that night, when it made one (with every re-plan's reason).
+    let stored = state.inner.store.plans(night).await?;
+    if let Some(latest) = stored.last() {
+        return Ok(Json(json!({
+            "night": night,
+            "window": latest.plan.get("window"),
+            "source": "daemon",
+            "plan": latest.plan,
+            "revisions": stored
+                .iter()
+                .map(|p| json!({ "created_at": p.created_at, "reason": p.reason }))
+                .collect::<Vec<_>>(),
+        })));
+    }
     let since = Utc::now() - chrono::Duration::days(PLAN_HISTORY_DAYS);
     let history: Vec<PastRun> = state
         .inner
@@ -118,7 +110,7 @@ pub(super) async fn plan(
         .history(since)
         .await?
         .iter()
-        .filter_map(past_run)
+        .filter_map(PastRun::from_record)
         .collect();
     let scenarios: Vec<Scenario> = state.inner.library.scenarios.values().cloned().collect();
     let input = plan::plan_input(night, config, &scenarios, &history);

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::{ApiError, ApiState};
 use crate::config::{ApiRole, Environment};
-use crate::run::launch::{LaunchError, driver_for, slo_for};
-use crate::run::{RunError, RunEvent, RunOptions, RunOutcome, Runner};
+use crate::run::launch::StackTools;
+use crate::run::{RunError, RunEvent, RunOptions, RunOutcome};
 
 /// How long `POST /api/v1/triggers` waits for the faults to be injected (as `f3-chaos trigger`).
 const TRIGGER_WAIT: Duration = Duration::from_secs(300);
@@ -123,13 +123,9 @@ async fn launch(
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
     let (scenario, stack) = authorize(state, caller, req)?;
-    let to_api = |e: LaunchError| match e {
-        LaunchError::DriverUnavailable { .. } => ApiError::NotImplemented(e.to_string()),
-        LaunchError::Prometheus { .. } => ApiError::Internal(e.to_string()),
-    };
-    let driver = driver_for(stack).map_err(to_api)?;
-    let slo = slo_for(stack)
-        .map_err(to_api)?
+    let mut tools = StackTools::for_stack(stack).map_err(|e| ApiError::Internal(e.to_string()))?;
+    tools.slo = tools
+        .slo
         .with_observer(state.inner.metrics.query_observer());
     let mut opts = RunOptions::new(&caller.name, "api");
     opts.wait_for_stack = req.wait_for_stack_seconds.map(Duration::from_secs);
@@ -152,7 +148,7 @@ async fn launch(
     state.inner.tasks.spawn(async move {
         let inner = &task_state.inner;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
-        let runner = Runner::new(&inner.store, &driver, &slo, Some(tx), cancel);
+        let runner = tools.runner(&inner.store, Some(tx), cancel);
         let run = async {
             let result = runner.run(&scenario, &stack_for_task, &opts).await;
             drop(runner); // closes the event channel, so the pump below ends

@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::report::{self, TerminalReporter};
-use crate::assert::PrometheusClient;
 use crate::config::{Config, DriverConfig};
 use crate::exit_codes;
-use crate::fault::LocalDriver;
-use crate::run::{RunError, RunEvent, RunOptions, Runner, sweep};
+use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
+use crate::run::launch::StackTools;
+use crate::run::{RunError, RunEvent, RunOptions, sweep};
 use crate::scenario::{Library, Scenario, load_library};
 use crate::store::Store;
 
@@ -63,12 +63,20 @@ pub struct RunArgs {
     /// Also write a JUnit XML report (one testcase per step, owner as a property).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Print the exact manifests (YAML) the faults would be applied as, per cluster, and exit:
+    /// touches nothing (no store, no lease, no API call). Chaos Mesh stacks only.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Internal: the run id chosen by the parent of a detached run.
     #[arg(long, hide = true)]
     pub run_id: Option<Uuid>,
     /// Internal: how the run was started (`cli`, `trigger`).
     #[arg(long, hide = true, default_value = "cli")]
     pub started_via: String,
+    /// Start the run on an f3-chaos daemon instead of here (its HTTP API), and stream its events:
+    /// the terminal output and exit code are the same. Token from `F3_CHAOS_TOKEN`.
+    #[arg(long, env = "F3_CHAOS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
 }
 
 /// Arguments of `f3-chaos trigger`: fire and forget.
@@ -86,6 +94,12 @@ pub struct TriggerArgs {
     /// Store URL.
     #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Print the exact manifests (YAML) per cluster and exit; touches nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Trigger on an f3-chaos daemon (its HTTP API) instead of here. Token from `F3_CHAOS_TOKEN`.
+    #[arg(long, env = "F3_CHAOS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
 }
 
 /// Runs `f3-chaos run`; returns the exit code.
@@ -107,8 +121,10 @@ pub fn execute_trigger(args: TriggerArgs) -> anyhow::Result<u8> {
         wait_for_stack: None,
         output: OutputFormat::Text,
         junit: None,
+        dry_run: args.dry_run,
         run_id: None,
         started_via: "trigger".into(),
+        server: args.server,
     })
 }
 
@@ -209,6 +225,12 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(exit_codes::INVALID_INPUT);
         }
     };
+    if args.dry_run {
+        return dry_run(scenario, stack);
+    }
+    if let Some(server) = &args.server {
+        return run_on_server(&args, server, &library, scenario, &stack.name).await;
+    }
     let url = args
         .database_url
         .clone()
@@ -230,21 +252,85 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return start_detached(&args, &store, scenario, &stack.name).await;
     }
 
+    let tools = StackTools::for_stack(stack)?;
+    run_with(&args, &library, scenario, &stack.name, &store, &tools).await
+}
+
+/// `--dry-run`: the manifests of every When step, per cluster, as YAML documents on stdout.
+fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<u8> {
     let driver = match &stack.driver {
-        DriverConfig::Local {
-            sandbox_stack,
-            state_dir,
-        } => LocalDriver::new(sandbox_stack, state_dir.clone()),
-        DriverConfig::ChaosMesh { .. } => {
+        DriverConfig::ChaosMesh { .. } => ChaosMeshDriver::new(stack)?,
+        DriverConfig::Local { .. } => {
             eprintln!(
-                "error: stack `{}` uses the chaos-mesh driver, which is not available in this build yet",
+                "error: --dry-run renders Kubernetes manifests; stack `{}` uses the local driver",
                 stack.name
             );
-            return Ok(exit_codes::ERROR);
+            return Ok(exit_codes::INVALID_INPUT);
         }
     };
-    let prometheus = PrometheusClient::new(&stack.prometheus_url, Duration::from_secs(5))?;
+    let grace = RunOptions::new(&started_by(), "dry-run").ttl_grace;
+    let mut per_cluster: Vec<(String, Vec<String>)> = stack
+        .clusters
+        .iter()
+        .map(|c| (c.name.clone(), Vec::new()))
+        .collect();
+    for (index, step) in scenario.when.iter().enumerate() {
+        let ctx = RenderContext {
+            run_id: Uuid::nil(),
+            step_index: index,
+            ttl: step.duration.0 + grace,
+            ledger_id: None,
+        };
+        let manifests = match driver.render(step, &ctx) {
+            Ok(manifests) => manifests,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit_codes::INVALID_INPUT);
+            }
+        };
+        for manifest in manifests {
+            let yaml =
+                crate::scenario::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
+            let comment = format!("# step {index}: {}\n", step.name);
+            if let Some((_, docs)) = per_cluster
+                .iter_mut()
+                .find(|(name, _)| *name == manifest.resource.cluster)
+            {
+                docs.push(comment + &yaml);
+            }
+        }
+    }
+    println!(
+        "# Dry run: {} on {} (nothing was applied; the run id is a placeholder).",
+        scenario.name, stack.name
+    );
+    for (cluster, docs) in per_cluster {
+        let context = stack
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| c.kube_context.clone())
+            .unwrap_or_else(|| "in-cluster".into());
+        println!(
+            "# ===== cluster {cluster} (context {context}): {} manifest(s)",
+            docs.len()
+        );
+        for doc in docs {
+            println!("---\n{}", doc.trim_end());
+        }
+    }
+    Ok(exit_codes::PASSED)
+}
 
+/// The run itself, with the stack's tools (driver, Prometheus, silencer, annotator).
+async fn run_with(
+    args: &RunArgs,
+    library: &Library,
+    scenario: &Scenario,
+    stack_name: &str,
+    store: &Store,
+    tools: &StackTools,
+) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
@@ -265,14 +351,8 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         opts.run_id = id;
     }
     opts.wait_for_stack = args.wait_for_stack.map(|d| d.as_std());
-    // Alertmanager silences and Grafana annotations of the fault window (when configured).
-    let silencer = crate::notify::alertmanager::Silencer::for_stack(stack)?;
-    let annotator =
-        crate::notify::grafana::GrafanaAnnotator::for_stack(stack, &crate::notify::process_env());
-    let runner = Runner::new(&store, &driver, &prometheus, Some(tx), cancel)
-        .with_silencer(silencer)
-        .with_annotator(annotator);
-    let result = runner.run(scenario, &stack.name, &opts).await;
+    let runner = tools.runner(store, Some(tx), cancel);
+    let result = runner.run(scenario, stack_name, &opts).await;
     drop(runner); // closes the event channel
     let reporter = printer.await.ok().flatten();
     let report = match result {
@@ -299,7 +379,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let notifiers = crate::notify::Notifiers::from_config(&library.config);
     match tokio::time::timeout(
         NOTIFY_BUDGET,
-        crate::notify::deliver_due_with(&store, &notifiers, chrono::Utc::now()),
+        crate::notify::deliver_due_with(store, &notifiers, chrono::Utc::now()),
     )
     .await
     {
@@ -310,6 +390,39 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         ),
     }
     Ok(report.outcome.exit_code())
+}
+
+/// `--server`: the same run started through the daemon's HTTP API (`POST /api/v1/runs`, or
+/// `/api/v1/triggers` for `trigger`), its events streamed and printed as a local run prints them.
+async fn run_on_server(
+    args: &RunArgs,
+    server: &str,
+    library: &Library,
+    scenario: &Scenario,
+    stack: &str,
+) -> anyhow::Result<u8> {
+    use super::remote::{Remote, run_remote, trigger_remote};
+    let remote = Remote::from_env(server)?;
+    let req = crate::api::StartRequest {
+        scenario: scenario.name.clone(),
+        stack: Some(stack.to_owned()),
+        wait_for_stack_seconds: args.wait_for_stack.map(|d| d.as_std().as_secs()),
+    };
+    if !args.wait_for_assertions {
+        return trigger_remote(&remote, &req).await;
+    }
+    let text = args.output == OutputFormat::Text;
+    let remote_run = run_remote(&remote, &req, &library.config, text).await?;
+    if let Some(report) = &remote_run.report {
+        if args.output == OutputFormat::Json {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        }
+        if let Some(path) = &args.junit {
+            std::fs::write(path, report::junit(report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(remote_run.exit_code)
 }
 
 /// Ctrl-C or SIGTERM ⇒ cancel: the runner reverts faults and ends the run as `interrupted`.

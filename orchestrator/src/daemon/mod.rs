@@ -19,7 +19,10 @@ use anyhow::Context as _;
 use chrono::{NaiveTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ApiState;
+use crate::dashboard::DashboardState;
 use crate::exit_codes;
+use crate::metrics::Metrics;
 use crate::run::sweep;
 use crate::store::{Leadership, Store};
 use night::{NightSources, journal};
@@ -40,7 +43,8 @@ pub struct DaemonArgs {
     /// Config directory (stacks, teams, window; it names the scenario library).
     #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
     pub config: PathBuf,
-    /// Address of the HTTP API.
+    /// Address of the HTTP API, `/metrics` and the dashboard (port 0 picks a free port; the
+    /// journal's `started` entry names it).
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: String,
     /// Store URL (`sqlite://PATH` or `postgres://…`); default: the config's, else the default
@@ -61,9 +65,13 @@ pub struct DaemonArgs {
     /// Override the window end (local `HH:MM` or `HH:MM:SS`).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub window_end: Option<NaiveTime>,
-    /// Exit after the first night instead of waiting for the next trigger.
+    /// Exit after the first night instead of waiting for the next trigger (the morning digest
+    /// of that night is then not sent by this process).
     #[arg(long)]
     pub once: bool,
+    /// When the morning digest of a night is queued, after its window ends.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub digest_after: crate::duration::HumanDuration,
 }
 
 fn parse_time(text: &str) -> Result<NaiveTime, String> {
@@ -74,7 +82,9 @@ fn parse_time(text: &str) -> Result<NaiveTime, String> {
 
 /// Runs `f3-chaos daemon`; returns the exit code.
 pub fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers serve the API and dashboard; the night's loop runs on this thread (LocalSet).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
@@ -115,6 +125,34 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     };
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
+    let metrics = Metrics::new();
+    let api = match ApiState::new(store.clone(), library.clone(), metrics.clone()) {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("error: API tokens: {e}");
+            return Ok(exit_codes::INVALID_INPUT);
+        }
+    };
+    let dashboard = DashboardState::new(store.clone(), config.timezone)
+        .context("compiling the dashboard templates")?;
+    let app = crate::api::router(api.clone()).merge(crate::dashboard::router(dashboard));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .into_future(),
+    );
+    // On SIGTERM the API's runs start reverting at once, in parallel with the night's.
+    let api_stopped = {
+        let (api, cancel) = (api.clone(), cancel.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            api.shutdown().await;
+        })
+    };
     let holder = format!(
         "{} pid {}",
         crate::store::local_hostname(),
@@ -122,12 +160,13 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     );
     journal(&serde_json::json!({
         "event": "started", "cron": expression, "timezone": config.timezone.name(),
-        "store": store.backend_name(), "holder": holder,
+        "store": store.backend_name(), "holder": holder, "listen": addr.to_string(),
     }));
     let sources = NightSources {
         store: &store,
         library: &library,
         config_dir: Some(args.config.clone()),
+        metrics: metrics.clone(),
     };
 
     let mut plan_now = args.plan_now;
@@ -141,6 +180,13 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         journal(&serde_json::json!({ "event": "sweep", "report": report }));
         let lead = cancel.child_token();
         let keeper = tokio::task::spawn_local(keep_leading(leadership, lead.clone()));
+        // Only the leader delivers the outbox (notifications of every run, API and CLI included).
+        let worker = {
+            let (store, library, lead) = (store.clone(), library.clone(), lead.clone());
+            tokio::task::spawn_local(async move {
+                crate::notify::worker::run_worker(&store, &library, lead).await;
+            })
+        };
 
         loop {
             let now = Utc::now();
@@ -174,11 +220,22 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
                     }
                 }
             }
+            if !lead.is_cancelled() {
+                let at = window.end + args.digest_after.as_chrono();
+                let (store, library, lead) = (store.clone(), library.clone(), lead.clone());
+                tokio::task::spawn_local(async move {
+                    tokio::select! {
+                        () = night::sleep_until(at) => morning_digest(&store, &library, window.night).await,
+                        () = lead.cancelled() => {}
+                    }
+                });
+            }
             if args.once || lead.is_cancelled() {
                 break;
             }
         }
         lead.cancel();
+        let _ = worker.await;
         let still_leading = keeper.await.ok().flatten();
         if let Some(leadership) = still_leading {
             leadership.resign().await;
@@ -188,9 +245,60 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         }
         journal(&serde_json::json!({ "event": "standby", "reason": "leadership lost" }));
     }
+    // Runs started through the API revert and end `interrupted` (under way since the signal,
+    // alongside the night's runs), then the server stops.
+    cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, api_stopped)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "API runs did not finish reverting within the shutdown grace; their fault TTLs end them."
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     journal(&serde_json::json!({ "event": "stopped" }));
     store.close().await;
     Ok(exit_codes::PASSED)
+}
+
+/// Queues the morning digest of `night` (one message per team; the outbox worker delivers it),
+/// unless it was already queued (a restarted daemon, a new leader).
+async fn morning_digest(
+    store: &Store,
+    library: &crate::scenario::Library,
+    night: chrono::NaiveDate,
+) {
+    let digests = match crate::notify::digest::build(store, night, &library.config).await {
+        Ok(digests) => digests,
+        Err(e) => {
+            tracing::warn!(error = %e, %night, "Could not build the morning digest.");
+            return;
+        }
+    };
+    let mut fresh = Vec::new();
+    for digest in digests {
+        let Some(anchor) = digest.anchor_run else {
+            continue;
+        };
+        let queued = store
+            .outbox_for_run(anchor)
+            .await
+            .map(|rows| {
+                rows.iter()
+                    .any(|r| r.kind == "digest" && r.team == digest.team)
+            })
+            .unwrap_or(false);
+        if !queued {
+            fresh.push(digest);
+        }
+    }
+    match crate::notify::digest::queue(store, night, &fresh, Utc::now()).await {
+        Ok(ids) => journal(
+            &serde_json::json!({ "event": "digest", "night": night, "messages": ids.len() }),
+        ),
+        Err(e) => tracing::warn!(error = %e, %night, "Could not queue the morning digest."),
+    }
 }
 
 /// Polls for leadership every [`LEADER_POLL`] until won (`Some`) or `cancel` fires (`None`).

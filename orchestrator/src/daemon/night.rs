@@ -30,13 +30,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::window::NightWindow;
-use crate::assert::PrometheusClient;
-use crate::config::{Config, DriverConfig, Stack};
-use crate::fault::LocalDriver;
+use crate::config::{Config, Stack};
+use crate::metrics::Metrics;
 use crate::plan::{
     self, Busy, NightProgress, PastRun, Plan, PlanInput, RunState, Slot, StartedRun, Window,
 };
-use crate::run::{RunError, RunOptions, RunOutcome, RunReport, Runner};
+use crate::run::launch::StackTools;
+use crate::run::{RunError, RunOptions, RunOutcome, RunReport};
 use crate::scenario::{Library, Scenario};
 use crate::store::{RunFilter, Store};
 
@@ -73,6 +73,8 @@ pub struct NightSources<'a> {
     pub library: &'a Library,
     /// The config directory, re-read for reservations (`None`: never re-read).
     pub config_dir: Option<PathBuf>,
+    /// The daemon's own metrics (runs by outcome, lease refusals, query latency).
+    pub metrics: Metrics,
 }
 
 /// How a slot's run ended, sent by its task to the night loop.
@@ -275,11 +277,12 @@ impl NightState<'_> {
                 },
             });
             let store = self.sources.store.clone();
+            let metrics = self.sources.metrics.clone();
             let tx = ended_tx.clone();
             let cancel = cancel.child_token();
             let planned_end = now + length;
             tokio::task::spawn_local(async move {
-                let result = run_slot(&store, &stack, &scenario, &opts, cancel).await;
+                let result = run_slot(&store, &metrics, &stack, &scenario, &opts, cancel).await;
                 let _ = tx.send(SlotEnd {
                     scenario: scenario.name.clone(),
                     stack: stack.name.clone(),
@@ -516,27 +519,24 @@ fn reservation_poll() -> tokio::time::Interval {
 /// [`RunError`] when the run could not start (busy stack, store failure, unusable driver).
 pub async fn run_slot(
     store: &Store,
+    metrics: &Metrics,
     stack: &Stack,
     scenario: &Scenario,
     opts: &RunOptions,
     cancel: CancellationToken,
 ) -> Result<RunReport, RunError> {
-    let prometheus = PrometheusClient::new(&stack.prometheus_url, Duration::from_secs(5))
-        .map_err(|e| RunError::Driver(format!("Prometheus client for {}: {e}", stack.name)))?;
-    match &stack.driver {
-        DriverConfig::Local {
-            sandbox_stack,
-            state_dir,
-        } => {
-            let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
-            Runner::new(store, &driver, &prometheus, None, cancel)
-                .run(scenario, &stack.name, opts)
-                .await
-        }
-        DriverConfig::ChaosMesh { .. } => Err(RunError::Driver(
-            "the chaos-mesh driver is not available in this build".into(),
-        )),
+    let mut tools = StackTools::for_stack(stack).map_err(|e| RunError::Driver(e.to_string()))?;
+    tools.slo = tools.slo.with_observer(metrics.query_observer());
+    let result = tools
+        .runner(store, None, cancel)
+        .run(scenario, &stack.name, opts)
+        .await;
+    match &result {
+        Ok(report) => metrics.run_finished(report.outcome),
+        Err(RunError::StackBusy { .. }) => metrics.lease_refused(&stack.name),
+        Err(_) => {}
     }
+    result
 }
 
 /// Stores a plan (a failure only logs: the journal has it too).

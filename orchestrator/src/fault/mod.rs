@@ -16,9 +16,11 @@ use uuid::Uuid;
 
 use crate::scenario::{Check, FaultStep};
 
+pub mod chaos_mesh;
 pub mod local;
 pub mod watchdog;
 
+pub use chaos_mesh::ChaosMeshDriver;
 pub use local::LocalDriver;
 
 /// Errors of fault drivers.
@@ -128,6 +130,14 @@ pub trait FaultDriver: Send + Sync {
 
     /// A fingerprint of what is deployed on the stack; a change during a run voids it.
     fn fingerprint(&self) -> impl Future<Output = Result<String, FaultError>> + Send;
+
+    /// The objects that differ between two fingerprints of this driver, named for people
+    /// (e.g. `gke-uat-alpha/payments/Deployment/ledger`), so a void run says what changed.
+    /// Empty when the driver's fingerprint cannot name objects (the default).
+    fn changed_objects(&self, before: &str, after: &str) -> Vec<String> {
+        let _ = (before, after);
+        Vec::new()
+    }
 }
 
 /// The load generator of a stack (payment simulators): the Given "load" step.

@@ -1,26 +1,37 @@
-//! What every way of starting a run needs besides the [`Runner`](super::Runner): the fault driver
-//! and the SLO source of a configured stack. Shared by the HTTP API (`crate::api`) and, later, the
-//! daemon and `f3-chaos run`.
+//! What every way of starting a run needs besides the [`Runner`]: the fault driver of a
+//! configured stack (local sandbox or Chaos Mesh), its SLO source, and the Alertmanager silencer
+//! and Grafana annotator of its fault windows. One place, shared by `f3-chaos run`, the daemon's
+//! nights and the HTTP API, so a run behaves the same however it was started.
 
 use std::time::Duration;
 
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::{RunEvent, Runner};
 use crate::assert::{PrometheusClient, SloError};
 use crate::config::{DriverConfig, Stack};
-use crate::fault::LocalDriver;
+use crate::fault::{
+    ChaosMeshDriver, FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator, LocalDriver,
+};
+use crate::notify::alertmanager::Silencer;
+use crate::notify::grafana::GrafanaAnnotator;
+use crate::scenario::{Check, FaultStep};
+use crate::store::Store;
 
 /// Timeout of one SLO query, end to end (the same as `f3-chaos run`).
 pub const SLO_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a stack cannot be driven by this build.
+/// Why a stack cannot be driven.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    /// The stack uses a driver this build does not have yet.
-    #[error("stack `{stack}` uses the {driver} driver, which is not available in this build yet")]
-    DriverUnavailable {
+    /// The stack's fault driver cannot be set up (e.g. no usable kubeconfig context).
+    #[error("stack `{stack}`: {message}")]
+    Driver {
         /// Stack name.
         stack: String,
-        /// Driver kind (`chaos-mesh`).
-        driver: &'static str,
+        /// Why.
+        message: String,
     },
     /// The stack's Prometheus URL is not usable.
     #[error("stack `{stack}`: {source}")]
@@ -31,22 +42,43 @@ pub enum LaunchError {
         #[source]
         source: SloError,
     },
+    /// The stack's Alertmanager URL is not usable.
+    #[error("stack `{stack}`: Alertmanager: {message}")]
+    Alertmanager {
+        /// Stack name.
+        stack: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The fault driver (and load generator) of a stack, whichever kind its config names.
+pub enum StackDriver {
+    /// The bundled sandbox (`driver.kind: local`).
+    Local(LocalDriver),
+    /// Kubernetes with Chaos Mesh (`driver.kind: chaos-mesh`).
+    ChaosMesh(Box<ChaosMeshDriver>),
 }
 
 /// The fault driver (and load generator) of `stack`.
 ///
 /// # Errors
-/// [`LaunchError::DriverUnavailable`] for Chaos Mesh stacks.
-pub fn driver_for(stack: &Stack) -> Result<LocalDriver, LaunchError> {
+/// [`LaunchError::Driver`] when the Chaos Mesh driver cannot be built from the stack's config.
+pub fn driver_for(stack: &Stack) -> Result<StackDriver, LaunchError> {
     match &stack.driver {
         DriverConfig::Local {
             sandbox_stack,
             state_dir,
-        } => Ok(LocalDriver::new(sandbox_stack, state_dir.clone())),
-        DriverConfig::ChaosMesh { .. } => Err(LaunchError::DriverUnavailable {
-            stack: stack.name.clone(),
-            driver: "chaos-mesh",
-        }),
+        } => Ok(StackDriver::Local(LocalDriver::new(
+            sandbox_stack,
+            state_dir.clone(),
+        ))),
+        DriverConfig::ChaosMesh { .. } => ChaosMeshDriver::new(stack)
+            .map(|d| StackDriver::ChaosMesh(Box::new(d)))
+            .map_err(|e| LaunchError::Driver {
+                stack: stack.name.clone(),
+                message: e.to_string(),
+            }),
     }
 }
 
@@ -61,4 +93,124 @@ pub fn slo_for(stack: &Stack) -> Result<PrometheusClient, LaunchError> {
             source,
         }
     })
+}
+
+/// Everything a [`Runner`] needs for one stack.
+pub struct StackTools {
+    /// The fault driver and load generator.
+    pub driver: StackDriver,
+    /// The SLO source (the stack's Prometheus).
+    pub slo: PrometheusClient,
+    /// Silences the stack's alerts while faults are active (when `alertmanagerUrl` is set).
+    pub silencer: Option<Silencer>,
+    /// Annotates fault windows in Grafana (when `grafana` is set).
+    pub annotator: Option<GrafanaAnnotator>,
+}
+
+impl StackTools {
+    /// Builds the tools of `stack` (secrets such as the Grafana token from the environment).
+    ///
+    /// # Errors
+    /// [`LaunchError`] naming the stack and what is unusable.
+    pub fn for_stack(stack: &Stack) -> Result<StackTools, LaunchError> {
+        Ok(StackTools {
+            driver: driver_for(stack)?,
+            slo: slo_for(stack)?,
+            silencer: Silencer::for_stack(stack).map_err(|e| LaunchError::Alertmanager {
+                stack: stack.name.clone(),
+                message: e.to_string(),
+            })?,
+            annotator: GrafanaAnnotator::for_stack(stack, &crate::notify::process_env()),
+        })
+    }
+
+    /// A runner on these tools.
+    pub fn runner<'a>(
+        &'a self,
+        store: &'a Store,
+        events: Option<UnboundedSender<RunEvent>>,
+        cancel: CancellationToken,
+    ) -> Runner<'a, StackDriver, PrometheusClient> {
+        Runner::new(store, &self.driver, &self.slo, events, cancel)
+            .with_silencer(self.silencer.clone())
+            .with_annotator(self.annotator.clone())
+    }
+}
+
+impl FaultDriver for StackDriver {
+    fn name(&self) -> &'static str {
+        match self {
+            StackDriver::Local(d) => d.name(),
+            StackDriver::ChaosMesh(d) => d.name(),
+        }
+    }
+
+    async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
+        match self {
+            StackDriver::Local(d) => d.preflight(faults).await,
+            StackDriver::ChaosMesh(d) => d.preflight(faults).await,
+        }
+    }
+
+    fn describe(&self, fault: &FaultStep) -> Result<serde_json::Value, FaultError> {
+        match self {
+            StackDriver::Local(d) => d.describe(fault),
+            StackDriver::ChaosMesh(d) => d.describe(fault),
+        }
+    }
+
+    async fn inject(
+        &self,
+        fault: &FaultStep,
+        ctx: &FaultContext,
+    ) -> Result<FaultHandle, FaultError> {
+        match self {
+            StackDriver::Local(d) => d.inject(fault, ctx).await,
+            StackDriver::ChaosMesh(d) => d.inject(fault, ctx).await,
+        }
+    }
+
+    async fn revert(&self, handle: &FaultHandle) -> Result<(), FaultError> {
+        match self {
+            StackDriver::Local(d) => d.revert(handle).await,
+            StackDriver::ChaosMesh(d) => d.revert(handle).await,
+        }
+    }
+
+    async fn orphans(&self) -> Result<Vec<FaultHandle>, FaultError> {
+        match self {
+            StackDriver::Local(d) => d.orphans().await,
+            StackDriver::ChaosMesh(d) => d.orphans().await,
+        }
+    }
+
+    async fn fingerprint(&self) -> Result<String, FaultError> {
+        match self {
+            StackDriver::Local(d) => d.fingerprint().await,
+            StackDriver::ChaosMesh(d) => d.fingerprint().await,
+        }
+    }
+
+    fn changed_objects(&self, before: &str, after: &str) -> Vec<String> {
+        match self {
+            StackDriver::Local(d) => d.changed_objects(before, after),
+            StackDriver::ChaosMesh(d) => d.changed_objects(before, after),
+        }
+    }
+}
+
+impl LoadGenerator for StackDriver {
+    async fn set_tps(&self, tps: f64) -> Result<(), FaultError> {
+        match self {
+            StackDriver::Local(d) => d.set_tps(tps).await,
+            StackDriver::ChaosMesh(d) => d.set_tps(tps).await,
+        }
+    }
+
+    fn load_check(&self, tps: f64) -> Check {
+        match self {
+            StackDriver::Local(d) => d.load_check(tps),
+            StackDriver::ChaosMesh(d) => d.load_check(tps),
+        }
+    }
 }

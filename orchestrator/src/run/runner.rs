@@ -501,10 +501,16 @@ where
                 )
                 .await;
                 if after != fingerprint_before {
+                    let changed = self.driver.changed_objects(&fingerprint_before, &after);
+                    let named = if changed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; changed: {}", changed.join(", "))
+                    };
                     state.escalate(
                         RunOutcome::Void,
                         Some(format!(
-                            "the stack changed during the run (fingerprint {} → {}): results are void",
+                            "the stack changed during the run (fingerprint {} → {}{named}): results are void",
                             short(&fingerprint_before),
                             short(&after)
                         )),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::config::{Config, DriverConfig};
-use crate::fault::{FaultDriver, FaultHandle, LocalDriver};
+use crate::config::Config;
+use crate::fault::{FaultDriver, FaultHandle};
 use crate::store::{LedgerState, Store, StoreError};
 
 /// A run whose heartbeat is older than this is considered dead even if its PID exists
@@ -46,17 +46,9 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
             ));
             continue;
         };
-        let result = match &stack.driver {
-            DriverConfig::Local {
-                sandbox_stack,
-                state_dir,
-            } => {
-                let driver = LocalDriver::new(sandbox_stack, state_dir.clone());
-                revert_entry(&driver, entry.handle.as_ref()).await
-            }
-            DriverConfig::ChaosMesh { .. } => {
-                Err("the chaos-mesh driver is not available yet".to_owned())
-            }
+        let result = match super::launch::driver_for(stack) {
+            Ok(driver) => revert_entry(&driver, entry.handle.as_ref()).await,
+            Err(e) => Err(e.to_string()),
         };
         match result {
             Ok(description) => {

@@ -735,6 +735,13 @@ fn node_start(stack: &mut [Frame], index: &mut HashMap<String, Entry>, pos: Pos)
     path
 }
 
+/// Renders `value` as a YAML document (for `--dry-run` output of Kubernetes manifests).
+///
+/// Errors: the value cannot be represented in YAML (non-string map keys).
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_yaml::to_string(value).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,9 @@ spec:
     )
 }
 
+/// The secret of the `ci-operator` API token every test config declares.
+const OPERATOR_TOKEN: &str = "operator-secret-0123456789";
+
 /// A config directory with the given scenarios and one `local` stack per sandbox, its store in
 /// the same temp dir.
 struct Night {
@@ -95,6 +98,9 @@ spec:
     - {{ name: infrastructure, displayName: Infrastructure team }}
     - {{ name: payment-gateway, displayName: Payment gateway team }}
     - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
+  api:
+    tokens:
+      - {{ name: ci-operator, role: operator, tokenEnv: F3_CHAOS_TEST_OPERATOR_TOKEN }}
 "#,
             scenarios = scenario_dir.display(),
             assertions = repo_root().join("assertions").display(),
@@ -119,6 +125,7 @@ spec:
                     format!("sqlite://{}", self.dir.path().join("store.db").display())
                 }),
             )
+            .env("F3_CHAOS_TEST_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("NO_COLOR", "1");
         command
     }
@@ -136,6 +143,8 @@ spec:
                 "daemon",
                 "--plan-now",
                 "--once",
+                "--listen",
+                "127.0.0.1:0",
                 "--window-start",
                 start,
                 "--window-end",
@@ -495,4 +504,119 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
     night.assert_no_fault_left();
     drop(night);
     drop(database);
+}
+
+#[test]
+fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
+    let _lock = heavy_test_lock();
+    let stack = SandboxStack::up_free("night-api", &[]).expect("sandbox");
+    let manual = scenario("by-hand", "gcp", "6s", "30s", "low")
+        .replace("cadence: nightly", "cadence: manual");
+    let night = Night::new(vec![stack], &[("by-hand", manual)]);
+    let child = night
+        .f3(&["daemon", "--cron", "0 0 0 1 1 *", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("f3-chaos daemon");
+    let mut daemon = Daemon::follow(child);
+    let started = daemon.wait_for("started", Duration::from_secs(30), |v| {
+        v["event"] == "started"
+    });
+    let base = format!("http://{}", started["listen"].as_str().expect("listen"));
+
+    // No token: refused, nothing runs.
+    let refused = night
+        .f3(&[
+            "run",
+            "--scenario",
+            "by-hand",
+            "--wait-for-assertions",
+            "--server",
+            &base,
+        ])
+        .env_remove("F3_CHAOS_TOKEN")
+        .output()
+        .expect("run --server");
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("F3_CHAOS_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let out = night
+        .f3(&[
+            "run",
+            "--scenario",
+            "by-hand",
+            "--wait-for-assertions",
+            "--server",
+            &base,
+        ])
+        .env("F3_CHAOS_TOKEN", OPERATOR_TOKEN)
+        .output()
+        .expect("run --server");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // No load step: the latency SLO has no data and the run is inconclusive — judged all the same.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1 | 3)),
+        "a judged run: {stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("by-hand on night-api"), "{stdout}");
+    assert!(stdout.contains("gcp connectivity lost"), "{stdout}");
+    assert!(stdout.contains("Product SLO latency < 250ms"), "{stdout}");
+
+    let run_id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Run ")?.split(':').next())
+        .expect("the run id is printed")
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (metrics, dashboard, runs) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        let dashboard = client
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .expect("dashboard");
+        let runs: Value = client
+            .get(format!("{base}/api/v1/runs"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("runs")
+            .json()
+            .await
+            .expect("runs JSON");
+        (metrics, dashboard.status(), runs)
+    });
+    assert!(
+        metrics.contains("f3_chaos_runs_total{outcome="),
+        "{metrics}"
+    );
+    assert!(dashboard.is_success(), "dashboard: {dashboard}");
+    let text = runs.to_string();
+    assert!(
+        text.contains("ci-operator") && text.contains("\"api\""),
+        "{runs:#}"
+    );
+
+    // SIGTERM: the daemon stops within 10 s.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let (code, journal) = daemon.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{journal:#?}");
 }

@@ -2,6 +2,7 @@
 
 mod api;
 mod assert;
+mod chaos_mesh;
 mod daemon;
 mod dashboard;
 mod gate;
