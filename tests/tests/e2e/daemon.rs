@@ -254,7 +254,7 @@ impl Daemon {
         while let Ok(value) = self.rx.recv_timeout(Duration::from_secs(2)) {
             self.journal.push(value);
         }
-        (status.code(), self.journal)
+        (status.code(), std::mem::take(&mut self.journal))
     }
 }
 
@@ -267,6 +267,16 @@ fn window(start_in: i64, end_in: i64) -> (String, String) {
             .to_string()
     };
     (at(start_in), at(end_in))
+}
+
+impl Drop for Daemon {
+    /// A failed test must not leave its daemon running (it would hold the sandbox and pipes).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn event<'a>(journal: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -604,7 +614,7 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
         metrics.contains("f3_chaos_runs_total{outcome="),
         "{metrics}"
     );
-    assert!(dashboard.is_success(), "dashboard: {dashboard}");
+    assert!(dashboard.is_success(), "dashboard of run {run_id}: {dashboard}\n{stdout}");
     let text = runs.to_string();
     assert!(
         text.contains("ci-operator") && text.contains("\"api\""),
