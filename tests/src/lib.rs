@@ -18,6 +18,7 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+pub mod dashboard;
 pub mod postgres;
 pub mod prometheus;
 pub mod sandbox;

@@ -42,10 +42,12 @@ fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let after = &stat[stat.rfind(')').expect("comm") + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks as f64 / hz
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // /proc reports CPU time in USER_HZ ticks, fixed at 100 per second by the Linux ABI (the
+    // workspace denies `unsafe`, so no sysconf(_SC_CLK_TCK) call).
+    const USER_HZ: f64 = 100.0;
+    ticks as f64 / USER_HZ
 }
 
 /// Resident set size of `pid` in MB (VmRSS of `/proc/PID/status`).
@@ -83,8 +85,14 @@ fn idle(measure: Duration) {
     let rss_after = rss_mb(&pid);
     let _ = child.kill();
     let _ = child.wait();
-    println!("idle daemon: RSS {rss:.1} MB after 10 s, {rss_after:.1} MB after {} s more (goal <= 20 MB)", measure.as_secs());
-    println!("idle daemon: CPU {cpu:.2} % of a core over {} s", measure.as_secs());
+    println!(
+        "idle daemon: RSS {rss:.1} MB after 10 s, {rss_after:.1} MB after {} s more (goal <= 20 MB)",
+        measure.as_secs()
+    );
+    println!(
+        "idle daemon: CPU {cpu:.2} % of a core over {} s",
+        measure.as_secs()
+    );
 }
 
 async fn assertion_load(measure: Duration) {
@@ -101,7 +109,8 @@ async fn assertion_load(measure: Duration) {
     let prometheus = TestPrometheus::start(&[exporter.addr()]).await;
     prometheus
         .wait_until("count(bench_sli_ratio)", Duration::from_secs(30), |s| {
-            s.first().is_some_and(|s| s.value as usize == RUNS * ASSERTIONS)
+            s.first()
+                .is_some_and(|s| s.point.value as usize == RUNS * ASSERTIONS)
         })
         .await;
     let client = prometheus.client();

@@ -1,6 +1,7 @@
 //! One end-to-end test binary, a module per feature (zero2prod style).
 
 mod assert;
+mod browser;
 mod daemon;
 mod dashboard;
 mod gate;
