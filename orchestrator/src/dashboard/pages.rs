@@ -349,13 +349,12 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
         .rev()
         .collect();
     let nights: Vec<NaiveDate> = trend_runs.iter().filter_map(|r| r.night).collect();
-    let plans: BTreeMap<NaiveDate, PlanView> = match (nights.iter().min(), nights.iter().max()) {
+    let plans: BTreeMap<NaiveDate, String> = match (nights.iter().min(), nights.iter().max()) {
         (Some(first), Some(last)) => state
             .store
-            .latest_plans(*first, *last)
+            .latest_plan_texts(*first, *last)
             .await?
-            .iter()
-            .map(|p| (p.night, PlanView::of(p)))
+            .into_iter()
             .collect(),
         _ => BTreeMap::new(),
     };
@@ -365,8 +364,8 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
             let planned = r
                 .night
                 .and_then(|n| plans.get(&n))
-                .and_then(|p| p.slot(&r.scenario, &r.stack))
-                .map(|s| (s.end - s.start).num_seconds() as f64 / 60.0);
+                .and_then(|p| PlanView::slot_length(p, &r.scenario, &r.stack))
+                .map(|d| d.num_seconds() as f64 / 60.0);
             TrendPoint {
                 id: r.id.to_string(),
                 start: local(state, r.started_at, "%Y-%m-%d %H:%M"),
