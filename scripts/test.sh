@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh Debian machine: installs what the tests need when it
-# is missing (Prometheus, Alertmanager, PostgreSQL from Debian packages), starts PostgreSQL with a
+# is missing (Prometheus, Alertmanager, PostgreSQL, Chromium and chromedriver for the dashboard's
+# browser tests, from Debian packages), starts PostgreSQL with a
 # test database, builds the binaries the end-to-end tests drive, then runs `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 if ((${#need[@]})); then
   echo "Installing test dependencies: ${need[*]}"
   apt-get update -qq

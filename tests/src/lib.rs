@@ -19,6 +19,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub mod alertmanager;
+pub mod dashboard;
 pub mod postgres;
 pub mod prometheus;
 pub mod sandbox;

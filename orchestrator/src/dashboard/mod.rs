@@ -2,8 +2,9 @@
 //! into the binary, no CDN, no JS needed for the tables), as one self-contained axum [`Router`]
 //! that the daemon mounts and `f3-chaos dashboard` serves standalone.
 //!
-//! Pages: `/` (latest night), `/night/{YYYY-MM-DD}`, `/run/{id}`, `/scenario/{name}`,
-//! `/team/{name}`. Times are shown in the configured zone.
+//! Pages: `/` (latest night), `/night/{YYYY-MM-DD}`, `/run/{id}` (also `/runs/{id}`, the form
+//! notifications link to), `/scenario/{name}`, `/team/{name}`. Times are shown in the configured
+//! zone. See `docs/dashboard.md`.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use minijinja::Environment;
 
 use crate::store::{RunFilter, Store};
 
+mod gantt;
 mod pages;
 mod svg;
 
@@ -75,6 +77,8 @@ pub fn router(state: DashboardState) -> Router {
         .route("/", get(latest_night))
         .route("/night/{night}", get(night))
         .route("/run/{id}", get(run))
+        // Notifications link to `{dashboardUrl}/runs/{id}` (docs/notifications.md).
+        .route("/runs/{id}", get(run))
         .route("/scenario/{name}", get(scenario))
         .route("/team/{name}", get(team))
         .route("/assets/dashboard.css", get(css))

@@ -7,6 +7,7 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::DashboardState;
+use super::gantt::{self, PlanView};
 use super::svg::evidence_graph;
 use crate::store::{RunFilter, RunRecord};
 
@@ -16,6 +17,10 @@ const SCENARIO_RUNS: u32 = 400;
 const SCENARIO_STEP_RUNS: usize = 30;
 /// How far back the team page looks.
 const TEAM_DAYS: i64 = 14;
+/// At most this many steps are listed on the team page.
+const TEAM_STEPS: u32 = 200;
+/// How many finished runs the scenario page's duration trend shows (oldest left).
+const TREND_RUNS: usize = 60;
 
 #[derive(Serialize)]
 struct RunRow {
@@ -28,11 +33,13 @@ struct RunRow {
     start: String,
     end: String,
     duration: String,
+    /// `HH:MM–HH:MM` of the run's slot in the night's final plan, if planned.
+    planned: Option<String>,
     left: f64,
     width: f64,
 }
 
-fn local(state: &DashboardState, at: DateTime<Utc>, format: &str) -> String {
+pub(crate) fn local(state: &DashboardState, at: DateTime<Utc>, format: &str) -> String {
     at.with_timezone(&state.timezone).format(format).to_string()
 }
 
@@ -80,12 +87,15 @@ fn row(state: &DashboardState, run: &RunRecord, span: Option<(i64, i64)>) -> Run
             .map(|e| local(state, e, "%H:%M"))
             .unwrap_or_default(),
         duration: fmt_duration(run.duration()),
+        planned: None,
         left,
         width,
     }
 }
 
-/// Night page: a Gantt per stack of the night's runs, skipped scenarios, totals.
+/// Night page: a Gantt per stack of planned (first and final stored plan) vs actual slots
+/// coloured by outcome, the runs per stack, skipped scenarios with reasons (final plan), the
+/// plan's revisions, totals.
 pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<Value> {
     let mut runs = state
         .store
@@ -95,19 +105,25 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
         })
         .await?;
     runs.reverse();
-    let start = runs.iter().map(|r| r.started_at.timestamp_millis()).min();
-    let end = runs
-        .iter()
-        .map(|r| r.ended_at.unwrap_or(r.heartbeat_at).timestamp_millis())
-        .max();
-    let span = start.zip(end);
+    let plans = state.store.plans(night).await?;
+    let first = plans.first().map(PlanView::of);
+    let last = plans.last().map(PlanView::of);
+    let chart = gantt::build(state, &runs, first.as_ref(), last.as_ref());
     let mut stacks: BTreeMap<String, Vec<RunRow>> = BTreeMap::new();
     let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
     for run in &runs {
-        stacks
-            .entry(run.stack.clone())
-            .or_default()
-            .push(row(state, run, span));
+        let mut r = row(state, run, None);
+        if let Some(slot) = last
+            .as_ref()
+            .and_then(|p| p.slot(&run.scenario, &run.stack))
+        {
+            r.planned = Some(format!(
+                "{}–{}",
+                local(state, slot.start, "%H:%M"),
+                local(state, slot.end, "%H:%M")
+            ));
+        }
+        stacks.entry(run.stack.clone()).or_default().push(r);
         *by_outcome.entry(run.status.clone()).or_default() += 1;
     }
     let finished = runs.iter().filter(|r| !r.is_running()).count();
@@ -117,26 +133,55 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
     } else {
         "n/a".to_owned()
     };
-    let fmt_edge = |ms: Option<i64>| {
-        ms.and_then(DateTime::<Utc>::from_timestamp_millis)
-            .map(|t| local(state, t, "%H:%M"))
-            .unwrap_or_default()
-    };
+    // Planned slots of the final plan that have no run (yet): shown in the table and counted.
+    let mut not_run = Vec::new();
+    if let Some(plan) = &last {
+        for slot in &plan.slots {
+            if !runs
+                .iter()
+                .any(|r| r.scenario == slot.scenario && r.stack == slot.stack)
+            {
+                not_run.push(context! {
+                    scenario => slot.scenario, stack => slot.stack,
+                    planned => format!("{}–{}", local(state, slot.start, "%H:%M"), local(state, slot.end, "%H:%M")),
+                });
+            }
+        }
+    }
+    let revisions: Vec<Value> = plans
+        .iter()
+        .map(|p| {
+            let view = PlanView::of(p);
+            context! {
+                at => local(state, p.created_at, "%H:%M:%S"), reason => p.reason,
+                slots => view.slots.len(), skipped => view.skipped.len(),
+            }
+        })
+        .collect();
+    let window = last.as_ref().and_then(|p| p.window.as_ref()).map(|w| {
+        format!(
+            "{}–{}",
+            local(state, w.start, "%H:%M"),
+            local(state, w.end, "%H:%M")
+        )
+    });
     Ok(context! {
         title => format!("Night {night}"),
         night => night.to_string(),
         prev => night.pred_opt().map(|d| d.to_string()),
         next => night.succ_opt().map(|d| d.to_string()),
         zone => state.timezone.name(),
+        gantt => Value::from_serialize(&chart),
         stacks => stacks,
         by_outcome => by_outcome,
         total => runs.len(),
         rate => rate,
-        axis_start => fmt_edge(start),
-        axis_end => fmt_edge(end),
-        // Planned slots and skipped scenarios come from the daemon's plan once it is stored.
-        planned => Vec::<String>::new(),
-        skipped => Vec::<String>::new(),
+        has_plan => last.is_some(),
+        window => window,
+        planned => last.as_ref().map_or(0, |p| p.slots.len()),
+        not_run => not_run,
+        skipped => last.map(|p| p.skipped).unwrap_or_default(),
+        revisions => revisions,
     })
 }
 
@@ -293,13 +338,45 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
     for s in stats.values_mut() {
         s.rate = format!("{:.0} %", s.passed as f64 * 100.0 / s.runs.max(1) as f64);
     }
-    let durations: Vec<f64> = runs
+    // Duration trend, planned vs actual: the last TREND_RUNS finished runs, oldest left; the
+    // planned duration is the run's slot in its night's final stored plan.
+    let trend_runs: Vec<&RunRecord> = runs
         .iter()
+        .filter(|r| r.ended_at.is_some())
+        .take(TREND_RUNS)
+        .collect::<Vec<_>>()
+        .into_iter()
         .rev()
-        .filter_map(|r| r.duration())
-        .map(|d| d.as_secs_f64() / 60.0)
         .collect();
-    let trend = sparkline(&durations);
+    let nights: Vec<NaiveDate> = trend_runs.iter().filter_map(|r| r.night).collect();
+    let plans: BTreeMap<NaiveDate, String> = match (nights.iter().min(), nights.iter().max()) {
+        (Some(first), Some(last)) => state
+            .store
+            .latest_plan_texts(*first, *last)
+            .await?
+            .into_iter()
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let points: Vec<TrendPoint> = trend_runs
+        .iter()
+        .map(|r| {
+            let planned = r
+                .night
+                .and_then(|n| plans.get(&n))
+                .and_then(|p| PlanView::slot_length(p, &r.scenario, &r.stack))
+                .map(|d| d.num_seconds() as f64 / 60.0);
+            TrendPoint {
+                id: r.id.to_string(),
+                start: local(state, r.started_at, "%Y-%m-%d %H:%M"),
+                stack: r.stack.clone(),
+                status: r.status.clone(),
+                actual: r.duration().map_or(0.0, |d| d.as_secs_f64() / 60.0),
+                planned,
+            }
+        })
+        .collect();
+    let trend = trend_svg(&points);
     let last: Vec<RunRow> = runs.iter().take(20).map(|r| row(state, r, None)).collect();
     Ok(context! {
         title => format!("Scenario {name}"),
@@ -308,69 +385,123 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
         rates => rates,
         steps => stats.into_values().collect::<Vec<_>>(),
         trend => trend.map(Value::from_safe_string),
+        trend_points => points,
         last => last,
     })
 }
 
-/// A small SVG polyline of durations (minutes), oldest left.
-fn sparkline(values: &[f64]) -> Option<String> {
-    if values.len() < 2 {
-        return None;
-    }
-    let max = values.iter().copied().fold(0.0_f64, f64::max).max(1e-9);
-    let n = (values.len() - 1) as f64;
-    let points: Vec<String> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            format!(
-                "{:.1},{:.1}",
-                4.0 + i as f64 / n * 592.0,
-                56.0 - v / max * 52.0
-            )
-        })
-        .collect();
-    Some(format!(
-        "<svg class=\"graph\" viewBox=\"0 0 600 60\" width=\"600\" height=\"60\" role=\"img\" aria-label=\"duration trend\">\
-         <polyline class=\"series s0\" points=\"{}\"/><text class=\"label\" x=\"4\" y=\"10\">max {max:.1} min</text></svg>",
-        points.join(" ")
-    ))
+/// One run on the scenario page's duration trend; minutes.
+#[derive(Serialize)]
+struct TrendPoint {
+    id: String,
+    start: String,
+    stack: String,
+    status: String,
+    /// Actual duration, minutes.
+    actual: f64,
+    /// Planned duration (slot length in the night's final plan), minutes; `None` when the run
+    /// was not planned by the daemon (CLI runs, nights without a stored plan).
+    planned: Option<f64>,
 }
 
-/// Team page: steps the team owns that failed in the last [`TEAM_DAYS`] days.
+/// An SVG of actual (solid, one dot per run coloured by outcome) and planned (dashed) durations
+/// in minutes, oldest left; `None` with fewer than two runs.
+fn trend_svg(points: &[TrendPoint]) -> Option<String> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (w, h, pad) = (960.0, 160.0, 20.0);
+    let max = points
+        .iter()
+        .flat_map(|p| [Some(p.actual), p.planned])
+        .flatten()
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let n = (points.len() - 1) as f64;
+    let x = |i: usize| pad + i as f64 / n * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - v / max * (h - 2.0 * pad);
+    let actual: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.actual)))
+        .collect();
+    let planned: Vec<String> = points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.planned.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
+        .collect();
+    let mut out = format!(
+        "<svg class=\"graph trend\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" \
+         aria-label=\"duration trend, planned vs actual\"><line class=\"axis\" x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\"/>",
+        h - pad,
+        w - pad
+    );
+    if planned.len() >= 2 {
+        out.push_str(&format!(
+            "<polyline class=\"planned-line\" points=\"{}\"/>",
+            planned.join(" ")
+        ));
+    }
+    out.push_str(&format!(
+        "<polyline class=\"series s0\" points=\"{}\"/>",
+        actual.join(" ")
+    ));
+    for (i, p) in points.iter().enumerate() {
+        out.push_str(&format!(
+            "<circle class=\"dot o-{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"><title>{} {} — {:.1} min</title></circle>",
+            minijinja::HtmlEscape(&p.status),
+            x(i),
+            y(p.actual),
+            minijinja::HtmlEscape(&p.start),
+            minijinja::HtmlEscape(&p.stack),
+            p.actual
+        ));
+    }
+    out.push_str(&format!(
+        "<text class=\"label\" x=\"2\" y=\"{pad}\">{max:.0} min</text><text class=\"label\" x=\"2\" y=\"{:.1}\">0</text></svg>",
+        h - pad
+    ));
+    Some(out)
+}
+
+/// Team page: steps the team owns that did not pass (failed, error, inconclusive) in the last
+/// [`TEAM_DAYS`] days, newest first, at most [`TEAM_STEPS`].
 pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
     let since = Utc::now() - Duration::days(TEAM_DAYS);
-    let runs = state
+    let steps = state
         .store
-        .runs(&RunFilter {
-            since: Some(since),
-            limit: Some(500),
-            ..RunFilter::default()
-        })
+        .team_steps(
+            team,
+            &["failed", "error", "inconclusive"],
+            since,
+            TEAM_STEPS,
+        )
         .await?;
-    let mut failed = Vec::new();
-    for run in &runs {
-        if run.status == "passed" {
-            continue; // a passed run has no failed step worth listing
-        }
-        for step in state.store.steps(run.id).await? {
-            if step.owner.as_deref() == Some(team)
-                && matches!(
-                    step.verdict.as_deref(),
-                    Some("failed" | "error" | "inconclusive")
-                )
-            {
-                failed.push(context! {
-                    run => row(state, run, None),
-                    step => step.name,
-                    verdict => step.verdict,
-                    observed => step.observed,
-                    threshold => step.threshold,
-                    message => step.message,
-                });
-            }
-        }
-    }
+    let mut ids: Vec<uuid::Uuid> = steps.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    ids.dedup();
+    let runs: BTreeMap<uuid::Uuid, RunRecord> = state
+        .store
+        .runs_by_id(&ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    let failed: Vec<Value> = steps
+        .into_iter()
+        .filter_map(|(id, step)| {
+            let run = runs.get(&id)?;
+            Some(context! {
+                run => row(state, run, None),
+                step => step.name,
+                verdict => step.verdict,
+                observed => step.observed,
+                threshold => step.threshold,
+                message => step.message,
+            })
+        })
+        .collect();
     Ok(context! {
         title => format!("Team {team}"),
         team => team,

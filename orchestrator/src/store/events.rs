@@ -126,4 +126,58 @@ impl Store {
         .ctx("read run steps"))?;
         convert_all(rows)
     }
+
+    /// Steps owned by `team` whose verdict is one of `verdicts` and that started at or after
+    /// `since`, newest first, at most `limit`; each with the id of its run. Evidence is left out
+    /// (`evidence: None`): this feeds lists, not graphs. Uses the `steps_owner_verdict_started`
+    /// index, so it stays fast over a year of history.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn team_steps(
+        &self,
+        team: &str,
+        verdicts: &[&str],
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, StepRecord)>, StoreError> {
+        if verdicts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> =
+            (0..verdicts.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "SELECT run_id, step_index, phase, name, owner, verdict, started_at, ended_at, \
+             observed, threshold, NULL AS evidence, message FROM steps \
+             WHERE owner = $1 AND started_at >= $2 AND verdict IN ({}) \
+             ORDER BY started_at DESC, run_id DESC LIMIT $3",
+            placeholders.join(", ")
+        );
+        let rows = with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, TeamStepRow>(&sql)
+                .bind(team)
+                .bind(to_ms(since))
+                .bind(i64::from(limit));
+            for verdict in verdicts {
+                query = query.bind(*verdict);
+            }
+            query.fetch_all(pool).await.ctx("read a team's steps")
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                let id = Uuid::parse_str(&row.run_id).map_err(|_| StoreError::Corrupt {
+                    table: "steps",
+                    message: format!("run id {:?} is not a UUID", row.run_id),
+                })?;
+                Ok((id, StepRecord::try_from(row.step)?))
+            })
+            .collect()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TeamStepRow {
+    run_id: String,
+    #[sqlx(flatten)]
+    step: StepRow,
 }

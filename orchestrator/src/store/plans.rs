@@ -96,4 +96,60 @@ impl Store {
     pub async fn latest_plan(&self, night: NaiveDate) -> Result<Option<StoredPlan>, StoreError> {
         Ok(self.plans(night).await?.pop())
     }
+
+    /// The newest plan of every night from `first` to `last` (inclusive), oldest night first;
+    /// nights the daemon did not plan are absent. One query, for the scenario page's planned
+    /// durations over many nights.
+    ///
+    /// # Errors
+    /// As [`Store::plans`].
+    pub async fn latest_plans(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<Vec<StoredPlan>, StoreError> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, PlanRow>(
+            "SELECT night, created_at, reason, plan FROM night_plans WHERE id IN \
+             (SELECT MAX(id) FROM night_plans WHERE night >= $1 AND night <= $2 GROUP BY night) \
+             ORDER BY night",
+        )
+        .bind(first.to_string())
+        .bind(last.to_string())
+        .fetch_all(pool)
+        .await
+        .ctx("read latest night plans"))?;
+        rows.into_iter().map(StoredPlan::try_from).collect()
+    }
+
+    /// Like [`Store::latest_plans`] but each plan as JSON text (`CAST(plan AS TEXT)` on both
+    /// backends) with its night, so a caller that needs a few fields of many plans can parse
+    /// them lazily instead of building a `serde_json::Value` of every slot.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`] for a night that is not a date.
+    pub async fn latest_plan_texts(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, String)>, StoreError> {
+        let rows: Vec<(String, String)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT night, CAST(plan AS TEXT) FROM night_plans WHERE id IN \
+             (SELECT MAX(id) FROM night_plans WHERE night >= $1 AND night <= $2 GROUP BY night) \
+             ORDER BY night",
+        )
+        .bind(first.to_string())
+        .bind(last.to_string())
+        .fetch_all(pool)
+        .await
+        .ctx("read latest night plans"))?;
+        rows.into_iter()
+            .map(|(night, plan)| {
+                let night = night.parse().map_err(|_| StoreError::Corrupt {
+                    table: "night_plans",
+                    message: format!("night `{night}` is not a date"),
+                })?;
+                Ok((night, plan))
+            })
+            .collect()
+    }
 }

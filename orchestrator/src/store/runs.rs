@@ -265,6 +265,29 @@ impl Store {
         convert_all(rows)
     }
 
+    /// The runs with these ids (unknown ids are left out), in no particular order. One query.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn runs_by_id(&self, ids: &[Uuid]) -> Result<Vec<RunRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows = with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, RunRow>(&sql);
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            query.fetch_all(pool).await.ctx("read runs by id")
+        })?;
+        convert_all(rows)
+    }
+
     /// Every run still `running`, oldest first (the start-up sweep judges each with
     /// [`RunRecord::is_alive_locally`] or its heartbeat).
     ///

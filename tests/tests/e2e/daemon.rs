@@ -614,7 +614,10 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
         metrics.contains("f3_chaos_runs_total{outcome="),
         "{metrics}"
     );
-    assert!(dashboard.is_success(), "dashboard of run {run_id}: {dashboard}\n{stdout}");
+    assert!(
+        dashboard.is_success(),
+        "dashboard of run {run_id}: {dashboard}\n{stdout}"
+    );
     let text = runs.to_string();
     assert!(
         text.contains("ci-operator") && text.contains("\"api\""),

@@ -2,6 +2,7 @@
 
 mod api;
 mod assert;
+mod browser;
 mod chaos_mesh;
 mod daemon;
 mod dashboard;

@@ -1,0 +1,324 @@
+//! Browser tests of the dashboard: a real headless Chromium (Debian `chromium`) driven over
+//! WebDriver (`chromedriver`, via fantoccini) loads the night, run, scenario and team pages of
+//! the real `f3-chaos dashboard` over a seeded SQLite store, checks what the morning review needs
+//! and saves a 1440×900 screenshot of each page to `target/dashboard-screenshots/`.
+//!
+//! `F3_CHAOS_UPDATE_SCREENSHOTS=1` also copies the night and run screenshots to
+//! `docs/screenshots/` (the README shows them). chromedriver is found at `$CHROMEDRIVER` or
+//! `/usr/bin/chromedriver`; when it is missing the test fails and says how to install it.
+
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use f3_chaos::store::Store;
+use f3_chaos_tests::dashboard::{Dashboard, seed_night};
+use f3_chaos_tests::repo_root;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const WIDTH: u32 = 1440;
+const HEIGHT: u32 = 900;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver_path() -> PathBuf {
+    std::env::var_os("CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"))
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Starts chromedriver on a free loopback port and opens a headless 1440×900 session.
+async fn browser() -> (Driver, Client) {
+    let driver = chromedriver_path();
+    let chromium = chromium_path();
+    assert!(
+        driver.exists() && chromium.exists(),
+        "The browser tests need Chromium and chromedriver ({} / {} not found). Install them with \
+         `apt-get install -y chromium chromium-driver` (scripts/test.sh does), or point \
+         $CHROMEDRIVER and $CHROMIUM at them.",
+        driver.display(),
+        chromium.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", driver.display()));
+    let driver = Driver(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     format!("--window-size={WIDTH},{HEIGHT}"), "--hide-scrollbars",
+                     "--force-device-scale-factor=1"],
+        }
+    });
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&url)
+        .await
+        .expect("open a Chromium session through chromedriver");
+    // Headless Chromium still reserves room for window decorations: grow the window until the
+    // viewport (what screenshots capture) is exactly WIDTH×HEIGHT.
+    let inner = client
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    let (w, h) = (inner[0].as_u64().unwrap(), inner[1].as_u64().unwrap());
+    let (w, h) = (u32::try_from(w).unwrap(), u32::try_from(h).unwrap());
+    client
+        .set_window_size(2 * WIDTH - w, 2 * HEIGHT - h)
+        .await
+        .unwrap();
+    (driver, client)
+}
+
+/// Width and height of a PNG (its IHDR chunk).
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert_eq!(png_size(&png), (WIDTH, HEIGHT), "{name} screenshot size");
+    let dir = repo_root().join("target/dashboard-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+    if std::env::var_os("F3_CHAOS_UPDATE_SCREENSHOTS").is_some() && matches!(name, "night" | "run")
+    {
+        let docs = repo_root().join("docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Width in CSS pixels of the element matched by `css`.
+async fn width(client: &Client, css: &str) -> f64 {
+    let el = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.rectangle().await.unwrap().2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_night_run_scenario_and_team_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let seeded = seed_night(&store).await.unwrap();
+    store.close().await;
+    let dashboard = Dashboard::start(&url).unwrap();
+    let (_driver, client) = browser().await;
+    check_pages(&client, &dashboard.base, &seeded).await;
+    client.close().await.unwrap();
+}
+
+async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashboard::SeededNight) {
+    // Night: the Gantt has, for the moved failover test on uat-beta, its first-plan slot, its
+    // final planned slot and the actual (failed) run; skipped scenarios show the planner's reason.
+    client
+        .goto(&format!("{base}/night/{}", seeded.night))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(client, "h1")
+            .await
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(" window")
+            .next(),
+        Some(format!("Night {}", seeded.night).as_str())
+    );
+    let lane = |class: &str| {
+        format!(
+            ".gantt[data-stack=\"uat-beta\"] .lane-row:has(a[href=\"/scenario/gcp-failover-validation\"]) .slot.{class}"
+        )
+    };
+    let planned = width(client, &lane("planned")).await;
+    let actual = width(client, &lane("actual.o-failed")).await;
+    let first = width(client, &lane("first")).await;
+    assert!(
+        planned > 20.0 && actual > 20.0 && first > 20.0,
+        "bars {planned} {actual} {first}"
+    );
+    // 37 min actual vs 30 min planned, on the same axis.
+    assert!(
+        actual > planned,
+        "actual {actual} px should be longer than planned {planned} px"
+    );
+    let planned_left = client
+        .find(Locator::Css(&lane("planned")))
+        .await
+        .unwrap()
+        .rectangle()
+        .await
+        .unwrap()
+        .0;
+    let first_left = client
+        .find(Locator::Css(&lane("first")))
+        .await
+        .unwrap()
+        .rectangle()
+        .await
+        .unwrap()
+        .0;
+    assert!(
+        first_left < planned_left,
+        "the re-plan moved the slot later"
+    );
+    let colour = client
+        .find(Locator::Css(&lane("actual.o-failed")))
+        .await
+        .unwrap()
+        .css_value("background-color")
+        .await
+        .unwrap();
+    assert!(
+        colour.contains("198, 40, 40"),
+        "failed runs are red, not {colour}"
+    );
+    let not_run = text(client, ".gantt[data-stack=\"uat-beta\"]").await;
+    assert!(
+        not_run.contains("dns-degradation") && not_run.contains("not run"),
+        "{not_run}"
+    );
+    let skipped = text(client, "#skipped").await;
+    assert!(
+        skipped.contains("weekly-dr-rehearsal")
+            && skipped.contains("not due tonight: weekly on Mon")
+            && skipped.contains("no eligible stack"),
+        "{skipped}"
+    );
+    let totals = text(client, "#totals").await;
+    assert!(
+        totals.contains("4 planned") && totals.contains("3 runs") && totals.contains("1 failed"),
+        "{totals}"
+    );
+    let failed_total = client
+        .find(Locator::Css("#totals .total.o-failed"))
+        .await
+        .unwrap()
+        .css_value("background-color")
+        .await
+        .unwrap();
+    assert!(
+        failed_total.contains("198, 40, 40"),
+        "failed total is red, not {failed_total}"
+    );
+    let zone = text(client, "header .zone").await;
+    assert_eq!(zone, "times in Europe/London");
+    screenshot(client, "night").await;
+
+    // Run: Then steps with owners and verdicts, the evidence graphs, the notification.
+    client
+        .goto(&format!("{base}/run/{}", seeded.failed_run))
+        .await
+        .unwrap();
+    let timeline = text(client, "table.timeline").await;
+    for expected in [
+        "Product SLO: end-to-end latency p99 < 250 ms",
+        "payments",
+        "infrastructure",
+        "sre-chaos",
+        "failed",
+        "passed",
+    ] {
+        assert!(timeline.contains(expected), "{expected} not in {timeline}");
+    }
+    let graphs = client
+        .find_all(Locator::Css("figure.evidence svg.graph"))
+        .await
+        .unwrap();
+    assert_eq!(graphs.len(), 3, "one evidence graph per Then assertion");
+    let graph = &graphs[1];
+    assert!(graph.find(Locator::Css("polyline.series")).await.is_ok());
+    assert!(graph.find(Locator::Css("line.threshold")).await.is_ok());
+    assert!(graph.find(Locator::Css("rect.fault")).await.is_ok());
+    assert!(graph.rectangle().await.unwrap().2 > 300.0, "graph is drawn");
+    let page = client.source().await.unwrap();
+    assert!(
+        page.contains("payments: step-failed"),
+        "notification listed"
+    );
+    screenshot(client, "run").await;
+
+    // Scenario: planned vs actual duration trend over the seeded nights.
+    client
+        .goto(&format!("{base}/scenario/gcp-failover-validation"))
+        .await
+        .unwrap();
+    let trend = client.find(Locator::Css("svg.trend")).await.unwrap();
+    assert!(
+        trend
+            .find(Locator::Css("polyline.planned-line"))
+            .await
+            .is_ok()
+    );
+    let dots = trend.find_all(Locator::Css("circle.dot")).await.unwrap();
+    assert_eq!(dots.len(), 7, "seven finished runs");
+    let steps = text(client, "main").await;
+    assert!(
+        steps.contains("Product SLO: end-to-end latency p99 < 250 ms"),
+        "{steps}"
+    );
+    screenshot(client, "scenario").await;
+
+    // Team: the failed steps payments owns.
+    client.goto(&format!("{base}/team/payments")).await.unwrap();
+    let rows = client
+        .find_all(Locator::Css("main table tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "the failed latency step of three failed runs"
+    );
+    screenshot(client, "team").await;
+}
