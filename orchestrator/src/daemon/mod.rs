@@ -178,6 +178,8 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         // A new leader first reverts what dead runs left (a dead leader's faults included).
         let report = sweep::sweep(&store, &config).await?;
         journal(&serde_json::json!({ "event": "sweep", "report": report }));
+        let orphans = sweep::sweep_orphans(&store, &config).await?;
+        journal(&serde_json::json!({ "event": "sweep-orphans", "report": orphans }));
         let lead = cancel.child_token();
         let keeper = tokio::task::spawn_local(keep_leading(leadership, lead.clone()));
         // Only the leader delivers the outbox (notifications of every run, API and CLI included).

@@ -88,6 +88,67 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
     Ok(report)
 }
 
+/// How long the orphan pass waits for one stack's driver (a Kubernetes cluster may be unreachable).
+pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The daemon's second pass, after [`sweep`]: asks every stack's driver for faults that look
+/// abandoned (`FaultDriver::orphans`: frozen sandbox nodes; Chaos Mesh resources labelled
+/// `managed-by: f3-chaos`) and reverts them on every stack where no live run is going. This
+/// catches faults the ledger does not know (a lost or different store). Stacks whose driver does
+/// not answer within [`ORPHAN_TIMEOUT`] are reported in [`SweepReport::failed`].
+///
+/// # Errors
+/// Only store failures.
+pub async fn sweep_orphans(store: &Store, config: &Config) -> Result<SweepReport, StoreError> {
+    let mut report = SweepReport::default();
+    let now = Utc::now();
+    let running = store.running_runs().await?;
+    for stack in config.stacks.values() {
+        if running
+            .iter()
+            .any(|r| r.stack == stack.name && presumed_alive(r, now))
+        {
+            continue; // a live run's faults are its own business
+        }
+        let driver = match super::launch::driver_for(stack) {
+            Ok(driver) => driver,
+            Err(e) => {
+                report.failed.push(format!("{}: {e}", stack.name));
+                continue;
+            }
+        };
+        let handles = match tokio::time::timeout(ORPHAN_TIMEOUT, driver.orphans()).await {
+            Ok(Ok(handles)) => handles,
+            Ok(Err(e)) => {
+                report.failed.push(format!("{}: orphans: {e}", stack.name));
+                continue;
+            }
+            Err(_) => {
+                report.failed.push(format!(
+                    "{}: orphans: no answer within {ORPHAN_TIMEOUT:?}",
+                    stack.name
+                ));
+                continue;
+            }
+        };
+        for handle in handles {
+            match driver.revert(&handle).await {
+                Ok(()) => {
+                    tracing::warn!(stack = %stack.name, fault = %handle.description, "Reverted an orphaned fault.");
+                    report
+                        .reverted
+                        .push(format!("{}: orphan {}", stack.name, handle.description));
+                }
+                Err(e) => report.failed.push(format!(
+                    "{}: orphan {}: {e}",
+                    stack.name, handle.description
+                )),
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// Whether a run may still be alive: running, and on this host its process exists with a fresh
 /// heartbeat; on another host (a daemon replica) its heartbeat alone decides.
 fn presumed_alive(run: &crate::store::RunRecord, now: chrono::DateTime<Utc>) -> bool {

@@ -600,7 +600,7 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
             .await
             .expect("dashboard");
         let runs: Value = client
-            .get(format!("{base}/api/v1/runs"))
+            .get(format!("{base}/api/v1/runs/{run_id}"))
             .bearer_auth(OPERATOR_TOKEN)
             .send()
             .await
@@ -625,6 +625,48 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
     );
 
     // SIGTERM: the daemon stops within 10 s.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let (code, journal) = daemon.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{journal:#?}");
+}
+
+#[test]
+fn a_frozen_node_no_ledger_knows_is_resumed_when_the_daemon_leads() {
+    let _lock = heavy_test_lock();
+    let stack = SandboxStack::up_free("night-orphan", &[]).expect("sandbox");
+    let frozen = stack.pids("cloud", "aws");
+    assert!(!frozen.is_empty());
+    // A fault from another store (or a lost one): nothing in this daemon's ledger.
+    for &pid in &frozen {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .expect("SIGSTOP");
+    }
+    let night = Night::new(
+        vec![stack],
+        &[("held", scenario("held", "gcp", "6s", "30s", "low"))],
+    );
+    let child = night
+        .f3(&["daemon", "--cron", "0 0 0 1 1 *", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("f3-chaos daemon");
+    let mut daemon = Daemon::follow(child);
+    let swept = daemon.wait_for("sweep-orphans", Duration::from_secs(60), |v| {
+        v["event"] == "sweep-orphans"
+    });
+    let reverted = swept["report"]["reverted"].as_array().expect("reverted");
+    assert_eq!(reverted.len(), 1, "{swept:#}");
+    for &pid in &frozen {
+        assert_ne!(proc_state(pid), Some('T'), "aws node {pid} still frozen");
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
