@@ -595,7 +595,7 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
             .await
             .expect("metrics body");
         let dashboard = client
-            .get(format!("{base}/"))
+            .get(format!("{base}/run/{run_id}"))
             .send()
             .await
             .expect("dashboard");
