@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
-use crate::plan::{self, PastRun, night_window, window::night_of};
+use crate::plan::{self, PastRun, night_window};
 use crate::scenario::Scenario;
 use crate::store::{RunFilter, RunRecord};
 
@@ -66,10 +66,10 @@ pub(super) async fn scenario(
 }
 
 /// `GET /api/v1/plans/{night}` with `night` = `YYYY-MM-DD` or `next` (the night in progress, else
-/// the next one): `{night, window: {start, end}, source: "computed", plan: {slots, skipped,
-/// objective, …}}`, instants RFC 3339 UTC. The plan is computed by the planner from the library
-/// and the store's last 90 days of runs (the store keeps no plans yet; when the daemon stores
-/// them, they will be served with `source: "stored"`).
+/// the next one): `{night, window: {start, end}, source, plan: {slots, skipped, objective, …},
+/// revisions?}`, instants RFC 3339 UTC. `source: "daemon"`: the daemon's latest stored plan of that
+/// night, with `revisions` (every plan's `created_at` and `reason`); `source: "computed"`: the
+/// planner on the library and the store's last 90 days of runs (no stored plan).
 pub(super) async fn plan(
     State(state): State<ApiState>,
     _caller: Caller,
@@ -77,13 +77,7 @@ pub(super) async fn plan(
 ) -> Result<Json<Value>, ApiError> {
     let config = &state.inner.library.config;
     let night = if night == "next" {
-        let now = Utc::now();
-        let current = night_of(now, config.timezone, config.window);
-        if now < night_window(current, config.timezone, config.window).end {
-            current
-        } else {
-            current.succ_opt().unwrap_or(current)
-        }
+        plan::window::open_or_next_night(Utc::now(), config.timezone, config.window)
     } else {
         NaiveDate::parse_from_str(&night, "%Y-%m-%d").map_err(|_| {
             ApiError::BadRequest(format!("night `{night}` is not YYYY-MM-DD or `next`"))

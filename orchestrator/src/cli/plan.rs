@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::{NaiveDate, Utc};
 
 use crate::exit_codes;
-use crate::plan::{self, PastRun, night_window, render, window::night_of};
+use crate::plan::{self, PastRun, render};
 use crate::scenario::{Scenario, check_paths, load_library};
 
 /// Output format of `plan`.
@@ -74,13 +74,7 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
     };
     let config = &library.config;
     let night = args.night.unwrap_or_else(|| {
-        let now = Utc::now();
-        let current = night_of(now, config.timezone, config.window);
-        if now < night_window(current, config.timezone, config.window).end {
-            current
-        } else {
-            current.succ_opt().unwrap_or(current)
-        }
+        plan::window::open_or_next_night(Utc::now(), config.timezone, config.window)
     });
     let scenarios: Vec<Scenario> = library.scenarios.values().cloned().collect();
     // The store will provide past runs (learned durations, staleness); until then: none.

@@ -181,8 +181,7 @@ pub async fn execute(
 }
 
 /// The planner input for `window`: the config's stacks, reservations and cooldown, the library's
-/// scenarios, learned durations and cadence from `history`, and the window as given (the daemon's
-/// window may be overridden on the command line).
+/// scenarios, learned durations and cadence from `history`; nothing new starts before now.
 pub fn night_input(
     window: &NightWindow,
     config: &Config,
@@ -190,10 +189,6 @@ pub fn night_input(
     history: &[PastRun],
 ) -> PlanInput {
     let mut input = plan::plan_input(window.night, config, scenarios, history);
-    input.window = Window {
-        start: window.start,
-        end: window.end,
-    };
     input.not_before = Some(window.start.max(Utc::now()));
     input
 }
@@ -339,7 +334,7 @@ impl NightState<'_> {
                     "detail": busy.to_string(),
                 }));
                 self.mark_unavailable(&end.stack, now, now + BUSY_RETRY, busy.to_string());
-                self.replan("stack-busy", &cause).await;
+                self.replan("stack-busy", Some(&cause)).await;
                 return;
             }
             Err(e) => {
@@ -381,11 +376,11 @@ impl NightState<'_> {
                 self.window.end,
                 format!("Given failed in {}: stack unhealthy", end.scenario),
             );
-            self.replan("given-failed", &cause).await;
+            self.replan("given-failed", Some(&cause)).await;
         } else if now > end.planned_end + ON_TIME {
-            self.replan("overrun", &cause).await;
+            self.replan("overrun", Some(&cause)).await;
         } else if now + ON_TIME < end.planned_end {
-            self.replan("ended-early", &cause).await;
+            self.replan("ended-early", Some(&cause)).await;
         }
     }
 
@@ -408,15 +403,21 @@ impl NightState<'_> {
         ));
     }
 
-    async fn replan(&mut self, reason: &str, cause: &Cause) {
+    /// Re-plans the rest of the night, journals and stores the new plan. `cause`: the run whose
+    /// end made the plan wrong (none for a reservation change).
+    async fn replan(&mut self, reason: &str, cause: Option<&Cause>) {
         self.progress.now = Utc::now();
         // Runs in flight are expected to end at their planned end, or now when overrunning.
         self.plan = plan::replan(&self.input, &self.progress);
-        journal(&serde_json::json!({
-            "event": "replan", "reason": reason, "scenario": cause.scenario, "stack": cause.stack,
-            "overrunSeconds": (Utc::now() - cause.planned_end).num_seconds().max(0),
-            "slots": self.plan.slots, "skipped": self.plan.skipped,
-        }));
+        let mut entry = serde_json::json!({
+            "event": "replan", "reason": reason, "slots": self.plan.slots, "skipped": self.plan.skipped,
+        });
+        if let Some(cause) = cause {
+            entry["scenario"] = cause.scenario.clone().into();
+            entry["stack"] = cause.stack.clone().into();
+            entry["overrunSeconds"] = (Utc::now() - cause.planned_end).num_seconds().max(0).into();
+        }
+        journal(&entry);
         save_plan(self.sources.store, &self.plan, reason).await;
     }
 
@@ -438,46 +439,21 @@ impl NightState<'_> {
         if reservations(&fresh) == reservations(&self.config) {
             return;
         }
+        let window = self.input.window;
         for stack in fresh.stacks.values() {
             if let Some(slot) = self.input.stacks.iter_mut().find(|s| s.name == stack.name) {
-                slot.busy = stack
-                    .reservations
-                    .iter()
-                    .filter(|r| r.start < self.window.end && self.window.start < r.end)
-                    .map(|r| Busy {
-                        span: Window {
-                            start: r.start,
-                            end: r.end,
-                        },
-                        reason: format!("reserved by {}: {}", r.holder, r.reason),
-                    })
-                    .collect();
+                *slot = plan::adapter::stack_availability(stack, window);
             }
         }
         self.config.stacks = fresh.stacks;
-        self.progress.now = Utc::now();
-        self.plan = plan::replan(&self.input, &self.progress);
-        journal(&serde_json::json!({
-            "event": "replan", "reason": "reservation", "slots": self.plan.slots, "skipped": self.plan.skipped,
-        }));
-        save_plan(self.sources.store, &self.plan, "reservation").await;
+        self.replan("reservation", None).await;
     }
 
     /// The night's report: scenarios that did not run get the plan's reason (or the window's).
     fn finish(self) -> NightReport {
+        let pending = self.pending();
         let mut report = self.report;
-        let started: BTreeSet<&str> = self
-            .progress
-            .started
-            .iter()
-            .map(|r| r.scenario.as_str())
-            .collect();
-        for slot in self
-            .plan
-            .slots
-            .iter()
-            .filter(|s| !started.contains(s.scenario.as_str()))
-        {
+        for slot in &pending {
             report.skipped.push((
                 slot.scenario.clone(),
                 "window closed or daemon stopped before its slot".into(),

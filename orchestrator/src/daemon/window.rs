@@ -5,10 +5,11 @@
 
 use std::str::FromStr as _;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::config::ChaosWindow;
+use crate::plan::window::{night_window, open_or_next_night};
 
 /// One night's window in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,39 +22,16 @@ pub struct NightWindow {
     pub end: DateTime<Utc>,
 }
 
-/// The window that is open at `at`, else the next one to open.
-///
-/// A local start time that does not exist (DST gap) uses the next valid instant; one that exists
-/// twice (DST overlap) uses the earlier.
+/// The window that is open at `at`, else the next one to open — the planner's night and window
+/// ([`crate::plan::window`]: DST gaps and overlaps resolved there).
 pub fn window_at(window: &ChaosWindow, tz: Tz, at: DateTime<Utc>) -> NightWindow {
-    let today = at.with_timezone(&tz).date_naive();
-    let length = Duration::from_std(window.length()).unwrap_or_else(|_| Duration::hours(7));
-    let mut day = today - Duration::days(1);
-    loop {
-        if let Some(start) = local_instant(tz, day, window.start) {
-            let end = start + length;
-            if end > at {
-                return NightWindow {
-                    night: day,
-                    start,
-                    end,
-                };
-            }
-        }
-        day += Duration::days(1);
+    let night = open_or_next_night(at, tz, *window);
+    let span = night_window(night, tz, *window);
+    NightWindow {
+        night,
+        start: span.start,
+        end: span.end,
     }
-}
-
-/// `date` at local `time` in `tz`, as UTC (the earlier of two; a minute later in a DST gap).
-fn local_instant(tz: Tz, date: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
-    let naive = date.and_time(time);
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(naive + Duration::hours(1)))
-                .earliest()
-        })
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The default trigger: every day 5 minutes before the window opens (cron with seconds:
@@ -94,6 +72,7 @@ impl Trigger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{NaiveTime, TimeZone as _};
 
     fn hm(h: u32, m: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(h, m, 0).expect("valid time")

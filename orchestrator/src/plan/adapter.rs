@@ -18,7 +18,7 @@ use super::model::{
     Busy, PlanInput, PlanScenario, SkipReason, StackAvailability, StackOption, Window,
 };
 use super::window::{night_of, night_window};
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, Stack};
 use crate::scenario::{Cadence, Priority, Scenario};
 
 /// How many recent passed runs feed a learned duration.
@@ -60,16 +60,17 @@ impl RunOutcome {
     /// `interrupted` (a run that did not finish says nothing about the scenario's duration or
     /// cadence).
     pub fn from_status(status: &str) -> Option<RunOutcome> {
-        Some(match status {
-            "passed" => RunOutcome::Passed,
-            "failed" => RunOutcome::Failed,
-            "aborted" => RunOutcome::Aborted,
-            "inconclusive" => RunOutcome::Inconclusive,
-            "precondition-failed" => RunOutcome::PreconditionFailed,
-            "void" => RunOutcome::Void,
-            "cleanup-failed" => RunOutcome::CleanupFailed,
-            "error" => RunOutcome::Error,
-            _ => return None,
+        use crate::run::RunOutcome as Stored;
+        Some(match status.parse::<Stored>().ok()? {
+            Stored::Passed => RunOutcome::Passed,
+            Stored::Failed => RunOutcome::Failed,
+            Stored::Aborted => RunOutcome::Aborted,
+            Stored::Inconclusive => RunOutcome::Inconclusive,
+            Stored::PreconditionFailed => RunOutcome::PreconditionFailed,
+            Stored::Void => RunOutcome::Void,
+            Stored::CleanupFailed => RunOutcome::CleanupFailed,
+            Stored::Error => RunOutcome::Error,
+            Stored::Interrupted => return None,
         })
     }
 }
@@ -124,21 +125,7 @@ pub fn plan_input(
     let stacks = config
         .stacks
         .values()
-        .map(|s| StackAvailability {
-            name: s.name.clone(),
-            busy: s
-                .reservations
-                .iter()
-                .filter(|r| r.start < window.end && window.start < r.end)
-                .map(|r| Busy {
-                    span: Window {
-                        start: r.start,
-                        end: r.end,
-                    },
-                    reason: format!("reserved by {}: {}", r.holder, r.reason),
-                })
-                .collect(),
-        })
+        .map(|s| stack_availability(s, window))
         .collect();
 
     let scenarios = scenarios
@@ -184,6 +171,26 @@ pub fn plan_input(
         resources: config.resources.clone(),
         frozen: Vec::new(),
         not_before: None,
+    }
+}
+
+/// A stack as the planner sees it in `window`: its reservations that overlap the window become
+/// busy spans (`reserved by HOLDER: REASON`).
+pub fn stack_availability(stack: &Stack, window: Window) -> StackAvailability {
+    StackAvailability {
+        name: stack.name.clone(),
+        busy: stack
+            .reservations
+            .iter()
+            .filter(|r| r.start < window.end && window.start < r.end)
+            .map(|r| Busy {
+                span: Window {
+                    start: r.start,
+                    end: r.end,
+                },
+                reason: format!("reserved by {}: {}", r.holder, r.reason),
+            })
+            .collect(),
     }
 }
 

@@ -37,6 +37,17 @@ pub fn night_of(instant: DateTime<Utc>, tz: Tz, window: ChaosWindow) -> NaiveDat
     (local - since_midnight).date()
 }
 
+/// The night whose window is open at `at`, else the next one to open (the night `f3-chaos plan`,
+/// the API's `next` and the daemon work on).
+pub fn open_or_next_night(at: DateTime<Utc>, tz: Tz, window: ChaosWindow) -> NaiveDate {
+    let current = night_of(at, tz, window);
+    if at < night_window(current, tz, window).end {
+        current
+    } else {
+        current.succ_opt().unwrap_or(current)
+    }
+}
+
 /// A local wall-clock time as a UTC instant (gap → first instant after it; overlap → earlier).
 pub fn resolve(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     let mut probe = local;

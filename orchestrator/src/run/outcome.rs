@@ -29,6 +29,19 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
+    /// Every outcome.
+    pub const ALL: [RunOutcome; 9] = [
+        RunOutcome::Passed,
+        RunOutcome::Failed,
+        RunOutcome::Aborted,
+        RunOutcome::Inconclusive,
+        RunOutcome::PreconditionFailed,
+        RunOutcome::Void,
+        RunOutcome::CleanupFailed,
+        RunOutcome::Interrupted,
+        RunOutcome::Error,
+    ];
+
     /// The process exit code of `f3-chaos run` for this outcome (see [`crate::exit_codes`]).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -90,26 +103,36 @@ impl std::fmt::Display for RunOutcome {
     }
 }
 
+impl std::str::FromStr for RunOutcome {
+    type Err = String;
+
+    /// Parses the stored name ([`RunOutcome::as_str`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunOutcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a run outcome"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn exit_codes_are_distinct_per_outcome() {
-        let all = [
-            RunOutcome::Passed,
-            RunOutcome::Failed,
-            RunOutcome::Aborted,
-            RunOutcome::Inconclusive,
-            RunOutcome::PreconditionFailed,
-            RunOutcome::Void,
-            RunOutcome::CleanupFailed,
-            RunOutcome::Interrupted,
-            RunOutcome::Error,
-        ];
+        let all = RunOutcome::ALL;
         let codes: std::collections::BTreeSet<u8> = all.iter().map(|o| o.exit_code()).collect();
         assert_eq!(codes.len(), all.len());
         assert_eq!(RunOutcome::Passed.exit_code(), 0);
+    }
+
+    #[test]
+    fn every_outcome_parses_back_from_its_stored_name() {
+        for outcome in RunOutcome::ALL {
+            assert_eq!(outcome.as_str().parse::<RunOutcome>(), Ok(outcome));
+        }
+        assert!("passd".parse::<RunOutcome>().is_err());
     }
 
     #[test]

@@ -100,53 +100,61 @@ pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(15);
 /// # Errors
 /// Only store failures.
 pub async fn sweep_orphans(store: &Store, config: &Config) -> Result<SweepReport, StoreError> {
-    let mut report = SweepReport::default();
     let now = Utc::now();
     let running = store.running_runs().await?;
-    for stack in config.stacks.values() {
-        if running
+    // Stacks are asked in parallel: one unreachable cluster costs ORPHAN_TIMEOUT once, not per stack.
+    let stacks = config.stacks.values().filter(|stack| {
+        // A live run's faults are its own business.
+        !running
             .iter()
             .any(|r| r.stack == stack.name && presumed_alive(r, now))
-        {
-            continue; // a live run's faults are its own business
-        }
-        let driver = match super::launch::driver_for(stack) {
-            Ok(driver) => driver,
-            Err(e) => {
-                report.failed.push(format!("{}: {e}", stack.name));
-                continue;
-            }
-        };
-        let handles = match tokio::time::timeout(ORPHAN_TIMEOUT, driver.orphans()).await {
-            Ok(Ok(handles)) => handles,
-            Ok(Err(e)) => {
-                report.failed.push(format!("{}: orphans: {e}", stack.name));
-                continue;
-            }
-            Err(_) => {
-                report.failed.push(format!(
-                    "{}: orphans: no answer within {ORPHAN_TIMEOUT:?}",
-                    stack.name
-                ));
-                continue;
-            }
-        };
-        for handle in handles {
-            match driver.revert(&handle).await {
-                Ok(()) => {
-                    tracing::warn!(stack = %stack.name, fault = %handle.description, "Reverted an orphaned fault.");
-                    report
-                        .reverted
-                        .push(format!("{}: orphan {}", stack.name, handle.description));
-                }
-                Err(e) => report.failed.push(format!(
-                    "{}: orphan {}: {e}",
-                    stack.name, handle.description
-                )),
-            }
-        }
+    });
+    let per_stack = futures_util::future::join_all(stacks.map(revert_orphans)).await;
+    let mut report = SweepReport::default();
+    for (reverted, failed) in per_stack {
+        report.reverted.extend(reverted);
+        report.failed.extend(failed);
     }
     Ok(report)
+}
+
+/// Reverts what `stack`'s driver reports as orphaned: (reverted, failed) descriptions.
+async fn revert_orphans(stack: &crate::config::Stack) -> (Vec<String>, Vec<String>) {
+    let (mut reverted, mut failed) = (Vec::new(), Vec::new());
+    let driver = match super::launch::driver_for(stack) {
+        Ok(driver) => driver,
+        Err(e) => {
+            failed.push(format!("{}: {e}", stack.name));
+            return (reverted, failed);
+        }
+    };
+    let handles = match tokio::time::timeout(ORPHAN_TIMEOUT, driver.orphans()).await {
+        Ok(Ok(handles)) => handles,
+        Ok(Err(e)) => {
+            failed.push(format!("{}: orphans: {e}", stack.name));
+            return (reverted, failed);
+        }
+        Err(_) => {
+            failed.push(format!(
+                "{}: orphans: no answer within {ORPHAN_TIMEOUT:?}",
+                stack.name
+            ));
+            return (reverted, failed);
+        }
+    };
+    for handle in handles {
+        match driver.revert(&handle).await {
+            Ok(()) => {
+                tracing::warn!(stack = %stack.name, fault = %handle.description, "Reverted an orphaned fault.");
+                reverted.push(format!("{}: orphan {}", stack.name, handle.description));
+            }
+            Err(e) => failed.push(format!(
+                "{}: orphan {}: {e}",
+                stack.name, handle.description
+            )),
+        }
+    }
+    (reverted, failed)
 }
 
 /// Whether a run may still be alive: running, and on this host its process exists with a fresh

@@ -38,15 +38,20 @@ impl TryFrom<PlanRow> for StoredPlan {
     fn try_from(row: PlanRow) -> Result<Self, StoreError> {
         const T: &str = "night_plans";
         Ok(StoredPlan {
-            night: row.night.parse().map_err(|_| StoreError::Corrupt {
-                table: T,
-                message: format!("night `{}` is not a date", row.night),
-            })?,
+            night: parse_night(&row.night)?,
             created_at: from_ms(T, row.created_at)?,
             reason: row.reason,
             plan: row.plan.0,
         })
     }
+}
+
+/// A stored night (`YYYY-MM-DD`).
+fn parse_night(text: &str) -> Result<NaiveDate, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt {
+        table: "night_plans",
+        message: format!("night `{text}` is not a date"),
+    })
 }
 
 impl Store {
@@ -94,7 +99,7 @@ impl Store {
     /// # Errors
     /// As [`Store::plans`].
     pub async fn latest_plan(&self, night: NaiveDate) -> Result<Option<StoredPlan>, StoreError> {
-        Ok(self.plans(night).await?.pop())
+        Ok(self.latest_plans(night, night).await?.pop())
     }
 
     /// The newest plan of every night from `first` to `last` (inclusive), oldest night first;
@@ -143,13 +148,7 @@ impl Store {
         .await
         .ctx("read latest night plans"))?;
         rows.into_iter()
-            .map(|(night, plan)| {
-                let night = night.parse().map_err(|_| StoreError::Corrupt {
-                    table: "night_plans",
-                    message: format!("night `{night}` is not a date"),
-                })?;
-                Ok((night, plan))
-            })
+            .map(|(night, plan)| Ok((parse_night(&night)?, plan)))
             .collect()
     }
 }

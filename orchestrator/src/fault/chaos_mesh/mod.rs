@@ -638,18 +638,7 @@ impl ChaosMeshDriver {
                         source,
                     })?;
                 for d in list.items {
-                    let images = d
-                        .spec
-                        .template
-                        .spec
-                        .as_ref()
-                        .map(|p| {
-                            p.containers
-                                .iter()
-                                .filter_map(|c| c.image.clone())
-                                .collect::<Vec<_>>()
-                        })
-                        .unwrap_or_default();
+                    let images = template_images(&d.spec.template);
                     lines.push(inventory_line(
                         &cluster.name,
                         namespace,
@@ -666,18 +655,7 @@ impl ChaosMeshDriver {
                     }
                 })?;
                 for s in list.items {
-                    let images = s
-                        .spec
-                        .template
-                        .spec
-                        .as_ref()
-                        .map(|p| {
-                            p.containers
-                                .iter()
-                                .filter_map(|c| c.image.clone())
-                                .collect::<Vec<_>>()
-                        })
-                        .unwrap_or_default();
+                    let images = template_images(&s.spec.template);
                     lines.push(inventory_line(
                         &cluster.name,
                         namespace,
@@ -691,6 +669,20 @@ impl ChaosMeshDriver {
         lines.sort();
         Ok(lines)
     }
+}
+
+/// The container images of a pod template, in order.
+fn template_images(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Vec<String> {
+    template
+        .spec
+        .as_ref()
+        .map(|p| {
+            p.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn inventory_line(
