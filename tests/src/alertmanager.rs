@@ -16,11 +16,12 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::process;
 
 /// Minimal configuration: every alert goes to a receiver with no integrations.
 const CONFIG: &str = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n";
@@ -45,27 +46,36 @@ impl TestAlertmanager {
             .expect("create a temporary directory for Alertmanager");
         std::fs::write(dir.path().join("alertmanager.yml"), CONFIG)
             .expect("write the Alertmanager config");
-        // A free port can be taken between probing and binding: retry a few times.
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let addr = free_port();
-            let mut child = spawn(dir.path(), addr);
-            match wait_ready(&mut child, addr, dir.path()).await {
-                Ok(()) => {
-                    return TestAlertmanager {
-                        child: Some(child),
-                        dir,
-                        addr,
-                    };
-                }
-                Err(error) => {
-                    last_error = error;
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
+        let (child, addr) = process::start_ready(
+            "Alertmanager",
+            "install it with `apt-get install -y prometheus-alertmanager`",
+            &dir.path().join("alertmanager.log"),
+            Self::READY_TIMEOUT,
+            |addr| {
+                let mut command = Command::new(process::installed_or_on_path(
+                    "/usr/bin/prometheus-alertmanager",
+                    "alertmanager",
+                ));
+                command
+                    .arg(format!(
+                        "--config.file={}",
+                        dir.path().join("alertmanager.yml").display()
+                    ))
+                    .arg(format!(
+                        "--storage.path={}",
+                        dir.path().join("data").display()
+                    ))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg("--cluster.listen-address=");
+                command
+            },
+        )
+        .await;
+        TestAlertmanager {
+            child: Some(child),
+            dir,
+            addr,
         }
-        panic!("Alertmanager did not become ready {last_error}");
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -117,7 +127,7 @@ impl TestAlertmanager {
 
     /// The last 40 lines of its log.
     pub fn log_tail(&self) -> String {
-        log_tail(self.dir.path())
+        process::log_tail(&self.dir.path().join("alertmanager.log"))
     }
 }
 
@@ -130,76 +140,5 @@ impl Drop for TestAlertmanager {
 /// A loopback URL where nothing listens (a port bound and released at once): connections are
 /// refused — "Alertmanager is down".
 pub fn unreachable_url() -> String {
-    format!("http://{}", free_port())
-}
-
-fn log_tail(dir: &Path) -> String {
-    let log = std::fs::read_to_string(dir.join("alertmanager.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-async fn wait_ready(child: &mut Child, addr: SocketAddr, dir: &Path) -> Result<(), String> {
-    let http = reqwest::Client::new();
-    let url = format!("http://{addr}/-/ready");
-    let deadline = Instant::now() + TestAlertmanager::READY_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "(exited with {status}); its log ends with:\n{}",
-                log_tail(dir)
-            ));
-        }
-        if let Ok(resp) = http.get(&url).timeout(Duration::from_secs(1)).send().await
-            && resp.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "(not ready after {:?}); its log ends with:\n{}",
-                TestAlertmanager::READY_TIMEOUT,
-                log_tail(dir)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("probe a free loopback port")
-}
-
-fn binary() -> PathBuf {
-    let installed = PathBuf::from("/usr/bin/prometheus-alertmanager");
-    if installed.exists() {
-        installed
-    } else {
-        PathBuf::from("alertmanager")
-    }
-}
-
-fn spawn(dir: &Path, addr: SocketAddr) -> Child {
-    let log = std::fs::File::create(dir.join("alertmanager.log")).expect("create alertmanager.log");
-    let log_err = log.try_clone().expect("clone the log file handle");
-    Command::new(binary())
-        .arg(format!(
-            "--config.file={}",
-            dir.join("alertmanager.yml").display()
-        ))
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--cluster.listen-address=")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} ({e}); install it with `apt-get install -y prometheus-alertmanager`",
-                binary().display()
-            )
-        })
+    format!("http://{}", process::free_port())
 }

@@ -21,6 +21,7 @@ pub fn repo_root() -> PathBuf {
 pub mod alertmanager;
 pub mod dashboard;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod sandbox;
 

@@ -24,8 +24,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use f3_chaos::assert::{PrometheusClient, Sample, SloSource, format_prom_float};
+
+use crate::process;
 
 /// Scrape (and rule evaluation) interval of every [`TestPrometheus`].
 pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
@@ -193,27 +195,37 @@ impl TestPrometheus {
             .expect("create a temporary directory for Prometheus");
         std::fs::write(dir.path().join("prometheus.yml"), config(targets))
             .expect("write the Prometheus config");
-        // A free port can be taken between probing and binding: retry a few times.
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let addr = free_port();
-            let mut child = spawn(dir.path(), addr);
-            match wait_ready(&mut child, addr, dir.path()).await {
-                Ok(()) => {
-                    return TestPrometheus {
-                        child: Some(child),
-                        dir,
-                        addr,
-                    };
-                }
-                Err(error) => {
-                    last_error = error;
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
+        let (child, addr) = process::start_ready(
+            "Prometheus",
+            "install the Debian package `prometheus`",
+            &dir.path().join("prometheus.log"),
+            Self::READY_TIMEOUT,
+            |addr| {
+                let mut command = Command::new(process::installed_or_on_path(
+                    "/usr/bin/prometheus",
+                    "prometheus",
+                ));
+                command
+                    .arg(format!(
+                        "--config.file={}",
+                        dir.path().join("prometheus.yml").display()
+                    ))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.path().join("data").display()
+                    ))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg("--web.enable-lifecycle")
+                    .arg("--storage.tsdb.retention.time=1d");
+                command
+            },
+        )
+        .await;
+        TestPrometheus {
+            child: Some(child),
+            dir,
+            addr,
         }
-        panic!("Prometheus did not become ready {last_error}");
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -293,62 +305,13 @@ impl TestPrometheus {
 
     /// The last 40 lines of `prometheus.log`.
     pub fn log_tail(&self) -> String {
-        log_tail(self.dir.path())
+        process::log_tail(&self.dir.path().join("prometheus.log"))
     }
 }
 
 impl Drop for TestPrometheus {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn log_tail(dir: &Path) -> String {
-    let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Polls `/-/ready` until 200; on exit or timeout returns why, with the log tail.
-async fn wait_ready(child: &mut Child, addr: SocketAddr, dir: &Path) -> Result<(), String> {
-    let http = reqwest::Client::new();
-    let url = format!("http://{addr}/-/ready");
-    let deadline = Instant::now() + TestPrometheus::READY_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "(exited with {status}); its log ends with:\n{}",
-                log_tail(dir)
-            ));
-        }
-        if let Ok(resp) = http.get(&url).timeout(Duration::from_secs(1)).send().await
-            && resp.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "(not ready after {:?}); its log ends with:\n{}",
-                TestPrometheus::READY_TIMEOUT,
-                log_tail(dir)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("probe a free loopback port")
-}
-
-fn prometheus_binary() -> PathBuf {
-    let installed = PathBuf::from("/usr/bin/prometheus");
-    if installed.exists() {
-        installed
-    } else {
-        PathBuf::from("prometheus")
     }
 }
 
@@ -359,26 +322,4 @@ fn config(targets: &[SocketAddr]) -> String {
          scrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n",
         targets.join(", ")
     )
-}
-
-fn spawn(dir: &Path, addr: SocketAddr) -> Child {
-    let log = std::fs::File::create(dir.join("prometheus.log")).expect("create prometheus.log");
-    let log_err = log.try_clone().expect("clone the log file handle");
-    Command::new(prometheus_binary())
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--web.enable-lifecycle")
-        .arg("--storage.tsdb.retention.time=1d")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .spawn()
-        .expect("start prometheus (install the Debian package `prometheus`)")
 }

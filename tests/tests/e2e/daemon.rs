@@ -199,7 +199,7 @@ impl Night {
                 f3_sandbox::load_inventory(stack.state_dir(), &stack.name).expect("inventory");
             for process in &inventory.processes {
                 assert_ne!(
-                    proc_state(process.pid),
+                    f3_sandbox::procs::state(process.pid),
                     Some('T'),
                     "{} of {} still frozen",
                     process.name,
@@ -281,15 +281,6 @@ impl Drop for Daemon {
 
 fn event<'a>(journal: &'a [Value], kind: &str) -> Vec<&'a Value> {
     journal.iter().filter(|v| v["event"] == kind).collect()
-}
-
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
 }
 
 #[test]
@@ -396,7 +387,10 @@ fn kill_9_mid_fault_then_restart_leaves_no_fault_and_runs_nothing_twice() {
     let run_id = start["runId"].as_str().expect("run id").to_owned();
     let gcp = night.stacks[0].pids("cloud", "gcp");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !gcp.iter().all(|&pid| proc_state(pid) == Some('T')) {
+    while !gcp
+        .iter()
+        .all(|&pid| f3_sandbox::procs::state(pid) == Some('T'))
+    {
         assert!(Instant::now() < deadline, "gcp never frozen");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -463,7 +457,10 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
     };
     let frozen = night.stacks[0].pids("cloud", cloud);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !frozen.iter().all(|&pid| proc_state(pid) == Some('T')) {
+    while !frozen
+        .iter()
+        .all(|&pid| f3_sandbox::procs::state(pid) == Some('T'))
+    {
         assert!(Instant::now() < deadline, "{cloud} never frozen");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -665,7 +662,11 @@ fn a_frozen_node_no_ledger_knows_is_resumed_when_the_daemon_leads() {
     let reverted = swept["report"]["reverted"].as_array().expect("reverted");
     assert_eq!(reverted.len(), 1, "{swept:#}");
     for &pid in &frozen {
-        assert_ne!(proc_state(pid), Some('T'), "aws node {pid} still frozen");
+        assert_ne!(
+            f3_sandbox::procs::state(pid),
+            Some('T'),
+            "aws node {pid} still frozen"
+        );
     }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.child.id() as i32),

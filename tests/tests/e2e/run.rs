@@ -337,16 +337,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Process state letter from /proc/PID/stat (`T` = stopped), None if gone.
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
 fn run_id_of(output: &str) -> String {
     output
         .lines()
@@ -484,7 +474,11 @@ fn a_breached_abort_condition_reverts_at_once_and_stores_the_latency() {
         "{output}"
     );
     for pid in env.gcp_pids() {
-        assert_ne!(proc_state(pid), Some('T'), "gcp node {pid} resumed");
+        assert_ne!(
+            f3_sandbox::procs::state(pid),
+            Some('T'),
+            "gcp node {pid} resumed"
+        );
     }
     let run = env.results_json(&run_id_of(&output));
     assert_eq!(run["run"]["status"], "aborted");
@@ -597,7 +591,8 @@ fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
     let injected_at = Instant::now();
     let gcp = env.gcp_pids();
     assert!(
-        gcp.iter().all(|&pid| proc_state(pid) == Some('T')),
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) == Some('T')),
         "gcp nodes frozen"
     );
     live.child.kill().expect("kill -9 f3-chaos");
@@ -607,7 +602,10 @@ fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
     wait_until(
         "gcp nodes resumed by the TTL",
         Duration::from_secs(13),
-        || gcp.iter().all(|&pid| proc_state(pid) != Some('T')),
+        || {
+            gcp.iter()
+                .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
+        },
     );
     let resumed_after = injected_at.elapsed();
     assert!(
@@ -657,7 +655,8 @@ fn ctrl_c_mid_fault_reverts_before_exiting() {
     let live = env.run_until_injected("quick-gcp-loss");
     let gcp = env.gcp_pids();
     assert!(
-        gcp.iter().all(|&pid| proc_state(pid) == Some('T')),
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) == Some('T')),
         "gcp nodes frozen"
     );
     let pid = nix::unistd::Pid::from_raw(live.child.id() as i32);
@@ -671,7 +670,8 @@ fn ctrl_c_mid_fault_reverts_before_exiting() {
         "exits promptly: {output}"
     );
     assert!(
-        gcp.iter().all(|&pid| proc_state(pid) != Some('T')),
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) != Some('T')),
         "faults reverted before exit: {output}"
     );
     assert!(
@@ -705,7 +705,7 @@ fn trigger_returns_once_faults_are_injected_and_the_run_completes_in_the_backgro
     assert!(
         env.gcp_pids()
             .iter()
-            .all(|&pid| proc_state(pid) == Some('T')),
+            .all(|&pid| f3_sandbox::procs::state(pid) == Some('T')),
         "{output}"
     );
     assert!(
@@ -732,6 +732,6 @@ fn trigger_returns_once_faults_are_injected_and_the_run_completes_in_the_backgro
     assert!(
         env.gcp_pids()
             .iter()
-            .all(|&pid| proc_state(pid) != Some('T'))
+            .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
     );
 }
