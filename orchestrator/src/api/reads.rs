@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
-use crate::plan::{self, PastRun, night_window};
+use crate::plan::{self, night_window};
 use crate::scenario::Scenario;
 use crate::store::{RunFilter, RunRecord};
 
@@ -20,8 +20,6 @@ use crate::store::{RunFilter, RunRecord};
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// How far back the planner looks for learned durations and staleness, days.
-const PLAN_HISTORY_DAYS: i64 = 90;
 
 fn scenario_summary(s: &Scenario) -> Value {
     json!({
@@ -97,22 +95,14 @@ pub(super) async fn plan(
                 .collect::<Vec<_>>(),
         })));
     }
-    let since = Utc::now() - chrono::Duration::days(PLAN_HISTORY_DAYS);
-    let history: Vec<PastRun> = state
-        .inner
-        .store
-        .history(since)
-        .await?
-        .iter()
-        .filter_map(PastRun::from_record)
-        .collect();
+    let window = night_window(night, config.timezone, config.window);
+    let history = plan::past_runs(&state.inner.store, window.start.min(Utc::now())).await?;
     let scenarios: Vec<Scenario> = state.inner.library.scenarios.values().cloned().collect();
     let input = plan::plan_input(night, config, &scenarios, &history);
     // The solver is CPU-bound (bounded effort, well under a second): keep it off the I/O threads.
     let planned = tokio::task::spawn_blocking(move || plan::plan(&input))
         .await
         .map_err(|e| ApiError::Internal(format!("planner: {e}")))?;
-    let window = night_window(night, config.timezone, config.window);
     Ok(Json(json!({
         "night": night,
         "window": {"start": window.start, "end": window.end},

@@ -1,6 +1,7 @@
-//! `f3-chaos plan`: loads the config and scenario library, builds the planner input for one night
-//! (run history: none until the store provides it) and prints the plan as a table, a text Gantt
-//! chart or JSON. Exit code 0 when a plan was printed (even an empty one), 8 (`INVALID_INPUT`) when
+//! `f3-chaos plan`: loads the config and scenario library, reads the run history from the store
+//! (learned durations and cadence, as the daemon plans; none when the store does not exist yet),
+//! builds the planner input for one night and prints the plan as a table, a text Gantt chart or
+//! JSON. Exit code 0 when a plan was printed (even an empty one), 8 (`INVALID_INPUT`) when
 //! the library does not compile.
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use chrono::{NaiveDate, Utc};
 
 use crate::exit_codes;
 use crate::plan::{self, PastRun, render};
+use crate::store::Store;
 use crate::scenario::{Scenario, check_paths, load_library};
 
 /// Output format of `plan`.
@@ -53,6 +55,14 @@ pub struct PlanArgs {
     /// Width of the Gantt chart's time axis, in characters.
     #[arg(long, default_value_t = 84, value_name = "COLUMNS")]
     pub width: usize,
+    /// Store holding the run history (learned durations, cadence). Default: the config's
+    /// `databaseUrl`, else the default SQLite file. A SQLite file that does not exist yet means
+    /// no history; it is not created.
+    #[arg(long, env = "F3_CHAOS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Plan with the declared duration estimates only, ignoring the run history.
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// Runs the command; returns the exit code.
@@ -77,8 +87,17 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
         plan::window::open_or_next_night(Utc::now(), config.timezone, config.window)
     });
     let scenarios: Vec<Scenario> = library.scenarios.values().cloned().collect();
-    // The store will provide past runs (learned durations, staleness); until then: none.
-    let history: Vec<PastRun> = Vec::new();
+    let history = if args.no_history {
+        Vec::new()
+    } else {
+        let url = args
+            .database_url
+            .clone()
+            .or_else(|| config.database_url.clone())
+            .unwrap_or_else(Store::default_url);
+        let window = plan::night_window(night, config.timezone, config.window);
+        read_history(&url, window.start.min(Utc::now()))
+    };
     let input = plan::plan_input(night, config, &scenarios, &history);
     let plan = plan::plan(&input);
     tracing::info!(
@@ -95,4 +114,39 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
     };
     print!("{text}");
     Ok(exit_codes::PASSED)
+}
+
+/// The run history before `before` from the store at `url` ([`plan::past_runs`]). A SQLite file
+/// that does not exist is no history (nothing is created); a store that cannot be read is no
+/// history too, with a warning on stderr: a plan from the declared estimates is still useful.
+fn read_history(url: &str, before: chrono::DateTime<Utc>) -> Vec<PastRun> {
+    if let Some(path) = Store::sqlite_file(url)
+        && !path.exists()
+    {
+        tracing::info!(store = %path.display(), "No store yet: planning with the declared estimates.");
+        return Vec::new();
+    }
+    let read = async {
+        let store = Store::open(url).await?;
+        let history = plan::past_runs(&store, before).await;
+        store.close().await;
+        history
+    };
+    let history = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(read).map_err(anyhow::Error::from));
+    match history {
+        Ok(history) => {
+            tracing::info!(runs = history.len(), "Run history read.");
+            history
+        }
+        Err(e) => {
+            eprintln!(
+                "warning: no run history ({e:#}); planning with the declared duration estimates"
+            );
+            Vec::new()
+        }
+    }
 }

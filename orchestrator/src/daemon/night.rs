@@ -50,8 +50,6 @@ pub const BUSY_RETRY: Duration = Duration::from_secs(10);
 /// How often the config directory is re-read for new reservations.
 pub const RESERVATION_POLL: Duration = Duration::from_secs(30);
 
-/// How far back the run history feeding cadence and learned durations goes.
-const HISTORY_DAYS: i64 = 60;
 
 /// A run that ends within this much of its planned end is "on time" (no re-plan).
 const ON_TIME: TimeDelta = TimeDelta::seconds(1);
@@ -120,13 +118,7 @@ pub async fn execute(
     let store = sources.store;
     let config = sources.library.config.clone();
     let now = Utc::now();
-    let history: Vec<PastRun> = store
-        .history(window.start - TimeDelta::days(HISTORY_DAYS))
-        .await?
-        .iter()
-        .filter(|r| r.started_at < window.start)
-        .filter_map(PastRun::from_record)
-        .collect();
+    let history = plan::past_runs(store, window.start).await?;
     let scenarios: Vec<Scenario> = sources.library.scenarios.values().cloned().collect();
     let input = night_input(&window, &config, &scenarios, &history);
 

@@ -104,6 +104,28 @@ impl PastRun {
     }
 }
 
+/// How far back the run history feeding cadence (staleness) and learned durations goes, in days.
+pub const HISTORY_DAYS: i64 = 60;
+
+/// The finished runs of the [`HISTORY_DAYS`] before `before` (runs started at or after `before`
+/// are left out, so re-planning tonight never learns from tonight), as the planner sees them.
+/// The one reading of history shared by the daemon, the API and `f3-chaos plan`.
+///
+/// # Errors
+/// The store's, when it cannot be read.
+pub async fn past_runs(
+    store: &crate::store::Store,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<PastRun>, crate::store::StoreError> {
+    Ok(store
+        .history(before - TimeDelta::days(HISTORY_DAYS))
+        .await?
+        .iter()
+        .filter(|r| r.started_at < before)
+        .filter_map(PastRun::from_record)
+        .collect())
+}
+
 /// Weight points of a priority class (a critical scenario outweighs ten high ones).
 pub fn priority_points(p: Priority) -> u64 {
     match p {

@@ -26,7 +26,7 @@ pub mod window;
 
 use std::collections::BTreeMap;
 
-pub use adapter::{PastRun, RunOutcome, plan_input};
+pub use adapter::{HISTORY_DAYS, PastRun, RunOutcome, past_runs, plan_input};
 pub use model::*;
 pub use solver::SolverOptions;
 pub use window::night_window;

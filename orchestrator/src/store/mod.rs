@@ -121,6 +121,16 @@ impl Store {
         }
     }
 
+    /// The database file of a SQLite URL (`sqlite://PATH`, `sqlite:PATH`, parsed by sqlx); None
+    /// for other schemes, in-memory databases and URLs that do not parse.
+    pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+        if !url.starts_with("sqlite:") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        (!is_sqlite_memory(url, &options)).then(|| options.get_filename().to_owned())
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

@@ -46,6 +46,20 @@ fn the_default_url_is_sqlite_unless_overridden() {
     }
 }
 
+#[test]
+fn the_file_of_a_sqlite_url_is_known_without_opening_it() {
+    assert_eq!(
+        Store::sqlite_file("sqlite:///var/lib/f3-chaos/store.db"),
+        Some(std::path::PathBuf::from("/var/lib/f3-chaos/store.db"))
+    );
+    assert_eq!(
+        Store::sqlite_file("sqlite:state/f3.db?mode=rwc"),
+        Some(std::path::PathBuf::from("state/f3.db"))
+    );
+    assert_eq!(Store::sqlite_file("sqlite::memory:"), None);
+    assert_eq!(Store::sqlite_file("postgres://u@h/db"), None);
+}
+
 #[tokio::test]
 async fn unknown_schemes_are_refused() {
     let error = Store::open("mysql://localhost/x").await.unwrap_err();

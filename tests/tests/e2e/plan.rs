@@ -12,8 +12,15 @@ fn f3_chaos(args: &[&str]) -> Output {
         .args(args)
         .current_dir(repo_root())
         .env_remove("F3_CHAOS_CONFIG")
+        // No run history unless a test gives one: a store that does not exist (never created).
+        .env("F3_CHAOS_DATABASE_URL", no_store_url())
         .output()
         .expect("run f3-chaos (build it first: cargo build -p f3-chaos --bins)")
+}
+
+fn no_store_url() -> String {
+    let path = std::env::temp_dir().join("f3-chaos-plan-tests-no-store/none.db");
+    format!("sqlite://{}", path.display())
 }
 
 fn ok_stdout(o: &Output) -> String {
@@ -159,4 +166,99 @@ fn plan_rejects_a_bad_night_and_a_missing_config() {
     assert_eq!(out.status.code(), Some(8));
     let out = f3_chaos(&["plan", "--config", "does/not/exist"]);
     assert_eq!(out.status.code(), Some(8));
+}
+
+/// The slot of `scenario` in a `plan --output json` answer: its length in minutes.
+fn slot_minutes(plan: &Value, scenario: &str) -> i64 {
+    let slot = plan["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|s| s["scenario"] == scenario)
+        .unwrap_or_else(|| panic!("{scenario} is planned: {plan:#}"));
+    (instant(&slot["end"]) - instant(&slot["start"])).num_minutes()
+}
+
+/// `f3-chaos plan` learns durations from the store's run history, as the daemon does: three
+/// passed 10-minute runs of a scenario declared at 2 minutes make its slot 10 minutes long;
+/// `--no-history` plans the declared estimate; a store that does not exist is not created.
+#[test]
+fn plan_learns_durations_from_the_run_history_in_the_store() {
+    use f3_chaos::store::{NewRun, Store};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = Store::open(&url).await.expect("open the store");
+        for night in ["2026-11-18", "2026-11-19", "2026-11-20"] {
+            let started_at = instant(&Value::from(format!("{night}T00:03:20Z")));
+            let id = uuid::Uuid::now_v7();
+            store
+                .create_run(&NewRun {
+                    id,
+                    scenario: "gcp-failover-validation".into(),
+                    stack: "local".into(),
+                    trigger: "daemon".into(),
+                    started_by: "daemon".into(),
+                    started_at,
+                    pid: 1,
+                    host: "chaos-0".into(),
+                    scenario_digest: None,
+                    night: Some(night.parse().expect("date")),
+                })
+                .await
+                .expect("create a run");
+            store
+                .finish_run(
+                    id,
+                    "passed",
+                    started_at + chrono::Duration::minutes(10),
+                    &serde_json::json!({}),
+                )
+                .await
+                .expect("finish the run");
+        }
+        store.close().await;
+    });
+    let plan = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "plan",
+            "--night",
+            "2026-11-23",
+            "--config",
+            "config/local",
+            "--output",
+            "json",
+            "--database-url",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok_stdout(&f3_chaos(&args))).expect("JSON")
+    };
+    assert_eq!(slot_minutes(&plan(&[]), "gcp-failover-validation"), 10);
+    assert_eq!(
+        slot_minutes(&plan(&["--no-history"]), "gcp-failover-validation"),
+        2,
+        "the declared estimate of scenarios/gcp-failover-validation.yaml"
+    );
+
+    let missing = dir.path().join("missing/store.db");
+    let out = f3_chaos(&[
+        "plan",
+        "--night",
+        "2026-11-23",
+        "--config",
+        "config/local",
+        "--output",
+        "json",
+        "--database-url",
+        &format!("sqlite://{}", missing.display()),
+    ]);
+    let plan: Value = serde_json::from_str(&ok_stdout(&out)).expect("JSON");
+    assert_eq!(slot_minutes(&plan, "gcp-failover-validation"), 2);
+    assert!(!missing.exists(), "planning must not create a store");
 }
