@@ -224,7 +224,7 @@ fn plan_learns_durations_from_the_run_history_in_the_store() {
         }
         store.close().await;
     });
-    let plan = |extra: &[&str]| -> Value {
+    let plan = |url: &str, extra: &[&str]| -> Value {
         let mut args = vec![
             "plan",
             "--night",
@@ -234,31 +234,20 @@ fn plan_learns_durations_from_the_run_history_in_the_store() {
             "--output",
             "json",
             "--database-url",
-            &url,
+            url,
         ];
         args.extend_from_slice(extra);
         serde_json::from_str(&ok_stdout(&f3_chaos(&args))).expect("JSON")
     };
-    assert_eq!(slot_minutes(&plan(&[]), "gcp-failover-validation"), 10);
+    assert_eq!(slot_minutes(&plan(&url, &[]), "gcp-failover-validation"), 10);
     assert_eq!(
-        slot_minutes(&plan(&["--no-history"]), "gcp-failover-validation"),
+        slot_minutes(&plan(&url, &["--no-history"]), "gcp-failover-validation"),
         2,
         "the declared estimate of scenarios/gcp-failover-validation.yaml"
     );
 
     let missing = dir.path().join("missing/store.db");
-    let out = f3_chaos(&[
-        "plan",
-        "--night",
-        "2026-11-23",
-        "--config",
-        "config/local",
-        "--output",
-        "json",
-        "--database-url",
-        &format!("sqlite://{}", missing.display()),
-    ]);
-    let plan: Value = serde_json::from_str(&ok_stdout(&out)).expect("JSON");
+    let plan = plan(&format!("sqlite://{}", missing.display()), &[]);
     assert_eq!(slot_minutes(&plan, "gcp-failover-validation"), 2);
     assert!(!missing.exists(), "planning must not create a store");
 }
