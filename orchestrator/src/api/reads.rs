@@ -20,7 +20,6 @@ use crate::store::{RunFilter, RunRecord};
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-
 fn scenario_summary(s: &Scenario) -> Value {
     json!({
         "name": s.name,

@@ -10,8 +10,8 @@ use chrono::{NaiveDate, Utc};
 
 use crate::exit_codes;
 use crate::plan::{self, PastRun, render};
-use crate::store::Store;
 use crate::scenario::{Scenario, check_paths, load_library};
+use crate::store::Store;
 
 /// Output format of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

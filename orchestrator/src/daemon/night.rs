@@ -50,7 +50,6 @@ pub const BUSY_RETRY: Duration = Duration::from_secs(10);
 /// How often the config directory is re-read for new reservations.
 pub const RESERVATION_POLL: Duration = Duration::from_secs(30);
 
-
 /// A run that ends within this much of its planned end is "on time" (no re-plan).
 const ON_TIME: TimeDelta = TimeDelta::seconds(1);
 

@@ -239,7 +239,10 @@ fn plan_learns_durations_from_the_run_history_in_the_store() {
         args.extend_from_slice(extra);
         serde_json::from_str(&ok_stdout(&f3_chaos(&args))).expect("JSON")
     };
-    assert_eq!(slot_minutes(&plan(&url, &[]), "gcp-failover-validation"), 10);
+    assert_eq!(
+        slot_minutes(&plan(&url, &[]), "gcp-failover-validation"),
+        10
+    );
     assert_eq!(
         slot_minutes(&plan(&url, &["--no-history"]), "gcp-failover-validation"),
         2,
