@@ -136,6 +136,16 @@ mod tests {
     }
 
     #[test]
+    fn the_store_accepts_exactly_the_run_outcomes() {
+        let names: std::collections::BTreeSet<&str> =
+            RunOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        let stored: std::collections::BTreeSet<&str> =
+            crate::store::RUN_OUTCOMES.iter().copied().collect();
+        assert_eq!(names, stored);
+        assert_eq!(RunOutcome::ALL.len(), crate::store::RUN_OUTCOMES.len());
+    }
+
+    #[test]
     fn a_cleanup_failure_outranks_everything_and_void_outranks_a_failure() {
         assert_eq!(
             RunOutcome::Failed.strongest(RunOutcome::Void),
