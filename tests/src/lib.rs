@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod sandbox;
+pub mod scenarios;
 
 /// Serialises the heavy end-to-end tests (each runs a sandbox at 300 TPS plus Prometheus): on a
 /// 2-core machine two of them side by side would measure CPU contention, not the platform.

@@ -17,42 +17,14 @@ use f3_chaos::store::Store;
 use f3_chaos_tests::heavy_test_lock;
 use f3_chaos_tests::repo_root;
 use f3_chaos_tests::sandbox::SandboxStack;
+use f3_chaos_tests::scenarios::QUICK_GCP_LOSS;
 use serde_json::Value;
 
 const VIEWER: &str = "viewer-secret-0123456789";
 const OPERATOR: &str = "operator-secret-0123456789";
 const ADMIN: &str = "admin-secret-0123456789";
 
-/// A 10 s GCP loss judged during the fault (as in run.rs); no production opt-in.
-const QUICK_GCP_LOSS: &str = r#"
-apiVersion: f3-chaos/v1
-kind: Scenario
-metadata:
-  name: quick-gcp-loss
-  description: Test scenario - a 10 second GCP loss.
-  owner: sre-chaos
-spec:
-  targets:
-    selector: { platform: payments }
-  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
-  given:
-    - kind: load
-      name: Steady 300 TPS
-      tps: 300
-      settleWithin: 20s
-  when:
-    - kind: cloud-loss
-      name: GCP connectivity lost
-      cloud: gcp
-      duration: 10s
-  then:
-    - name: Product SLO latency < 250ms
-      owner: payments
-      slo: payments-e2e-latency-p99
-      hold: during-fault
-"#;
-
-/// The same, opted in to production.
+/// A 10 s GCP loss like `QUICK_GCP_LOSS`, without the load step, opted in to production.
 const PROD_GAME_DAY: &str = r#"
 apiVersion: f3-chaos/v1
 kind: Scenario
@@ -126,15 +98,11 @@ spec:
       driver: {{ kind: local, sandboxStack: prod-a, stateDir: {state_dir} }}
       prometheusUrl: http://127.0.0.1:9
   teams:
-    - {{ name: sre-chaos, displayName: SRE chaos lead }}
-    - {{ name: payments, displayName: Payments team }}
-    - {{ name: infrastructure, displayName: Infrastructure team }}
-    - {{ name: payment-gateway, displayName: Payment gateway team }}
-    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
-  api:
+{teams}  api:
     tokens:
       - {{ name: viewer-bot, role: viewer, tokenEnv: F3_CHAOS_TEST_VIEWER_TOKEN }}
 "#,
+        teams = f3_chaos_tests::scenarios::TEAMS_YAML,
         scenarios = scenarios.display(),
         assertions = repo_root().join("assertions").display(),
     );

@@ -93,15 +93,11 @@ spec:
   cooldown: 3s
   stacks:
 {stack_yaml}  teams:
-    - {{ name: sre-chaos, displayName: SRE chaos lead }}
-    - {{ name: payments, displayName: Payments team }}
-    - {{ name: infrastructure, displayName: Infrastructure team }}
-    - {{ name: payment-gateway, displayName: Payment gateway team }}
-    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
-  api:
+{teams}  api:
     tokens:
       - {{ name: ci-operator, role: operator, tokenEnv: F3_CHAOS_TEST_OPERATOR_TOKEN }}
 "#,
+            teams = f3_chaos_tests::scenarios::TEAMS_YAML,
             scenarios = scenario_dir.display(),
             assertions = repo_root().join("assertions").display(),
         );

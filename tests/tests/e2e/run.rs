@@ -7,37 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use f3_chaos_tests::scenarios::QUICK_GCP_LOSS;
 use f3_chaos_tests::{binary, heavy_test_lock, repo_root};
 use serde_json::Value;
-
-/// A short cloud loss judged during the fault; no steady-state Given, so no recovery wait.
-const QUICK_GCP_LOSS: &str = r#"
-apiVersion: f3-chaos/v1
-kind: Scenario
-metadata:
-  name: quick-gcp-loss
-  description: Test scenario - a 10 second GCP loss.
-  owner: sre-chaos
-spec:
-  targets:
-    selector: { platform: payments }
-  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
-  given:
-    - kind: load
-      name: Steady 300 TPS
-      tps: 300
-      settleWithin: 20s
-  when:
-    - kind: cloud-loss
-      name: GCP connectivity lost
-      cloud: gcp
-      duration: 10s
-  then:
-    - name: Product SLO latency < 250ms
-      owner: payments
-      slo: payments-e2e-latency-p99
-      hold: during-fault
-"#;
 
 /// Aborts as soon as Prometheus sees the GCP nodes down.
 const ABORT_ON_GCP_DOWN: &str = r#"
@@ -153,12 +125,8 @@ spec:
         stateDir: {state}
       prometheusUrl: http://127.0.0.1:{prometheus}
   teams:
-    - {{ name: sre-chaos, displayName: SRE chaos lead }}
-    - {{ name: payments, displayName: Payments team }}
-    - {{ name: infrastructure, displayName: Infrastructure team }}
-    - {{ name: payment-gateway, displayName: Payment gateway team }}
-    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
-"#,
+{teams}"#,
+            teams = f3_chaos_tests::scenarios::TEAMS_YAML,
             scenarios = scenarios.display(),
             assertions = repo_root().join("assertions").display(),
             state = env.sandbox_state().display(),

@@ -211,12 +211,8 @@ spec:
       prometheusUrl: {prometheus}
       alertmanagerUrl: {alertmanager_url}
 {grafana}  teams:
-    - {{ name: sre-chaos, displayName: SRE chaos lead }}
-    - {{ name: payments, displayName: Payments team }}
-    - {{ name: infrastructure, displayName: Infrastructure team }}
-    - {{ name: payment-gateway, displayName: Payment gateway team }}
-    - {{ name: scheme-connectivity, displayName: Scheme connectivity team }}
-"#,
+{teams}"#,
+            teams = f3_chaos_tests::scenarios::TEAMS_YAML,
             scenarios = scenarios.display(),
             assertions = repo_root().join("assertions").display(),
             stack = self.stack.name,
