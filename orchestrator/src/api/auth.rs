@@ -10,9 +10,12 @@
 //! runs on non-production stacks, admins also on production stacks — and only for scenarios with
 //! `allowProduction: true`.
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -209,5 +212,61 @@ impl FromRequestParts<ApiState> for Caller {
             .tokens
             .authenticate(token)
             .ok_or(ApiError::Unauthorized("unknown token"))
+    }
+}
+
+/// The token in an `Authorization` header: `Bearer <token>`, or `Basic base64(user:token)` (any
+/// user name; what a browser sends after its login prompt).
+fn presented_token(value: &HeaderValue) -> Option<String> {
+    let (scheme, rest) = value.to_str().ok()?.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_owned()).filter(|t| !t.is_empty());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_, password) = text.split_once(':')?;
+        return Some(password.to_owned()).filter(|t| !t.is_empty());
+    }
+    None
+}
+
+/// Middleware for the dashboard when the daemon serves it next to the API: every request needs a
+/// token of at least the viewer role, as a bearer token or as the password of HTTP Basic
+/// authentication (RFC 7617; browsers prompt for it on the `WWW-Authenticate: Basic` answer).
+/// Without a configured token the dashboard is open (as the API is then closed to everyone,
+/// nothing else is reachable).
+pub async fn require_viewer(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tokens = &state.inner.tokens;
+    if tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let caller = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(presented_token)
+        .and_then(|token| tokens.authenticate(&token));
+    match caller {
+        Some(caller) if caller.role >= ApiRole::Viewer => next.run(request).await,
+        _ => {
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                "The dashboard needs an f3-chaos API token (viewer role or above): \
+                 any user name, the token as password.",
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"f3-chaos\", charset=\"UTF-8\""),
+            );
+            response
+        }
     }
 }

@@ -152,14 +152,20 @@ pub(super) async fn runs(
     Ok(Json(state.inner.store.runs(&filter).await?))
 }
 
-/// The run with id (or unambiguous id prefix) `id`, or 404.
+/// The run with id (or unambiguous id prefix) `id`; 404 when none matches or `id` cannot be a
+/// run id, 400 when the prefix matches several runs.
 pub(super) async fn find_run(state: &ApiState, id: &str) -> Result<RunRecord, ApiError> {
-    state
-        .inner
-        .store
-        .find_run(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no run `{id}`")))
+    match state.inner.store.find_run(id).await {
+        Ok(Some(run)) => Ok(run),
+        Ok(None) => Err(ApiError::NotFound(format!("no run `{id}`"))),
+        Err(crate::store::StoreError::Invalid { message, .. }) => Err(ApiError::NotFound(format!(
+            "no run `{id}`: a run id {message}"
+        ))),
+        Err(e @ crate::store::StoreError::AmbiguousRunId { .. }) => {
+            Err(ApiError::BadRequest(e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /api/v1/runs/{id}`: the stored run (status, who, when, summary).

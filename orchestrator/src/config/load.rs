@@ -267,6 +267,19 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
         },
         None => HumanDuration::from_secs(DEFAULT_COOLDOWN_SECS),
     };
+    if let Some(text) = &spec.overrun_notify_after {
+        match text.parse::<HumanDuration>() {
+            Ok(d) => config.overrun_notify_after = d,
+            Err(e) => diags.push(
+                cfile
+                    .error_at(
+                        "spec.overrunNotifyAfter",
+                        format!("invalid duration `{text}`"),
+                    )
+                    .help(format!("{}; write e.g. `15m`", e.reason)),
+            ),
+        }
+    }
     if let Some(db) = &spec.database_url {
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")

@@ -12,6 +12,9 @@ use serde::Serialize;
 use crate::duration::HumanDuration;
 use crate::scenario::{Cloud, Labels};
 
+/// Default `spec.overrunNotifyAfter`: 15 minutes.
+pub const DEFAULT_OVERRUN_NOTIFY_AFTER_SECS: u64 = 15 * 60;
+
 /// The whole configuration directory, compiled.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -24,6 +27,9 @@ pub struct Config {
     pub window: ChaosWindow,
     /// Recovery buffer between two experiments on one stack.
     pub cooldown: HumanDuration,
+    /// A daemon run overrunning its planned end by more than this notifies its scenario's owner
+    /// (`spec.overrunNotifyAfter`, default 15 minutes).
+    pub overrun_notify_after: HumanDuration,
     /// Exclusive resources and their capacity (concurrent holders across all stacks).
     pub resources: BTreeMap<String, u32>,
     /// Stacks by name.
@@ -50,6 +56,7 @@ impl Default for Config {
             timezone: chrono_tz::Europe::London,
             window: ChaosWindow::default(),
             cooldown: HumanDuration::from_secs(300),
+            overrun_notify_after: HumanDuration::from_secs(DEFAULT_OVERRUN_NOTIFY_AFTER_SECS),
             resources: BTreeMap::new(),
             stacks: BTreeMap::new(),
             teams: BTreeMap::new(),

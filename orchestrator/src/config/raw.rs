@@ -51,6 +51,11 @@ pub struct RawConfigSpec {
     #[serde(default)]
     #[schemars(with = "Option<HumanDuration>")]
     pub cooldown: Option<String>,
+    /// A daemon run that overruns its planned end by more than this notifies its scenario's
+    /// owner (default `15m`; every overrun is journalled and counted whatever its length).
+    #[serde(default)]
+    #[schemars(with = "Option<HumanDuration>")]
+    pub overrun_notify_after: Option<String>,
     /// Store URL: `sqlite://PATH` or `postgres://…` (default: a SQLite file).
     #[serde(default)]
     pub database_url: Option<String>,

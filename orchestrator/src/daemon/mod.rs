@@ -10,6 +10,7 @@
 //! `skipped`, `window-end`, `night-end`, …); logs go to stderr through `tracing`.
 
 pub mod night;
+pub mod nights;
 pub mod window;
 
 use std::path::PathBuf;
@@ -24,8 +25,9 @@ use crate::dashboard::DashboardState;
 use crate::exit_codes;
 use crate::metrics::Metrics;
 use crate::run::sweep;
-use crate::store::{Leadership, Store};
-use night::{NightSources, journal};
+use crate::store::{Leadership, NightState, Store};
+use night::{NightSources, journal, record_night, sleep_or_stop};
+use nights::Nights;
 use window::{Trigger, window_at};
 
 /// How long the daemon waits for cancelled runs to revert before it exits anyway (the faults'
@@ -135,7 +137,12 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     };
     let dashboard = DashboardState::new(store.clone(), config.timezone)
         .context("compiling the dashboard templates")?;
-    let app = crate::api::router(api.clone()).merge(crate::dashboard::router(dashboard));
+    let dashboard = dashboard.with_known(crate::dashboard::KnownNames::of(&library));
+    // The dashboard answers on the API's port, so it needs the API's tokens (viewer or above).
+    let dashboard_routes = crate::dashboard::router(dashboard).layer(
+        axum::middleware::from_fn_with_state(api.clone(), crate::api::auth::require_viewer),
+    );
+    let app = crate::api::router(api.clone()).merge(dashboard_routes);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -189,55 +196,87 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
                 crate::notify::worker::run_worker(&store, &library, lead).await;
             })
         };
+        // ... and sweeps again and again: runs of a lost owner (another replica, a crashed CLI)
+        // are reconciled within seconds of their last heartbeat, not at the next start-up.
+        let sweeper = {
+            let (store, config, lead) = (store.clone(), config.clone(), lead.clone());
+            tokio::task::spawn_local(async move { keep_sweeping(&store, &config, lead).await })
+        };
 
+        let nights = Nights {
+            store: &store,
+            library: &library,
+            holder: &holder,
+            digest_after: args.digest_after.as_chrono(),
+        };
         loop {
-            let now = Utc::now();
-            let open = window_at(&config.window, config.timezone, now);
-            // A window already open (restart, takeover) is resumed at once; runs it already
-            // started are not started again.
-            if !plan_now && open.start > now {
-                let Some(fire) = trigger.next_after(now) else {
-                    eprintln!("error: the cron expression `{expression}` never fires again");
-                    return Ok(exit_codes::INVALID_INPUT);
-                };
-                journal(&serde_json::json!({ "event": "waiting", "until": fire }));
-                tokio::select! {
-                    () = night::sleep_until(fire) => {}
-                    () = lead.cancelled() => {}
-                }
-            }
-            plan_now = false;
             if lead.is_cancelled() {
                 break;
             }
-            let window = window_at(&config.window, config.timezone, Utc::now());
-            let night_run = night::execute(&sources, window, lead.clone());
-            tokio::pin!(night_run);
-            tokio::select! {
-                result = &mut night_run => { result?; }
-                () = cancel.cancelled() => {
-                    // Give the runners their chance to revert, then leave (TTLs end the rest).
-                    if tokio::time::timeout(SHUTDOWN_GRACE, &mut night_run).await.is_err() {
-                        tracing::warn!("Runs did not finish reverting within the shutdown grace; their fault TTLs end them.");
-                    }
+            let now = Utc::now();
+            let next_digest = match nights.settle(now).await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot reach the store to close nights and queue digests; retrying.");
+                    Some(now + chrono::Duration::seconds(5))
                 }
-            }
-            if !lead.is_cancelled() {
-                let at = window.end + args.digest_after.as_chrono();
-                let (store, library, lead) = (store.clone(), library.clone(), lead.clone());
-                tokio::task::spawn_local(async move {
-                    tokio::select! {
-                        () = night::sleep_until(at) => morning_digest(&store, &library, window.night).await,
-                        () = lead.cancelled() => {}
+            };
+            let window = window_at(&config.window, config.timezone, now);
+            let state = match store.night(window.night).await {
+                Ok(record) => record.map(|r| r.state),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot read the night's state; retrying.");
+                    sleep_or_stop(now + chrono::Duration::seconds(5), &lead).await;
+                    continue;
+                }
+            };
+            // The night runs when it is due (its trigger has fired, or --plan-now), its window
+            // is open or opens within the plan-ahead, and it is not closed.
+            let opens = if plan_now {
+                Some(now)
+            } else {
+                trigger.opens(&config.window, &window)
+            };
+            let wake = match (state, opens) {
+                (Some(NightState::Closed), _) | (_, None) => {
+                    // Nothing to run until this window has passed.
+                    window.end
+                }
+                (_, Some(fire)) if fire > now => {
+                    if state.is_none() {
+                        record_night(&store, &window, NightState::Waiting, &holder).await;
                     }
-                });
-            }
-            if args.once || lead.is_cancelled() {
-                break;
-            }
+                    journal(
+                        &serde_json::json!({ "event": "waiting", "night": window.night, "until": fire }),
+                    );
+                    fire
+                }
+                (_, Some(_)) => {
+                    plan_now = false;
+                    let night_run = night::execute(&sources, window, &holder, lead.clone());
+                    tokio::pin!(night_run);
+                    let closed = tokio::select! {
+                        result = &mut night_run => result?,
+                        () = cancel.cancelled() => {
+                            // Give the runners their chance to revert, then leave (TTLs end the rest).
+                            if tokio::time::timeout(SHUTDOWN_GRACE, &mut night_run).await.is_err() {
+                                tracing::warn!("Runs did not finish reverting within the shutdown grace; their fault TTLs end them.");
+                            }
+                            false
+                        }
+                    };
+                    if closed && args.once {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let wake = next_digest.map_or(wake, |at| at.min(wake));
+            sleep_or_stop(wake, &lead).await;
         }
         lead.cancel();
         let _ = worker.await;
+        let _ = sweeper.await;
         let still_leading = keeper.await.ok().flatten();
         if let Some(leadership) = still_leading {
             leadership.resign().await;
@@ -262,45 +301,6 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     journal(&serde_json::json!({ "event": "stopped" }));
     store.close().await;
     Ok(exit_codes::PASSED)
-}
-
-/// Queues the morning digest of `night` (one message per team; the outbox worker delivers it),
-/// unless it was already queued (a restarted daemon, a new leader).
-async fn morning_digest(
-    store: &Store,
-    library: &crate::scenario::Library,
-    night: chrono::NaiveDate,
-) {
-    let digests = match crate::notify::digest::build(store, night, &library.config).await {
-        Ok(digests) => digests,
-        Err(e) => {
-            tracing::warn!(error = %e, %night, "Could not build the morning digest.");
-            return;
-        }
-    };
-    let mut fresh = Vec::new();
-    for digest in digests {
-        let Some(anchor) = digest.anchor_run else {
-            continue;
-        };
-        let queued = store
-            .outbox_for_run(anchor)
-            .await
-            .map(|rows| {
-                rows.iter()
-                    .any(|r| r.kind == "digest" && r.team == digest.team)
-            })
-            .unwrap_or(false);
-        if !queued {
-            fresh.push(digest);
-        }
-    }
-    match crate::notify::digest::queue(store, night, &fresh, Utc::now()).await {
-        Ok(ids) => journal(
-            &serde_json::json!({ "event": "digest", "night": night, "messages": ids.len() }),
-        ),
-        Err(e) => tracing::warn!(error = %e, %night, "Could not queue the morning digest."),
-    }
 }
 
 /// Polls for leadership every [`LEADER_POLL`] until won (`Some`) or `cancel` fires (`None`).
@@ -342,6 +342,24 @@ async fn keep_leading(mut leadership: Leadership, lead: CancellationToken) -> Op
             journal(&serde_json::json!({ "event": "leadership-lost" }));
             lead.cancel();
             return None;
+        }
+    }
+}
+
+/// Sweeps every [`sweep::SWEEP_EVERY`] until `lead` is cancelled; journals each sweep that did
+/// something.
+async fn keep_sweeping(store: &Store, config: &crate::config::Config, lead: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(sweep::SWEEP_EVERY) => {}
+            () = lead.cancelled() => return,
+        }
+        match sweep::sweep(store, config).await {
+            Ok(report) if !report.is_empty() => {
+                journal(&serde_json::json!({ "event": "sweep", "report": report }));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Sweep failed; trying again."),
         }
     }
 }

@@ -13,6 +13,19 @@
 //! - a **reservation** appears in the config: the config directory is re-read every
 //!   [`RESERVATION_POLL`] and a changed reservation re-plans.
 //!
+//! The night is a state machine persisted in the store ([`NightState`]): `planning` while the
+//! first plan is made, `running` while slots execute, `drained` when nothing left fits (the loop
+//! then sleeps until the window ends, waking only for a reservation change), `closed` at window
+//! end once every run ended. Re-plans happen only on events (a run ended, overran, a stack turned
+//! out busy or unhealthy, a reservation changed) and at most one per [`REPLAN_MIN_GAP`].
+//!
+//! Stacks and exclusive resources are held by what is live, not by what was planned: a slot
+//! starts only when no run in the store (this night's, a terminal run, a dead leader's not yet
+//! reconciled) is running on its stack or has a fault there not yet reverted, and when fewer
+//! runs than the resource's capacity hold each resource it needs. A run that overruns its
+//! planned end is journalled `overrun` at once (with a re-plan that moves its dependants), and
+//! its scenario's owner is notified once it is more than `spec.overrunNotifyAfter` late.
+//!
 //! A scenario runs at most once per night: when the night opens, daemon runs already started since
 //! the window opened (a restarted daemon, or a new leader) are frozen in the plan and journalled
 //! `already-started` — even ones that ended `interrupted`. A slot is never started when its
@@ -38,7 +51,7 @@ use crate::plan::{
 use crate::run::launch::StackTools;
 use crate::run::{RunError, RunOptions, RunOutcome, RunReport};
 use crate::scenario::{Library, Scenario};
-use crate::store::{RunFilter, Store};
+use crate::store::{NightState, RunFilter, Store};
 
 /// The `started_by` and trigger of daemon runs.
 pub const DAEMON_TRIGGER: &str = "daemon";
@@ -52,6 +65,17 @@ pub const RESERVATION_POLL: Duration = Duration::from_secs(30);
 
 /// A run that ends within this much of its planned end is "on time" (no re-plan).
 const ON_TIME: TimeDelta = TimeDelta::seconds(1);
+
+/// At most one re-plan per this much time: events closer together are coalesced.
+pub const REPLAN_MIN_GAP: Duration = Duration::from_secs(1);
+
+/// How often a slot that is due but held back by someone else's live run (another process's run
+/// on its stack or on a resource it needs) looks again.
+pub const HELD_POLL: Duration = Duration::from_secs(1);
+
+/// An overrunning run is expected to need at least this much longer each time it overruns the
+/// previous expectation (then as long again as it has overrun so far: the expectation doubles).
+const OVERRUN_STEP: TimeDelta = TimeDelta::seconds(10);
 
 /// What happened to the night's scenarios, for the journal and tests.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -83,6 +107,27 @@ struct SlotEnd {
     result: Result<RunReport, RunError>,
 }
 
+/// A run of this night in flight.
+#[derive(Debug, Clone)]
+struct Live {
+    stack: String,
+    run_id: Uuid,
+    planned_end: DateTime<Utc>,
+    /// When it is now expected to end (the planned end, pushed back at each overrun).
+    expected_end: DateTime<Utc>,
+    /// Its owner was told it overran.
+    owner_notified: bool,
+}
+
+/// A run of someone else (another process, a dead owner not reconciled yet) that holds a stack
+/// or resources: running in the store, or with a fault not reverted.
+#[derive(Debug, Clone)]
+struct Held {
+    run_id: Uuid,
+    scenario: String,
+    stack: String,
+}
+
 /// The run whose end caused a re-plan.
 struct Cause {
     scenario: String,
@@ -91,7 +136,7 @@ struct Cause {
 }
 
 /// The night loop's state.
-struct NightState<'a> {
+struct NightLoop<'a> {
     sources: &'a NightSources<'a>,
     config: Config,
     scenarios: BTreeMap<String, Scenario>,
@@ -99,22 +144,44 @@ struct NightState<'a> {
     input: PlanInput,
     progress: NightProgress,
     plan: Plan,
-    /// Scenario → stack for runs in flight.
-    running: BTreeMap<String, String>,
+    /// Scenario → its run in flight.
+    running: BTreeMap<String, Live>,
+    /// Live runs of others, refreshed from the store before slots start.
+    held: Vec<Held>,
+    /// The daemon (`host pid N`), recorded with each night transition.
+    holder: String,
+    /// The state last recorded in the store.
+    state: NightState,
+    /// When the last re-plan was made (rate limit).
+    last_replan: Option<tokio::time::Instant>,
     report: NightReport,
 }
 
-/// Runs the night until every planned slot ran, the window closed, or `cancel` fired (SIGTERM,
-/// lost leadership). Returns what happened.
+/// Runs the night until its window closes (the night is then `closed`: returns `true`) or
+/// `cancel` fires (SIGTERM, lost leadership: the night stays `running`/`drained` for the next
+/// leader; returns `false`). `holder` names this daemon in the night's record.
 ///
 /// # Errors
 /// Store failures while building the first plan (the night does not start).
 pub async fn execute(
     sources: &NightSources<'_>,
     window: NightWindow,
+    holder: &str,
     cancel: CancellationToken,
-) -> Result<NightReport, crate::store::StoreError> {
+) -> Result<bool, crate::store::StoreError> {
     let store = sources.store;
+    store
+        .set_night_state(
+            window.night,
+            (window.start, window.end),
+            NightState::Planning,
+            holder,
+            Utc::now(),
+        )
+        .await?;
+    journal(
+        &serde_json::json!({ "event": "night-state", "night": window.night, "state": NightState::Planning }),
+    );
     let config = sources.library.config.clone();
     let now = Utc::now();
     let history = plan::past_runs(store, window.start).await?;
@@ -156,7 +223,7 @@ pub async fn execute(
     }));
     save_plan(store, &plan, "initial").await;
 
-    let mut night = NightState {
+    let mut night = NightLoop {
         sources,
         config,
         scenarios: scenarios.into_iter().map(|s| (s.name.clone(), s)).collect(),
@@ -165,10 +232,49 @@ pub async fn execute(
         progress,
         plan,
         running: BTreeMap::new(),
+        held: Vec::new(),
+        holder: holder.to_owned(),
+        state: NightState::Planning,
+        last_replan: Some(tokio::time::Instant::now()),
         report: NightReport::default(),
     };
     night.run(cancel).await;
-    Ok(night.finish())
+    let closed = Utc::now() >= night.window.end;
+    if closed {
+        night.set_state(NightState::Closed).await;
+    }
+    night.finish();
+    Ok(closed)
+}
+
+/// Records `state` for `window`'s night (a failure only logs: the night goes on, and the next
+/// transition tries again).
+pub(crate) async fn record_night(
+    store: &Store,
+    window: &NightWindow,
+    state: NightState,
+    holder: &str,
+) {
+    if let Err(e) = store
+        .set_night_state(
+            window.night,
+            (window.start, window.end),
+            state,
+            holder,
+            Utc::now(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, night = %window.night, %state, "Could not record the night's state.");
+    }
+}
+
+/// Sleeps until `at` or until `stop` is cancelled.
+pub(crate) async fn sleep_or_stop(at: DateTime<Utc>, stop: &CancellationToken) {
+    tokio::select! {
+        () = sleep_until(at) => {}
+        () = stop.cancelled() => {}
+    }
 }
 
 /// The planner input for `window`: the config's stacks, reservations and cooldown, the library's
@@ -184,7 +290,18 @@ pub fn night_input(
     input
 }
 
-impl NightState<'_> {
+impl NightLoop<'_> {
+    async fn set_state(&mut self, state: NightState) {
+        if self.state == state {
+            return;
+        }
+        self.state = state;
+        record_night(self.sources.store, &self.window, state, &self.holder).await;
+        journal(
+            &serde_json::json!({ "event": "night-state", "night": self.window.night, "state": state }),
+        );
+    }
+
     async fn run(&mut self, cancel: CancellationToken) {
         let night_cancel = cancel.child_token();
         let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<SlotEnd>();
@@ -198,12 +315,21 @@ impl NightState<'_> {
                 night_cancel.cancel();
             })
         };
+        self.set_state(NightState::Running).await;
         loop {
             if !night_cancel.is_cancelled() {
+                if self.startable().is_empty() && self.running.is_empty() {
+                    self.set_state(NightState::Drained).await;
+                } else {
+                    self.set_state(NightState::Running).await;
+                }
+                if self.has_due_slot() {
+                    self.refresh_held().await;
+                }
                 self.start_due_slots(&ended_tx, &night_cancel);
+                self.check_overruns().await;
             }
-            if self.running.is_empty() && (night_cancel.is_cancelled() || self.pending().is_empty())
-            {
+            if self.running.is_empty() && night_cancel.is_cancelled() {
                 break;
             }
             let wake = self.next_wake();
@@ -217,56 +343,243 @@ impl NightState<'_> {
         closer.abort();
     }
 
-    /// Starts every planned slot whose time has come and whose stack is free.
+    /// Reads who else holds stacks and resources: runs in the store that are running or have a
+    /// fault not reverted, other than this night's runs in flight.
+    async fn refresh_held(&mut self) {
+        let store = self.sources.store;
+        let ours: BTreeSet<Uuid> = self.running.values().map(|l| l.run_id).collect();
+        let mut held: Vec<Held> = Vec::new();
+        match store.running_runs().await {
+            Ok(runs) => {
+                held.extend(
+                    runs.into_iter()
+                        .filter(|r| !ours.contains(&r.id))
+                        .map(|r| Held {
+                            run_id: r.id,
+                            scenario: r.scenario,
+                            stack: r.stack,
+                        }),
+                )
+            }
+            Err(e) => {
+                // Unknown holders: hold everything back rather than double-book.
+                tracing::warn!(error = %e, "Cannot read running runs; no slot starts until the store answers.");
+                held.extend(self.config.stacks.keys().map(|stack| Held {
+                    run_id: Uuid::nil(),
+                    scenario: String::new(),
+                    stack: stack.clone(),
+                }));
+            }
+        }
+        match store.ledger_open().await {
+            Ok(entries) => {
+                for entry in entries {
+                    if ours.contains(&entry.run_id) || held.iter().any(|h| h.run_id == entry.run_id)
+                    {
+                        continue;
+                    }
+                    let scenario = match store.run(entry.run_id).await {
+                        Ok(Some(run)) => run.scenario,
+                        _ => String::new(),
+                    };
+                    held.push(Held {
+                        run_id: entry.run_id,
+                        scenario,
+                        stack: entry.stack,
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Cannot read the fault ledger."),
+        }
+        self.held = held;
+    }
+
+    /// Resources held right now: (resource, holders) by this night's runs and by others'.
+    fn resources_in_use(&self) -> BTreeMap<String, usize> {
+        let mut in_use: BTreeMap<String, usize> = BTreeMap::new();
+        let scenarios = self
+            .running
+            .keys()
+            .map(String::as_str)
+            .chain(self.held.iter().map(|h| h.scenario.as_str()));
+        for name in scenarios {
+            if let Some(scenario) = self.scenarios.get(name) {
+                for resource in &scenario.schedule.resources {
+                    *in_use.entry(resource.clone()).or_default() += 1;
+                }
+            }
+        }
+        in_use
+    }
+
+    /// Why `slot` cannot start now although its time has come (None: it can).
+    fn held_back(&self, slot: &Slot, in_use: &BTreeMap<String, usize>) -> Option<String> {
+        if let Some((scenario, _)) = self.running.iter().find(|(_, l)| l.stack == slot.stack) {
+            return Some(format!("{scenario} still runs on {}", slot.stack));
+        }
+        if let Some(h) = self.held.iter().find(|h| h.stack == slot.stack) {
+            return Some(format!(
+                "run {} ({}) still holds {} (running, or a fault not reverted)",
+                h.run_id, h.scenario, slot.stack
+            ));
+        }
+        let scenario = self.scenarios.get(&slot.scenario)?;
+        if let Some(earlier) = scenario
+            .schedule
+            .after
+            .iter()
+            .find(|earlier| self.running.contains_key(*earlier))
+        {
+            return Some(format!("{earlier}, which it must follow, still runs"));
+        }
+        for resource in &scenario.schedule.resources {
+            let capacity = self.input.resources.get(resource).copied().unwrap_or(1) as usize;
+            let used = in_use.get(resource).copied().unwrap_or(0);
+            if used >= capacity {
+                return Some(format!(
+                    "resource {resource} is held by {used} live run(s) (capacity {capacity})"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Whether a pending slot's time has come.
+    fn has_due_slot(&self) -> bool {
+        let now = Utc::now();
+        self.startable().iter().any(|s| s.start <= now)
+    }
+
+    /// Journals a run still going past its expected end, re-plans around it, and tells its owner
+    /// once it is more than `spec.overrunNotifyAfter` late.
+    async fn check_overruns(&mut self) {
+        let now = Utc::now();
+        let notify_after = self.config.overrun_notify_after.as_chrono();
+        let mut replan_cause = None;
+        let mut notify = Vec::new();
+        for (scenario, live) in &mut self.running {
+            let late = now - live.planned_end;
+            if now > live.expected_end + ON_TIME {
+                live.expected_end = now + (now - live.planned_end).max(OVERRUN_STEP);
+                journal(&serde_json::json!({
+                    "event": "overrun", "scenario": scenario, "stack": live.stack,
+                    "runId": live.run_id, "plannedEnd": live.planned_end,
+                    "overrunSeconds": late.num_milliseconds() as f64 / 1000.0,
+                    "expectedEnd": live.expected_end,
+                }));
+                tracing::warn!(%scenario, stack = %live.stack, run_id = %live.run_id, overrun_s = late.num_seconds(), "Run overruns its planned end.");
+                if let Some(run) = self
+                    .progress
+                    .started
+                    .iter_mut()
+                    .find(|r| &r.scenario == scenario)
+                {
+                    run.state = RunState::Running {
+                        expected_end: live.expected_end,
+                    };
+                }
+                replan_cause = Some(Cause {
+                    scenario: scenario.clone(),
+                    stack: live.stack.clone(),
+                    planned_end: live.planned_end,
+                });
+            }
+            if !live.owner_notified && late > notify_after {
+                live.owner_notified = true;
+                notify.push((scenario.clone(), live.clone(), late));
+            }
+        }
+        for (scenario, live, late) in notify {
+            self.notify_overrun(&scenario, &live, late).await;
+        }
+        if let Some(cause) = replan_cause {
+            self.replan("overrun", Some(&cause)).await;
+        }
+    }
+
+    /// Queues an overrun notification for the scenario's owner.
+    async fn notify_overrun(&self, scenario: &str, live: &Live, late: TimeDelta) {
+        let Some(owner) = self.scenarios.get(scenario).map(|s| s.owner.clone()) else {
+            return;
+        };
+        let payload = serde_json::json!({
+            "version": 1, "scenario": scenario, "stack": live.stack, "outcome": null,
+            "steps": [], "overrunSeconds": late.num_seconds().max(0),
+        });
+        match self
+            .sources
+            .store
+            .outbox_insert(
+                live.run_id,
+                &owner,
+                crate::notify::message::KIND_OVERRUN,
+                &payload,
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(id) => journal(&serde_json::json!({
+                "event": "overrun-notified", "scenario": scenario, "stack": live.stack,
+                "runId": live.run_id, "team": owner, "outboxId": id,
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, %scenario, "Could not queue the overrun notification.")
+            }
+        }
+    }
+
+    /// Starts every planned slot whose time has come and whose stack and resources are free.
     fn start_due_slots(
         &mut self,
         ended_tx: &mpsc::UnboundedSender<SlotEnd>,
         cancel: &CancellationToken,
     ) {
         let now = Utc::now();
-        for slot in self.pending() {
-            if slot.start > now || self.running.values().any(|s| *s == slot.stack) {
+        for slot in self.startable() {
+            if slot.start > now {
+                continue;
+            }
+            let in_use = self.resources_in_use();
+            if let Some(why) = self.held_back(&slot, &in_use) {
+                tracing::debug!(scenario = %slot.scenario, stack = %slot.stack, %why, "Slot held back.");
                 continue;
             }
             let Some(scenario) = self.scenarios.get(&slot.scenario).cloned() else {
                 continue;
             };
-            if scenario
-                .schedule
-                .after
-                .iter()
-                .any(|earlier| self.running.contains_key(earlier))
-            {
-                continue; // its `after:` scenario overran: wait for it to end
-            }
             let length = slot.end - slot.start;
-            if now + length > self.window.end {
-                continue; // no longer fits; the next re-plan drops it
-            }
             let Some(stack) = self.config.stacks.get(&slot.stack).cloned() else {
                 continue;
             };
             let mut opts = RunOptions::new(DAEMON_TRIGGER, DAEMON_TRIGGER);
             opts.night = Some(self.window.night);
+            let planned_end = now + length;
             journal(&serde_json::json!({
                 "event": "slot-start", "scenario": slot.scenario, "stack": slot.stack,
-                "runId": opts.run_id, "plannedStart": slot.start, "plannedEnd": now + length,
+                "runId": opts.run_id, "plannedStart": slot.start, "plannedEnd": planned_end,
             }));
-            self.running
-                .insert(slot.scenario.clone(), slot.stack.clone());
+            self.running.insert(
+                slot.scenario.clone(),
+                Live {
+                    stack: slot.stack.clone(),
+                    run_id: opts.run_id,
+                    planned_end,
+                    expected_end: planned_end,
+                    owner_notified: false,
+                },
+            );
             self.progress.started.push(StartedRun {
                 scenario: slot.scenario.clone(),
                 stack: slot.stack.clone(),
                 started_at: now,
                 state: RunState::Running {
-                    expected_end: now + length,
+                    expected_end: planned_end,
                 },
             });
             let store = self.sources.store.clone();
             let metrics = self.sources.metrics.clone();
             let tx = ended_tx.clone();
             let cancel = cancel.child_token();
-            let planned_end = now + length;
             tokio::task::spawn_local(async move {
                 let result = run_slot(&store, &metrics, &stack, &scenario, &opts, cancel).await;
                 let _ = tx.send(SlotEnd {
@@ -278,6 +591,16 @@ impl NightState<'_> {
                 });
             });
         }
+    }
+
+    /// Pending slots that can still start: not started, and still fitting before the window
+    /// ends if started now (the next re-plan drops the others).
+    fn startable(&self) -> Vec<Slot> {
+        let now = Utc::now();
+        self.pending()
+            .into_iter()
+            .filter(|slot| now.max(slot.start) + (slot.end - slot.start) <= self.window.end)
+            .collect()
     }
 
     /// Slots of the current plan not started yet.
@@ -296,20 +619,37 @@ impl NightState<'_> {
             .collect()
     }
 
-    /// When the loop must look again: the next pending slot's start (at most a minute away).
+    /// When the loop must look again: the next pending slot's start, the next expected end of
+    /// a run in flight (to notice an overrun), [`HELD_POLL`] while a due slot is held back by
+    /// someone else's run, else the window end. Never sooner than 200 ms from now: the loop does
+    /// not spin.
     fn next_wake(&self) -> DateTime<Utc> {
         let now = Utc::now();
-        let later = now + TimeDelta::seconds(60);
-        self.pending()
-            .iter()
-            .map(|s| s.start.max(now + TimeDelta::milliseconds(200)))
-            .min()
-            .map_or(later, |t| t.min(later))
+        let soonest = now + TimeDelta::milliseconds(200);
+        let startable = self.startable();
+        let mut wake = self.window.end;
+        for slot in &startable {
+            // A due slot still pending is held back (by a run in flight or someone else's):
+            // look again after HELD_POLL.
+            let at = if slot.start > now {
+                slot.start
+            } else {
+                now + TimeDelta::from_std(HELD_POLL).unwrap_or_default()
+            };
+            wake = wake.min(at);
+        }
+        for live in self.running.values() {
+            wake = wake.min(live.expected_end + ON_TIME + TimeDelta::milliseconds(1));
+        }
+        wake.max(soonest)
     }
 
     async fn slot_ended(&mut self, end: SlotEnd) {
         let now = Utc::now();
-        self.running.remove(&end.scenario);
+        let live = self.running.remove(&end.scenario);
+        let overran = live
+            .as_ref()
+            .is_some_and(|l| l.expected_end > l.planned_end);
         let cause = Cause {
             scenario: end.scenario.clone(),
             stack: end.stack.clone(),
@@ -341,7 +681,7 @@ impl NightState<'_> {
         let outcome = report.outcome.to_string();
         journal(&serde_json::json!({
             "event": "slot-end", "scenario": end.scenario, "stack": end.stack, "runId": report.run_id,
-            "outcome": outcome, "seconds": (now - end.started_at).num_seconds(),
+            "outcome": outcome, "seconds": (now - end.started_at).num_milliseconds() as f64 / 1000.0,
         }));
         self.report.runs.push((
             end.scenario.clone(),
@@ -368,7 +708,7 @@ impl NightState<'_> {
                 format!("Given failed in {}: stack unhealthy", end.scenario),
             );
             self.replan("given-failed", Some(&cause)).await;
-        } else if now > end.planned_end + ON_TIME {
+        } else if overran || now > end.planned_end + ON_TIME {
             self.replan("overrun", Some(&cause)).await;
         } else if now + ON_TIME < end.planned_end {
             self.replan("ended-early", Some(&cause)).await;
@@ -397,6 +737,11 @@ impl NightState<'_> {
     /// Re-plans the rest of the night, journals and stores the new plan. `cause`: the run whose
     /// end made the plan wrong (none for a reservation change).
     async fn replan(&mut self, reason: &str, cause: Option<&Cause>) {
+        // Rate limit: events closer together than REPLAN_MIN_GAP share one plan.
+        if let Some(last) = self.last_replan {
+            tokio::time::sleep_until(last + REPLAN_MIN_GAP).await;
+        }
+        self.last_replan = Some(tokio::time::Instant::now());
         self.progress.now = Utc::now();
         // Runs in flight are expected to end at their planned end, or now when overrunning.
         self.plan = plan::replan(&self.input, &self.progress);
@@ -406,7 +751,8 @@ impl NightState<'_> {
         if let Some(cause) = cause {
             entry["scenario"] = cause.scenario.clone().into();
             entry["stack"] = cause.stack.clone().into();
-            entry["overrunSeconds"] = (Utc::now() - cause.planned_end).num_seconds().max(0).into();
+            entry["overrunSeconds"] =
+                ((Utc::now() - cause.planned_end).num_milliseconds().max(0) as f64 / 1000.0).into();
         }
         journal(&entry);
         save_plan(self.sources.store, &self.plan, reason).await;

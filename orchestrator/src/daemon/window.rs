@@ -34,6 +34,11 @@ pub fn window_at(window: &ChaosWindow, tz: Tz, at: DateTime<Utc>) -> NightWindow
     }
 }
 
+/// The night after `night` (the window that opens next once `night`'s has ended).
+pub fn next_night(window: &ChaosWindow, tz: Tz, night: &NightWindow) -> NightWindow {
+    window_at(window, tz, night.end + Duration::milliseconds(1))
+}
+
 /// The default trigger: every day 5 minutes before the window opens (cron with seconds:
 /// `sec min hour day-of-month month day-of-week`).
 pub fn default_cron(window: &ChaosWindow) -> String {
@@ -58,6 +63,20 @@ impl Trigger {
         let schedule = cron::Schedule::from_str(expression)
             .map_err(|e| format!("invalid cron expression `{expression}`: {e}"))?;
         Ok(Trigger { schedule, tz })
+    }
+
+    /// When this trigger opens `night`: its first firing after the previous night's window ended
+    /// and before `night`'s window ends (so every firing belongs to exactly one night: the one
+    /// whose window is the next to end). `None`: the trigger does not schedule that night (e.g. a
+    /// weekdays-only expression on a Saturday).
+    ///
+    /// The daemon runs a night once this instant has passed and while its window is open and the
+    /// night is not closed — so a daemon started or taking over after the firing (even inside
+    /// the window) still runs the night.
+    pub fn opens(&self, window: &ChaosWindow, night: &NightWindow) -> Option<DateTime<Utc>> {
+        let previous = night_window(night.night - Duration::days(1), self.tz, *window);
+        let after = previous.end.min(night.start) - Duration::milliseconds(1);
+        self.next_after(after).filter(|fire| *fire < night.end)
     }
 
     /// The next firing strictly after `after` (None if the expression never fires again).
@@ -138,5 +157,47 @@ mod tests {
             )
         );
         assert!(Trigger::parse("not cron", chrono_tz::UTC).is_err());
+    }
+
+    #[test]
+    fn each_firing_opens_the_night_whose_window_ends_next() {
+        let w = ChaosWindow {
+            start: hm(0, 0),
+            end: hm(7, 0),
+        };
+        let tz = chrono_tz::Europe::London;
+        let utc = |d: u32, h: u32, m: u32| {
+            Utc.with_ymd_and_hms(2026, 12, d, h, m, 0)
+                .single()
+                .expect("instant")
+        };
+        // 2 December 2026 is a Wednesday; London is on UTC in December.
+        let night = window_at(&w, tz, utc(2, 12, 0)); // opens Thursday 3 December 00:00
+        assert_eq!(
+            night.night,
+            NaiveDate::from_ymd_opt(2026, 12, 3).expect("date")
+        );
+        // The default trigger fires at 23:55 the evening before.
+        let daily = Trigger::parse(&default_cron(&w), tz).expect("cron");
+        assert_eq!(daily.opens(&w, &night), Some(utc(2, 23, 55)));
+        // A firing inside the window opens that night (the daemon starts it then).
+        let late = Trigger::parse("0 30 2 * * *", tz).expect("cron");
+        assert_eq!(late.opens(&w, &night), Some(utc(3, 2, 30)));
+        // A firing after the window ended belongs to the next night.
+        let evening = Trigger::parse("0 0 20 * * *", tz).expect("cron");
+        assert_eq!(evening.opens(&w, &night), Some(utc(2, 20, 0)));
+        // Weekday nights only (Monday–Friday mornings): Sunday's night is not scheduled.
+        let weekdays = Trigger::parse("0 55 23 * * Sun-Thu", tz).expect("cron");
+        assert_eq!(weekdays.opens(&w, &night), Some(utc(2, 23, 55)));
+        let sunday = window_at(&w, tz, utc(5, 12, 0)); // Sunday 6 December's night
+        assert_eq!(
+            sunday.night,
+            NaiveDate::from_ymd_opt(2026, 12, 6).expect("date")
+        );
+        assert_eq!(weekdays.opens(&w, &sunday), None);
+        assert_eq!(
+            next_night(&w, tz, &night).night,
+            NaiveDate::from_ymd_opt(2026, 12, 4).expect("date")
+        );
     }
 }

@@ -29,7 +29,29 @@ pub struct DashboardState {
     pub store: Store,
     /// Zone in which times are shown (the config's `timezone`).
     pub timezone: chrono_tz::Tz,
+    /// Scenario and team names of the library and config: a page for a name that is neither
+    /// known nor in the history is a 404.
+    known: Arc<KnownNames>,
     env: Arc<Environment<'static>>,
+}
+
+/// Names the dashboard has pages for even before they have history.
+#[derive(Debug, Default, Clone)]
+pub struct KnownNames {
+    /// Scenario names of the library.
+    pub scenarios: std::collections::BTreeSet<String>,
+    /// Team slugs of the config.
+    pub teams: std::collections::BTreeSet<String>,
+}
+
+impl KnownNames {
+    /// The scenarios and teams of `library`.
+    pub fn of(library: &crate::scenario::Library) -> Self {
+        Self {
+            scenarios: library.scenarios.keys().cloned().collect(),
+            teams: library.config.teams.keys().cloned().collect(),
+        }
+    }
 }
 
 impl DashboardState {
@@ -45,8 +67,15 @@ impl DashboardState {
         Ok(Self {
             store,
             timezone,
+            known: Arc::new(KnownNames::default()),
             env: Arc::new(env),
         })
+    }
+
+    /// The same state, knowing the library's scenarios and the config's teams.
+    pub fn with_known(mut self, known: KnownNames) -> Self {
+        self.known = Arc::new(known);
+        self
     }
 
     fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
@@ -126,14 +155,41 @@ async fn night(State(state): State<DashboardState>, Path(night): Path<String>) -
 }
 
 async fn run(State(state): State<DashboardState>, Path(id): Path<String>) -> Response {
+    use crate::store::StoreError;
     match pages::run(&state, &id).await {
         Ok(Some(ctx)) => state.render("run.html", ctx),
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("No run matches {id}.")),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+        Err(err) => match err.downcast_ref::<StoreError>() {
+            Some(StoreError::Invalid { message, .. }) => error(
+                StatusCode::NOT_FOUND,
+                &format!("No run matches {id}: a run id {message}."),
+            ),
+            Some(ambiguous @ StoreError::AmbiguousRunId { .. }) => {
+                error(StatusCode::BAD_REQUEST, &ambiguous.to_string())
+            }
+            _ => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+        },
     }
 }
 
 async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
+    if !state.known.scenarios.contains(&name) {
+        let filter = RunFilter {
+            scenario: Some(name.clone()),
+            limit: Some(1),
+            ..RunFilter::default()
+        };
+        match state.store.runs(&filter).await {
+            Ok(runs) if runs.is_empty() => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("No scenario {name} in the library or in the history."),
+                );
+            }
+            Ok(_) => {}
+            Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+        }
+    }
     match pages::scenario(&state, &name).await {
         Ok(ctx) => state.render("scenario.html", ctx),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
@@ -141,6 +197,20 @@ async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>)
 }
 
 async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
+    if !state.known.teams.contains(&name) {
+        let since = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let verdicts = ["passed", "failed", "error", "inconclusive", "skipped"];
+        match state.store.team_steps(&name, &verdicts, since, 1).await {
+            Ok(steps) if steps.is_empty() => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("No team {name} in the config or in the history."),
+                );
+            }
+            Ok(_) => {}
+            Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+        }
+    }
     match pages::team(&state, &name).await {
         Ok(ctx) => state.render("team.html", ctx),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),

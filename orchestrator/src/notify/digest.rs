@@ -177,8 +177,18 @@ pub async fn build(
     Ok(out)
 }
 
+/// The outbox payload of one team's digest (version 1): `{"version", "night", "digest"}`.
+pub fn payload(night: NaiveDate, digest: &TeamDigest) -> serde_json::Value {
+    json!({
+        "version": 1,
+        "night": night.to_string(),
+        "digest": digest.body,
+    })
+}
+
 /// Queues `digests` in the outbox (kind `digest`); teams without an anchor run (a night without
-/// runs) are skipped. Returns the outbox ids.
+/// runs) are skipped. Returns the outbox ids. (`f3-chaos digest`, by hand; the daemon queues
+/// through [`Store::queue_night_digest`], once per night.)
 ///
 /// # Errors
 /// [`StoreError`] when the outbox cannot be written.
@@ -193,11 +203,7 @@ pub async fn queue(
         let Some(run_id) = digest.anchor_run else {
             continue;
         };
-        let payload = json!({
-            "version": 1,
-            "night": night.to_string(),
-            "digest": digest.body,
-        });
+        let payload = payload(night, digest);
         ids.push(
             store
                 .outbox_insert(run_id, &digest.team, KIND_DIGEST, &payload, at)

@@ -17,6 +17,9 @@ pub const KIND_FAILURES: &str = "step-failures";
 pub const KIND_RESOLVED: &str = "step-resolved";
 /// Outbox `kind` of the morning digest.
 pub const KIND_DIGEST: &str = "digest";
+/// Outbox `kind` of "a daemon run overran its planned end by more than
+/// `spec.overrunNotifyAfter`" (one row per run, for the scenario's owner).
+pub const KIND_OVERRUN: &str = "overrun";
 
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +31,8 @@ pub enum MessageKind {
     Resolved,
     /// The morning summary of a night.
     Digest,
+    /// A daemon run is still going long past its planned end.
+    Overrun,
 }
 
 /// One step in a message.
@@ -134,6 +139,10 @@ pub struct Payload {
     /// Night the digest covers, `YYYY-MM-DD` (digest rows only).
     #[serde(default)]
     pub night: Option<String>,
+    /// How long past its planned end the run was when the row was queued, seconds (overrun
+    /// rows only).
+    #[serde(default, rename = "overrunSeconds")]
+    pub overrun_seconds: Option<u64>,
 }
 
 /// Body of a digest message.
@@ -170,6 +179,8 @@ pub struct Message {
     pub steps: Vec<MessageStep>,
     /// Digest body (digest messages).
     pub digest: Option<DigestBody>,
+    /// Seconds past the planned end (overrun messages).
+    pub overrun_seconds: Option<u64>,
     /// Plain-text rendering (Slack `text`, PagerDuty summary prefix, logs).
     pub text: String,
 }
@@ -189,6 +200,7 @@ impl Message {
         let kind = match row.kind.as_str() {
             KIND_RESOLVED => MessageKind::Resolved,
             KIND_DIGEST => MessageKind::Digest,
+            KIND_OVERRUN => MessageKind::Overrun,
             _ => MessageKind::Failures,
         };
         let run_url =
@@ -205,10 +217,26 @@ impl Message {
             run_url,
             steps: payload.steps,
             digest: payload.digest,
+            overrun_seconds: payload.overrun_seconds,
             text: String::new(),
         };
         message.text = message.render_text();
         Ok(message)
+    }
+
+    /// The one sentence of an overrun message: what, how late, what happens, what to do.
+    pub fn overrun_sentence(&self) -> String {
+        let late = self
+            .overrun_seconds
+            .map(|s| humantime::format_duration(std::time::Duration::from_secs(s)).to_string())
+            .unwrap_or_else(|| "an unknown time".to_owned());
+        format!(
+            "{}: {} on {} is still running {late} past its planned end. Later experiments on \
+             the stack and on its shared resources were moved; the run is stopped and its faults \
+             reverted at the window end at the latest. Check whether the stack is recovering \
+             and whether the scenario's estimated duration needs raising.",
+            self.team_display, self.scenario, self.stack
+        )
     }
 
     /// PagerDuty-style dedup key of a step: `scenario/step/stack`.
@@ -252,6 +280,7 @@ impl Message {
                     out.push_str(&format!("\n• {}", step.name));
                 }
             }
+            MessageKind::Overrun => out.push_str(&self.overrun_sentence()),
             MessageKind::Digest => {
                 if let Some(digest) = &self.digest {
                     out.push_str(&digest.headline);

@@ -45,12 +45,13 @@ impl PagerDutyNotifier {
     }
 }
 
-/// The Events API v2 bodies of `message` (one per step; none for a digest).
+/// The Events API v2 bodies of `message` (one per step; none for a digest or an overrun — an
+/// overrun is not an incident of the owning team's service, and the chat routes carry it).
 pub fn events(message: &Message, routing_key: &str) -> Vec<Value> {
     let action = match message.kind {
         MessageKind::Failures => "trigger",
         MessageKind::Resolved => "resolve",
-        MessageKind::Digest => return Vec::new(),
+        MessageKind::Digest | MessageKind::Overrun => return Vec::new(),
     };
     message
         .steps

@@ -39,6 +39,7 @@ pub fn body(message: &Message) -> Value {
             message.scenario, message.stack
         ),
         MessageKind::Digest => format!("Chaos night digest — {}", message.team_display),
+        MessageKind::Overrun => format!("Chaos: {} overran on {}", message.scenario, message.stack),
     };
     blocks.push(
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&header, 150)}}),
@@ -69,6 +70,10 @@ pub fn body(message: &Message) -> Value {
                 .map(|s| format!("• {}", s.name))
                 .collect();
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&names.join("\n"), 3000)}}));
+        }
+        MessageKind::Overrun => {
+            let text = message.overrun_sentence();
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 3000)}}));
         }
         MessageKind::Digest => {
             if let Some(digest) = &message.digest {

@@ -413,7 +413,9 @@ where
         let stack = stack.to_owned();
         let (run_id, ttl) = (opts.run_id, opts.lease_ttl);
         tokio::spawn(async move {
-            let period = ttl / 3;
+            // The heartbeat is what other processes judge this run's liveness by
+            // (`RunRecord::liveness`): every HEARTBEAT_EVERY, with the lease renewed alongside.
+            let period = crate::store::HEARTBEAT_EVERY.min(ttl / 3);
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(period) => {}

@@ -1,6 +1,11 @@
-//! The start-up sweep: revert every fault in the ledger whose run is no longer alive, and mark
-//! such runs `interrupted`. Runs before every `run`/`trigger` (and at daemon start), so a crashed
-//! or `kill -9`ed orchestrator never leaves a fault — or a run stuck in `running` — behind.
+//! The sweep: revert every fault in the ledger whose run is no longer alive, end such runs
+//! `interrupted` at their last heartbeat, and release the stack leases of dead holders. Runs
+//! before every `run`/`trigger`, when a daemon becomes leader, and then every [`SWEEP_EVERY`] while
+//! it leads — so a crashed or `kill -9`ed orchestrator (a dead leader included) never leaves a
+//! fault, a held stack or a run stuck in `running` behind for longer than a few seconds.
+//!
+//! Liveness is [`RunRecord::liveness`](crate::store::RunRecord::liveness): the run's heartbeat in
+//! the store with a TTL of [`HEARTBEAT_TTL`](crate::store::HEARTBEAT_TTL), on every host alike.
 
 use std::time::Duration;
 
@@ -8,11 +13,11 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::fault::{FaultDriver, FaultHandle};
-use crate::store::{LedgerState, Store, StoreError};
+use crate::store::{LedgerState, Liveness, RunRecord, Store, StoreError};
 
-/// A run whose heartbeat is older than this is considered dead even if its PID exists
-/// (the heartbeat runs every lease TTL / 3 = 5 s by default).
-pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// How often a leading daemon sweeps again (until every run of a lost owner is reconciled, and
+/// on, for owners lost later).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What the sweep did, for logs and tests.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -27,16 +32,34 @@ pub struct SweepReport {
     pub released_leases: Vec<String>,
 }
 
-/// Reverts faults of dead runs and closes those runs.
+impl SweepReport {
+    /// Whether the sweep found nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.reverted.is_empty()
+            && self.failed.is_empty()
+            && self.interrupted_runs.is_empty()
+            && self.released_leases.is_empty()
+    }
+}
+
+/// Whether `run` (None: no such run) is owned by a live process now.
+fn alive(run: Option<&RunRecord>, now: chrono::DateTime<Utc>, host: &str) -> bool {
+    run.is_some_and(|r| r.liveness(now, host) == Liveness::Alive)
+}
+
+/// Reverts faults of dead runs, ends those runs `interrupted` (at their last heartbeat) and
+/// releases their stack leases.
 ///
-/// Errors: only store failures; a fault that cannot be reverted is reported in
-/// [`SweepReport::failed`] (its TTL still ends it).
+/// # Errors
+/// Only store failures; a fault that cannot be reverted is reported in [`SweepReport::failed`]
+/// (its TTL still ends it) and its ledger entry marked `revert-failed`.
 pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
+    let host = crate::store::local_hostname();
     let now = Utc::now();
     for entry in store.ledger_open().await? {
         let run = store.run(entry.run_id).await?;
-        if run.as_ref().is_some_and(|r| presumed_alive(r, now)) {
+        if alive(run.as_ref(), now, &host) {
             continue;
         }
         let Some(stack) = config.stacks.get(&entry.stack) else {
@@ -67,22 +90,36 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
         }
     }
     for run in store.running_runs().await? {
-        if !presumed_alive(&run, now) {
-            let summary = serde_json::json!({ "reason": "the orchestrator running it died; its faults were reverted by the sweep" });
-            store
-                .finish_run(run.id, "interrupted", Utc::now(), &summary)
-                .await?;
-            report.interrupted_runs.push(run.id);
+        let Liveness::Dead { since, why } = run.liveness(now, &host) else {
+            continue;
+        };
+        let summary = serde_json::json!({
+            "reason": format!("{why}; its faults were reverted by the sweep"),
+        });
+        match store
+            .finish_run(run.id, "interrupted", since, &summary)
+            .await
+        {
+            Ok(()) => report.interrupted_runs.push(run.id),
+            // It ended on its own in the meantime.
+            Err(StoreError::RunNotRunning { .. }) => {}
+            Err(e) => return Err(e),
         }
+        tracing::warn!(run_id = %run.id, scenario = %run.scenario, stack = %run.stack, %why, "Run of a lost owner ended interrupted.");
     }
-    // Leases of dead runs would otherwise block their stack until they expire.
-    for name in config.stacks.keys() {
-        if let Some(lease) = store.lease(name, now).await? {
-            let holder = store.run(lease.run_id).await?;
-            if !holder.as_ref().is_some_and(|r| presumed_alive(r, now)) {
-                store.release_lease(name, lease.run_id).await?;
-                report.released_leases.push(name.clone());
-            }
+    // Leases of dead runs would otherwise block their stack until they expire. A lease whose run
+    // is not recorded yet (the runner takes the lease first) is left alone until its own renewals
+    // stop for a heartbeat TTL.
+    let lease_ttl = chrono::Duration::from_std(crate::store::HEARTBEAT_TTL).unwrap_or_default();
+    for lease in store.leases(now).await? {
+        let holder = store.run(lease.run_id).await?;
+        let dead = match &holder {
+            Some(run) => run.liveness(now, &host) != Liveness::Alive,
+            None => lease.renewed_at + lease_ttl < now,
+        };
+        if dead {
+            store.release_lease(&lease.stack, lease.run_id).await?;
+            report.released_leases.push(lease.stack.clone());
         }
     }
     Ok(report)
@@ -101,13 +138,14 @@ pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Only store failures.
 pub async fn sweep_orphans(store: &Store, config: &Config) -> Result<SweepReport, StoreError> {
     let now = Utc::now();
+    let host = crate::store::local_hostname();
     let running = store.running_runs().await?;
     // Stacks are asked in parallel: one unreachable cluster costs ORPHAN_TIMEOUT once, not per stack.
     let stacks = config.stacks.values().filter(|stack| {
         // A live run's faults are its own business.
         !running
             .iter()
-            .any(|r| r.stack == stack.name && presumed_alive(r, now))
+            .any(|r| r.stack == stack.name && alive(Some(r), now, &host))
     });
     let per_stack = futures_util::future::join_all(stacks.map(revert_orphans)).await;
     let mut report = SweepReport::default();
@@ -155,19 +193,6 @@ async fn revert_orphans(stack: &crate::config::Stack) -> (Vec<String>, Vec<Strin
         }
     }
     (reverted, failed)
-}
-
-/// Whether a run may still be alive: running, and on this host its process exists with a fresh
-/// heartbeat; on another host (a daemon replica) its heartbeat alone decides.
-fn presumed_alive(run: &crate::store::RunRecord, now: chrono::DateTime<Utc>) -> bool {
-    if !run.is_running() {
-        return false;
-    }
-    if run.host == crate::store::local_hostname() {
-        run.is_alive_locally(now, STALE_AFTER)
-    } else {
-        run.heartbeat_fresh(now, STALE_AFTER)
-    }
 }
 
 /// Reverts one ledger entry: with its handle when injection was recorded, otherwise (crash

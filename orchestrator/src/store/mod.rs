@@ -24,6 +24,7 @@ mod leader;
 mod lease;
 mod ledger;
 mod model;
+mod nights;
 mod outbox;
 mod plans;
 mod rows;
@@ -32,9 +33,11 @@ mod runs;
 pub use error::{StoreError, redact_url};
 pub use leader::{LEADER_LEASE, LEADER_LEASE_TTL, LEADER_LOCK_KEY, Leadership};
 pub use model::{
-    EventRecord, Lease, LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun,
-    OutboxRecord, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord, StepRecord,
+    EventRecord, HEARTBEAT_EVERY, HEARTBEAT_TTL, Lease, LeaseHolder, LedgerEntry, LedgerState,
+    Liveness, NewNotification, NewRun, OutboxRecord, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord,
+    StepRecord,
 };
+pub use nights::{NightDigest, NightRecord, NightState};
 pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED};
 pub use plans::StoredPlan;
 

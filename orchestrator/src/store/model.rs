@@ -96,24 +96,74 @@ impl RunRecord {
         (self.ended_at? - self.started_at).to_std().ok()
     }
 
-    /// Whether the last heartbeat is at most `stale_after` before `now`.
+    /// Whether the last heartbeat is at most `stale_after` before `now` (a heartbeat in the
+    /// future — clock skew between hosts — counts as fresh).
     pub fn heartbeat_fresh(&self, now: DateTime<Utc>, stale_after: Duration) -> bool {
         match (now - self.heartbeat_at).to_std() {
             Ok(age) => age <= stale_after,
-            // Heartbeat in the future (clock skew between hosts): treat as fresh.
             Err(_) => true,
         }
     }
 
-    /// Whether the run is still running *and* owned by a live process on this host: same host
-    /// name, `/proc/PID` exists and the heartbeat is fresh. A run on another host is never
-    /// "alive locally"; judge it by [`heartbeat_fresh`](Self::heartbeat_fresh) alone.
-    pub fn is_alive_locally(&self, now: DateTime<Utc>, stale_after: Duration) -> bool {
-        self.is_running()
-            && self.host == super::local_hostname()
-            && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
-            && self.heartbeat_fresh(now, stale_after)
+    /// Whether the process owning this run is alive, as any f3-chaos process on any host judges
+    /// it at `now` — the one liveness rule of the sweep, the daemon and `results`:
+    ///
+    /// - a run with an outcome is [`Liveness::Finished`];
+    /// - a heartbeat older than [`HEARTBEAT_TTL`] ⇒ [`Liveness::Dead`], wherever the owner runs
+    ///   (the owner writes one every [`HEARTBEAT_EVERY`]; a frozen or partitioned owner stops);
+    /// - on the owner's own host (`local_host` equals the run's host), a missing `/proc/PID` ⇒
+    ///   dead at once, without waiting for the heartbeat to age; an existing `/proc/PID` proves
+    ///   nothing (PIDs are reused), so the heartbeat still decides;
+    /// - otherwise [`Liveness::Alive`].
+    pub fn liveness(&self, now: DateTime<Utc>, local_host: &str) -> Liveness {
+        if !self.is_running() {
+            return Liveness::Finished;
+        }
+        if self.host == local_host && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        {
+            return Liveness::Dead {
+                since: self.heartbeat_at,
+                why: format!("process {} on {} is gone", self.pid, self.host),
+            };
+        }
+        if !self.heartbeat_fresh(now, HEARTBEAT_TTL) {
+            return Liveness::Dead {
+                since: self.heartbeat_at,
+                why: format!(
+                    "no heartbeat from {} pid {} since {}",
+                    self.host,
+                    self.pid,
+                    self.heartbeat_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
+            };
+        }
+        Liveness::Alive
     }
+}
+
+/// How often a live run writes its heartbeat (and renews its stack lease).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// A running run whose last heartbeat is older than this is dead, on any host: four missed
+/// heartbeats. Short, so a new leader reverts a dead leader's faults within seconds instead of
+/// leaving them to their TTL; clocks of hosts sharing a store must agree to well within it (NTP).
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(4);
+
+/// The answer of [`RunRecord::liveness`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// The run has an outcome.
+    Finished,
+    /// Its owner is alive: leave it alone.
+    Alive,
+    /// Its owner is gone: revert its faults and end it `interrupted` at `since`.
+    Dead {
+        /// Its last heartbeat (the run's end, for the record).
+        since: DateTime<Utc>,
+        /// Why it is judged dead, for people.
+        why: String,
+    },
 }
 
 /// Filter for [`Store::runs`](super::Store::runs); every `None` field matches everything.

@@ -108,13 +108,67 @@ async fn in_memory_sqlite_round_trips_a_run() {
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!(run.status, RUNNING);
     assert_eq!(run.started_at, started);
-    assert!(run.is_alive_locally(started, std::time::Duration::from_secs(1)));
+    assert_eq!(run.liveness(started, &local_hostname()), Liveness::Alive);
     store
         .finish_run(id, "passed", started, &json!({"pass_rate": 1.0}))
         .await
         .unwrap();
     let run = store.run(id).await.unwrap().unwrap();
     assert_eq!(run.status, "passed");
-    assert!(!run.is_alive_locally(started, std::time::Duration::from_secs(1)));
+    assert_eq!(run.liveness(started, &local_hostname()), Liveness::Finished);
     assert_eq!(run.summary, Some(json!({"pass_rate": 1.0})));
+}
+
+/// The liveness rule across hosts: the heartbeat TTL decides for every host; on the owner's host a
+/// missing process decides at once; an existing process with a stale heartbeat is dead all the same.
+#[test]
+fn liveness_is_decided_by_the_heartbeat_ttl_on_every_host() {
+    let started = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let run = |host: &str, pid: u32| RunRecord {
+        id: Uuid::now_v7(),
+        scenario: "s".into(),
+        stack: "uat-alpha".into(),
+        trigger: "daemon".into(),
+        started_by: "daemon".into(),
+        status: RUNNING.into(),
+        started_at: started,
+        ended_at: None,
+        pid,
+        host: host.into(),
+        heartbeat_at: started,
+        scenario_digest: None,
+        night: None,
+        summary: None,
+    };
+    let ttl = chrono::Duration::from_std(HEARTBEAT_TTL).unwrap();
+    let just_fresh = started + ttl;
+    let stale = started + ttl + chrono::Duration::milliseconds(1);
+    // Another host: the heartbeat alone decides, at exactly the TTL.
+    let remote = run("other-replica", 1);
+    assert_eq!(remote.liveness(just_fresh, "this-host"), Liveness::Alive);
+    assert!(matches!(
+        remote.liveness(stale, "this-host"),
+        Liveness::Dead { since, ref why } if since == started && why.contains("no heartbeat")
+    ));
+    // This host, process alive (our own pid): a stale heartbeat still means dead (a frozen or
+    // reused pid proves nothing).
+    let local = run("this-host", std::process::id());
+    assert_eq!(local.liveness(just_fresh, "this-host"), Liveness::Alive);
+    assert!(matches!(
+        local.liveness(stale, "this-host"),
+        Liveness::Dead { .. }
+    ));
+    // This host, process gone: dead at once, fresh heartbeat or not.
+    let gone = run("this-host", u32::MAX - 7);
+    assert!(matches!(
+        gone.liveness(started, "this-host"),
+        Liveness::Dead { ref why, .. } if why.contains("is gone")
+    ));
+    // The same record read from another host is alive while its heartbeat is fresh.
+    assert_eq!(gone.liveness(started, "other-host"), Liveness::Alive);
+    // Clock skew: a heartbeat from the future counts as fresh.
+    assert_eq!(
+        remote.liveness(started - chrono::Duration::seconds(30), "this-host"),
+        Liveness::Alive
+    );
 }

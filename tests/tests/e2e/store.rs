@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use f3_chaos::store::{
-    LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun, RunFilter, StepRecord, Store,
-    StoreError, local_hostname,
+    LeaseHolder, LedgerEntry, LedgerState, Liveness, NewNotification, NewRun, RunFilter,
+    StepRecord, Store, StoreError, local_hostname,
 };
 use f3_chaos_tests::postgres::TestDatabase;
 use serde_json::json;
@@ -159,16 +159,17 @@ async fn run_lifecycle(db: &Db) {
     assert_eq!(run.night, new.night);
     assert_eq!(run.ended_at, None);
     assert_eq!(run.summary, None);
-    assert!(run.is_alive_locally(t(5), Duration::from_secs(30)));
+    let host = local_hostname();
+    assert_eq!(run.liveness(t(3), &host), Liveness::Alive);
     assert!(
-        !run.is_alive_locally(t(60), Duration::from_secs(30)),
+        matches!(run.liveness(t(60), &host), Liveness::Dead { .. }),
         "stale heartbeat"
     );
 
     store.heartbeat_run(new.id, t(20)).await.unwrap();
     let run = store.run(new.id).await.unwrap().unwrap();
     assert_eq!(run.heartbeat_at, t(20));
-    assert!(run.is_alive_locally(t(45), Duration::from_secs(30)));
+    assert_eq!(run.liveness(t(23), &host), Liveness::Alive);
 
     let running = store.running_runs().await.unwrap();
     assert_eq!(running.iter().map(|r| r.id).collect::<Vec<_>>(), [new.id]);
@@ -183,7 +184,7 @@ async fn run_lifecycle(db: &Db) {
     assert_eq!(run.ended_at, Some(t(300)));
     assert_eq!(run.summary, Some(summary.clone()));
     assert!(run.duration().unwrap() >= Duration::from_secs(299));
-    assert!(!run.is_alive_locally(t(300), Duration::from_secs(30)));
+    assert_eq!(run.liveness(t(300), &host), Liveness::Finished);
     assert!(store.running_runs().await.unwrap().is_empty());
 
     // A finished run cannot be finished again (e.g. marked interrupted by the sweep first).
