@@ -176,7 +176,10 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         metrics: metrics.clone(),
     };
 
-    let mut plan_now = args.plan_now;
+    // --plan-now applies to the window open now (or opening next), not to later ones.
+    let mut plan_now = args
+        .plan_now
+        .then(|| window_at(&config.window, config.timezone, Utc::now()).night);
     'standby: loop {
         let Some(leadership) = become_leader(&store, &holder, &cancel).await else {
             break;
@@ -203,24 +206,29 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
             tokio::task::spawn_local(async move { keep_sweeping(&store, &config, lead).await })
         };
 
-        let nights = Nights {
-            store: &store,
-            library: &library,
-            holder: &holder,
-            digest_after: args.digest_after.as_chrono(),
+        // ... closes nights a dead leader left open and queues each night's digest when due.
+        let night_closed = std::rc::Rc::new(tokio::sync::Notify::new());
+        let settler = {
+            let (store, library, holder, lead) =
+                (store.clone(), library.clone(), holder.clone(), lead.clone());
+            let night_closed = night_closed.clone();
+            let digest_after = args.digest_after.as_chrono();
+            tokio::task::spawn_local(async move {
+                let nights = Nights {
+                    store: &store,
+                    library: &library,
+                    holder: &holder,
+                    digest_after,
+                };
+                nights.keep_settling(&night_closed, lead).await;
+            })
         };
+
         loop {
             if lead.is_cancelled() {
                 break;
             }
             let now = Utc::now();
-            let next_digest = match nights.settle(now).await {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot reach the store to close nights and queue digests; retrying.");
-                    Some(now + chrono::Duration::seconds(5))
-                }
-            };
             let window = window_at(&config.window, config.timezone, now);
             let state = match store.night(window.night).await {
                 Ok(record) => record.map(|r| r.state),
@@ -232,7 +240,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
             };
             // The night runs when it is due (its trigger has fired, or --plan-now), its window
             // is open or opens within the plan-ahead, and it is not closed.
-            let opens = if plan_now {
+            let opens = if plan_now == Some(window.night) {
                 Some(now)
             } else {
                 trigger.opens(&config.window, &window)
@@ -252,7 +260,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
                     fire
                 }
                 (_, Some(_)) => {
-                    plan_now = false;
+                    plan_now = None;
                     let night_run = night::execute(&sources, window, &holder, lead.clone());
                     tokio::pin!(night_run);
                     let closed = tokio::select! {
@@ -265,18 +273,21 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
                             false
                         }
                     };
-                    if closed && args.once {
-                        break;
+                    if closed {
+                        night_closed.notify_one();
+                        if args.once {
+                            break;
+                        }
                     }
                     continue;
                 }
             };
-            let wake = next_digest.map_or(wake, |at| at.min(wake));
             sleep_or_stop(wake, &lead).await;
         }
         lead.cancel();
         let _ = worker.await;
         let _ = sweeper.await;
+        let _ = settler.await;
         let still_leading = keeper.await.ok().flatten();
         if let Some(leadership) = still_leading {
             leadership.resign().await;

@@ -12,6 +12,14 @@ use crate::notify::message::KIND_DIGEST;
 use crate::scenario::Library;
 use crate::store::{NightDigest, NightState, Store, StoreError};
 
+/// A night left open by a dead leader is closed this long after its window ended (a live leader
+/// closes its own night itself once its runs have reverted, well within this).
+pub const CLOSE_GRACE: Duration = Duration::seconds(60);
+
+/// How often the leader looks at the nights even when no digest is due (a night closed by
+/// another daemon, a night left open).
+pub const SETTLE_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A closed night's digest is not sent any more once its window ended this long ago (a daemon
 /// that was down for days does not flood teams with stale digests on its return).
 pub const DIGEST_GIVE_UP: Duration = Duration::hours(24);
@@ -29,13 +37,13 @@ pub struct Nights<'a> {
 }
 
 impl Nights<'_> {
-    /// Closes nights whose window ended at or before `now`, queues the digests that are due, and
+    /// Closes nights whose window ended [`CLOSE_GRACE`] before `now`, queues the digests that are due, and
     /// returns when the next digest falls due (None: none pending).
     ///
     /// # Errors
     /// Store failures (the caller retries).
     pub async fn settle(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
-        for night in self.store.nights_to_close(now).await? {
+        for night in self.store.nights_to_close(now - CLOSE_GRACE).await? {
             // Its runs were (or are being) reconciled by the sweep; nothing of it runs any more.
             let record = self
                 .store
@@ -66,6 +74,33 @@ impl Nights<'_> {
             self.queue_digest(night.night, now).await?;
         }
         Ok(next_due)
+    }
+
+    /// [`Nights::settle`] until `stop` is cancelled: at each digest's due time, whenever `wake`
+    /// is notified (this daemon closed a night), and at least every [`SETTLE_POLL`].
+    pub async fn keep_settling(
+        &self,
+        wake: &tokio::sync::Notify,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let now = Utc::now();
+            let poll = now + Duration::from_std(SETTLE_POLL).unwrap_or_default();
+            let wake_at = match self.settle(now).await {
+                Ok(next) => next.map_or(poll, |due| due.min(poll)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot close nights or queue digests; retrying.");
+                    now + Duration::seconds(5)
+                }
+            };
+            tokio::select! {
+                () = super::night::sleep_or_stop(wake_at, &stop) => {}
+                () = wake.notified() => {}
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+        }
     }
 
     /// Builds and queues the digest of `night` unless another daemon (or an earlier life of this

@@ -17,7 +17,7 @@ use crate::store::{LedgerState, Liveness, RunRecord, Store, StoreError};
 
 /// How often a leading daemon sweeps again (until every run of a lost owner is reconciled, and
 /// on, for owners lost later).
-pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// What the sweep did, for logs and tests.
 #[derive(Debug, Default, Clone, serde::Serialize)]

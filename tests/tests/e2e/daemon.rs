@@ -54,6 +54,17 @@ struct Night {
 
 impl Night {
     fn new(stacks: Vec<SandboxStack>, scenarios: &[(&str, String)]) -> Night {
+        Night::with_spec(stacks, scenarios, f3_chaos_tests::scenarios::TEAMS_YAML, "")
+    }
+
+    /// A night whose config has `teams` (YAML list items, 4-space indented) and `extra` lines
+    /// in its `spec` (2-space indented), e.g. `resources:`.
+    fn with_spec(
+        stacks: Vec<SandboxStack>,
+        scenarios: &[(&str, String)],
+        teams: &str,
+        extra: &str,
+    ) -> Night {
         let dir = tempfile::tempdir().expect("temp dir");
         let scenario_dir = dir.path().join("scenarios");
         std::fs::create_dir_all(&scenario_dir).expect("scenarios dir");
@@ -91,13 +102,12 @@ spec:
     scenarios: {scenarios}
     assertions: {assertions}
   cooldown: 3s
-  stacks:
+{extra}  stacks:
 {stack_yaml}  teams:
 {teams}  api:
     tokens:
       - {{ name: ci-operator, role: operator, tokenEnv: F3_CHAOS_TEST_OPERATOR_TOKEN }}
 "#,
-            teams = f3_chaos_tests::scenarios::TEAMS_YAML,
             scenarios = scenario_dir.display(),
             assertions = repo_root().join("assertions").display(),
         );
@@ -115,12 +125,7 @@ spec:
         command
             .args(args)
             .env("F3_CHAOS_CONFIG", self.dir.path().join("config"))
-            .env(
-                "F3_CHAOS_DATABASE_URL",
-                self.database_url.clone().unwrap_or_else(|| {
-                    format!("sqlite://{}", self.dir.path().join("store.db").display())
-                }),
-            )
+            .env("F3_CHAOS_DATABASE_URL", self.database_url())
             .env("F3_CHAOS_TEST_OPERATOR_TOKEN", OPERATOR_TOKEN)
             .env("NO_COLOR", "1");
         command
@@ -134,23 +139,56 @@ spec:
 
     /// Starts the daemon on the window `start`–`end` (local `HH:MM:SS`, UTC zone).
     fn daemon_on(&self, start: &str, end: &str) -> Daemon {
-        let child = self
-            .f3(&[
-                "daemon",
+        self.spawn_daemon(
+            None,
+            &[
                 "--plan-now",
                 "--once",
-                "--listen",
-                "127.0.0.1:0",
                 "--window-start",
                 start,
                 "--window-end",
                 end,
-            ])
+            ],
+        )
+    }
+
+    /// Starts `f3-chaos daemon --listen 127.0.0.1:0 ARGS…`; with `host`, in a UTS namespace of
+    /// its own whose host name is `host` (another "machine" sharing the store and the sandbox).
+    fn spawn_daemon(&self, host: Option<&str>, args: &[&str]) -> Daemon {
+        let mut command = match host {
+            None => self.f3(&["daemon"]),
+            Some(host) => {
+                // `unshare --uts` (root): a new UTS namespace, its host name set, then exec.
+                let template = self.f3(&[]);
+                let mut command = Command::new("unshare");
+                command
+                    .args(["--uts", "sh", "-c"])
+                    .arg(format!(
+                        "echo {host} > /proc/sys/kernel/hostname && exec \"$0\" \"$@\""
+                    ))
+                    .arg(binary("f3-chaos"))
+                    .arg("daemon");
+                for (key, value) in template.get_envs() {
+                    if let Some(value) = value {
+                        command.env(key, value);
+                    }
+                }
+                command
+            }
+        };
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("f3-chaos daemon");
-        Daemon::follow(child)
+            .stderr(Stdio::inherit());
+        Daemon::follow(command.spawn().expect("f3-chaos daemon"))
+    }
+
+    /// The store the daemons of this night use.
+    fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.dir.path().join("store.db").display()))
     }
 }
 
@@ -393,13 +431,23 @@ fn kill_9_mid_fault_then_restart_leaves_no_fault_and_runs_nothing_twice() {
     daemon.child.kill().expect("kill -9 the daemon");
     let _ = daemon.child.wait();
 
-    // Restart: the sweep closes the dead run; the slot is not started again.
-    let restarted = night.daemon(-20, 60);
+    // Restart: the sweep closes the dead run; the slot is not started again. The night then has
+    // nothing left: it is drained until the window closes, and closed.
+    let restarted = night.daemon(-20, 25);
     let (code, journal) = restarted.finish(Duration::from_secs(120));
     assert_eq!(code, Some(0), "{journal:#?}");
     assert!(
         event(&journal, "slot-start").is_empty(),
         "nothing runs twice: {journal:#?}"
+    );
+    let states: Vec<&str> = event(&journal, "night-state")
+        .iter()
+        .filter_map(|v| v["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["planning", "running", "drained", "closed"],
+        "{journal:#?}"
     );
     assert!(
         event(&journal, "already-started")
@@ -415,6 +463,11 @@ fn kill_9_mid_fault_then_restart_leaves_no_fault_and_runs_nothing_twice() {
     night.assert_no_fault_left();
 }
 
+/// Two daemons on one PostgreSQL store, each on a "host" of its own (UTS namespaces, so the
+/// standby cannot see the leader's processes and must judge its runs by their heartbeat): the
+/// leader is killed with `kill -9` mid-fault; the standby takes over, reverts the dead leader's
+/// fault within 5 s of the takeover (not at its TTL), ends that run `interrupted` at its last
+/// heartbeat, and runs only what was left.
 #[test]
 fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_killed() {
     let _lock = heavy_test_lock();
@@ -424,18 +477,26 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
     let mut night = Night::new(
         vec![stack],
         &[
-            ("first", scenario("first", "gcp", "20s", "30s", "critical")),
+            ("first", scenario("first", "gcp", "60s", "70s", "critical")),
             ("second", scenario("second", "aws", "6s", "20s", "high")),
         ],
     );
     night.database_url = Some(database.url.clone());
-    let (start, end) = window(0, 150);
+    let (start, end) = window(0, 75);
+    let args = [
+        "--plan-now",
+        "--once",
+        "--window-start",
+        &start,
+        "--window-end",
+        &end,
+    ];
 
-    let mut leader = night.daemon_on(&start, &end);
+    let mut leader = night.spawn_daemon(Some("replica-a"), &args);
     leader.wait_for("leader", Duration::from_secs(30), |v| {
         v["event"] == "leader"
     });
-    let mut standby = night.daemon_on(&start, &end);
+    let mut standby = night.spawn_daemon(Some("replica-b"), &args);
     standby.wait_for("standby", Duration::from_secs(30), |v| {
         v["event"] == "standby"
     });
@@ -445,21 +506,18 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
         v["event"] == "slot-start"
     });
     let killed_scenario = first["scenario"].as_str().expect("scenario").to_owned();
+    assert_eq!(killed_scenario, "first", "critical first");
     let killed_run = first["runId"].as_str().expect("run id").to_owned();
-    let cloud = if killed_scenario == "first" {
-        "gcp"
-    } else {
-        "aws"
-    };
-    let frozen = night.stacks[0].pids("cloud", cloud);
+    let frozen = night.stacks[0].pids("cloud", "gcp");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !frozen
         .iter()
         .all(|&pid| f3_sandbox::procs::state(pid) == Some('T'))
     {
-        assert!(Instant::now() < deadline, "{cloud} never frozen");
+        assert!(Instant::now() < deadline, "gcp never frozen");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let killed_wall = Utc::now();
     leader.child.kill().expect("kill -9 the leader");
     let _ = leader.child.wait();
     let killed_at = Instant::now();
@@ -467,26 +525,44 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
     standby.wait_for("takeover", Duration::from_secs(20), |v| {
         v["event"] == "leader"
     });
+    let took_over = Instant::now();
     let takeover = killed_at.elapsed();
     assert!(
-        takeover <= Duration::from_secs(15),
+        takeover <= Duration::from_secs(5),
         "the standby took over after {takeover:?}"
     );
-    let (code, journal) = standby.finish(Duration::from_secs(150));
+    // The dead leader's fault is reverted by the new leader's sweep once its heartbeat is older
+    // than its TTL — within 5 s of the takeover, though the fault's own TTL is a minute away.
+    let deadline = took_over + Duration::from_secs(5);
+    while !frozen
+        .iter()
+        .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "gcp still frozen 5 s after the takeover; journal: {:#?}",
+            standby.journal
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, journal) = standby.finish(Duration::from_secs(120));
     assert_eq!(code, Some(0), "{journal:#?}");
+    assert!(
+        event(&journal, "sweep")
+            .iter()
+            .any(|v| v["report"]["interrupted_runs"]
+                .as_array()
+                .is_some_and(|runs| runs.iter().any(|r| r == killed_run.as_str()))),
+        "{journal:#?}"
+    );
 
     let started: Vec<&str> = event(&journal, "slot-start")
         .iter()
         .filter_map(|v| v["scenario"].as_str())
         .collect();
-    let other = if killed_scenario == "first" {
-        "second"
-    } else {
-        "first"
-    };
     assert_eq!(
         started,
-        vec![other],
+        vec!["second"],
         "the new leader ran only what was left: {journal:#?}"
     );
     assert!(
@@ -501,6 +577,17 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
 
     let killed = night.results(&killed_run);
     assert_eq!(killed["run"]["status"], "interrupted", "{killed:#}");
+    // Ended at its last heartbeat (at most one heartbeat period before the kill), not when
+    // the sweep found it (at least a heartbeat TTL later).
+    let ended_at: chrono::DateTime<Utc> = killed["run"]["ended_at"]
+        .as_str()
+        .expect("ended_at")
+        .parse()
+        .expect("RFC 3339");
+    assert!(
+        ended_at <= killed_wall && killed_wall - ended_at <= chrono::Duration::seconds(2),
+        "ended at {ended_at}, killed at {killed_wall}: {killed:#}"
+    );
     for fault in killed["faults"].as_array().expect("ledger") {
         assert_eq!(fault["state"], "reverted", "{killed:#}");
     }
@@ -587,11 +674,64 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
             .text()
             .await
             .expect("metrics body");
-        let dashboard = client
+        // The dashboard shares the API's port, so it needs a token: refused without one (a
+        // Basic challenge, so browsers prompt), served with one as Basic password or bearer.
+        let anonymous = client
             .get(format!("{base}/run/{run_id}"))
             .send()
             .await
             .expect("dashboard");
+        assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+        assert!(
+            anonymous
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("Basic")),
+            "{:?}",
+            anonymous.headers()
+        );
+        let wrong = client
+            .get(format!("{base}/"))
+            .basic_auth("lead", Some("not-a-token-at-all"))
+            .send()
+            .await
+            .expect("dashboard");
+        assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let dashboard = client
+            .get(format!("{base}/run/{run_id}"))
+            .basic_auth("lead", Some(OPERATOR_TOKEN))
+            .send()
+            .await
+            .expect("dashboard");
+        let status = |path: String| {
+            let client = client.clone();
+            let url = format!("{base}{path}");
+            async move {
+                client
+                    .get(url)
+                    .bearer_auth(OPERATOR_TOKEN)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+            }
+        };
+        assert_eq!(status("/scenario/by-hand".into()).await, 200);
+        assert_eq!(status("/team/payments".into()).await, 200);
+        assert_eq!(status("/run/not-a-run-id".into()).await, 404);
+        assert_eq!(status("/runs/0123abcd".into()).await, 404);
+        assert_eq!(status("/scenario/no-such-scenario".into()).await, 404);
+        assert_eq!(status("/team/no-such-team".into()).await, 404);
+        let bad = client
+            .get(format!("{base}/api/v1/runs/not-a-run-id"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("api");
+        assert_eq!(bad.status(), 404);
+        let body: Value = bad.json().await.expect("a JSON error body");
+        assert_eq!(body["code"], "not-found", "{body}");
         let runs: Value = client
             .get(format!("{base}/api/v1/runs/{run_id}"))
             .bearer_auth(OPERATOR_TOKEN)
@@ -671,4 +811,430 @@ fn a_frozen_node_no_ledger_knows_is_resumed_when_the_daemon_leads() {
     .expect("SIGTERM");
     let (code, journal) = daemon.finish(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{journal:#?}");
+}
+
+/// A real HTTP receiver for the teams' webhook routes: records the path and JSON body of every
+/// request, answering 200.
+struct WebhookReceiver {
+    addr: std::net::SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl WebhookReceiver {
+    fn start() -> WebhookReceiver {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log = received.clone();
+        let app =
+            axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    log.lock().expect("log").push((uri.path().to_owned(), json));
+                    "ok"
+                }
+            });
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        WebhookReceiver {
+            addr,
+            received,
+            _runtime: runtime,
+        }
+    }
+
+    /// Teams YAML (the test teams) with one webhook route each, to `/team/<name>`.
+    fn teams_yaml(&self) -> String {
+        [
+            ("sre-chaos", "SRE chaos lead"),
+            ("payments", "Payments team"),
+            ("infrastructure", "Infrastructure team"),
+            ("payment-gateway", "Payment gateway team"),
+            ("scheme-connectivity", "Scheme connectivity team"),
+        ]
+        .iter()
+        .map(|(name, display)| {
+            format!(
+                "    - {{ name: {name}, displayName: {display}, routes: [{{ kind: webhook, url: \"http://{}/team/{name}\" }}] }}\n",
+                self.addr
+            )
+        })
+        .collect()
+    }
+
+    /// Messages of `kind` received, counted by path.
+    fn count(&self, kind: &str) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (path, body) in self.received.lock().expect("log").iter() {
+            if body["kind"] == kind {
+                *counts.entry(path.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Waits until `kind` messages reached `paths` paths.
+    fn wait_for(&self, kind: &str, paths: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(kind).len() < paths {
+            assert!(
+                Instant::now() < deadline,
+                "only {:?} {kind} messages after {timeout:?}",
+                self.count(kind)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Every team of the test config.
+const TEAM_PATHS: [&str; 5] = [
+    "/team/infrastructure",
+    "/team/payment-gateway",
+    "/team/payments",
+    "/team/scheme-connectivity",
+    "/team/sre-chaos",
+];
+
+/// Resident set of a process, MB (`VmRSS` of /proc/PID/status).
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb / 1000.0
+}
+
+/// How many plans the store holds for `night`.
+fn stored_plans(url: &str, night: &str) -> usize {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = f3_chaos::store::Store::open(url).await.expect("store");
+        let plans = store
+            .plans(night.parse().expect("night date"))
+            .await
+            .expect("plans");
+        store.close().await;
+        plans.len()
+    })
+}
+
+/// The normal night: its one slot ends long before the window closes. The daemon stores a
+/// bounded number of plans (no re-plan loop), sleeps drained with a small footprint until the
+/// window ends, and closes the night. The digest is queued by whichever daemon leads when it
+/// falls due — here one started after the window (the first exited with `--once`) — exactly once
+/// per team, and a further restart sends nothing again.
+#[test]
+fn a_night_that_ends_early_is_drained_closed_and_digested_once_per_team() {
+    let _lock = heavy_test_lock();
+    let receiver = WebhookReceiver::start();
+    let stack = SandboxStack::up_free("night-early", &[]).expect("sandbox");
+    let night = Night::with_spec(
+        vec![stack],
+        &[("quick", scenario("quick", "gcp", "5s", "15s", "high"))],
+        &receiver.teams_yaml(),
+        "",
+    );
+    let (start, end) = window(0, 45);
+    let mut first = night.spawn_daemon(
+        None,
+        &[
+            "--plan-now",
+            "--once",
+            "--digest-after",
+            "0s",
+            "--window-start",
+            &start,
+            "--window-end",
+            &end,
+        ],
+    );
+    first.wait_for("drained", Duration::from_secs(60), |v| {
+        v["event"] == "night-state" && v["state"] == "drained"
+    });
+    // Drained: asleep until the window closes, not re-planning.
+    let mut peak: f64 = 0.0;
+    for _ in 0..10 {
+        peak = peak.max(rss_mb(first.child.id()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(peak < 50.0, "drained daemon RSS {peak:.1} MB");
+    let (code, journal) = first.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    let states: Vec<&str> = event(&journal, "night-state")
+        .iter()
+        .filter_map(|v| v["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["planning", "running", "drained", "closed"],
+        "{journal:#?}"
+    );
+    assert_eq!(event(&journal, "slot-end").len(), 1, "{journal:#?}");
+    let night_date = event(&journal, "plan")[0]["night"]
+        .as_str()
+        .expect("night")
+        .to_owned();
+    let plans = stored_plans(&night.database_url(), &night_date);
+    assert!(
+        (1..=3).contains(&plans),
+        "{plans} plans stored for one run: {journal:#?}"
+    );
+    assert!(
+        event(&journal, "digest").is_empty(),
+        "--once left before the digest: {journal:#?}"
+    );
+    assert!(receiver.count("digest").is_empty());
+
+    // A daemon started after the window queues the closed night's digest, once per team.
+    let mut second = night.spawn_daemon(None, &["--digest-after", "0s"]);
+    second.wait_for("digest", Duration::from_secs(30), |v| {
+        v["event"] == "digest"
+    });
+    receiver.wait_for("digest", TEAM_PATHS.len(), Duration::from_secs(30));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let (code, journal) = second.finish(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    assert!(
+        event(&journal, "slot-start").is_empty(),
+        "a closed night is never run again: {journal:#?}"
+    );
+
+    // Another restart: the digest was claimed; nothing is sent again.
+    let mut third = night.spawn_daemon(None, &["--digest-after", "0s"]);
+    third.wait_for("leader", Duration::from_secs(30), |v| {
+        v["event"] == "leader"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(third.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let (code, journal) = third.finish(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    assert!(event(&journal, "digest").is_empty(), "{journal:#?}");
+    let counts = receiver.count("digest");
+    assert_eq!(
+        counts.keys().map(String::as_str).collect::<Vec<_>>(),
+        TEAM_PATHS,
+        "{counts:?}"
+    );
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "one digest per team: {counts:?}"
+    );
+}
+
+/// Two daemons on PostgreSQL; the leader runs the night and is killed with `kill -9` after the
+/// window closed but before the digest fell due: the other replica takes over and sends the
+/// digest, once per team.
+#[test]
+fn the_digest_is_sent_once_by_the_replica_that_leads_after_the_leader_died() {
+    let _lock = heavy_test_lock();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(f3_chaos_tests::postgres::TestDatabase::create());
+    let receiver = WebhookReceiver::start();
+    let stack = SandboxStack::up_free("night-digest", &[]).expect("sandbox");
+    let mut night = Night::with_spec(
+        vec![stack],
+        &[("quick", scenario("quick", "aws", "4s", "12s", "high"))],
+        &receiver.teams_yaml(),
+        "",
+    );
+    night.database_url = Some(database.url.clone());
+    let (start, end) = window(0, 25);
+    let args = [
+        "--plan-now",
+        "--digest-after",
+        "6s",
+        "--window-start",
+        &start,
+        "--window-end",
+        &end,
+    ];
+    let mut leader = night.spawn_daemon(Some("replica-a"), &args);
+    leader.wait_for("leader", Duration::from_secs(30), |v| {
+        v["event"] == "leader"
+    });
+    let mut standby = night.spawn_daemon(Some("replica-b"), &args);
+    standby.wait_for("standby", Duration::from_secs(30), |v| {
+        v["event"] == "standby"
+    });
+    leader.wait_for("closed", Duration::from_secs(60), |v| {
+        v["event"] == "night-state" && v["state"] == "closed"
+    });
+    leader.child.kill().expect("kill -9 the leader");
+    let _ = leader.child.wait();
+    assert!(
+        receiver.count("digest").is_empty(),
+        "the digest was not due yet"
+    );
+    standby.wait_for("takeover", Duration::from_secs(20), |v| {
+        v["event"] == "leader"
+    });
+    standby.wait_for("digest", Duration::from_secs(30), |v| {
+        v["event"] == "digest"
+    });
+    receiver.wait_for("digest", TEAM_PATHS.len(), Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(standby.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let (code, journal) = standby.finish(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    assert!(
+        event(&journal, "slot-start").is_empty(),
+        "the closed night did not run again: {journal:#?}"
+    );
+    let counts = receiver.count("digest");
+    assert_eq!(
+        counts.keys().map(String::as_str).collect::<Vec<_>>(),
+        TEAM_PATHS,
+        "{counts:?}"
+    );
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "one digest per team: {counts:?}"
+    );
+    drop(night);
+    drop(database);
+}
+
+/// Two scenarios need the capacity-1 resource `gcp-org-network`, on two stacks. The first overruns
+/// its plan: it is journalled `overrun` while still running, and the second starts only after the
+/// first's fault was reverted and its run ended — not at the first's planned end.
+#[test]
+fn a_resource_is_held_by_its_live_holder_past_the_planned_end() {
+    let _lock = heavy_test_lock();
+    let a = SandboxStack::up_free("night-res-a", &[]).expect("sandbox a");
+    let b = SandboxStack::up_free("night-res-b", &[]).expect("sandbox b");
+    let with_resource = |text: String| {
+        text.replace(
+            "estimatedDuration:",
+            "resources: [gcp-org-network], estimatedDuration:",
+        )
+    };
+    let night = Night::with_spec(
+        vec![a, b],
+        &[
+            // Planned for 8 s, takes 20+ s.
+            (
+                "holder",
+                with_resource(scenario("holder", "gcp", "20s", "8s", "critical")),
+            ),
+            (
+                "next",
+                with_resource(scenario("next", "gcp", "4s", "10s", "high")),
+            ),
+        ],
+        f3_chaos_tests::scenarios::TEAMS_YAML,
+        "  resources:\n    - { name: gcp-org-network, capacity: 1 }\n",
+    );
+    let daemon = night.daemon(0, 90);
+    let (code, journal) = daemon.finish(Duration::from_secs(150));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    let position = |kind: &str, scenario: &str| {
+        journal
+            .iter()
+            .position(|v| v["event"] == kind && v["scenario"] == scenario)
+            .unwrap_or_else(|| panic!("no {kind} of {scenario}: {journal:#?}"))
+    };
+    assert!(
+        position("slot-start", "holder") < position("overrun", "holder")
+            && position("overrun", "holder") < position("slot-end", "holder"),
+        "the overrun is journalled while the holder still runs: {journal:#?}"
+    );
+    assert!(
+        position("slot-end", "holder") < position("slot-start", "next"),
+        "next waited for the live holder: {journal:#?}"
+    );
+    let holder_id = journal[position("slot-start", "holder")]["runId"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let next_id = journal[position("slot-start", "next")]["runId"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let holder = night.results(&holder_id);
+    let next = night.results(&next_id);
+    let at = |v: &Value| -> chrono::DateTime<Utc> {
+        v.as_str().expect("instant").parse().expect("RFC 3339")
+    };
+    let reverted = holder["faults"]
+        .as_array()
+        .expect("ledger")
+        .iter()
+        .map(|f| at(&f["updated_at"]))
+        .max()
+        .expect("a fault");
+    assert!(
+        at(&next["run"]["started_at"]) >= reverted,
+        "next started before the holder's fault was reverted: {holder:#} {next:#}"
+    );
+    let planned_end = at(&journal[position("slot-start", "holder")]["plannedEnd"]);
+    assert!(
+        at(&next["run"]["started_at"]) > planned_end + chrono::Duration::seconds(5),
+        "next started near the holder's planned end: {journal:#?}"
+    );
+    night.assert_no_fault_left();
+}
+
+/// A daemon started after the night's trigger fired (5 minutes before the window, by default)
+/// but before the window opens waits for the window and runs the night — not tomorrow's.
+#[test]
+fn a_daemon_started_after_the_trigger_but_before_the_window_runs_the_night() {
+    let _lock = heavy_test_lock();
+    let stack = SandboxStack::up_free("night-late", &[]).expect("sandbox");
+    let night = Night::new(
+        vec![stack],
+        &[("quick", scenario("quick", "gcp", "4s", "12s", "high"))],
+    );
+    let (start, end) = window(20, 50);
+    // No --plan-now: the default trigger (window start − 5 min) fired before this daemon started.
+    let mut daemon = night.spawn_daemon(
+        None,
+        &["--once", "--window-start", &start, "--window-end", &end],
+    );
+    // The night is planned at once (its trigger has fired), ahead of its window.
+    let plan = daemon.wait_for("plan", Duration::from_secs(15), |v| v["event"] == "plan");
+    let window_start: chrono::DateTime<Utc> = plan["windowStart"]
+        .as_str()
+        .expect("windowStart")
+        .parse()
+        .expect("RFC 3339");
+    assert!(
+        Utc::now() < window_start,
+        "planned before the window: {plan:#}"
+    );
+    let (code, journal) = daemon.finish(Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    let starts = event(&journal, "slot-start");
+    assert_eq!(starts.len(), 1, "{journal:#?}");
+    let planned: chrono::DateTime<Utc> = starts[0]["plannedStart"]
+        .as_str()
+        .expect("plannedStart")
+        .parse()
+        .expect("RFC 3339");
+    assert!(planned >= window_start, "{journal:#?}");
+    assert_eq!(
+        night.results(starts[0]["runId"].as_str().expect("run id"))["run"]["night"],
+        plan["night"],
+        "tonight's night, not tomorrow's"
+    );
 }
