@@ -127,7 +127,7 @@ pub fn judge(
                     GateStatus::Fail,
                     format!(
                         "latest run {} ended `{}` ({} ago)",
-                        short_id(run),
+                        run.id,
                         run.status,
                         fmt_age(age)
                     ),
@@ -137,14 +137,14 @@ pub fn judge(
                     GateStatus::Stale,
                     format!(
                         "latest run {} passed {} ago, older than --max-age {max_age}",
-                        short_id(run),
+                        run.id,
                         fmt_age(age)
                     ),
                 )
             } else {
                 (
                     GateStatus::Pass,
-                    format!("run {} passed {} ago", short_id(run), fmt_age(age)),
+                    format!("run {} passed {} ago", run.id, fmt_age(age)),
                 )
             }
         }
@@ -156,10 +156,6 @@ pub fn judge(
         run: latest,
         reason,
     }
-}
-
-fn short_id(run: &RunRecord) -> String {
-    run.id.to_string().chars().take(13).collect()
 }
 
 /// `3h12m`, `2d4h`, `45s`: coarse enough to read at a glance.

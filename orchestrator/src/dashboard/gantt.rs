@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, DurationRound as _, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::DashboardState;
+use crate::duration::HumanDuration;
 use crate::store::{RunRecord, StoredPlan};
 
 /// The part of the planner's `Plan` JSON the dashboard reads (other fields are ignored).
@@ -165,8 +166,8 @@ impl Axis {
             width: ((e - s) as f64 / self.span * 100.0).clamp(0.4, 100.0),
             label: format!(
                 "{}–{}",
-                super::pages::local(state, a, "%H:%M"),
-                super::pages::local(state, b, "%H:%M")
+                super::pages::local(state, a, "%H:%M:%S"),
+                super::pages::local(state, b, "%H:%M:%S")
             ),
         }
     }
@@ -237,9 +238,7 @@ pub(crate) fn build(
         entry.delta = last
             .and_then(|l| l.slot(&run.scenario, &run.stack))
             .zip(run.ended_at)
-            .map(|(slot, ended)| {
-                signed_minutes((ended - run.started_at) - (slot.end - slot.start))
-            });
+            .map(|(slot, ended)| signed_delta((ended - run.started_at) - (slot.end - slot.start)));
     }
     let mut stacks: Vec<StackGantt> = Vec::new();
     for ((stack, _), lane) in lanes {
@@ -254,8 +253,8 @@ pub(crate) fn build(
     Gantt {
         stacks,
         ticks: ticks(state, &axis, lo, hi),
-        start: super::pages::local(state, lo, "%H:%M"),
-        end: super::pages::local(state, hi, "%H:%M"),
+        start: super::pages::local(state, lo, "%H:%M:%S"),
+        end: super::pages::local(state, hi, "%H:%M:%S"),
     }
 }
 
@@ -270,13 +269,15 @@ fn empty_lane(scenario: &str) -> Lane {
     }
 }
 
-/// `+4m`, `-12m`, `±0m` (rounded to whole minutes).
-fn signed_minutes(d: Duration) -> String {
-    let m = (d.num_seconds() as f64 / 60.0).round() as i64;
-    match m {
-        0 => "±0m".to_owned(),
-        m if m > 0 => format!("+{m}m"),
-        m => format!("{m}m"),
+/// How much longer (`+4m10s`, `+16s`) or shorter (`-12m`) a run took than its slot, to the
+/// whole second; `±0s` when it took exactly its slot.
+fn signed_delta(d: Duration) -> String {
+    let secs = d.num_seconds();
+    let magnitude = HumanDuration::from_secs(secs.unsigned_abs());
+    match secs {
+        0 => "±0s".to_owned(),
+        s if s > 0 => format!("+{magnitude}"),
+        _ => format!("-{magnitude}"),
     }
 }
 
@@ -301,13 +302,14 @@ fn ticks(state: &DashboardState, axis: &Axis, lo: DateTime<Utc>, hi: DateTime<Ut
 
 #[cfg(test)]
 mod tests {
-    use super::signed_minutes;
+    use super::signed_delta;
     use chrono::Duration;
 
     #[test]
-    fn deltas_are_signed_minutes() {
-        assert_eq!(signed_minutes(Duration::seconds(250)), "+4m");
-        assert_eq!(signed_minutes(Duration::minutes(-12)), "-12m");
-        assert_eq!(signed_minutes(Duration::seconds(20)), "±0m");
+    fn deltas_are_signed_to_the_second() {
+        assert_eq!(signed_delta(Duration::seconds(250)), "+4m10s");
+        assert_eq!(signed_delta(Duration::minutes(-12)), "-12m");
+        assert_eq!(signed_delta(Duration::seconds(16)), "+16s");
+        assert_eq!(signed_delta(Duration::milliseconds(400)), "±0s");
     }
 }

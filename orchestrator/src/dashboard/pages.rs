@@ -24,8 +24,8 @@ const TREND_RUNS: usize = 60;
 
 #[derive(Serialize)]
 struct RunRow {
+    /// The full run id: 12-character prefixes of UUIDv7 ids collide for runs of the same millisecond.
     id: String,
-    short: String,
     scenario: String,
     stack: String,
     status: String,
@@ -76,7 +76,6 @@ fn row(state: &DashboardState, run: &RunRecord, span: Option<(i64, i64)>) -> Run
     };
     RunRow {
         id: run.id.to_string(),
-        short: run.id.to_string().chars().take(13).collect(),
         scenario: run.scenario.clone(),
         stack: run.stack.clone(),
         status: run.status.clone(),

@@ -8,20 +8,16 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::model::{Plan, PlanInput, Slot};
+use crate::duration::HumanDuration;
 
-/// `hh:mm` in the zone.
-fn hm(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%H:%M").to_string()
+/// `hh:mm:ss` in the zone: slots start and end on whole seconds, and a 16 s overrun must show.
+fn hms(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%H:%M:%S").to_string()
 }
 
-/// `1h30m`-style length.
+/// `1h30m`, `5m30s`, `45s`: the compact form scenario files use, to the second.
 fn length(secs: i64) -> String {
-    let m = (secs + 59) / 60;
-    match (m / 60, m % 60) {
-        (0, m) => format!("{m}m"),
-        (h, 0) => format!("{h}h"),
-        (h, m) => format!("{h}h{m:02}m"),
-    }
+    HumanDuration::from_secs(u64::try_from(secs).unwrap_or(0)).to_string()
 }
 
 fn header(plan: &Plan, tz: Tz) -> String {
@@ -30,10 +26,10 @@ fn header(plan: &Plan, tz: Tz) -> String {
         "Night {} ({}): {}–{} local = {} – {} UTC ({})\nPlanned {} scenario(s), skipped {}; objective {}\n",
         plan.night,
         tz.name(),
-        hm(w.start, tz),
-        hm(w.end, tz),
-        w.start.format("%Y-%m-%dT%H:%MZ"),
-        w.end.format("%Y-%m-%dT%H:%MZ"),
+        hms(w.start, tz),
+        hms(w.end, tz),
+        w.start.format("%Y-%m-%dT%H:%M:%SZ"),
+        w.end.format("%Y-%m-%dT%H:%M:%SZ"),
         length(w.length().num_seconds()),
         plan.slots.len(),
         plan.skipped.len(),
@@ -60,13 +56,17 @@ fn skipped_table(plan: &Plan, out: &mut String) {
 pub fn table(plan: &Plan, tz: Tz) -> String {
     let mut out = header(plan, tz);
     let ws = column_width(plan.slots.iter().map(|s| s.stack.as_str()), 5);
-    let _ = writeln!(out, "\nSTART  END    {:<ws$}  LENGTH  SCENARIO", "STACK");
+    let _ = writeln!(
+        out,
+        "\nSTART     END       {:<ws$}  LENGTH    SCENARIO",
+        "STACK"
+    );
     for s in &plan.slots {
         let _ = writeln!(
             out,
-            "{}  {}  {:<ws$}  {:<6}  {}",
-            hm(s.start, tz),
-            hm(s.end, tz),
+            "{}  {}  {:<ws$}  {:<8}  {}",
+            hms(s.start, tz),
+            hms(s.end, tz),
             s.stack,
             length((s.end - s.start).num_seconds()),
             s.scenario
@@ -148,8 +148,8 @@ pub fn gantt(input: &PlanInput, plan: &Plan, tz: Tz, width: usize) -> String {
             let _ = writeln!(
                 out,
                 "{key}  {}–{}  {:<wn$}  {}",
-                hm(s.start, tz),
-                hm(s.end, tz),
+                hms(s.start, tz),
+                hms(s.end, tz),
                 s.stack,
                 s.scenario
             );

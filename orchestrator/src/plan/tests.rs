@@ -376,7 +376,34 @@ fn plan_generated_nights_render() {
     assert!(g.contains("uat-alpha |"), "{g}");
     assert!(g.contains("#"), "reservations are drawn: {g}");
     let t = render::table(&plan, chrono_tz::Europe::London);
-    assert!(t.contains("START  END"), "{t}");
+    assert!(t.contains("START     END"), "{t}");
+}
+
+#[test]
+fn the_table_shows_slots_to_the_second() {
+    // A slot of 5 m 16 s starting 00:01:16 UTC (00:01:16 in London in November): minute
+    // resolution would print 00:01–00:07 and `6m`, hiding a 16 s shift.
+    let start = t0() + TimeDelta::seconds(76);
+    let plan = Plan {
+        night: NaiveDate::from_ymd_opt(2026, 11, 23).expect("valid date"),
+        window: model::Window {
+            start: t0(),
+            end: t0() + TimeDelta::hours(7),
+        },
+        slots: vec![model::Slot {
+            scenario: "gcp-failover-validation".into(),
+            stack: "uat-alpha".into(),
+            start,
+            end: start + TimeDelta::seconds(316),
+        }],
+        skipped: Vec::new(),
+        objective: 100,
+    };
+    let t = render::table(&plan, chrono_tz::Europe::London);
+    assert!(
+        t.contains("00:01:16  00:06:32  uat-alpha  5m16s     gcp-failover-validation"),
+        "{t}"
+    );
 }
 
 mod adapter_tests {

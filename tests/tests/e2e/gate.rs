@@ -206,7 +206,10 @@ async fn fails_when_the_latest_run_failed() {
     assert!(text.contains("[FAIL   ] gcp-failover-validation"), "{text}");
     assert!(text.contains("[PASS   ] aws-failover-validation"), "{text}");
     assert!(text.contains("ended `failed`"), "{text}");
-    assert!(text.contains(&id.to_string()[..13]), "{text}");
+    assert!(
+        text.contains(&format!("latest run {id} ended")),
+        "the full run id: {text}"
+    );
     assert!(text.contains("Gate FAILED: 1 of 2"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("failures=\"1\""), "{xml}");
