@@ -34,6 +34,7 @@ use crate::store::{Store, StoreError};
 
 pub mod auth;
 mod events;
+pub mod health;
 mod reads;
 mod start;
 

@@ -1,7 +1,5 @@
 //! The read endpoints (viewer role): scenarios, plans, runs, steps, evidence; and `/metrics`.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -222,21 +220,24 @@ pub(super) async fn evidence(
     ))
 }
 
-/// `GET /metrics` (no token): Prometheus text format. The active-fault gauge is refreshed from
-/// the store's fault ledger first, so it counts faults of every process sharing the store.
-pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    match state.inner.store.ledger_open().await {
-        Ok(open) => {
-            let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-            for entry in &open {
-                *counts.entry(entry.stack.as_str()).or_default() += 1;
-            }
-            state.inner.metrics.set_active_faults(counts);
-        }
-        Err(e) => tracing::warn!(error = %e, "Could not read the fault ledger for /metrics."),
-    }
+/// `GET /metrics` (no token): the classic Prometheus text format or OpenMetrics, chosen from the
+/// `Accept` header ([`crate::metrics::ExpositionFormat::negotiate`]). The store-derived gauges
+/// (fault ledger, outbox, last night) are refreshed first, so they count what every process
+/// sharing the store did.
+pub(super) async fn metrics(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::ExpositionFormat::negotiate(accept);
+    let stacks = state.inner.library.config.stacks.keys().map(String::as_str);
+    state
+        .inner
+        .metrics
+        .refresh_from_store(&state.inner.store, stacks)
+        .await;
     (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.inner.metrics.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        state.inner.metrics.encode(format),
     )
 }

@@ -156,13 +156,9 @@ async fn launch(
         };
         let pump = async {
             while let Some(event) = rx.recv().await {
-                match &event {
-                    RunEvent::RunStarted { .. } => {
-                        inner.metrics.lease_acquired_after(asked_at.elapsed());
-                        signal(Ok(()));
-                    }
-                    RunEvent::RunFinished { outcome, .. } => inner.metrics.run_finished(*outcome),
-                    _ => {}
+                if let RunEvent::RunStarted { .. } = &event {
+                    inner.metrics.lease_acquired_after(asked_at.elapsed());
+                    signal(Ok(()));
                 }
                 inner.live.publish(run_id, &event);
             }
@@ -170,6 +166,7 @@ async fn launch(
         let (result, ()) = tokio::join!(run, pump);
         match result {
             Ok(report) => {
+                inner.metrics.run_finished(&report);
                 tracing::info!(run_id = %run_id, outcome = report.outcome.as_str(), "API run finished.");
             }
             Err(e @ RunError::StackBusy { .. }) => {

@@ -68,6 +68,32 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Every environment variable this configuration reads a secret from — API tokens
+    /// (`spec.api.tokens[].tokenEnv`), team routes (`webhookUrlEnv`, `routingKeyEnv`,
+    /// `secretEnv`) and Grafana tokens (`stacks[].grafana.tokenEnv`) — sorted, each once. A
+    /// deployment must provide each of them (deploy/ does, from the `f3-chaos-secrets` Secret).
+    pub fn secret_envs(&self) -> std::collections::BTreeSet<&str> {
+        let tokens = self.api_tokens.iter().map(|t| t.token_env.as_str());
+        let routes = self
+            .teams
+            .values()
+            .flat_map(|team| &team.routes)
+            .filter_map(|route| match route {
+                Route::Slack { webhook_url_env } => Some(webhook_url_env.as_str()),
+                Route::Pagerduty {
+                    routing_key_env, ..
+                } => Some(routing_key_env.as_str()),
+                Route::Webhook { secret_env, .. } => secret_env.as_deref(),
+            });
+        let grafana = self
+            .stacks
+            .values()
+            .filter_map(|stack| stack.grafana.as_ref()?.token_env.as_deref());
+        tokens.chain(routes).chain(grafana).collect()
+    }
+}
+
 /// Directories of the scenario library and the SLO catalogue.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LibraryPaths {

@@ -21,6 +21,7 @@ use chrono::{NaiveTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
+use crate::api::health::{Health, Role};
 use crate::dashboard::DashboardState;
 use crate::exit_codes;
 use crate::metrics::Metrics;
@@ -142,7 +143,10 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     let dashboard_routes = crate::dashboard::router(dashboard).layer(
         axum::middleware::from_fn_with_state(api.clone(), crate::api::auth::require_viewer),
     );
-    let app = crate::api::router(api.clone()).merge(dashboard_routes);
+    let health = crate::api::health::Health::new(store.clone(), metrics.clone());
+    let app = crate::api::router(api.clone())
+        .merge(dashboard_routes)
+        .merge(crate::api::health::router(health.clone()));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -181,7 +185,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         .plan_now
         .then(|| window_at(&config.window, config.timezone, Utc::now()).night);
     'standby: loop {
-        let Some(leadership) = become_leader(&store, &holder, &cancel).await else {
+        let Some(leadership) = become_leader(&store, &holder, &health, &cancel).await else {
             break;
         };
         journal(&serde_json::json!({ "event": "leader", "holder": holder }));
@@ -292,6 +296,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         if let Some(leadership) = still_leading {
             leadership.resign().await;
         }
+        health.set_role(Role::Standby);
         if args.once || cancel.is_cancelled() {
             break 'standby;
         }
@@ -318,14 +323,19 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
 async fn become_leader(
     store: &Store,
     holder: &str,
+    health: &Health,
     cancel: &CancellationToken,
 ) -> Option<Leadership> {
     let mut told = false;
     loop {
         match store.try_lead(holder).await {
-            Ok(Some(leadership)) => return Some(leadership),
+            Ok(Some(leadership)) => {
+                health.set_role(Role::Leader);
+                return Some(leadership);
+            }
             Ok(None) if !told => {
                 told = true;
+                health.set_role(Role::Standby);
                 journal(
                     &serde_json::json!({ "event": "standby", "reason": "another daemon leads" }),
                 );

@@ -49,7 +49,7 @@ use crate::plan::{
     self, Busy, NightProgress, PastRun, Plan, PlanInput, RunState, Slot, StartedRun, Window,
 };
 use crate::run::launch::StackTools;
-use crate::run::{RunError, RunOptions, RunOutcome, RunReport};
+use crate::run::{RunError, RunEvent, RunOptions, RunOutcome, RunReport};
 use crate::scenario::{Library, Scenario};
 use crate::store::{NightState, RunFilter, Store};
 
@@ -460,6 +460,10 @@ impl NightLoop<'_> {
         for (scenario, live) in &mut self.running {
             let late = now - live.planned_end;
             if now > live.expected_end + ON_TIME {
+                if live.expected_end == live.planned_end {
+                    // First time past its end: `f3_chaos_run_overruns_total` counts runs.
+                    self.sources.metrics.run_overran(scenario, &live.stack);
+                }
                 live.expected_end = now + (now - live.planned_end).max(OVERRUN_STEP);
                 journal(&serde_json::json!({
                     "event": "overrun", "scenario": scenario, "stack": live.stack,
@@ -840,12 +844,26 @@ pub async fn run_slot(
 ) -> Result<RunReport, RunError> {
     let mut tools = StackTools::for_stack(stack).map_err(|e| RunError::Driver(e.to_string()))?;
     tools.slo = tools.slo.with_observer(metrics.query_observer());
-    let result = tools
-        .runner(store, None, cancel)
-        .run(scenario, &stack.name, opts)
-        .await;
+    // The runner's events only feed the lease-wait histogram here (the journal and the store
+    // have the rest).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+    let asked_at = std::time::Instant::now();
+    let runner = tools.runner(store, Some(tx), cancel);
+    let run = async {
+        let result = runner.run(scenario, &stack.name, opts).await;
+        drop(runner); // closes the event channel, so the pump below ends
+        result
+    };
+    let pump = async {
+        while let Some(event) = rx.recv().await {
+            if let RunEvent::RunStarted { .. } = event {
+                metrics.lease_acquired_after(asked_at.elapsed());
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(run, pump);
     match &result {
-        Ok(report) => metrics.run_finished(report.outcome),
+        Ok(report) => metrics.run_finished(report),
         Err(RunError::StackBusy { .. }) => metrics.lease_refused(&stack.name),
         Err(_) => {}
     }

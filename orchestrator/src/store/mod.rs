@@ -38,7 +38,7 @@ pub use model::{
     StepRecord,
 };
 pub use nights::{NightDigest, NightRecord, NightState};
-pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED};
+pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED, OutboxBacklog};
 pub use plans::StoredPlan;
 
 /// Environment variable that overrides [`Store::default_url`].
@@ -140,6 +140,16 @@ impl Store {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
+    }
+
+    /// Checks that the store answers a query (`SELECT 1`) — what `/readyz` reports.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the database is unreachable or refuses the query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        use error::QueryContext as _;
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop).ctx("ping the store"))?;
+        Ok(())
     }
 
     /// Closes every pooled connection (waits for checked-out ones to come back).

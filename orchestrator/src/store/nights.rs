@@ -178,6 +178,20 @@ impl Store {
         row.map(NightRecord::try_from).transpose()
     }
 
+    /// The night whose window ends last among those the daemon opened (the one the operator
+    /// metrics `f3_chaos_last_night_*` describe), if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn latest_night(&self) -> Result<Option<NightRecord>, StoreError> {
+        let sql = format!("SELECT {NIGHT_COLUMNS} FROM nights ORDER BY window_end DESC LIMIT 1");
+        let row = with_pool!(self, pool => sqlx::query_as::<_, NightRow>(&sql)
+            .fetch_optional(pool)
+            .await
+            .ctx("read the latest night"))?;
+        row.map(NightRecord::try_from).transpose()
+    }
+
     /// Moves `night` (window `start`–`end`, UTC) to `state` at `at`, creating its row if needed.
     /// A `closed` night stays closed (the call then changes nothing). Returns the night as stored
     /// after the call.

@@ -26,7 +26,40 @@ pub const OUTBOX_DEAD: &str = "dead";
 const OUTBOX_COLUMNS: &str = "id, run_id, team, kind, payload, status, attempts, next_attempt_at, \
      last_error, created_at, delivered_at";
 
+/// How many notifications wait in the outbox and how many it gave up on, for the operator
+/// metrics `f3_chaos_outbox_pending` and `f3_chaos_outbox_dead_letters`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Rows `pending` (due now or waiting for a retry).
+    pub pending: i64,
+    /// Rows `dead`: every attempt failed; nobody was told.
+    pub dead: i64,
+}
+
 impl Store {
+    /// Counts the outbox rows still to deliver and those given up on.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT status, COUNT(*) FROM outbox WHERE status IN ($1, $2) GROUP BY status",
+        )
+        .bind(OUTBOX_PENDING)
+        .bind(OUTBOX_DEAD)
+        .fetch_all(pool)
+        .await
+        .ctx("count the outbox backlog"))?;
+        let mut backlog = OutboxBacklog::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                OUTBOX_PENDING => backlog.pending = n,
+                _ => backlog.dead = n,
+            }
+        }
+        Ok(backlog)
+    }
+
     /// Queues one notification for `team` about `run_id`, due immediately (`next_attempt_at =
     /// at`). Returns the outbox id.
     ///

@@ -1238,3 +1238,284 @@ fn a_daemon_started_after_the_trigger_but_before_the_window_runs_the_night() {
         "tonight's night, not tomorrow's"
     );
 }
+
+/// A TCP relay in front of PostgreSQL that the test cuts and restores: the store going away the
+/// way a network partition or a database failover takes it, with the server itself untouched.
+struct StoreLink {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreLink {
+    /// Relays `addr` (a free port when None) to `upstream`.
+    fn open(addr: Option<std::net::SocketAddr>, upstream: std::net::SocketAddr) -> StoreLink {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
+            .expect("bind the store link");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let addr = listener.local_addr().expect("local addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let acceptor = {
+            let (stop, open) = (stop.clone(), open.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((client, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let _ = client.set_nonblocking(false);
+                    let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                        continue;
+                    };
+                    let mut streams = open.lock().expect("link lock");
+                    for (mut from, mut to) in [
+                        (
+                            client.try_clone().expect("clone"),
+                            server.try_clone().expect("clone"),
+                        ),
+                        (
+                            server.try_clone().expect("clone"),
+                            client.try_clone().expect("clone"),
+                        ),
+                    ] {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                    streams.extend([client, server]);
+                }
+            })
+        };
+        StoreLink {
+            addr,
+            stop,
+            open,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Stops accepting and breaks every relayed connection.
+    fn cut(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        for stream in self.open.lock().expect("link lock").drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for StoreLink {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// GETs `url` until `pred` holds for (status, body) or `timeout` passes; returns the last answer.
+async fn poll_until(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    pred: impl Fn(u16, &Value) -> bool,
+) -> (u16, Value) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = match client.get(url).send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, Value::String(e.to_string())),
+        };
+        if pred(answer.0, &answer.1) || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An operator's view of one daemon on PostgreSQL: `/healthz` and `/readyz` answer the probes,
+/// `/metrics` in the classic text format passes `promtool check metrics` and a real Prometheus
+/// scrapes it; when the store becomes unreachable `/readyz` says so (503) while `/healthz` stays
+/// up, and readiness comes back with the store.
+#[test]
+fn the_probes_and_metrics_tell_an_operator_what_the_daemon_is_doing() {
+    let _lock = heavy_test_lock();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(f3_chaos_tests::postgres::TestDatabase::create());
+    let mut url = url::Url::parse(&database.url).expect("database URL");
+    let upstream = url.socket_addrs(|| Some(5432)).expect("PostgreSQL address")[0];
+    let mut link = StoreLink::open(None, upstream);
+    url.set_port(Some(link.addr.port())).expect("port");
+    let stack = SandboxStack::up_free("night-probes", &[]).expect("sandbox");
+    let stack_name = stack.name.clone();
+    let mut night = Night::new(
+        vec![stack],
+        &[("quick", scenario("quick", "aws", "4s", "12s", "high"))],
+    );
+    night.database_url = Some(url.to_string());
+    // A window an hour away: the daemon leads and waits; nothing runs.
+    let (start, end) = window(3600, 7200);
+    let mut daemon = night.spawn_daemon(None, &["--window-start", &start, "--window-end", &end]);
+    let started = daemon.wait_for("started", Duration::from_secs(30), |v| {
+        v["event"] == "started"
+    });
+    let base = format!("http://{}", started["listen"].as_str().expect("listen"));
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let (status, body) = poll_until(
+            &client,
+            &format!("{base}/healthz"),
+            Duration::from_secs(5),
+            |s, _| s == 200,
+        )
+        .await;
+        assert_eq!(
+            (status, &body["status"]),
+            (200, &Value::from("ok")),
+            "{body}"
+        );
+        let (status, body) = poll_until(
+            &client,
+            &format!("{base}/readyz"),
+            Duration::from_secs(15),
+            |s, _| s == 200,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["role"], "leader", "{body}");
+        assert_eq!(body["store"], "ok", "{body}");
+
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .header("Accept", prometheus_accept)
+            .send()
+            .await
+            .expect("/metrics");
+        let content_type = metrics.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        let text = metrics.text().await.expect("metrics body");
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
+        let mut promtool = Command::new(f3_chaos_tests::process::installed_or_on_path(
+            "/usr/bin/promtool",
+            "promtool",
+        ))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`)");
+        std::io::Write::write_all(promtool.stdin.as_mut().expect("stdin"), text.as_bytes())
+            .expect("feed promtool");
+        let checked = promtool.wait_with_output().expect("promtool");
+        assert!(
+            checked.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        for series in [
+            "f3_chaos_leader 1".to_owned(),
+            format!("f3_chaos_active_faults{{stack=\"{stack_name}\"}} 0"),
+            format!("f3_chaos_faults_past_ttl{{stack=\"{stack_name}\"}} 0"),
+            "f3_chaos_outbox_dead_letters 0".to_owned(),
+            "f3_chaos_last_night_ended_timestamp_seconds 0.0".to_owned(),
+        ] {
+            assert!(text.contains(&format!("{series}\n")), "{series} in\n{text}");
+        }
+
+        // A real Prometheus (which negotiates with the header above) scrapes the same series.
+        let addr: std::net::SocketAddr = started["listen"]
+            .as_str()
+            .expect("listen")
+            .parse()
+            .expect("addr");
+        let prometheus = f3_chaos_tests::prometheus::TestPrometheus::start(&[addr]).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let leader = loop {
+            let leader = f3_chaos_tests::sandbox::query(&prometheus.url(), "f3_chaos_leader")
+                .await
+                .ok()
+                .flatten();
+            if leader.is_some() || Instant::now() > deadline {
+                break leader;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(leader, Some(1.0), "Prometheus scraped f3_chaos_leader");
+        let faults = f3_chaos_tests::sandbox::query(
+            &prometheus.url(),
+            &format!("f3_chaos_active_faults{{stack=\"{stack_name}\"}}"),
+        )
+        .await
+        .expect("query");
+        assert_eq!(faults, Some(0.0));
+
+        // The store goes away: not ready (the probe takes the replica out of the Service), alive.
+        link.cut();
+        let (status, body) = poll_until(
+            &client,
+            &format!("{base}/readyz"),
+            Duration::from_secs(15),
+            |s, _| s == 503,
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "not-ready", "{body}");
+        assert!(
+            body["store"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("unreachable")),
+            "{body}"
+        );
+        let (status, _) = poll_until(
+            &client,
+            &format!("{base}/healthz"),
+            Duration::from_secs(5),
+            |s, _| s == 200,
+        )
+        .await;
+        assert_eq!(status, 200);
+
+        // ... and comes back: ready again, leading again.
+        let _link = StoreLink::open(Some(link.addr), upstream);
+        let (status, body) = poll_until(
+            &client,
+            &format!("{base}/readyz"),
+            Duration::from_secs(45),
+            |s, b| s == 200 && b["role"] == "leader",
+        )
+        .await;
+        assert_eq!(
+            (status, &body["role"]),
+            (200, &Value::from("leader")),
+            "{body}"
+        );
+        drop(prometheus);
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let (code, journal) = daemon.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{journal:#?}");
+    drop(night);
+    drop(database);
+}

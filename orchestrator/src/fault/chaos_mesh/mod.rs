@@ -176,6 +176,74 @@ pub struct ChaosMeshDriver {
     timeouts: Timeouts,
 }
 
+/// Verbs on each Chaos Mesh kind in the chaos namespace that preflight checks with a
+/// SelfSubjectAccessReview (besides `list`, checked by listing).
+const CHAOS_VERBS: [&str; 4] = ["create", "patch", "delete", "get"];
+
+/// `(API group, resource)` the driver lists in every allowed namespace: pods for the blast
+/// radius, deployments and statefulsets for the fingerprint.
+const TARGET_READS: [(&str, &str); 3] = [
+    ("", "pods"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+];
+
+/// Where a [`Permission`] is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PermissionScope {
+    /// In the Chaos Mesh namespace (`driver.namespace`).
+    ChaosNamespace,
+    /// In every namespace a cluster allows experiments in (`clusters[].namespaces`).
+    TargetNamespaces,
+    /// Cluster-wide.
+    Cluster,
+}
+
+/// One Kubernetes permission the driver needs in every cluster it drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Permission {
+    /// API group (`""` for the core group).
+    pub group: &'static str,
+    /// Resource (plural, lower case).
+    pub resource: &'static str,
+    /// Verb.
+    pub verb: &'static str,
+    /// Where.
+    pub scope: PermissionScope,
+}
+
+/// Every permission preflight checks (and the one it uses to check: creating
+/// SelfSubjectAccessReviews). The ClusterRole in `deploy/base` grants exactly these; a test keeps
+/// the two in step.
+pub fn required_permissions() -> Vec<Permission> {
+    let mut out = Vec::new();
+    for kind in ChaosKind::ALL {
+        for verb in std::iter::once("list").chain(CHAOS_VERBS) {
+            out.push(Permission {
+                group: "chaos-mesh.org",
+                resource: kind.plural(),
+                verb,
+                scope: PermissionScope::ChaosNamespace,
+            });
+        }
+    }
+    for (group, resource) in TARGET_READS {
+        out.push(Permission {
+            group,
+            resource,
+            verb: "list",
+            scope: PermissionScope::TargetNamespaces,
+        });
+    }
+    out.push(Permission {
+        group: "authorization.k8s.io",
+        resource: "selfsubjectaccessreviews",
+        verb: "create",
+        scope: PermissionScope::Cluster,
+    });
+    out
+}
+
 impl ChaosMeshDriver {
     /// A driver for `stack` (its driver config must be `chaos-mesh`). No client is created yet.
     ///
@@ -340,7 +408,7 @@ impl ChaosMeshDriver {
                     });
                 }
             }
-            for verb in ["create", "patch", "delete", "get"] {
+            for verb in CHAOS_VERBS {
                 self.access_review(
                     &client,
                     &cluster.name,
@@ -353,11 +421,7 @@ impl ChaosMeshDriver {
             }
         }
         for namespace in &cluster.namespaces {
-            for (group, resource) in [
-                ("", "pods"),
-                ("apps", "deployments"),
-                ("apps", "statefulsets"),
-            ] {
+            for (group, resource) in TARGET_READS {
                 self.access_review(&client, &cluster.name, group, resource, "list", namespace)
                     .await?;
             }
