@@ -35,19 +35,14 @@ pub fn execute(args: DashboardArgs) -> anyhow::Result<u8> {
 
 async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
     let config = crate::config::load(&args.config).ok();
-    let url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => config
-            .as_ref()
-            .and_then(|c| c.database_url.clone())
-            .unwrap_or_else(Store::default_url),
-    };
     let timezone = config
         .as_ref()
         .map_or(chrono_tz::Europe::London, |c| c.timezone);
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open_chosen(
+        args.database_url.as_deref(),
+        config.as_ref().and_then(|c| c.database_url.as_deref()),
+    )
+    .await?;
     let state =
         DashboardState::new(store, timezone).context("compiling the dashboard templates")?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -248,13 +248,6 @@ pub fn execute(args: GateArgs) -> anyhow::Result<u8> {
 
 async fn gate(args: GateArgs) -> anyhow::Result<u8> {
     let library = crate::scenario::load_library(&args.config).ok();
-    let url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => library
-            .as_ref()
-            .and_then(|l| l.config.database_url.clone())
-            .unwrap_or_else(Store::default_url),
-    };
     let catalogue: Option<Vec<(String, Vec<String>)>> = library.as_ref().map(|l| {
         l.scenarios
             .values()
@@ -268,9 +261,13 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
             return Ok(exit_codes::INVALID_INPUT);
         }
     };
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open_chosen(
+        args.database_url.as_deref(),
+        library
+            .as_ref()
+            .and_then(|l| l.config.database_url.as_deref()),
+    )
+    .await?;
     let now = Utc::now();
     let stacks: Vec<Option<&str>> = if args.stack.is_empty() {
         vec![None]

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 
 use crate::exit_codes;
@@ -52,13 +51,11 @@ async fn open(
         Ok(library) => library,
         Err(code) => return Ok(Err(code)),
     };
-    let url = database_url
-        .cloned()
-        .or_else(|| library.config.database_url.clone())
-        .unwrap_or_else(Store::default_url);
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open_chosen(
+        database_url.map(String::as_str),
+        library.config.database_url.as_deref(),
+    )
+    .await?;
     Ok(Ok((library, store)))
 }
 

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-
 use super::report::with_unit;
 use crate::exit_codes;
 use crate::run::fmt_value;
@@ -47,16 +45,13 @@ pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
 }
 
 async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
-    let url = match &args.database_url {
-        Some(url) => url.clone(),
+    let configured = match &args.database_url {
+        Some(_) => None,
         None => crate::scenario::load_library(&args.config)
             .ok()
-            .and_then(|l| l.config.database_url)
-            .unwrap_or_else(Store::default_url),
+            .and_then(|l| l.config.database_url),
     };
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open_chosen(args.database_url.as_deref(), configured.as_deref()).await?;
     if let Some(night) = args.night {
         return super::results_night::print_night(&store, night, &args.output).await;
     }

@@ -231,14 +231,11 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(server) = &args.server {
         return run_on_server(&args, server, &library, scenario, &stack.name).await;
     }
-    let url = args
-        .database_url
-        .clone()
-        .or_else(|| library.config.database_url.clone())
-        .unwrap_or_else(Store::default_url);
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("opening the store at {url}"))?;
+    let store = Store::open_chosen(
+        args.database_url.as_deref(),
+        library.config.database_url.as_deref(),
+    )
+    .await?;
 
     let sweep = sweep::sweep(&store, &library.config).await?;
     for line in &sweep.reverted {

@@ -106,14 +106,8 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         library.config.window.end = end;
     }
     let config = library.config.clone();
-    let url = args
-        .database_url
-        .clone()
-        .or_else(|| config.database_url.clone())
-        .unwrap_or_else(Store::default_url);
-    let store = Store::open(&url)
-        .await
-        .with_context(|| format!("opening the store at {}", crate::store::redact_url(&url)))?;
+    let store =
+        Store::open_chosen(args.database_url.as_deref(), config.database_url.as_deref()).await?;
 
     let expression = args
         .cron

@@ -101,6 +101,31 @@ impl Store {
         }
     }
 
+    /// The store a command or the daemon uses: `flag` (`--database-url`, which clap also fills from
+    /// `$F3_CHAOS_DATABASE_URL`), else the config's `spec.databaseUrl`, else
+    /// [`Store::default_url`] — opened, the error naming it with its password redacted
+    /// (`opening the store at postgres://f3chaos:***@db/f3chaos`).
+    ///
+    /// # Errors
+    /// What [`Store::open`] returns, with that context.
+    pub async fn open_chosen(
+        flag: Option<&str>,
+        configured: Option<&str>,
+    ) -> anyhow::Result<Store> {
+        use anyhow::Context as _;
+        let url = flag
+            .or(configured)
+            .map_or_else(Store::default_url, str::to_owned);
+        match Store::open(&url).await {
+            Ok(store) => Ok(store),
+            // These name the (redacted) URL themselves.
+            Err(e @ (StoreError::Connect { .. } | StoreError::UnsupportedUrl { .. })) => {
+                Err(e.into())
+            }
+            Err(e) => Err(e).with_context(|| format!("opening the store at {}", redact_url(&url))),
+        }
+    }
+
     /// The database URL to use when none is configured: `$F3_CHAOS_DATABASE_URL` if set and not
     /// empty, else `sqlite://<state dir>/f3-chaos/f3-chaos.db` where the state dir is
     /// `$XDG_STATE_HOME`, else `$HOME/.local/state`, else `./.f3-chaos`.

@@ -1180,3 +1180,48 @@ async fn night_plans_are_kept_in_order(db: &Db) {
             .is_empty()
     );
 }
+
+/// A PostgreSQL URL carries its password; no command may print it when the store cannot be
+/// opened (the server here refuses: nothing listens on port 1).
+#[test]
+fn no_command_prints_the_database_password() {
+    const URL: &str = "postgres://f3chaos:hunter2-secret@127.0.0.1:1/f3chaos";
+    let commands: [&[&str]; 6] = [
+        &["run", "--scenario", "gcp-failover-validation"],
+        &["results", "01900000-0000-7000-8000-000000000000"],
+        &["results", "--night", "2026-12-01"],
+        &["gate", "--scenarios", "gcp-failover-validation"],
+        &["notify"],
+        &["dashboard", "--listen", "127.0.0.1:0"],
+    ];
+    // All at once: each waits out the pool's connect timeout.
+    let running: Vec<_> = commands
+        .iter()
+        .map(|args| {
+            let child = std::process::Command::new(f3_chaos_tests::binary("f3-chaos"))
+                .args(*args)
+                .args(["--database-url", URL])
+                .current_dir(f3_chaos_tests::repo_root())
+                .env("NO_COLOR", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("f3-chaos");
+            (args, child)
+        })
+        .collect();
+    for (args, child) in running {
+        let out = child.wait_with_output().expect("f3-chaos");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2")
+                && !String::from_utf8_lossy(&out.stdout).contains("hunter2"),
+            "{args:?} printed the password: {stderr}"
+        );
+        assert!(
+            stderr.contains("postgres://f3chaos:***@127.0.0.1:1/f3chaos"),
+            "{args:?} names the store it could not open: {stderr}"
+        );
+    }
+}
