@@ -250,7 +250,7 @@ where
             started_by: opts.started_by.clone(),
             started_at,
             pid: std::process::id(),
-            host: local_host(),
+            host: crate::store::local_hostname(),
             scenario_digest: None,
             night: opts.night,
         };
@@ -1414,10 +1414,4 @@ pub fn fmt_value(value: f64) -> String {
 
 fn short(fingerprint: &str) -> &str {
     fingerprint.get(..12).unwrap_or(fingerprint)
-}
-
-fn local_host() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "localhost".into())
 }

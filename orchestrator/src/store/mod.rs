@@ -293,18 +293,14 @@ fn is_retryable_migrate_error(error: &sqlx::migrate::MigrateError) -> bool {
     }
 }
 
-/// The host name runs record as their owner's host: `/proc/sys/kernel/hostname`, else
-/// `$HOSTNAME`, else `localhost`.
+/// The host name runs record as their owner's host and the sweep compares with (the one
+/// host-name function of the crate): `gethostname(2)` through the `hostname` crate — the UTS
+/// namespace's name, so a container or `unshare --uts` sees its own — else `localhost`.
 pub fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    hostname::get()
         .ok()
-        .map(|name| name.trim().to_owned())
+        .map(|name| name.to_string_lossy().trim().to_owned())
         .filter(|name| !name.is_empty())
-        .or_else(|| {
-            std::env::var("HOSTNAME")
-                .ok()
-                .filter(|name| !name.is_empty())
-        })
         .unwrap_or_else(|| "localhost".to_owned())
 }
 

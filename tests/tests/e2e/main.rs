@@ -6,6 +6,7 @@ mod browser;
 mod chaos_mesh;
 mod daemon;
 mod dashboard;
+mod deploy;
 mod gate;
 mod notify;
 mod plan;
