@@ -128,6 +128,7 @@ async fn launch(
         .slo
         .with_observer(state.inner.metrics.query_observer());
     let mut opts = RunOptions::new(&caller.name, "api");
+    opts.calendar = crate::plan::NightCalendar::of(&state.inner.library.config);
     opts.wait_for_stack = req.wait_for_stack_seconds.map(Duration::from_secs);
     let run_id = opts.run_id;
     let scenario = scenario.clone();

@@ -344,6 +344,7 @@ async fn run_with(
     });
 
     let mut opts = RunOptions::new(&started_by(), &args.started_via);
+    opts.calendar = crate::plan::NightCalendar::of(&library.config);
     if let Some(id) = args.run_id {
         opts.run_id = id;
     }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::message::{KIND_FAILURES, KIND_RESOLVED, MessageStep};
 use crate::assert::Verdict;
+use crate::plan::NightCalendar;
 use crate::run::{RunOutcome, StepResult};
 use crate::scenario::Scenario;
 use crate::store::{RunFilter, RunRecord, Store};
@@ -44,8 +45,10 @@ fn counts(run: &RunRecord) -> bool {
     )
 }
 
-fn night_of(run: &RunRecord) -> NaiveDate {
-    run.night.unwrap_or_else(|| run.started_at.date_naive())
+/// The night a run counts on: its planned night, else the local night of its start.
+fn night_of(run: &RunRecord, calendar: NightCalendar) -> NaiveDate {
+    run.night
+        .unwrap_or_else(|| calendar.night_of(run.started_at))
 }
 
 /// Verdicts by step name of the earlier counted runs, newest first, with their nights.
@@ -54,6 +57,7 @@ async fn earlier_runs(
     run_id: Uuid,
     scenario: &str,
     stack: &str,
+    calendar: NightCalendar,
 ) -> Vec<(NaiveDate, BTreeMap<String, String>)> {
     let filter = RunFilter {
         scenario: Some(scenario.to_owned()),
@@ -75,7 +79,7 @@ async fn earlier_runs(
             .into_iter()
             .filter_map(|s| s.verdict.map(|v| (s.name, v)))
             .collect();
-        out.push((night_of(run), verdicts));
+        out.push((night_of(run, calendar), verdicts));
     }
     out
 }
@@ -113,6 +117,7 @@ pub async fn notifications(
     store: &Store,
     run_id: Uuid,
     night: NaiveDate,
+    calendar: NightCalendar,
     scenario: &Scenario,
     stack: &str,
     outcome: RunOutcome,
@@ -124,7 +129,7 @@ pub async fn notifications(
     ) {
         return Vec::new();
     }
-    let earlier = earlier_runs(store, run_id, &scenario.name, stack).await;
+    let earlier = earlier_runs(store, run_id, &scenario.name, stack, calendar).await;
     let mut failing: BTreeMap<&str, Vec<MessageStep>> = BTreeMap::new();
     let mut resolved: BTreeMap<&str, Vec<MessageStep>> = BTreeMap::new();
     for step in steps {

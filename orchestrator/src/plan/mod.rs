@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 pub use adapter::{HISTORY_DAYS, PastRun, RunOutcome, past_runs, plan_input};
 pub use model::*;
 pub use solver::SolverOptions;
-pub use window::night_window;
+pub use window::{NightCalendar, night_window};
 
 use problem::Problem;
 use solver::Ctx;

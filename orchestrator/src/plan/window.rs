@@ -16,6 +16,40 @@ use chrono_tz::Tz;
 use super::model::Window;
 use crate::config::ChaosWindow;
 
+/// What decides which night an instant belongs to: the configured zone and window. Every run
+/// is counted on a night this way — the daemon's planned night, or for an ad-hoc run the night of
+/// its start — never on its UTC date (a run at 00:30 BST is on that local night, not the day
+/// before).
+#[derive(Debug, Clone, Copy)]
+pub struct NightCalendar {
+    /// IANA zone of the window.
+    pub tz: Tz,
+    /// The window in local wall-clock time.
+    pub window: ChaosWindow,
+}
+
+impl NightCalendar {
+    /// The calendar of `config` (`spec.timezone`, `spec.window`).
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            tz: config.timezone,
+            window: config.window,
+        }
+    }
+
+    /// [`night_of`] in this calendar.
+    pub fn night_of(&self, instant: DateTime<Utc>) -> NaiveDate {
+        night_of(instant, self.tz, self.window)
+    }
+}
+
+impl Default for NightCalendar {
+    /// The configuration defaults: Europe/London, 00:00–07:00.
+    fn default() -> Self {
+        Self::of(&crate::config::Config::default())
+    }
+}
+
 /// The UTC window of night `night` (see the module docs for the definition).
 pub fn night_window(night: NaiveDate, tz: Tz, window: ChaosWindow) -> Window {
     let end_date = if window.end <= window.start {

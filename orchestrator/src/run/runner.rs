@@ -62,6 +62,9 @@ pub struct RunOptions {
     /// The chaos night the run belongs to (daemon runs: the planned night); `None` for ad-hoc
     /// runs.
     pub night: Option<chrono::NaiveDate>,
+    /// Which night an instant belongs to (the config's zone and window): failure streaks count
+    /// earlier runs, and this one when `night` is `None`, on their local nights.
+    pub calendar: crate::plan::NightCalendar,
 }
 
 impl RunOptions {
@@ -79,6 +82,7 @@ impl RunOptions {
             ttl_grace: Duration::from_secs(1),
             query_step: Duration::from_secs(1),
             night: None,
+            calendar: crate::plan::NightCalendar::default(),
         }
     }
 }
@@ -149,6 +153,7 @@ struct ActiveFault {
 struct RunState {
     run_id: Uuid,
     stack: String,
+    started_at: DateTime<Utc>,
     steps: Vec<StepResult>,
     outcome: RunOutcome,
     reason: Option<String>,
@@ -262,6 +267,7 @@ where
         let mut state = RunState {
             run_id: opts.run_id,
             stack: stack.to_owned(),
+            started_at,
             steps: Vec::new(),
             outcome: RunOutcome::Passed,
             reason: None,
@@ -289,7 +295,7 @@ where
         self.revert_all(&mut state).await;
         self.after_revert(&mut state, scenario).await;
 
-        let notifications = self.notifications(&state, scenario, stack).await;
+        let notifications = self.notifications(&state, scenario, stack, opts).await;
         let notified: Vec<String> = notifications
             .iter()
             .filter(|(n, _)| n.kind == crate::notify::message::KIND_FAILURES)
@@ -1031,14 +1037,18 @@ where
         state: &RunState,
         scenario: &Scenario,
         stack: &str,
+        opts: &RunOptions,
     ) -> Vec<(NewNotification, Vec<String>)> {
         // Payloads (failed steps with SLO impact/action and failing streaks; resolves of steps
         // that pass again) are built by the notify module; the runner only stores them.
-        let night = Utc::now().date_naive();
+        let night = opts
+            .night
+            .unwrap_or_else(|| opts.calendar.night_of(state.started_at));
         let rows = crate::notify::record::notifications(
             self.store,
             state.run_id,
             night,
+            opts.calendar,
             scenario,
             stack,
             state.outcome,

@@ -17,6 +17,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use f3_chaos::assert::Verdict;
 use f3_chaos::config::{Route, Team};
 use f3_chaos::notify::{self, Notifiers, RetryPolicy, SecretLookup};
+use f3_chaos::plan::NightCalendar;
 use f3_chaos::run::{Phase, RunOutcome, StepResult};
 use f3_chaos::scenario::Library;
 use f3_chaos::store::{NewRun, StepRecord, Store};
@@ -328,8 +329,17 @@ async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &
         RunOutcome::Failed
     };
     let scenario = &library.scenarios[SCENARIO];
-    for row in
-        notify::record::notifications(store, id, night, scenario, STACK, outcome, &steps).await
+    for row in notify::record::notifications(
+        store,
+        id,
+        night,
+        NightCalendar::of(&library.config),
+        scenario,
+        STACK,
+        outcome,
+        &steps,
+    )
+    .await
     {
         store
             .outbox_insert(id, &row.team, row.kind, &row.payload, t)
@@ -368,6 +378,67 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------- tests
+
+/// Ad-hoc runs (no planned night) count on the local night of their start: at 00:30 and 06:00
+/// BST (23:30 and 05:00 UTC, two UTC dates) both are night 2026-07-02 in London, so the second
+/// failure is the first failing night, not "still failing (2 nights)".
+#[tokio::test]
+async fn failure_streaks_count_local_nights_not_utc_dates() {
+    let receiver = Receiver::start().await;
+    let library = library(&receiver);
+    let calendar = NightCalendar::of(&library.config);
+    assert_eq!(calendar.tz, chrono_tz::Europe::London);
+    let db = Db::new();
+    let store = db.open().await;
+    let scenario = &library.scenarios[SCENARIO];
+    let mut last = Vec::new();
+    for started in ["2026-07-01T23:30:00Z", "2026-07-02T05:00:00Z"] {
+        let t: DateTime<Utc> = started.parse().unwrap();
+        let id = Uuid::now_v7();
+        store
+            .create_run(&NewRun {
+                id,
+                scenario: SCENARIO.into(),
+                stack: STACK.into(),
+                trigger: "cli".into(),
+                started_by: "test".into(),
+                started_at: t,
+                pid: std::process::id(),
+                host: "test".into(),
+                scenario_digest: None,
+                night: None,
+            })
+            .await
+            .unwrap();
+        let steps = vec![step(0, LATENCY, "payments", Verdict::Failed, t)];
+        for s in &steps {
+            store.upsert_step(id, &record(s)).await.unwrap();
+        }
+        let tonight = calendar.night_of(t);
+        assert_eq!(tonight, NaiveDate::from_ymd_opt(2026, 7, 2).unwrap());
+        last = notify::record::notifications(
+            &store,
+            id,
+            tonight,
+            calendar,
+            scenario,
+            STACK,
+            RunOutcome::Failed,
+            &steps,
+        )
+        .await;
+        store
+            .finish_run(id, RunOutcome::Failed.as_str(), t, &json!({}))
+            .await
+            .unwrap();
+    }
+    assert_eq!(last.len(), 1, "one row for payments");
+    assert_eq!(
+        last[0].payload["steps"][0]["nights_failing"], 1,
+        "both runs are on one local night: {}",
+        last[0].payload
+    );
+}
 
 /// The owning team gets exactly one Slack message, one PagerDuty trigger and one signed webhook
 /// per failed run; other teams nothing. The second night says "still failing (2 nights)" and
