@@ -12,6 +12,7 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv) # scripts/deploy-tools.sh
 if ((${#need[@]})); then
   echo "Installing test dependencies: ${need[*]}"
   apt-get update -qq
@@ -45,5 +46,9 @@ ALTER ROLE f3chaos LOGIN PASSWORD 'f3chaos' CREATEDB;
 SQL
 export F3_CHAOS_TEST_POSTGRES_URL="${F3_CHAOS_TEST_POSTGRES_URL:-postgres://f3chaos:f3chaos@127.0.0.1:5432/postgres}"
 
+# deploy/ as shipped: every overlay rendered by kubectl kustomize and validated (docs/deploy.md).
+mkdir -p target
+scripts/check-deploy.sh >target/check-deploy.log 2>&1 || { cat target/check-deploy.log; exit 1; }
+tail -1 target/check-deploy.log
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
