@@ -83,12 +83,10 @@ impl ExpositionFormat {
                 .get_param("q")
                 .and_then(|q| q.as_str().parse::<f32>().ok())
                 .unwrap_or(1.0);
-            let plain_text = match (mime.type_(), mime.subtype()) {
-                (mime::TEXT, mime::PLAIN) | (mime::TEXT, mime::STAR) | (mime::STAR, mime::STAR) => {
-                    true
-                }
-                _ => false,
-            };
+            let plain_text = matches!(
+                (mime.type_(), mime.subtype()),
+                (mime::TEXT, mime::PLAIN | mime::STAR) | (mime::STAR, mime::STAR)
+            );
             if plain_text {
                 text_q = Some(text_q.map_or(q, |best| best.max(q)));
             }

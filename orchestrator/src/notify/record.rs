@@ -111,18 +111,39 @@ fn failed_before(step: &str, earlier: &[(NaiveDate, BTreeMap<String, String>)]) 
         .is_some_and(|v| not_passing(v))
 }
 
+/// A finished run as [`notifications`] judges it.
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedRun<'a> {
+    /// Run id.
+    pub run_id: Uuid,
+    /// The night it counts on (its planned night, else the local night of its start).
+    pub night: NaiveDate,
+    /// Its scenario.
+    pub scenario: &'a Scenario,
+    /// Stack name.
+    pub stack: &'a str,
+    /// Its outcome.
+    pub outcome: RunOutcome,
+    /// Every step it judged.
+    pub steps: &'a [StepResult],
+}
+
 /// The outbox rows for a finished run (none for void, precondition-failed or interrupted runs:
-/// nothing was learned about the platform).
+/// nothing was learned about the platform). Earlier runs without a planned night count on their
+/// local night in `calendar`.
 pub async fn notifications(
     store: &Store,
-    run_id: Uuid,
-    night: NaiveDate,
+    run: &FinishedRun<'_>,
     calendar: NightCalendar,
-    scenario: &Scenario,
-    stack: &str,
-    outcome: RunOutcome,
-    steps: &[StepResult],
 ) -> Vec<Notification> {
+    let FinishedRun {
+        run_id,
+        night,
+        scenario,
+        stack,
+        outcome,
+        steps,
+    } = *run;
     if matches!(
         outcome,
         RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted

@@ -1044,17 +1044,15 @@ where
         let night = opts
             .night
             .unwrap_or_else(|| opts.calendar.night_of(state.started_at));
-        let rows = crate::notify::record::notifications(
-            self.store,
-            state.run_id,
+        let finished = crate::notify::record::FinishedRun {
+            run_id: state.run_id,
             night,
-            opts.calendar,
             scenario,
             stack,
-            state.outcome,
-            &state.steps,
-        )
-        .await;
+            outcome: state.outcome,
+            steps: &state.steps,
+        };
+        let rows = crate::notify::record::notifications(self.store, &finished, opts.calendar).await;
         rows.into_iter()
             .map(|row| {
                 let names = row.payload["steps"]

@@ -329,17 +329,16 @@ async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &
         RunOutcome::Failed
     };
     let scenario = &library.scenarios[SCENARIO];
-    for row in notify::record::notifications(
-        store,
-        id,
+    let finished = notify::record::FinishedRun {
+        run_id: id,
         night,
-        NightCalendar::of(&library.config),
         scenario,
-        STACK,
+        stack: STACK,
         outcome,
-        &steps,
-    )
-    .await
+        steps: &steps,
+    };
+    for row in
+        notify::record::notifications(store, &finished, NightCalendar::of(&library.config)).await
     {
         store
             .outbox_insert(id, &row.team, row.kind, &row.payload, t)
@@ -416,17 +415,15 @@ async fn failure_streaks_count_local_nights_not_utc_dates() {
         }
         let tonight = calendar.night_of(t);
         assert_eq!(tonight, NaiveDate::from_ymd_opt(2026, 7, 2).unwrap());
-        last = notify::record::notifications(
-            &store,
-            id,
-            tonight,
-            calendar,
+        let finished = notify::record::FinishedRun {
+            run_id: id,
+            night: tonight,
             scenario,
-            STACK,
-            RunOutcome::Failed,
-            &steps,
-        )
-        .await;
+            stack: STACK,
+            outcome: RunOutcome::Failed,
+            steps: &steps,
+        };
+        last = notify::record::notifications(&store, &finished, calendar).await;
         store
             .finish_run(id, RunOutcome::Failed.as_str(), t, &json!({}))
             .await
