@@ -838,11 +838,14 @@ where
             };
             (rank, *i)
         });
+        // Then steps keep their declared positions; the Recovery steps, judged before the
+        // after-recovery steps, are numbered after every Then step, so no two steps share an index.
         let base = state.steps.len();
+        let recovery_base = base + scenario.then.len();
         let mut recovery_done = false;
         for (i, step) in order {
             if matches!(step.hold, Hold::AfterRecovery) && !recovery_done {
-                times.recovered_at = self.recovery(state, scenario, opts).await;
+                times.recovered_at = self.recovery(state, scenario, opts, recovery_base).await;
                 recovery_done = true;
             }
             let started_at = Utc::now();
@@ -869,7 +872,7 @@ where
             .await;
         }
         if !recovery_done {
-            self.recovery(state, scenario, opts).await;
+            self.recovery(state, scenario, opts, recovery_base).await;
         }
         let verdicts = state
             .steps
@@ -887,20 +890,22 @@ where
     }
 
     /// Recovery: the Given steady-state checks must hold again within `recovery_timeout`.
-    /// Returns when recovery was observed.
+    /// Its steps are numbered from `first_index` on. Returns when recovery was observed.
     async fn recovery(
         &self,
         state: &mut RunState,
         scenario: &Scenario,
         opts: &RunOptions,
+        first_index: usize,
     ) -> Option<DateTime<Utc>> {
         let deadline = std::time::Instant::now() + opts.recovery_timeout;
         let mut recovered = true;
-        for step in &scenario.given {
-            let GivenStep::SteadyState { name, check } = step else {
-                continue;
-            };
-            let index = state.steps.len();
+        let steady_states = scenario.given.iter().filter_map(|step| match step {
+            GivenStep::SteadyState { name, check } => Some((name, check)),
+            _ => None,
+        });
+        for (k, (name, check)) in steady_states.enumerate() {
+            let index = first_index + k;
             let started_at = Utc::now();
             let label = format!("Recovery: {name}");
             self.step_started(state, index, Phase::Recovery, &label)

@@ -357,7 +357,9 @@ fn operator_runs_on_the_sandbox_and_follows_the_event_stream() {
 
         let metrics = api.get("/metrics", None).await.text().await.unwrap();
         assert!(
-            metrics.contains("f3_chaos_runs_total{outcome=\"passed\"} 1"),
+            metrics.contains(
+                "f3_chaos_runs_total{scenario=\"quick-gcp-loss\",stack=\"local\",outcome=\"passed\"} 1"
+            ),
             "{metrics}"
         );
         assert!(

@@ -743,9 +743,13 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
             .expect("runs JSON");
         (metrics, dashboard.status(), runs)
     });
+    // The run started through the daemon's API is counted under its scenario, stack and outcome.
+    let outcome = runs["status"].as_str().unwrap_or_default();
     assert!(
-        metrics.contains("f3_chaos_runs_total{outcome="),
-        "{metrics}"
+        metrics.contains(&format!(
+            "f3_chaos_runs_total{{scenario=\"by-hand\",stack=\"night-api\",outcome=\"{outcome}\"}} 1"
+        )),
+        "{runs:#}\n{metrics}"
     );
     assert!(
         dashboard.is_success(),

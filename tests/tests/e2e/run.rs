@@ -71,6 +71,52 @@ spec:
       hold: during-fault
 "#;
 
+/// A Then step judged after recovery, next to one judged during the fault: the Recovery step
+/// runs between them.
+const AFTER_RECOVERY: &str = r#"
+apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: after-recovery
+  description: Test scenario - a Then step held until recovery is verified.
+  owner: sre-chaos
+spec:
+  targets:
+    selector: { platform: payments }
+  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
+  given:
+    - kind: load
+      name: Steady 300 TPS
+      tps: 300
+      settleWithin: 20s
+    - kind: steady-state
+      name: Success ratio above 95 %
+      query: sum(rate(payments_total{outcome="success"}[15s])) / sum(rate(payments_total[15s]))
+      op: ">="
+      threshold: 0.95
+      unit: ratio
+  when:
+    - kind: cloud-loss
+      name: GCP connectivity lost
+      cloud: gcp
+      duration: 6s
+  then:
+    - name: Payments keep flowing
+      owner: payments
+      query: sum(rate(payments_total[15s]))
+      op: ">"
+      threshold: 0
+      unit: tps
+      hold: during-fault
+    - name: Success ratio back above 95 %
+      owner: payments
+      query: sum(rate(payments_total{outcome="success"}[15s])) / sum(rate(payments_total[15s]))
+      op: ">="
+      threshold: 0.95
+      unit: ratio
+      hold: after-recovery
+"#;
+
 /// One sandbox stack, its config directory and its store, all in a temp dir.
 struct Env {
     dir: tempfile::TempDir,
@@ -98,6 +144,7 @@ impl Env {
             ("quick-gcp-loss", QUICK_GCP_LOSS),
             ("abort-on-gcp-down", ABORT_ON_GCP_DOWN),
             ("impossible-given", IMPOSSIBLE_GIVEN),
+            ("after-recovery", AFTER_RECOVERY),
         ] {
             std::fs::write(scenarios.join(format!("{name}.yaml")), text).expect("write scenario");
         }
@@ -523,6 +570,37 @@ fn given_not_met_injects_no_fault() {
     assert_eq!(report["outcome"], "precondition-failed");
     assert_eq!(report["steps"][0]["verdict"], "failed");
     assert_eq!(report["steps"][1]["verdict"], "skipped");
+}
+
+/// Nothing a run judged is lost: with an `after-recovery` Then step, the Recovery step judged
+/// before it and both Then steps are all stored, each under its own index.
+#[test]
+fn every_step_is_stored_when_a_then_step_waits_for_recovery() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-after-recovery", 25000, &[]);
+    let out = env.run("after-recovery");
+    let output = text(&out);
+    let run = env.results_json(&run_id_of(&output));
+    let steps = run["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(
+        names.len(),
+        6,
+        "2 Given, 1 When, 2 Then, 1 Recovery: {names:?}\n{output}"
+    );
+    for expected in [
+        "Steady 300 TPS",
+        "Success ratio above 95 %",
+        "GCP connectivity lost",
+        "Payments keep flowing",
+        "Success ratio back above 95 %",
+        "Recovery: Success ratio above 95 %",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    let indices: std::collections::BTreeSet<u64> =
+        steps.iter().filter_map(|s| s["index"].as_u64()).collect();
+    assert_eq!(indices.len(), 6, "one index per step: {steps:#?}");
 }
 
 #[test]
