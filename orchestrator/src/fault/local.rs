@@ -243,7 +243,9 @@ impl FaultDriver for LocalDriver {
         };
         if let Some(reason) = failure {
             // Undo the part that was done before reporting the failure.
-            let _ = self.revert(&handle).await;
+            if let Err(e) = self.revert(&handle).await {
+                tracing::error!(step = %fault.name, error = %e, "Could not undo a partial injection; the watchdog's TTL ends it.");
+            }
             return Err(FaultError::Inject {
                 step: fault.name.clone(),
                 reason,

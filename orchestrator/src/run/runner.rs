@@ -260,7 +260,9 @@ where
             night: opts.night,
         };
         if let Err(e) = self.store.create_run(&new_run).await {
-            let _ = self.store.release_lease(stack, opts.run_id).await;
+            if let Err(release) = self.store.release_lease(stack, opts.run_id).await {
+                tracing::error!(run_id = %opts.run_id, stack, error = %release, "Could not release the stack lease after failing to record the run; it expires on its TTL.");
+            }
             return Err(e.into());
         }
         let heartbeat = self.spawn_heartbeat(stack, opts);
@@ -714,10 +716,15 @@ where
                     .await;
                 }
                 Err(e) => {
-                    let _ = self
+                    // The driver undid its partial injection; the ledger must say so, or the
+                    // sweep will try to revert a fault that is not there.
+                    if let Err(store_error) = self
                         .store
                         .ledger_update(ledger_id, LedgerState::Reverted, None, Utc::now())
-                        .await;
+                        .await
+                    {
+                        tracing::error!(run_id = %state.run_id, error = %store_error, "Could not mark the failed injection reverted in the ledger.");
+                    }
                     self.record(
                         state,
                         step_result(index, Phase::When, &step.name, None, started_at)
@@ -968,10 +975,13 @@ where
                 .await;
             }
             Err(e) => {
-                let _ = self
+                if let Err(store_error) = self
                     .store
                     .ledger_update(ledger_id, LedgerState::RevertFailed, None, now)
-                    .await;
+                    .await
+                {
+                    tracing::error!(run_id = %state.run_id, error = %store_error, "Could not mark the fault revert-failed in the ledger; its TTL ends it on the target.");
+                }
                 state.escalate(RunOutcome::CleanupFailed, Some(format!("{e}")));
                 self.emit(
                     state,

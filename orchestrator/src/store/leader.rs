@@ -63,7 +63,9 @@ impl Store {
                         inner: Inner::Postgres(conn),
                     }))
                 } else {
-                    let _ = conn.close().await;
+                    if let Err(e) = conn.close().await {
+                        tracing::debug!(error = %e, "Could not close the election connection cleanly.");
+                    }
                     Ok(None)
                 }
             }
@@ -107,14 +109,21 @@ impl Leadership {
     pub async fn resign(self) {
         match self.inner {
             Inner::Postgres(mut conn) => {
-                let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
                     .bind(LEADER_LOCK_KEY)
                     .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
+                    .await
+                {
+                    tracing::warn!(error = %e, "Could not release the leader lock; it goes with the connection.");
+                }
+                if let Err(e) = conn.close().await {
+                    tracing::warn!(error = %e, "Could not close the leader connection cleanly.");
+                }
             }
             Inner::Sqlite { store, token } => {
-                let _ = store.release_lease(LEADER_LEASE, token).await;
+                if let Err(e) = store.release_lease(LEADER_LEASE, token).await {
+                    tracing::warn!(error = %e, "Could not release the leader lease; a standby takes over when it expires.");
+                }
             }
         }
     }
