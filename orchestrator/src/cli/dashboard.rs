@@ -43,8 +43,9 @@ async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
         config.as_ref().and_then(|c| c.database_url.as_deref()),
     )
     .await?;
-    let state =
-        DashboardState::new(store, timezone).context("compiling the dashboard templates")?;
+    let state = DashboardState::new(store, timezone)
+        .context("compiling the dashboard templates")?
+        .with_window(config.as_ref().map(|c| c.window).unwrap_or_default());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

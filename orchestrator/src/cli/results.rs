@@ -45,15 +45,20 @@ pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
 }
 
 async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
-    let configured = match &args.database_url {
-        Some(_) => None,
-        None => crate::scenario::load_library(&args.config)
-            .ok()
-            .and_then(|l| l.config.database_url),
-    };
-    let store = Store::open_chosen(args.database_url.as_deref(), configured.as_deref()).await?;
+    // The config only for its database URL and night calendar (zone and window): reading
+    // results must not depend on the scenario library being valid.
+    let config = crate::config::load(&args.config).ok();
+    let store = Store::open_chosen(
+        args.database_url.as_deref(),
+        config.as_ref().and_then(|c| c.database_url.as_deref()),
+    )
+    .await?;
     if let Some(night) = args.night {
-        return super::results_night::print_night(&store, night, &args.output).await;
+        let calendar = config
+            .as_ref()
+            .map(crate::plan::NightCalendar::of)
+            .unwrap_or_default();
+        return super::results_night::print_night(&store, night, calendar, &args.output).await;
     }
     if args.output == "csv" {
         eprintln!("error: --output csv needs --night YYYY-MM-DD");

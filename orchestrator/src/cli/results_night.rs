@@ -15,20 +15,21 @@ use chrono::{NaiveDate, SecondsFormat};
 use serde_json::json;
 
 use crate::exit_codes;
-use crate::store::{RunFilter, RunRecord, StepRecord, Store};
+use crate::store::{RunRecord, StepRecord, Store};
 
 /// Prints every run of `night` (oldest first) in `output` format; returns the exit code.
 ///
 /// # Errors
 /// Store errors.
-pub async fn print_night(store: &Store, night: NaiveDate, output: &str) -> anyhow::Result<u8> {
-    let mut runs = store
-        .runs(&RunFilter {
-            night: Some(night),
-            ..RunFilter::default()
-        })
+pub async fn print_night(
+    store: &Store,
+    night: NaiveDate,
+    calendar: crate::plan::NightCalendar,
+    output: &str,
+) -> anyhow::Result<u8> {
+    let runs = store
+        .runs_of_night(night, calendar.window_of(night))
         .await?;
-    runs.reverse();
     let mut rows = Vec::with_capacity(runs.len());
     for run in runs {
         let steps = store.steps(run.id).await?;

@@ -132,7 +132,9 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
     };
     let dashboard = DashboardState::new(store.clone(), config.timezone)
         .context("compiling the dashboard templates")?;
-    let dashboard = dashboard.with_known(crate::dashboard::KnownNames::of(&library));
+    let dashboard = dashboard
+        .with_known(crate::dashboard::KnownNames::of(&library))
+        .with_window(config.window);
     // The dashboard answers on the API's port, so it needs the API's tokens (viewer or above).
     let dashboard_routes = crate::dashboard::router(dashboard).layer(
         axum::middleware::from_fn_with_state(api.clone(), crate::api::auth::require_viewer),

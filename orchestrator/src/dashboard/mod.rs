@@ -29,6 +29,9 @@ pub struct DashboardState {
     pub store: Store,
     /// Zone in which times are shown (the config's `timezone`).
     pub timezone: chrono_tz::Tz,
+    /// Which runs make up a night (the config's zone and window; default 00:00–07:00 in
+    /// `timezone`), see [`Store::runs_of_night`].
+    pub calendar: crate::plan::NightCalendar,
     /// Scenario and team names of the library and config: a page for a name that is neither
     /// known nor in the history is a 404.
     known: Arc<KnownNames>,
@@ -67,9 +70,20 @@ impl DashboardState {
         Ok(Self {
             store,
             timezone,
+            calendar: crate::plan::NightCalendar {
+                tz: timezone,
+                window: crate::config::ChaosWindow::default(),
+            },
             known: Arc::new(KnownNames::default()),
             env: Arc::new(env),
         })
+    }
+
+    /// The same state with the config's chaos window (the night page lists the runs of that
+    /// window, [`Store::runs_of_night`]).
+    pub fn with_window(mut self, window: crate::config::ChaosWindow) -> Self {
+        self.calendar.window = window;
+        self
     }
 
     /// The same state, knowing the library's scenarios and the config's teams.

@@ -96,14 +96,10 @@ fn row(state: &DashboardState, run: &RunRecord, span: Option<(i64, i64)>) -> Run
 /// coloured by outcome, the runs per stack, skipped scenarios with reasons (final plan), the
 /// plan's revisions, totals.
 pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<Value> {
-    let mut runs = state
+    let runs = state
         .store
-        .runs(&RunFilter {
-            night: Some(night),
-            ..RunFilter::default()
-        })
+        .runs_of_night(night, state.calendar.window_of(night))
         .await?;
-    runs.reverse();
     let plans = state.store.plans(night).await?;
     let first = plans.first().map(PlanView::of);
     let last = plans.last().map(PlanView::of);

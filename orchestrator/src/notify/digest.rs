@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::message::{DigestBody, KIND_DIGEST};
 use crate::config::Config;
-use crate::store::{RunFilter, RunRecord, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The digest of one team for one night.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,61 +26,6 @@ pub struct TeamDigest {
     pub body: DigestBody,
     /// The night's latest run (the outbox row's run), if any run happened.
     pub anchor_run: Option<uuid::Uuid>,
-}
-
-/// `[start, end)` of night `night` in UTC.
-pub fn night_bounds(config: &Config, night: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let window = config.window;
-    let start_date = if window.end <= window.start {
-        night.pred_opt().unwrap_or(night)
-    } else {
-        night
-    };
-    let local = start_date.and_time(window.start);
-    let start = config
-        .timezone
-        .from_local_datetime(&local)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| Utc.from_utc_datetime(&local));
-    let length = ChronoDuration::from_std(window.length()).unwrap_or(ChronoDuration::hours(7));
-    (start, start + length)
-}
-
-/// The night's runs, oldest first.
-///
-/// # Errors
-/// [`StoreError`] when the store cannot be read.
-pub async fn night_runs(
-    store: &Store,
-    night: NaiveDate,
-    config: &Config,
-) -> Result<Vec<RunRecord>, StoreError> {
-    let (start, end) = night_bounds(config, night);
-    let by_night = store
-        .runs(&RunFilter {
-            night: Some(night),
-            ..RunFilter::default()
-        })
-        .await?;
-    let by_time = store
-        .runs(&RunFilter {
-            since: Some(start),
-            until: Some(end),
-            ..RunFilter::default()
-        })
-        .await?;
-    let mut runs: BTreeMap<uuid::Uuid, RunRecord> = BTreeMap::new();
-    for run in by_night.into_iter().chain(
-        by_time
-            .into_iter()
-            .filter(|r| r.night.is_none_or(|n| n == night)),
-    ) {
-        runs.insert(run.id, run);
-    }
-    let mut runs: Vec<RunRecord> = runs.into_values().collect();
-    runs.sort_by_key(|r| (r.started_at, r.id));
-    Ok(runs)
 }
 
 fn taught_nothing(status: &str) -> bool {
@@ -105,7 +50,8 @@ pub async fn build(
     night: NaiveDate,
     config: &Config,
 ) -> Result<Vec<TeamDigest>, StoreError> {
-    let runs = night_runs(store, night, config).await?;
+    let window = crate::plan::NightCalendar::of(config).window_of(night);
+    let runs = store.runs_of_night(night, window).await?;
     let mut steps = BTreeMap::new();
     for run in &runs {
         steps.insert(run.id, store.steps(run.id).await?);

@@ -37,6 +37,12 @@ impl NightCalendar {
         }
     }
 
+    /// The UTC window `[start, end)` of `night` in this calendar ([`night_window`]).
+    pub fn window_of(&self, night: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+        let w = night_window(night, self.tz, self.window);
+        (w.start, w.end)
+    }
+
     /// [`night_of`] in this calendar.
     pub fn night_of(&self, instant: DateTime<Utc>) -> NaiveDate {
         night_of(instant, self.tz, self.window)

@@ -213,6 +213,40 @@ impl Store {
         }
     }
 
+    /// The runs of night `night` — the one definition the digest, `f3-chaos results --night` and
+    /// the dashboard's night page share: every run the daemon planned for that night, and every
+    /// other run (CLI, API, CI gate) that started inside its window `[start, end)`. Oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn runs_of_night(
+        &self,
+        night: chrono::NaiveDate,
+        window: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let planned = self
+            .runs(&RunFilter {
+                night: Some(night),
+                ..RunFilter::default()
+            })
+            .await?;
+        let in_window = self
+            .runs(&RunFilter {
+                since: Some(window.0),
+                until: Some(window.1),
+                ..RunFilter::default()
+            })
+            .await?;
+        let mut runs: std::collections::BTreeMap<Uuid, RunRecord> =
+            planned.into_iter().map(|run| (run.id, run)).collect();
+        for run in in_window.into_iter().filter(|r| r.night.is_none()) {
+            runs.insert(run.id, run);
+        }
+        let mut runs: Vec<RunRecord> = runs.into_values().collect();
+        runs.sort_by_key(|r| (r.started_at, r.id));
+        Ok(runs)
+    }
+
     /// Runs matching `filter`, newest first.
     ///
     /// # Errors

@@ -378,6 +378,97 @@ fn hex(bytes: &[u8]) -> String {
 
 // ---------------------------------------------------------------- tests
 
+/// "The runs of night N" mean the same in the digest, `f3-chaos results --night` and the
+/// dashboard's night page: the daemon's runs planned for N and every ad-hoc run started inside
+/// N's window — not a run of the afternoon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_results_and_dashboard_count_the_same_runs_of_a_night() {
+    let receiver = Receiver::start().await;
+    let library = library(&receiver);
+    let db = Db::new();
+    let store = db.open().await;
+    let d = night(20);
+    let planned = seed_run(&store, &library, d, &[LATENCY]).await;
+    let mut ad_hoc = Vec::new();
+    for hour in [3, 14] {
+        let id = Uuid::now_v7();
+        store
+            .create_run(&NewRun {
+                id,
+                scenario: SCENARIO.into(),
+                stack: STACK.into(),
+                trigger: "cli".into(),
+                started_by: "sre".into(),
+                started_at: at(d, hour),
+                pid: 1,
+                host: "test".into(),
+                scenario_digest: None,
+                night: None,
+            })
+            .await
+            .unwrap();
+        store
+            .finish_run(id, "passed", at(d, hour), &json!({}))
+            .await
+            .unwrap();
+        ad_hoc.push(id);
+    }
+    let (in_window, afternoon) = (ad_hoc[0], ad_hoc[1]);
+    let expected = [planned, in_window];
+
+    let digests = notify::digest::build(&store, d, &library.config)
+        .await
+        .unwrap();
+    assert!(
+        digests[0]
+            .body
+            .headline
+            .contains(": 2 runs, 1 passed, 1 failed"),
+        "{}",
+        digests[0].body.headline
+    );
+
+    let out = std::process::Command::new(f3_chaos_tests::binary("f3-chaos"))
+        .args(["results", "--night", "2026-11-20", "--output", "json"])
+        .args(["--database-url", &db.url])
+        .current_dir(f3_chaos_tests::repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<String> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["run"]["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        ids,
+        expected.map(|id| id.to_string()),
+        "results --night, oldest first"
+    );
+    assert_eq!(report["totals"]["runs"], 2);
+
+    let dashboard = f3_chaos_tests::dashboard::Dashboard::start(&db.url).unwrap();
+    let page = reqwest::get(format!("{}/night/2026-11-20", dashboard.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for id in expected {
+        assert!(page.contains(&id.to_string()), "{id} on the night page");
+    }
+    assert!(
+        !page.contains(&afternoon.to_string()),
+        "the afternoon run is not night 20's"
+    );
+}
+
 /// Ad-hoc runs (no planned night) count on the local night of their start: at 00:30 and 06:00
 /// BST (23:30 and 05:00 UTC, two UTC dates) both are night 2026-07-02 in London, so the second
 /// failure is the first failing night, not "still failing (2 nights)".
