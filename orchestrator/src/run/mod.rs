@@ -8,6 +8,8 @@ pub mod launch;
 pub mod outcome;
 pub mod runner;
 pub mod sweep;
+#[cfg(test)]
+mod tests;
 
 pub use event::{Phase, RunEvent, StepResult};
 pub use outcome::RunOutcome;

@@ -1,0 +1,448 @@
+//! The runner's state machine without processes: a scripted fault driver, the in-memory SLO
+//! source and a real SQLite store in a temporary directory. Each test drives one path — every
+//! outcome, and a cancellation in each phase — and checks the outcome, what was reverted and
+//! what the store kept.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::{RunOptions, RunOutcome, Runner};
+use crate::assert::{FakeSource, Verdict};
+use crate::fault::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
+use crate::scenario::{Check, Comparison, FaultStep, Scenario};
+use crate::store::{LedgerState, Store};
+
+/// A fault driver whose failures are scripted; it records what it injected and reverted.
+#[derive(Default)]
+struct ScriptedDriver {
+    inject_fails: bool,
+    revert_fails: bool,
+    /// The fingerprint changes after the first injection (someone deployed mid-run).
+    redeploy_during_fault: bool,
+    injected: Mutex<Vec<String>>,
+    reverted: Mutex<Vec<String>>,
+}
+
+impl ScriptedDriver {
+    fn injected(&self) -> Vec<String> {
+        self.injected.lock().expect("lock").clone()
+    }
+
+    fn reverted(&self) -> Vec<String> {
+        self.reverted.lock().expect("lock").clone()
+    }
+}
+
+impl FaultDriver for ScriptedDriver {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    async fn preflight(&self, _faults: &[FaultStep]) -> Result<(), FaultError> {
+        Ok(())
+    }
+
+    fn describe(&self, fault: &FaultStep) -> Result<serde_json::Value, FaultError> {
+        Ok(serde_json::json!({ "step": fault.name }))
+    }
+
+    async fn inject(
+        &self,
+        fault: &FaultStep,
+        _ctx: &FaultContext,
+    ) -> Result<FaultHandle, FaultError> {
+        if self.inject_fails {
+            return Err(FaultError::Inject {
+                step: fault.name.clone(),
+                reason: "the API server said no".into(),
+            });
+        }
+        self.injected.lock().expect("lock").push(fault.name.clone());
+        Ok(FaultHandle {
+            driver: "scripted".into(),
+            description: format!("scripted {}", fault.name),
+            data: serde_json::json!({ "step": fault.name }),
+        })
+    }
+
+    async fn revert(&self, handle: &FaultHandle) -> Result<(), FaultError> {
+        if self.revert_fails {
+            return Err(FaultError::Revert {
+                what: handle.description.clone(),
+                reason: "connection reset".into(),
+            });
+        }
+        self.reverted
+            .lock()
+            .expect("lock")
+            .push(handle.data["step"].as_str().unwrap_or_default().to_owned());
+        Ok(())
+    }
+
+    async fn orphans(&self) -> Result<Vec<FaultHandle>, FaultError> {
+        Ok(Vec::new())
+    }
+
+    async fn fingerprint(&self) -> Result<String, FaultError> {
+        let redeployed = self.redeploy_during_fault && !self.injected().is_empty();
+        Ok(if redeployed {
+            "sha256:after"
+        } else {
+            "sha256:before"
+        }
+        .to_owned())
+    }
+}
+
+impl LoadGenerator for ScriptedDriver {
+    async fn set_tps(&self, _tps: f64) -> Result<(), FaultError> {
+        Ok(())
+    }
+
+    fn load_check(&self, tps: f64) -> Check {
+        Check {
+            query: "tps".into(),
+            op: Comparison::Ge,
+            threshold: tps,
+            unit: None,
+            slo: None,
+        }
+    }
+}
+
+/// A scenario on the `local` stack of config/local: steady state `steady`, a 1 s GCP loss, a
+/// Then step on `latency` held during the fault, and an abort condition on `breach`.
+fn scenario() -> Scenario {
+    let text = r#"
+apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: scripted
+  description: Runner unit test.
+  owner: sre-chaos
+spec:
+  targets:
+    selector: { platform: payments }
+  schedule: { cadence: manual, priority: low, estimatedDuration: 1m }
+  given:
+    - kind: steady-state
+      name: Steady
+      query: steady
+      op: ">="
+      threshold: 1
+  when:
+    - kind: cloud-loss
+      name: GCP connectivity lost
+      cloud: gcp
+      duration: 1s
+  then:
+    - name: Latency below 250 ms
+      owner: payments
+      query: latency
+      op: "<"
+      threshold: 0.25
+      unit: s
+      hold: during-fault
+  abort:
+    - name: Breach
+      query: breach
+      op: ">"
+      threshold: 0
+"#;
+    let config = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local");
+    let checked = crate::scenario::check_texts(
+        vec![("scripted.yaml".into(), text.to_owned())],
+        Some(&config),
+    );
+    let library = checked
+        .library
+        .unwrap_or_else(|| panic!("{}", checked.diagnostics));
+    library.scenarios["scripted"].clone()
+}
+
+/// An SLO source where every query of the scenario has a value from a minute ago on (the
+/// lookback keeps it current for the test): steady state held, latency 0.1 s, no breach.
+fn healthy() -> FakeSource {
+    let source = FakeSource::new();
+    let since = Utc::now() - chrono::Duration::seconds(60);
+    for (query, value) in [("steady", 1.0), ("latency", 0.1), ("breach", 0.0)] {
+        source.push(query, &[], since, value);
+    }
+    source
+}
+
+fn options() -> RunOptions {
+    let mut opts = RunOptions::new("test", "test");
+    opts.abort_poll = Duration::from_millis(50);
+    opts.steady_state_within = Duration::from_millis(300);
+    opts.recovery_timeout = Duration::from_millis(300);
+    opts.ttl_grace = Duration::from_millis(100);
+    opts.query_step = Duration::from_millis(100);
+    opts
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Store,
+}
+
+async fn store() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("f3.db").display()))
+        .await
+        .expect("store");
+    Setup { _dir: dir, store }
+}
+
+/// Runs the scenario on `driver` and `source` with [`options`].
+async fn run(setup: &Setup, driver: &ScriptedDriver, source: &FakeSource) -> super::RunReport {
+    run_with(setup, driver, source, options(), None).await
+}
+
+/// Runs the scenario with `opts`; `cancel_after` cancels the run that long after its start.
+async fn run_with(
+    setup: &Setup,
+    driver: &ScriptedDriver,
+    source: &FakeSource,
+    opts: RunOptions,
+    cancel_after: Option<Duration>,
+) -> super::RunReport {
+    let cancel = CancellationToken::new();
+    if let Some(after) = cancel_after {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            cancel.cancel();
+        });
+    }
+    let runner = Runner::new(&setup.store, driver, source, None, cancel);
+    runner
+        .run(&scenario(), "local", &opts)
+        .await
+        .expect("the run starts")
+}
+
+/// Every ledger entry of the run ended reverted (none left injected or pending).
+async fn ledger_all_reverted(setup: &Setup, report: &super::RunReport) -> bool {
+    setup
+        .store
+        .ledger_for_run(report.run_id)
+        .await
+        .expect("ledger")
+        .iter()
+        .all(|e| e.state == LedgerState::Reverted)
+}
+
+#[tokio::test]
+async fn a_healthy_run_passes_and_reverts_its_fault() {
+    let setup = store().await;
+    let driver = ScriptedDriver::default();
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Passed, "{:?}", report.reason);
+    assert_eq!(driver.injected(), ["GCP connectivity lost"]);
+    assert_eq!(driver.reverted(), ["GCP connectivity lost"]);
+    assert!(ledger_all_reverted(&setup, &report).await);
+    let stored = setup
+        .store
+        .run(report.run_id)
+        .await
+        .expect("run")
+        .expect("stored");
+    assert_eq!(stored.status, "passed");
+}
+
+#[tokio::test]
+async fn a_then_step_over_its_threshold_fails_the_run() {
+    let setup = store().await;
+    let source = healthy();
+    source.push(
+        "latency",
+        &[],
+        Utc::now() - chrono::Duration::seconds(1),
+        0.4,
+    );
+    let report = run(&setup, &ScriptedDriver::default(), &source).await;
+    assert_eq!(report.outcome, RunOutcome::Failed, "{:?}", report.reason);
+    let then = report
+        .steps
+        .iter()
+        .find(|s| s.name == "Latency below 250 ms")
+        .expect("the Then step");
+    assert_eq!(then.verdict, Verdict::Failed);
+    assert_eq!(then.owner.as_deref(), Some("payments"));
+}
+
+#[tokio::test]
+async fn a_then_step_without_data_is_inconclusive_never_passed() {
+    let setup = store().await;
+    let source = FakeSource::new();
+    let since = Utc::now() - chrono::Duration::seconds(60);
+    source.push("steady", &[], since, 1.0);
+    source.push("breach", &[], since, 0.0);
+    let report = run(&setup, &ScriptedDriver::default(), &source).await;
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Inconclusive,
+        "{:?}",
+        report.reason
+    );
+}
+
+#[tokio::test]
+async fn a_failed_given_skips_when_and_then_and_injects_nothing() {
+    let setup = store().await;
+    let source = healthy();
+    source.push(
+        "steady",
+        &[],
+        Utc::now() - chrono::Duration::seconds(1),
+        0.0,
+    );
+    let driver = ScriptedDriver::default();
+    let report = run(&setup, &driver, &source).await;
+    assert_eq!(report.outcome, RunOutcome::PreconditionFailed);
+    assert!(driver.injected().is_empty());
+    let verdicts: Vec<(String, Verdict)> = report
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), s.verdict))
+        .collect();
+    assert!(
+        verdicts.contains(&("GCP connectivity lost".to_owned(), Verdict::Skipped))
+            && verdicts.contains(&("Latency below 250 ms".to_owned(), Verdict::Skipped)),
+        "{verdicts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_revert_ends_cleanup_failed_naming_the_fault() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        revert_fails: true,
+        ..ScriptedDriver::default()
+    };
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::CleanupFailed);
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("scripted GCP connectivity lost"),
+        "{reason}"
+    );
+    let ledger = setup
+        .store
+        .ledger_for_run(report.run_id)
+        .await
+        .expect("ledger");
+    assert_eq!(ledger[0].state, LedgerState::RevertFailed);
+}
+
+#[tokio::test]
+async fn a_failed_injection_is_an_error_and_nothing_stays_injected() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        inject_fails: true,
+        ..ScriptedDriver::default()
+    };
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Error);
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("the API server said no")),
+        "the driver's cause is kept"
+    );
+    assert!(ledger_all_reverted(&setup, &report).await);
+}
+
+#[tokio::test]
+async fn a_stack_that_changed_during_the_run_voids_it() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        redeploy_during_fault: true,
+        ..ScriptedDriver::default()
+    };
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Void, "{:?}", report.reason);
+    assert_eq!(driver.reverted(), ["GCP connectivity lost"]);
+}
+
+#[tokio::test]
+async fn a_breached_abort_condition_reverts_and_records_its_latency() {
+    let setup = store().await;
+    let source = healthy();
+    // The breach shows from a moment after the start: the abort poll sees it during the fault.
+    source.push(
+        "breach",
+        &[],
+        Utc::now() + chrono::Duration::milliseconds(200),
+        1.0,
+    );
+    let driver = ScriptedDriver::default();
+    let report = run(&setup, &driver, &source).await;
+    assert_eq!(report.outcome, RunOutcome::Aborted, "{:?}", report.reason);
+    assert!(report.abort_latency_ms.is_some_and(|ms| ms >= 0));
+    assert_eq!(driver.reverted(), ["GCP connectivity lost"]);
+    assert!(ledger_all_reverted(&setup, &report).await);
+}
+
+#[tokio::test]
+async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
+    // (phase, cancel after, a fault was injected): in Given while the steady state is awaited
+    // (it never holds; the bound is 5 s), during the 1 s fault, and in Then while the judge waits
+    // for the window's last scrape (a query step of 2 s after the fault's end).
+    for (phase, after_ms, injected) in [
+        ("given", 150, false),
+        ("fault", 500, true),
+        ("then", 1600, true),
+    ] {
+        let setup = store().await;
+        let source = healthy();
+        let mut opts = options();
+        match phase {
+            "given" => {
+                source.push(
+                    "steady",
+                    &[],
+                    Utc::now() - chrono::Duration::seconds(1),
+                    0.0,
+                );
+                opts.steady_state_within = Duration::from_secs(5);
+            }
+            "then" => opts.query_step = Duration::from_secs(2),
+            _ => {}
+        }
+        let driver = ScriptedDriver::default();
+        let report = run_with(
+            &setup,
+            &driver,
+            &source,
+            opts,
+            Some(Duration::from_millis(after_ms)),
+        )
+        .await;
+        assert_eq!(
+            report.outcome,
+            RunOutcome::Interrupted,
+            "{phase}: {:?}",
+            report.reason
+        );
+        assert_eq!(!driver.injected().is_empty(), injected, "{phase}");
+        assert_eq!(
+            driver.injected(),
+            driver.reverted(),
+            "{phase}: all reverted"
+        );
+        assert!(ledger_all_reverted(&setup, &report).await, "{phase}");
+        let stored = setup
+            .store
+            .run(report.run_id)
+            .await
+            .expect("run")
+            .expect("stored");
+        assert_eq!(stored.status, "interrupted", "{phase}");
+    }
+}
