@@ -122,7 +122,7 @@ pub fn judge(
         ),
         Some(run) => {
             let age = now - run.started_at;
-            if run.status != "passed" {
+            if run.outcome() != Some(crate::run::RunOutcome::Passed) {
                 (
                     GateStatus::Fail,
                     format!(

@@ -122,7 +122,10 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
         *by_outcome.entry(run.status.clone()).or_default() += 1;
     }
     let finished = runs.iter().filter(|r| !r.is_running()).count();
-    let passed = by_outcome.get("passed").copied().unwrap_or(0);
+    let passed = runs
+        .iter()
+        .filter(|r| r.outcome() == Some(crate::run::RunOutcome::Passed))
+        .count();
     let rate = if finished > 0 {
         format!("{:.1} %", passed as f64 * 100.0 / finished as f64)
     } else {
@@ -291,7 +294,10 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
             .iter()
             .filter(|r| r.started_at >= from && !r.is_running())
             .collect();
-        let passed = window.iter().filter(|r| r.status == "passed").count();
+        let passed = window
+            .iter()
+            .filter(|r| r.outcome() == Some(crate::run::RunOutcome::Passed))
+            .count();
         if window.is_empty() {
             "n/a".to_owned()
         } else {

@@ -15,7 +15,8 @@ use serde_json::json;
 
 use super::message::{DigestBody, KIND_DIGEST};
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::run::RunOutcome;
+use crate::store::{RunRecord, Store, StoreError};
 
 /// The digest of one team for one night.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +29,9 @@ pub struct TeamDigest {
     pub anchor_run: Option<uuid::Uuid>,
 }
 
-fn taught_nothing(status: &str) -> bool {
-    matches!(
-        status,
-        "void" | "precondition-failed" | "interrupted" | "error" | "cleanup-failed"
-    )
+/// [`RunOutcome::teaches_nothing`] of a stored run that has finished.
+fn taught_nothing(run: &RunRecord) -> bool {
+    run.outcome().is_some_and(RunOutcome::teaches_nothing)
 }
 
 fn fmt_value(value: Option<f64>) -> String {
@@ -56,12 +55,15 @@ pub async fn build(
     for run in &runs {
         steps.insert(run.id, store.steps(run.id).await?);
     }
-    let passed = runs.iter().filter(|r| r.status == "passed").count();
+    let passed = runs
+        .iter()
+        .filter(|r| r.outcome() == Some(RunOutcome::Passed))
+        .count();
     let failed = runs
         .iter()
-        .filter(|r| matches!(r.status.as_str(), "failed" | "aborted" | "inconclusive"))
+        .filter(|r| r.outcome().is_some_and(RunOutcome::found_a_problem))
         .count();
-    let wasted = runs.iter().filter(|r| taught_nothing(&r.status)).count();
+    let wasted = runs.iter().filter(|r| taught_nothing(r)).count();
     let mut out = Vec::new();
     for team in config.teams.values() {
         let mut lines = Vec::new();
@@ -71,7 +73,7 @@ pub async fn build(
             let owns = run_steps
                 .iter()
                 .any(|s| s.owner.as_deref() == Some(team.name.as_str()));
-            if taught_nothing(&run.status) {
+            if taught_nothing(run) {
                 if owns {
                     let reason = run
                         .summary

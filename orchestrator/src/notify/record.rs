@@ -37,12 +37,9 @@ fn not_passing(verdict: &str) -> bool {
     matches!(verdict, "failed" | "inconclusive" | "error")
 }
 
-/// Whether a finished run says something about the platform (counts for streaks).
+/// Whether a finished run's verdicts count for streaks ([`RunOutcome::counts_for_streaks`]).
 fn counts(run: &RunRecord) -> bool {
-    !matches!(
-        run.status.as_str(),
-        "running" | "void" | "precondition-failed" | "interrupted"
-    )
+    run.outcome().is_some_and(RunOutcome::counts_for_streaks)
 }
 
 /// The night a run counts on: its planned night, else the local night of its start.

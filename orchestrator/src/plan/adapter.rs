@@ -19,61 +19,11 @@ use super::model::{
 };
 use super::window::{night_of, night_window};
 use crate::config::{Config, Environment, Stack};
+use crate::run::RunOutcome;
 use crate::scenario::{Cadence, Priority, Scenario};
 
 /// How many recent passed runs feed a learned duration.
 pub const LEARNED_SAMPLES: usize = 20;
-
-/// Outcome of a past run (as recorded by the store).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// Every Then step passed.
-    Passed,
-    /// At least one Then step failed.
-    Failed,
-    /// An abort condition was breached.
-    Aborted,
-    /// A step could not be judged.
-    Inconclusive,
-    /// Given did not hold; nothing was injected.
-    PreconditionFailed,
-    /// The stack changed during the run.
-    Void,
-    /// A fault could not be reverted.
-    CleanupFailed,
-    /// Infrastructure or internal error.
-    Error,
-}
-
-impl RunOutcome {
-    /// Whether the run tested the hypothesis (counts for cadence and staleness).
-    pub fn tested(self) -> bool {
-        matches!(
-            self,
-            RunOutcome::Passed | RunOutcome::Failed | RunOutcome::Aborted
-        )
-    }
-}
-
-impl RunOutcome {
-    /// The outcome of a store run status (`passed`, `failed`, …); `None` for `running` and
-    /// `interrupted` (a run that did not finish says nothing about the scenario's duration or
-    /// cadence).
-    pub fn from_status(status: &str) -> Option<RunOutcome> {
-        use crate::run::RunOutcome as Stored;
-        Some(match status.parse::<Stored>().ok()? {
-            Stored::Passed => RunOutcome::Passed,
-            Stored::Failed => RunOutcome::Failed,
-            Stored::Aborted => RunOutcome::Aborted,
-            Stored::Inconclusive => RunOutcome::Inconclusive,
-            Stored::PreconditionFailed => RunOutcome::PreconditionFailed,
-            Stored::Void => RunOutcome::Void,
-            Stored::CleanupFailed => RunOutcome::CleanupFailed,
-            Stored::Error => RunOutcome::Error,
-            Stored::Interrupted => return None,
-        })
-    }
-}
 
 /// One past run, the planner's view of a store row.
 #[derive(Debug, Clone)]
@@ -86,7 +36,8 @@ pub struct PastRun {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// End, UTC.
     pub ended_at: chrono::DateTime<chrono::Utc>,
-    /// Outcome.
+    /// Outcome (never `interrupted`: a run that did not finish says nothing about the
+    /// scenario's duration or cadence).
     pub outcome: RunOutcome,
 }
 
@@ -99,7 +50,7 @@ impl PastRun {
             stack: run.stack.clone(),
             started_at: run.started_at,
             ended_at: run.ended_at?,
-            outcome: RunOutcome::from_status(&run.status)?,
+            outcome: run.outcome().filter(|o| *o != RunOutcome::Interrupted)?,
         })
     }
 }
@@ -158,7 +109,7 @@ pub fn plan_input(
             runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
             let last_tested = runs
                 .iter()
-                .find(|r| r.outcome.tested())
+                .find(|r| r.outcome.tested_the_hypothesis())
                 .map(|r| night_of(r.started_at, config.timezone, config.window));
             let (exclude, staleness) = due(night, sc.schedule.cadence, last_tested);
             let options = sc

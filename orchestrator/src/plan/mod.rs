@@ -26,7 +26,7 @@ pub mod window;
 
 use std::collections::BTreeMap;
 
-pub use adapter::{HISTORY_DAYS, PastRun, RunOutcome, past_runs, plan_input};
+pub use adapter::{HISTORY_DAYS, PastRun, past_runs, plan_input};
 pub use model::*;
 pub use solver::SolverOptions;
 pub use window::{NightCalendar, night_window};

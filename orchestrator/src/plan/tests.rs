@@ -410,6 +410,7 @@ mod adapter_tests {
     use super::*;
     use crate::config::{Config, DriverConfig, Environment, Reservation, Stack};
     use crate::duration::HumanDuration;
+    use crate::run::RunOutcome;
     use crate::scenario::{Cadence, Priority, Scenario, Schedule, Targets};
 
     fn stack(

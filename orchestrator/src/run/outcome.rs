@@ -72,6 +72,52 @@ impl RunOutcome {
         }
     }
 
+    /// The run tested the hypothesis: faults went in and the Then steps were judged to the end
+    /// (passed, failed) or the platform breached an abort condition (aborted). Only these count
+    /// for a scenario's cadence and staleness in the planner: a void, errored or inconclusive
+    /// run leaves the scenario due.
+    pub fn tested_the_hypothesis(self) -> bool {
+        matches!(
+            self,
+            RunOutcome::Passed | RunOutcome::Failed | RunOutcome::Aborted
+        )
+    }
+
+    /// The run's step verdicts count for failure streaks ("still failing (3 nights)"): every
+    /// run whose Then steps were judged — including one that ended `error` or `cleanup-failed`
+    /// after judging them. Not void (the stack changed, the verdicts mean nothing),
+    /// precondition-failed (nothing was judged) or interrupted (judging was cut short).
+    pub fn counts_for_streaks(self) -> bool {
+        !matches!(
+            self,
+            RunOutcome::Void | RunOutcome::PreconditionFailed | RunOutcome::Interrupted
+        )
+    }
+
+    /// As a run, it taught nothing about the platform: the digest lists it apart with its
+    /// reason (void, precondition-failed, interrupted, error, cleanup-failed). Stricter than
+    /// [`RunOutcome::counts_for_streaks`] on purpose: an errored run's judged steps still count
+    /// for a streak, but the run itself is not a pass or a failure of the scenario.
+    pub fn teaches_nothing(self) -> bool {
+        matches!(
+            self,
+            RunOutcome::Void
+                | RunOutcome::PreconditionFailed
+                | RunOutcome::Interrupted
+                | RunOutcome::Error
+                | RunOutcome::CleanupFailed
+        )
+    }
+
+    /// The platform did not hold: failed, aborted, or not judgeable (inconclusive) — what the
+    /// digest and the dashboard count as "failed".
+    pub fn found_a_problem(self) -> bool {
+        matches!(
+            self,
+            RunOutcome::Failed | RunOutcome::Aborted | RunOutcome::Inconclusive
+        )
+    }
+
     /// Which of two outcomes wins when both apply. Order, strongest first: cleanup-failed (a
     /// fault may still be active), interrupted, void (nothing else means anything), aborted,
     /// error, failed, inconclusive, precondition-failed, passed.
@@ -118,6 +164,33 @@ impl std::str::FromStr for RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The three rules differ on purpose (see their docs): errored and cleanup-failed runs
+    /// count for streaks but teach nothing as runs; only passed, failed and aborted runs tested
+    /// the hypothesis.
+    #[test]
+    fn the_three_outcome_rules_differ_where_documented() {
+        use RunOutcome::*;
+        // (outcome, tested the hypothesis, counts for streaks, teaches nothing, found a problem)
+        let table = [
+            (Passed, true, true, false, false),
+            (Failed, true, true, false, true),
+            (Aborted, true, true, false, true),
+            (Inconclusive, false, true, false, true),
+            (PreconditionFailed, false, false, true, false),
+            (Void, false, false, true, false),
+            (CleanupFailed, false, true, true, false),
+            (Interrupted, false, false, true, false),
+            (Error, false, true, true, false),
+        ];
+        assert_eq!(table.len(), RunOutcome::ALL.len());
+        for (o, tested, streaks, nothing, problem) in table {
+            assert_eq!(o.tested_the_hypothesis(), tested, "{o}");
+            assert_eq!(o.counts_for_streaks(), streaks, "{o}");
+            assert_eq!(o.teaches_nothing(), nothing, "{o}");
+            assert_eq!(o.found_a_problem(), problem, "{o}");
+        }
+    }
 
     #[test]
     fn exit_codes_are_distinct_per_outcome() {

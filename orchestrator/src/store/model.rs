@@ -86,6 +86,11 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The run's outcome, parsed from its stored status; `None` while it is `running`.
+    pub fn outcome(&self) -> Option<crate::run::RunOutcome> {
+        self.status.parse().ok()
+    }
+
     /// Whether the run still has no outcome.
     pub fn is_running(&self) -> bool {
         self.status == RUNNING
