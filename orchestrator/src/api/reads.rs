@@ -64,7 +64,7 @@ pub(super) async fn scenario(
 /// the next one): `{night, window: {start, end}, source, plan: {slots, skipped, objective, …},
 /// revisions?}`, instants RFC 3339 UTC. `source: "daemon"`: the daemon's latest stored plan of that
 /// night, with `revisions` (every plan's `created_at` and `reason`); `source: "computed"`: the
-/// planner on the library and the store's last 90 days of runs (no stored plan).
+/// planner on the library and the store's last 60 days of runs (`plan::HISTORY_DAYS`) (no stored plan).
 pub(super) async fn plan(
     State(state): State<ApiState>,
     _caller: Caller,

@@ -1,4 +1,4 @@
-//! Alertmanager silences during experiments (issue 7, item 5): while a fault is active the target
+//! Alertmanager silences during experiments: while a fault is active the target
 //! stack's alerts are silenced, so on-call is not paged by what the experiment broke on purpose.
 //!
 //! Wire format: Alertmanager API v2 (`api/v2/openapi.yaml` in prometheus/alertmanager):
@@ -400,7 +400,7 @@ mod tests {
         assert!(comment.contains(&run.to_string()), "{comment}");
     }
 
-    /// reqwest is built with rustls (issue 7: receivers may be `https://`): a request to an
+    /// reqwest is built with rustls (receivers may be `https://`): a request to an
     /// `https://` URL opens a TLS handshake (first byte 0x16, a TLS handshake record) instead of
     /// failing with "scheme is not http".
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! Grafana annotations of the fault window (issue 7, item 6; optional per stack), so dashboards
+//! Grafana annotations of the fault window (optional per stack), so dashboards
 //! show exactly when the fault was on.
 //!
 //! Wire format: Grafana HTTP API, annotations (`docs/sources/developers/http_api/annotations.md`

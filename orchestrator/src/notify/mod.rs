@@ -1,5 +1,5 @@
 //! Notifications: tell the team that owns a failed Then step, once, with the evidence and what to
-//! do (issue 7).
+//! do.
 //!
 //! The runner records one outbox row per owner team and run ([`record`]); the delivery worker
 //! ([`worker::deliver_due`], [`worker::run_worker`]) fans each row out to the team's routes and

@@ -1,5 +1,5 @@
 //! Run events: every transition of a run, written to the store first, then fanned out to
-//! reporters (the terminal, JSON output, later SSE and the dashboard).
+//! reporters (the terminal, JSON output, the API's SSE stream, metrics).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

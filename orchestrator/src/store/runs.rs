@@ -85,8 +85,7 @@ impl Store {
 
     /// Moves a `running` run to its outcome (one of [`RUN_OUTCOMES`]) with its summary document
     /// and queues its notifications in the outbox (pending, due at `ended_at`) — in one
-    /// transaction (issue 7: "notifications are written in the same transaction as the run's
-    /// final verdicts"): either the outcome and every notification are stored, or none of them.
+    /// transaction: either the outcome and every notification are stored, or none of them.
     /// The end instant is also the last heartbeat. Returns the outbox ids in `notifications`
     /// order.
     ///
