@@ -59,10 +59,21 @@ impl FromStr for HumanDuration {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // humantime prints `1h 30m`; we print the compact form users write.
-        let text = humantime::format_duration(self.0)
-            .to_string()
-            .replace(' ', "");
+        // humantime prints `1h 30m`, and `1day` for 24h; we print the compact form users write,
+        // in hours at most (`24h`, `36h30m`, `90s` → `1m30s`).
+        let whole_hours = std::time::Duration::from_secs(self.0.as_secs() / 3600 * 3600);
+        let rest = self.0.saturating_sub(whole_hours);
+        let mut text = String::new();
+        if !whole_hours.is_zero() {
+            text.push_str(&format!("{}h", whole_hours.as_secs() / 3600));
+        }
+        if !rest.is_zero() || text.is_empty() {
+            text.push_str(
+                &humantime::format_duration(rest)
+                    .to_string()
+                    .replace(' ', ""),
+            );
+        }
         f.write_str(&text)
     }
 }
@@ -115,6 +126,10 @@ mod tests {
             );
         }
         assert_eq!(HumanDuration::from_secs(5400).to_string(), "1h30m");
+        // `--max-age 24h` reads back as written, not `1day`.
+        assert_eq!(HumanDuration::from_secs(86_400).to_string(), "24h");
+        assert_eq!(HumanDuration::from_secs(131_400).to_string(), "36h30m");
+        assert_eq!(HumanDuration::from_secs(0).to_string(), "0s");
     }
 
     #[test]

@@ -63,12 +63,19 @@ pub enum Command {
     Notify(notify::NotifyArgs),
     /// Print (and with --send, deliver) the morning digest of a night, one message per team.
     Digest(notify::DigestArgs),
-    /// Serve the read-only dashboard from the store (until the daemon serves it).
+    /// Serve the read-only dashboard from the store on its own (the daemon serves it too).
     Dashboard(dashboard::DashboardArgs),
     /// Manage the bundled local sandbox (same as the `f3-sandbox` binary).
     Sandbox(sandbox::SandboxArgs),
     /// Plan and execute chaos nights unattended (cron trigger, parallel stacks, start-up sweep).
     Daemon(daemon::DaemonArgs),
+    /// Print a shell completion script: `f3-chaos completions bash > /etc/bash_completion.d/f3-chaos`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `f3-chaos man | man -l -`.
+    Man,
     /// Internal: the dead-man switch of one local fault (started by the local driver).
     #[command(name = "__fault-watchdog", hide = true)]
     FaultWatchdog {
@@ -108,6 +115,12 @@ pub fn main() -> ExitCode {
         Command::Dashboard(args) => dashboard::execute(args),
         Command::Sandbox(args) => sandbox::execute(args),
         Command::Daemon(args) => daemon::execute(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "f3-chaos", &mut std::io::stdout());
+            Ok(exit_codes::PASSED)
+        }
+        Command::Man => man_page(),
         Command::FaultWatchdog { detach, spec } => crate::fault::watchdog::main(detach, &spec),
     };
     match result {
@@ -122,11 +135,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `f3-chaos man`: the top-level manual page (clap_mangen), exit codes included.
+fn man_page() -> anyhow::Result<u8> {
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+    Ok(exit_codes::PASSED)
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("F3_CHAOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal, and never with NO_COLOR (https://no-color.org): a log
+    // redirected to a file carries no escape codes.
+    use std::io::IsTerminal as _;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

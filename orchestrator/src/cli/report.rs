@@ -57,7 +57,7 @@ impl TerminalReporter {
             }
             RunEvent::StepStarted { phase, name, .. } => {
                 if let Some(bar) = &self.spinner {
-                    bar.set_message(format!("{}: {name}", phase_label(*phase)));
+                    bar.set_message(spinner_label(*phase, name));
                 }
             }
             RunEvent::StepFinished(step) => self.println(step_line(step, config)),
@@ -150,6 +150,19 @@ impl TerminalReporter {
 impl Default for TerminalReporter {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The spinner's text for a step: `Given: Steady 300 TPS`; a step whose name already carries its
+/// phase (`Recovery: Steady 300 TPS`) is not prefixed twice.
+fn spinner_label(phase: Phase, name: &str) -> String {
+    let label = phase_label(phase);
+    match name
+        .strip_prefix(label)
+        .and_then(|rest| rest.strip_prefix(": "))
+    {
+        Some(_) => name.to_owned(),
+        None => format!("{label}: {name}"),
     }
 }
 
@@ -319,4 +332,25 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
     }
     junit.add_test_suite(suite);
     Ok(junit.to_string()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spinner_names_the_phase_once() {
+        assert_eq!(
+            spinner_label(Phase::Recovery, "Recovery: Steady 300 TPS"),
+            "Recovery: Steady 300 TPS"
+        );
+        assert_eq!(
+            spinner_label(Phase::Given, "Steady 300 TPS"),
+            "Given: Steady 300 TPS"
+        );
+        assert_eq!(
+            spinner_label(Phase::Then, "Product SLO latency < 250ms"),
+            "Assertion: Product SLO latency < 250ms"
+        );
+    }
 }

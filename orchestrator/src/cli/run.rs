@@ -210,12 +210,18 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let Some(scenario) = library.scenarios.get(&args.scenario) else {
-        let known: Vec<&str> = library.scenarios.keys().map(String::as_str).collect();
-        eprintln!(
-            "error: unknown scenario `{}` (known: {})",
-            args.scenario,
-            known.join(", ")
-        );
+        let known: Vec<String> = library.scenarios.keys().cloned().collect();
+        match crate::scenario::yaml::closest(&args.scenario, &known) {
+            Some(guess) => eprintln!(
+                "error: unknown scenario `{}`: did you mean `{guess}`?",
+                args.scenario
+            ),
+            None => eprintln!(
+                "error: unknown scenario `{}` (known: {})",
+                args.scenario,
+                known.join(", ")
+            ),
+        }
         return Ok(exit_codes::INVALID_INPUT);
     };
     let stack = match choose_stack(scenario, &library.config, args.stack.as_deref()) {

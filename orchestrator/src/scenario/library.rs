@@ -62,7 +62,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Library, Diagnostics> {
 pub fn check_library(config_dir: &Path) -> Checked {
     let mut diags = Diagnostics::new();
     if !config_dir.is_dir() {
-        diags.push(Diagnostic::error(config_dir, "config directory not found"));
+        diags.push(
+            Diagnostic::error(config_dir, "config directory not found").help(
+                "pass --config DIR or set F3_CHAOS_CONFIG (the default, config/local, is relative to the repository root)",
+            ),
+        );
         return Checked {
             library: None,
             diagnostics: diags,

@@ -4,6 +4,7 @@ mod api;
 mod assert;
 mod browser;
 mod chaos_mesh;
+mod cli;
 mod daemon;
 mod dashboard;
 mod deploy;

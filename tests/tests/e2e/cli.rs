@@ -1,0 +1,118 @@
+//! The conventions a terminal user expects of `f3-chaos`: shell completions and a man page,
+//! "did you mean" for a mistyped scenario, a hint when the config is not where it is looked
+//! for, and no colour codes in a log that is not a terminal.
+
+use std::process::{Command, Output, Stdio};
+
+use f3_chaos_tests::{binary, repo_root};
+
+fn f3(args: &[&str]) -> Output {
+    Command::new(binary("f3-chaos"))
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("NO_COLOR")
+        .env_remove("F3_CHAOS_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("f3-chaos")
+}
+
+#[test]
+fn completions_for_every_shell_and_a_man_page() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = f3(&["completions", shell]);
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("f3-chaos")
+                && script.contains("gate")
+                && script.contains("wait-for-assertions"),
+            "{shell} completes commands and flags"
+        );
+    }
+    // The bash script is valid bash.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("f3-chaos.bash");
+    std::fs::write(&path, f3(&["completions", "bash"]).stdout).expect("write");
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .expect("bash");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let man = f3(&["man"]);
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH f3-chaos 1"),
+        "{page}"
+    );
+    assert!(page.contains(".TH f3-chaos 1"), "a section-1 page");
+    assert!(page.contains("gate"), "lists the subcommands");
+}
+
+#[test]
+fn a_mistyped_scenario_gets_a_did_you_mean() {
+    let out = f3(&["run", "--scenario", "gcp-failover-validaton"]);
+    assert_eq!(out.status.code(), Some(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did you mean `gcp-failover-validation`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn outside_the_repository_the_missing_config_names_both_ways_to_point_at_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(binary("f3-chaos"))
+        .args(["run", "--scenario", "gcp-failover-validation"])
+        .current_dir(dir.path())
+        .env_remove("F3_CHAOS_CONFIG")
+        .output()
+        .expect("f3-chaos");
+    assert_eq!(out.status.code(), Some(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config directory not found")
+            && stderr.contains("--config")
+            && stderr.contains("F3_CHAOS_CONFIG"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = format!("sqlite://{}", dir.path().join("none/f3.db").display());
+    let out = Command::new(binary("f3-chaos"))
+        .args(["plan", "--night", "2026-11-23", "--database-url", &store])
+        .current_dir(repo_root())
+        .env_remove("NO_COLOR")
+        .env("F3_CHAOS_LOG", "info")
+        .output()
+        .expect("f3-chaos plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("No store yet"),
+        "an info log line: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escape codes: {stderr:?}"
+    );
+}
