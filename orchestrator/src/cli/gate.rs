@@ -40,8 +40,17 @@ use crate::store::{RUNNING, RunFilter, RunRecord, Store};
 /// How many of the newest runs of one scenario × stack are read to skip the running ones.
 const LOOKBACK: u32 = 50;
 
+/// Exit codes of `f3-chaos gate`, shown by `f3-chaos gate --help`.
+pub const GATE_EXIT_CODES: &str = "\
+Exit codes:
+   0  passed         every selected scenario (× stack) has a recent passing run
+   1  failed         at least one line is FAIL, MISSING or STALE
+   8  invalid-input  a malformed selector, or a glob/tag that selects no scenario
+  10  error          the store or the JUnit file could not be used";
+
 /// Arguments of `f3-chaos gate`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = GATE_EXIT_CODES)]
 pub struct GateArgs {
     /// Scenarios to gate: comma-separated names, globs (`*-failover-*`) and/or `tag=TAG`.
     #[arg(long, required = true, value_delimiter = ',')]
@@ -238,6 +247,21 @@ pub fn select(
     Ok(selected)
 }
 
+/// For a scenario name the library does not know: says so, with the closest name when one is
+/// near (`did you mean …`). None when the name is known or the library could not be loaded.
+fn unknown_scenario_hint(name: &str, library: Option<&[(String, Vec<String>)]>) -> Option<String> {
+    let names: Vec<String> = library?.iter().map(|(n, _)| n.clone()).collect();
+    if names.iter().any(|n| n == name) {
+        return None;
+    }
+    Some(match crate::scenario::yaml::closest(name, &names) {
+        Some(guess) => {
+            format!("`{name}` is not a scenario of the library: did you mean `{guess}`?")
+        }
+        None => format!("`{name}` is not a scenario of the library"),
+    })
+}
+
 /// Runs the command; returns the exit code.
 pub fn execute(args: GateArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -288,7 +312,13 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
                 .await?
                 .into_iter()
                 .find(|r| r.status != RUNNING);
-            lines.push(judge(scenario, *stack, latest, now, args.max_age));
+            let mut line = judge(scenario, *stack, latest, now, args.max_age);
+            if line.status == GateStatus::Missing
+                && let Some(hint) = unknown_scenario_hint(scenario, catalogue.as_deref())
+            {
+                line.reason = format!("{}; {hint}", line.reason);
+            }
+            lines.push(line);
         }
     }
     let failing = lines

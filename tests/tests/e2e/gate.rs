@@ -266,6 +266,29 @@ async fn fails_when_a_run_is_missing() {
     // A selector that selects nothing is invalid input, not a silent pass.
     let out = db.f3_chaos(&["gate", "--scenarios", "tag=no-such-tag"]);
     assert_eq!(out.status.code(), Some(INVALID_INPUT), "{}", describe(&out));
+
+    // A mistyped name is MISSING, and says which scenario was meant.
+    let out = db.f3_chaos(&["gate", "--scenarios", "gcp-failover-validaton"]);
+    assert_eq!(out.status.code(), Some(FAILED), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains(
+            "`gcp-failover-validaton` is not a scenario of the library: did you mean `gcp-failover-validation`?"
+        ),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn the_gate_documents_its_exit_codes_in_its_help() {
+    let out = Command::new(binary("f3-chaos"))
+        .args(["gate", "--help"])
+        .output()
+        .expect("f3-chaos gate --help");
+    let help = stdout(&out);
+    for line in ["0  passed", "1  failed", "8  invalid-input", "10  error"] {
+        assert!(help.contains(line), "{line} in {help}");
+    }
 }
 
 #[tokio::test]
