@@ -16,6 +16,9 @@ pub enum OutputFormat {
     Text,
     /// One JSON object on stdout: `{ok, files, errors, warnings, diagnostics: [...], scenarios, slos}`.
     Json,
+    /// GitHub Actions workflow commands on stdout (`::error file=…,line=…,col=…,title=…::…`),
+    /// one per diagnostic: a pull request shows each on its line.
+    Github,
 }
 
 /// Arguments of `f3-chaos validate`.
@@ -24,7 +27,8 @@ pub enum OutputFormat {
   f3-chaos validate                              # the default config dir and the library it names
   f3-chaos validate scenarios assertions config  # everything shipped
   f3-chaos validate scenarios/my-new.yaml        # one file, against --config's stacks and teams
-  f3-chaos validate --output json scenarios      # for tools and CI annotations")]
+  f3-chaos validate --output json scenarios      # for tools
+  f3-chaos validate --output github scenarios    # annotations on a GitHub pull request")]
 pub struct ValidateArgs {
     /// Files or directories (searched recursively for *.yaml/*.yml). Each file is classified by
     /// its `kind:` (Scenario, SloCatalogue, Config, Stacks, Teams). Without paths, validates the
@@ -84,6 +88,40 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// One diagnostic as a GitHub Actions workflow command ("Setting an error message",
+/// docs.github.com/actions/reference/workflow-commands): `::error` or `::warning` with the file,
+/// line and column, the field as its title, and the message (plus help) as its text. Values are
+/// escaped as the runner expects (`%`, CR and LF in both; also `:` and `,` in properties).
+fn github_annotation(d: &Diagnostic) -> String {
+    fn data(text: &str) -> String {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn property(text: &str) -> String {
+        data(text).replace(':', "%3A").replace(',', "%2C")
+    }
+    let command = match d.severity {
+        crate::scenario::Severity::Error => "error",
+        crate::scenario::Severity::Warning => "warning",
+    };
+    let mut properties = vec![format!("file={}", property(&d.file.display().to_string()))];
+    if d.line > 0 {
+        properties.push(format!("line={}", d.line));
+    }
+    if d.column > 0 {
+        properties.push(format!("col={}", d.column));
+    }
+    if !d.field.is_empty() {
+        properties.push(format!("title={}", property(&d.field)));
+    }
+    let message = match &d.help {
+        Some(help) => format!("{} (help: {help})", d.message),
+        None => d.message.clone(),
+    };
+    format!("::{command} {}::{}", properties.join(","), data(&message))
+}
+
 fn print(checked: &Checked, format: OutputFormat) -> anyhow::Result<()> {
     let diags = &checked.diagnostics;
     let lib = checked.library.as_ref();
@@ -109,6 +147,20 @@ fn print(checked: &Checked, format: OutputFormat) -> anyhow::Result<()> {
                     .unwrap_or_default(),
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        OutputFormat::Github => {
+            for d in &diags.0 {
+                println!("{}", github_annotation(d));
+            }
+            let plural =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            println!(
+                "{}: {}, {} in {}",
+                if diags.has_errors() { "failed" } else { "ok" },
+                plural(diags.error_count(), "error"),
+                plural(diags.warning_count(), "warning"),
+                plural(checked.files, "file")
+            );
         }
         OutputFormat::Text => {
             if !diags.is_empty() {

@@ -259,6 +259,31 @@ error: unknown team `paymnts`
 }
 
 #[test]
+fn github_output_annotates_the_line_of_each_diagnostic() {
+    let out = f3_chaos(&[
+        "validate",
+        "--output",
+        "github",
+        "--config",
+        "config/local",
+        "tests/fixtures/broken/unknown-owner-team.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(INVALID_INPUT));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "::error file=tests/fixtures/broken/unknown-owner-team.yaml,line=24,col=14,\
+             title=spec.then[1].owner::unknown team `paymnts` (help: did you mean `payments`?)\n"
+        ),
+        "got:\n{text}"
+    );
+    assert!(
+        text.ends_with("failed: 1 error, 0 warnings in 4 files\n"),
+        "got:\n{text}"
+    );
+}
+
+#[test]
 fn missing_path_is_invalid_input() {
     let out = f3_chaos(&["validate", "no/such/dir"]);
     assert_eq!(out.status.code(), Some(INVALID_INPUT), "{}", stderr(&out));
