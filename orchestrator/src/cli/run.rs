@@ -85,8 +85,8 @@ pub struct TriggerArgs {
     /// Scenario name.
     #[arg(long)]
     pub scenario: String,
-    /// Stack to run on.
-    #[arg(long, alias = "stack")]
+    /// Stack to run on (`--stack`, as for `run`; `--target-stack` is still accepted).
+    #[arg(long = "stack", alias = "target-stack", value_name = "STACK")]
     pub target_stack: String,
     /// Config directory.
     #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
