@@ -280,6 +280,39 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
             ),
         }
     }
+    if let Some(weights) = spec
+        .planner
+        .as_ref()
+        .and_then(|p| p.priority_weights.as_ref())
+    {
+        for (name, given, slot) in [
+            (
+                "critical",
+                weights.critical,
+                &mut config.priority_weights.critical,
+            ),
+            ("high", weights.high, &mut config.priority_weights.high),
+            (
+                "medium",
+                weights.medium,
+                &mut config.priority_weights.medium,
+            ),
+            ("low", weights.low, &mut config.priority_weights.low),
+        ] {
+            match given {
+                Some(0) => diags.push(
+                    cfile
+                        .error_at(
+                            &format!("spec.planner.priorityWeights.{name}"),
+                            format!("the weight of `{name}` must be at least 1"),
+                        )
+                        .help("a scenario worth 0 points would never be planned; use `cadence: manual` for that"),
+                ),
+                Some(points) => *slot = points,
+                None => {}
+            }
+        }
+    }
     if let Some(db) = &spec.database_url {
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
@@ -643,6 +676,38 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    fn load_spec(spec_lines: &str) -> Result<Config, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "apiVersion: f3-chaos/v1\nkind: Config\nspec:\n{spec_lines}  stacks:\n    - name: uat-beta\n      \
+             environment: uat\n      driver: {{kind: chaos-mesh, namespace: chaos-mesh}}\n      \
+             prometheusUrl: http://prometheus:9090\n"
+        );
+        std::fs::write(dir.path().join("f3-chaos.yaml"), yaml).unwrap();
+        load(dir.path())
+    }
+
+    #[test]
+    fn priority_weights_are_configurable_and_default_per_class() {
+        let config =
+            load_spec("  planner:\n    priorityWeights: {medium: 40, critical: 200}\n").unwrap();
+        assert_eq!(
+            config.priority_weights,
+            crate::config::PriorityWeights {
+                critical: 200,
+                high: 10,
+                medium: 40,
+                low: 1
+            }
+        );
+        let err = load_spec("  planner:\n    priorityWeights: {low: 0}\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("spec.planner.priorityWeights.low") && text.contains("at least 1"),
+            "{text}"
+        );
+    }
 
     /// Loads a one-stack config whose stack ends with the YAML lines `extra`.
     fn load_with(extra: &str) -> Result<Config, Diagnostics> {

@@ -45,6 +45,46 @@ pub struct Config {
     pub library: LibraryPaths,
     /// Bearer tokens of the daemon's HTTP API (`spec.api.tokens`; secrets stay in the environment).
     pub api_tokens: Vec<ApiToken>,
+    /// Weight points per priority class (`spec.planner.priorityWeights`).
+    pub priority_weights: PriorityWeights,
+}
+
+/// Weight points of each priority class: what the planner maximises is the sum over a night of
+/// points × staleness (docs/planner.md, "Objective").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PriorityWeights {
+    /// `critical` (default 100: one outweighs nine high ones).
+    pub critical: u64,
+    /// `high` (default 10).
+    pub high: u64,
+    /// `medium` (default 3).
+    pub medium: u64,
+    /// `low` (default 1).
+    pub low: u64,
+}
+
+impl Default for PriorityWeights {
+    fn default() -> Self {
+        Self {
+            critical: 100,
+            high: 10,
+            medium: 3,
+            low: 1,
+        }
+    }
+}
+
+impl PriorityWeights {
+    /// The points of `priority`.
+    pub fn points(&self, priority: crate::scenario::Priority) -> u64 {
+        use crate::scenario::Priority;
+        match priority {
+            Priority::Critical => self.critical,
+            Priority::High => self.high,
+            Priority::Medium => self.medium,
+            Priority::Low => self.low,
+        }
+    }
 }
 
 impl Default for Config {
@@ -64,6 +104,7 @@ impl Default for Config {
             dashboard_url: None,
             library: LibraryPaths::default(),
             api_tokens: Vec::new(),
+            priority_weights: PriorityWeights::default(),
         }
     }
 }

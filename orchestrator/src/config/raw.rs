@@ -56,6 +56,9 @@ pub struct RawConfigSpec {
     #[serde(default)]
     #[schemars(with = "Option<HumanDuration>")]
     pub overrun_notify_after: Option<String>,
+    /// How the planner weighs scenarios (docs/planner.md).
+    #[serde(default)]
+    pub planner: Option<RawPlanner>,
     /// Store URL: `sqlite://PATH` or `postgres://…` (default: a SQLite file).
     #[serde(default)]
     pub database_url: Option<String>,
@@ -74,6 +77,36 @@ pub struct RawConfigSpec {
     /// The daemon's HTTP API (bearer tokens); see docs/api.md.
     #[serde(default)]
     pub api: Option<RawApi>,
+}
+
+/// `spec.planner`: how the planner weighs scenarios.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPlanner {
+    /// Weight points of each priority class (default critical 100, high 10, medium 3, low 1).
+    /// A scenario's weight is its points × its staleness (1.0 when tested on schedule, up to 3.0
+    /// when overdue); the planner maximises the total weight of a night.
+    #[serde(default)]
+    pub priority_weights: Option<RawPriorityWeights>,
+}
+
+/// `spec.planner.priorityWeights`: points per priority class (whole numbers ≥ 1; any class left
+/// out keeps its default).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPriorityWeights {
+    /// Points of a `critical` scenario (default 100).
+    #[serde(default)]
+    pub critical: Option<u64>,
+    /// Points of a `high` scenario (default 10).
+    #[serde(default)]
+    pub high: Option<u64>,
+    /// Points of a `medium` scenario (default 3).
+    #[serde(default)]
+    pub medium: Option<u64>,
+    /// Points of a `low` scenario (default 1).
+    #[serde(default)]
+    pub low: Option<u64>,
 }
 
 /// `spec.api`: who may call the daemon's HTTP API.

@@ -6,7 +6,8 @@
 //!   scenario compiler; checked again here as a guard rail).
 //! - **Duration** per stack: the declared `schedule.estimated_duration`, replaced by the p90
 //!   (nearest rank) of the last [`LEARNED_SAMPLES`] passed runs of that scenario on that stack.
-//! - **Weight** = [`priority_points`] × staleness (tenths, 10–30): a due scenario whose last tested
+//! - **Weight** = the priority class's points (`spec.planner.priorityWeights`, default
+//!   critical 100, high 10, medium 3, low 1) × staleness (tenths, 10–30): a due scenario whose last tested
 //!   run is `k` cadence periods ago gets `10·k` tenths, capped at 30; never tested = 10.
 //! - **Due**: nightly — not yet tested tonight; every N nights — at least N nights since the last
 //!   tested run (or never run); weekly — on its weekday, or any night once more than 7 nights
@@ -20,7 +21,7 @@ use super::model::{
 use super::window::{night_of, night_window};
 use crate::config::{Config, Environment, Stack};
 use crate::run::RunOutcome;
-use crate::scenario::{Cadence, Priority, Scenario};
+use crate::scenario::{Cadence, Scenario};
 
 /// How many recent passed runs feed a learned duration.
 pub const LEARNED_SAMPLES: usize = 20;
@@ -77,16 +78,6 @@ pub async fn past_runs(
         .collect())
 }
 
-/// Weight points of a priority class (a critical scenario outweighs ten high ones).
-pub fn priority_points(p: Priority) -> u64 {
-    match p {
-        Priority::Low => 1,
-        Priority::Medium => 3,
-        Priority::High => 10,
-        Priority::Critical => 100,
-    }
-}
-
 /// Builds the planner input for `night`. `history` may be empty (no store yet) and in any order.
 pub fn plan_input(
     night: NaiveDate,
@@ -127,7 +118,7 @@ pub fn plan_input(
             PlanScenario {
                 name: sc.name.clone(),
                 options,
-                weight: priority_points(sc.schedule.priority) * staleness,
+                weight: config.priority_weights.points(sc.schedule.priority) * staleness,
                 after: sc.schedule.after.clone(),
                 resources: sc.schedule.resources.clone(),
                 exclude,

@@ -544,6 +544,16 @@ mod adapter_tests {
             100 * 30,
             "critical, 3 nights stale (capped at 3x)"
         );
+        // The team's own weights (spec.planner.priorityWeights) replace the defaults.
+        let weighted = Config {
+            priority_weights: crate::config::PriorityWeights {
+                critical: 7,
+                ..Default::default()
+            },
+            ..config.clone()
+        };
+        let input_weighted = plan_input(night, &weighted, &scenarios, &history);
+        assert_eq!(input_weighted.scenarios[0].weight, 7 * 30);
         assert!(matches!(
             input.scenarios[1].exclude,
             Some(SkipReason::NotDue { .. })
