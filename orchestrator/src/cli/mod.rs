@@ -28,9 +28,24 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Colour on stdout and stderr: `auto` (only on a terminal, never with `NO_COLOR`), `always`
+    /// or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (https://no-color.org).
+    Auto,
+    /// Always, even into a file or pipe.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Log output format.
@@ -101,7 +116,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_tracing(cli.log_format);
+    match cli.color {
+        ColorChoice::Auto => {}
+        ColorChoice::Always => owo_colors::set_override(true),
+        ColorChoice::Never => owo_colors::set_override(false),
+    }
+    init_tracing(cli.log_format, cli.color);
     let result = match cli.command {
         Command::Validate(args) => validate::execute(args),
         Command::Schema(args) => schema::execute(args),
@@ -142,14 +162,20 @@ fn man_page() -> anyhow::Result<u8> {
     Ok(exit_codes::PASSED)
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, color: ColorChoice) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("F3_CHAOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Colour only on a terminal, and never with NO_COLOR (https://no-color.org): a log
     // redirected to a file carries no escape codes.
     use std::io::IsTerminal as _;
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let colour = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)

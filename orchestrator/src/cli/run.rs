@@ -154,11 +154,14 @@ pub(crate) fn choose_stack<'a>(
     let name = match asked {
         Some(name) => {
             if !config.stacks.contains_key(name) {
-                let known: Vec<&str> = config.stacks.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "unknown stack `{name}` (stacks in this config: {})",
-                    known.join(", ")
-                ));
+                let known: Vec<String> = config.stacks.keys().cloned().collect();
+                return Err(match crate::scenario::yaml::closest(name, &known) {
+                    Some(guess) => format!("unknown stack `{name}`: did you mean `{guess}`?"),
+                    None => format!(
+                        "unknown stack `{name}` (stacks in this config: {})",
+                        known.join(", ")
+                    ),
+                });
             }
             if !eligible.iter().any(|s| s == name) {
                 return Err(format!(

@@ -72,6 +72,20 @@ fn a_mistyped_scenario_gets_a_did_you_mean() {
 }
 
 #[test]
+fn a_mistyped_stack_gets_a_did_you_mean() {
+    let out = f3(&[
+        "run",
+        "--scenario",
+        "gcp-failover-validation",
+        "--stack",
+        "locl",
+    ]);
+    assert_eq!(out.status.code(), Some(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `local`?"), "{stderr}");
+}
+
+#[test]
 fn outside_the_repository_the_missing_config_names_both_ways_to_point_at_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(binary("f3-chaos"))
@@ -114,5 +128,19 @@ fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
     assert!(
         !stderr.contains('\u{1b}'),
         "no ANSI escape codes: {stderr:?}"
+    );
+
+    // `--color always` colours even a file.
+    let out = Command::new(binary("f3-chaos"))
+        .args(["--color", "always", "plan", "--night", "2026-11-23"])
+        .args(["--database-url", &store])
+        .current_dir(repo_root())
+        .env("F3_CHAOS_LOG", "info")
+        .output()
+        .expect("f3-chaos plan");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains('\u{1b}'),
+        "--color always: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
