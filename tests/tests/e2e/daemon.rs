@@ -1372,7 +1372,7 @@ fn the_probes_and_metrics_tell_an_operator_what_the_daemon_is_doing() {
     let base = format!("http://{}", started["listen"].as_str().expect("listen"));
     let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
                              version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-    runtime.block_on(async {
+    let restored = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -1498,7 +1498,7 @@ fn the_probes_and_metrics_tell_an_operator_what_the_daemon_is_doing() {
         assert_eq!(status, 200);
 
         // ... and comes back: ready again, leading again.
-        let _link = StoreLink::open(Some(link.addr), upstream);
+        let restored = StoreLink::open(Some(link.addr), upstream);
         let (status, body) = poll_until(
             &client,
             &format!("{base}/readyz"),
@@ -1512,7 +1512,10 @@ fn the_probes_and_metrics_tell_an_operator_what_the_daemon_is_doing() {
             "{body}"
         );
         drop(prometheus);
+        restored
     });
+    // The store stays reachable through the shutdown (the test is about the probes, not about
+    // stopping without a store).
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -1520,6 +1523,7 @@ fn the_probes_and_metrics_tell_an_operator_what_the_daemon_is_doing() {
     .expect("SIGTERM");
     let (code, journal) = daemon.finish(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{journal:#?}");
+    drop(restored);
     drop(night);
     drop(database);
 }
