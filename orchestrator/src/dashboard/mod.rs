@@ -27,10 +27,8 @@ mod svg;
 pub struct DashboardState {
     /// The store (shared pool).
     pub store: Store,
-    /// Zone in which times are shown (the config's `timezone`).
-    pub timezone: chrono_tz::Tz,
-    /// Which runs make up a night (the config's zone and window; default 00:00–07:00 in
-    /// `timezone`), see [`Store::runs_of_night`].
+    /// The config's zone, in which times are shown, and its window, which says which runs make
+    /// up a night ([`Store::runs_of_night`]; default 00:00–07:00).
     pub calendar: crate::plan::NightCalendar,
     /// Scenario and team names of the library and config: a page for a name that is neither
     /// known nor in the history is a 404.
@@ -69,7 +67,6 @@ impl DashboardState {
         }
         Ok(Self {
             store,
-            timezone,
             calendar: crate::plan::NightCalendar {
                 tz: timezone,
                 window: crate::config::ChaosWindow::default(),

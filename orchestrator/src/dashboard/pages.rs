@@ -40,7 +40,7 @@ struct RunRow {
 }
 
 pub(crate) fn local(state: &DashboardState, at: DateTime<Utc>, format: &str) -> String {
-    at.with_timezone(&state.timezone).format(format).to_string()
+    at.with_timezone(&state.calendar.tz).format(format).to_string()
 }
 
 fn fmt_duration(d: Option<std::time::Duration>) -> String {
@@ -168,7 +168,7 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
         night => night.to_string(),
         prev => night.pred_opt().map(|d| d.to_string()),
         next => night.succ_opt().map(|d| d.to_string()),
-        zone => state.timezone.name(),
+        zone => state.calendar.tz.name(),
         gantt => Value::from_serialize(&chart),
         stacks => stacks,
         by_outcome => by_outcome,
@@ -256,7 +256,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
     Ok(Some(context! {
         title => format!("{} on {}", run.scenario, run.stack),
         run => row(state, &run, None),
-        zone => state.timezone.name(),
+        zone => state.calendar.tz.name(),
         steps => rows,
         faults => faults,
         notifications => notifications,
@@ -382,7 +382,7 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
     Ok(context! {
         title => format!("Scenario {name}"),
         name => name,
-        zone => state.timezone.name(),
+        zone => state.calendar.tz.name(),
         rates => rates,
         steps => stats.into_values().collect::<Vec<_>>(),
         trend => trend.map(Value::from_safe_string),
@@ -507,7 +507,7 @@ pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
         title => format!("Team {team}"),
         team => team,
         days => TEAM_DAYS,
-        zone => state.timezone.name(),
+        zone => state.calendar.tz.name(),
         failed => failed,
     })
 }
