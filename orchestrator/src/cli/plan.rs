@@ -90,11 +90,7 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
     let history = if args.no_history {
         Vec::new()
     } else {
-        let url = args
-            .database_url
-            .clone()
-            .or_else(|| config.database_url.clone())
-            .unwrap_or_else(Store::default_url);
+        let url = Store::chosen_url(args.database_url.as_deref(), config.database_url.as_deref());
         let window = plan::night_window(night, config.timezone, config.window);
         read_history(&url, window.start.min(Utc::now()))
     };

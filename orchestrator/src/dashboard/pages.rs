@@ -40,7 +40,9 @@ struct RunRow {
 }
 
 pub(crate) fn local(state: &DashboardState, at: DateTime<Utc>, format: &str) -> String {
-    at.with_timezone(&state.calendar.tz).format(format).to_string()
+    at.with_timezone(&state.calendar.tz)
+        .format(format)
+        .to_string()
 }
 
 fn fmt_duration(d: Option<std::time::Duration>) -> String {

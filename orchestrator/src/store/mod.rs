@@ -113,9 +113,7 @@ impl Store {
         configured: Option<&str>,
     ) -> anyhow::Result<Store> {
         use anyhow::Context as _;
-        let url = flag
-            .or(configured)
-            .map_or_else(Store::default_url, str::to_owned);
+        let url = Store::chosen_url(flag, configured);
         match Store::open(&url).await {
             Ok(store) => Ok(store),
             // These name the (redacted) URL themselves.
@@ -124,6 +122,13 @@ impl Store {
             }
             Err(e) => Err(e).with_context(|| format!("opening the store at {}", redact_url(&url))),
         }
+    }
+
+    /// The URL [`Store::open_chosen`] opens: `flag`, else `configured`, else
+    /// [`Store::default_url`].
+    pub fn chosen_url(flag: Option<&str>, configured: Option<&str>) -> String {
+        flag.or(configured)
+            .map_or_else(Store::default_url, str::to_owned)
     }
 
     /// The database URL to use when none is configured: `$F3_CHAOS_DATABASE_URL` if set and not
