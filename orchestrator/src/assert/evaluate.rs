@@ -287,7 +287,8 @@ impl Repeats {
 }
 
 fn from_error(check: &Check, window: Window, e: &SloError) -> Judgement {
-    static REPEATS: std::sync::Mutex<Option<Repeats>> = std::sync::Mutex::new(None);
+    static REPEATS: std::sync::LazyLock<std::sync::Mutex<Repeats>> =
+        std::sync::LazyLock::new(Default::default);
     let verdict = if e.is_definition_error() {
         Verdict::Error
     } else {
@@ -297,7 +298,6 @@ fn from_error(check: &Check, window: Window, e: &SloError) -> Judgement {
     let first = REPEATS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get_or_insert_with(Repeats::default)
         .first_in_a_while(&message, std::time::Instant::now());
     if first {
         tracing::warn!(error = %message, %verdict, "SLO query failed (the same failure is logged once a minute).");

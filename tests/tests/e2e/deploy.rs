@@ -14,8 +14,18 @@ use serde_yaml::Value;
 
 const OVERLAYS: [&str; 2] = ["single", "ha"];
 
-/// Every object of `deploy/overlays/<overlay>` as `kubectl kustomize` renders it.
-fn render(overlay: &str) -> Vec<Value> {
+/// Every object of `deploy/overlays/<overlay>` as `kubectl kustomize` renders it, rendered once
+/// per test binary and shared by the tests.
+fn render(overlay: &str) -> &'static [Value] {
+    static RENDERED: std::sync::OnceLock<BTreeMap<&'static str, Vec<Value>>> =
+        std::sync::OnceLock::new();
+    RENDERED
+        .get_or_init(|| OVERLAYS.iter().map(|o| (*o, render_now(o))).collect())
+        .get(overlay)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn render_now(overlay: &str) -> Vec<Value> {
     let out = Command::new(repo_root().join("scripts/deploy-tools.sh"))
         .args(["kubectl", "kustomize"])
         .arg(repo_root().join("deploy/overlays").join(overlay))
