@@ -288,6 +288,28 @@ fn step(index: usize, name: &str, owner: &str, verdict: Verdict, t: DateTime<Utc
     }
 }
 
+/// Stores an ad-hoc run (no planned night: `f3-chaos run`, the API, a CI gate) of `scenario`
+/// started at `t`, still running; returns its id.
+async fn ad_hoc_run(store: &Store, scenario: &str, t: DateTime<Utc>) -> Uuid {
+    let id = Uuid::now_v7();
+    store
+        .create_run(&NewRun {
+            id,
+            scenario: scenario.into(),
+            stack: STACK.into(),
+            trigger: "cli".into(),
+            started_by: "test".into(),
+            started_at: t,
+            pid: 1,
+            host: "test".into(),
+            scenario_digest: None,
+            night: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
 /// Stores a finished run of the reference scenario and queues its notifications the way the
 /// runner does. `failing` lists the step names that fail.
 async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &[&str]) -> Uuid {
@@ -391,22 +413,7 @@ async fn the_digest_results_and_dashboard_count_the_same_runs_of_a_night() {
     let planned = seed_run(&store, &library, d, &[LATENCY]).await;
     let mut ad_hoc = Vec::new();
     for hour in [3, 14] {
-        let id = Uuid::now_v7();
-        store
-            .create_run(&NewRun {
-                id,
-                scenario: SCENARIO.into(),
-                stack: STACK.into(),
-                trigger: "cli".into(),
-                started_by: "sre".into(),
-                started_at: at(d, hour),
-                pid: 1,
-                host: "test".into(),
-                scenario_digest: None,
-                night: None,
-            })
-            .await
-            .unwrap();
+        let id = ad_hoc_run(&store, SCENARIO, at(d, hour)).await;
         store
             .finish_run(id, "passed", at(d, hour), &json!({}))
             .await
@@ -484,22 +491,7 @@ async fn failure_streaks_count_local_nights_not_utc_dates() {
     let mut last = Vec::new();
     for started in ["2026-07-01T23:30:00Z", "2026-07-02T05:00:00Z"] {
         let t: DateTime<Utc> = started.parse().unwrap();
-        let id = Uuid::now_v7();
-        store
-            .create_run(&NewRun {
-                id,
-                scenario: SCENARIO.into(),
-                stack: STACK.into(),
-                trigger: "cli".into(),
-                started_by: "test".into(),
-                started_at: t,
-                pid: std::process::id(),
-                host: "test".into(),
-                scenario_digest: None,
-                night: None,
-            })
-            .await
-            .unwrap();
+        let id = ad_hoc_run(&store, SCENARIO, t).await;
         let steps = vec![step(0, LATENCY, "payments", Verdict::Failed, t)];
         for s in &steps {
             store.upsert_step(id, &record(s)).await.unwrap();
@@ -827,22 +819,7 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
     // Inside the window of night 20 (00:00–07:00 Europe/London = UTC in November).
     seed_run(&store, &library, d, &[LATENCY]).await; // failed: payments
     seed_run(&store, &library, d, &[]).await; // passed
-    let void = Uuid::now_v7();
-    store
-        .create_run(&NewRun {
-            id: void,
-            scenario: "payment-node-loss".into(),
-            stack: STACK.into(),
-            trigger: "test".into(),
-            started_by: "test".into(),
-            started_at: at(d, 3),
-            pid: 1,
-            host: "test".into(),
-            scenario_digest: None,
-            night: None, // found by its start time
-        })
-        .await
-        .unwrap();
+    let void = ad_hoc_run(&store, "payment-node-loss", at(d, 3)).await; // found by its start time
     let mut skipped = step(
         0,
         "Payments keep flowing",
@@ -863,22 +840,7 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
         .unwrap();
     // Not night 20: the night before, and an afternoon run.
     seed_run(&store, &library, night(19), &[SUCCESS]).await;
-    let afternoon = Uuid::now_v7();
-    store
-        .create_run(&NewRun {
-            id: afternoon,
-            scenario: SCENARIO.into(),
-            stack: STACK.into(),
-            trigger: "test".into(),
-            started_by: "test".into(),
-            started_at: at(d, 14),
-            pid: 1,
-            host: "test".into(),
-            scenario_digest: None,
-            night: None,
-        })
-        .await
-        .unwrap();
+    let afternoon = ad_hoc_run(&store, SCENARIO, at(d, 14)).await;
     store
         .finish_run(afternoon, "failed", at(d, 14), &json!({}))
         .await
