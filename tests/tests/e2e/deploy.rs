@@ -143,7 +143,7 @@ fn the_example_config_validates_where_the_pod_mounts_it() {
     for overlay in OVERLAYS {
         let objects = render(overlay);
         let root = tempfile::tempdir().expect("temp dir");
-        let env = mount_like_kubelet(&objects, root.path());
+        let env = mount_like_kubelet(objects, root.path());
         let config_dir = PathBuf::from(
             env.get("F3_CHAOS_CONFIG")
                 .expect("the Deployment sets F3_CHAOS_CONFIG"),
@@ -197,7 +197,7 @@ fn every_secret_the_example_config_names_comes_from_a_secret() {
     );
     for overlay in OVERLAYS {
         let objects = render(overlay);
-        let container = daemon_container(&objects);
+        let container = daemon_container(objects);
         let from_secrets: BTreeMap<&str, (&str, &str)> = seq(&container["env"])
             .iter()
             .filter_map(|e| {
@@ -233,7 +233,7 @@ fn the_cluster_role_grants_exactly_what_preflight_checks() {
         .collect();
     for overlay in OVERLAYS {
         let objects = render(overlay);
-        let role = one(&objects, "ClusterRole");
+        let role = one(objects, "ClusterRole");
         let mut granted = BTreeSet::new();
         for rule in seq(&role["rules"]) {
             for group in seq(&rule["apiGroups"]) {
@@ -249,7 +249,7 @@ fn the_cluster_role_grants_exactly_what_preflight_checks() {
             }
         }
         assert_eq!(granted, needed, "{overlay}: ClusterRole rules");
-        let binding = one(&objects, "ClusterRoleBinding");
+        let binding = one(objects, "ClusterRoleBinding");
         assert_eq!(
             str_of(&binding["roleRef"]["name"]),
             str_of(&role["metadata"]["name"])
