@@ -107,7 +107,7 @@ fn authorize<'a>(
     {
         production_check(stack)?;
     }
-    let stack = crate::cli::run::choose_stack(scenario, &library.config, req.stack.as_deref())
+    let stack = crate::run::launch::choose_stack(scenario, &library.config, req.stack.as_deref())
         .map_err(ApiError::BadRequest)?;
     production_check(stack)?;
     Ok((scenario, stack))

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::report::{self, TerminalReporter};
-use crate::config::{Config, DriverConfig};
+use crate::config::DriverConfig;
 use crate::exit_codes;
 use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
 use crate::run::launch::StackTools;
@@ -144,69 +144,6 @@ pub(crate) fn load(config_dir: &std::path::Path) -> Result<Library, u8> {
     })
 }
 
-/// Picks the stack: the one asked for (must be eligible), else the only eligible one.
-pub(crate) fn choose_stack<'a>(
-    scenario: &Scenario,
-    config: &'a Config,
-    asked: Option<&str>,
-) -> Result<&'a crate::config::Stack, String> {
-    let eligible = &scenario.targets.eligible_stacks;
-    let name = match asked {
-        Some(name) => {
-            if !config.stacks.contains_key(name) {
-                let known: Vec<String> = config.stacks.keys().cloned().collect();
-                return Err(match crate::scenario::yaml::closest(name, &known) {
-                    Some(guess) => format!("unknown stack `{name}`: did you mean `{guess}`?"),
-                    None => format!(
-                        "unknown stack `{name}` (stacks in this config: {})",
-                        known.join(", ")
-                    ),
-                });
-            }
-            if !eligible.iter().any(|s| s == name) {
-                return Err(format!(
-                    "scenario `{}` may not run on stack `{name}` (eligible: {}){}",
-                    scenario.name,
-                    if eligible.is_empty() {
-                        "none".into()
-                    } else {
-                        eligible.join(", ")
-                    },
-                    if config
-                        .stacks
-                        .get(name)
-                        .is_some_and(|s| s.environment == crate::config::Environment::Production)
-                    {
-                        "; production stacks need `allowProduction: true` in the scenario's targets"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            name
-        }
-        None => match eligible.as_slice() {
-            [only] => only.as_str(),
-            [] => {
-                return Err(format!(
-                    "scenario `{}` has no eligible stack in this config",
-                    scenario.name
-                ));
-            }
-            many => {
-                return Err(format!(
-                    "choose a stack with --stack (eligible: {})",
-                    many.join(", ")
-                ));
-            }
-        },
-    };
-    config
-        .stacks
-        .get(name)
-        .ok_or_else(|| format!("unknown stack `{name}`"))
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let library = match load(&args.config) {
         Ok(library) => library,
@@ -227,13 +164,14 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(exit_codes::INVALID_INPUT);
     };
-    let stack = match choose_stack(scenario, &library.config, args.stack.as_deref()) {
-        Ok(stack) => stack,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(exit_codes::INVALID_INPUT);
-        }
-    };
+    let stack =
+        match crate::run::launch::choose_stack(scenario, &library.config, args.stack.as_deref()) {
+            Ok(stack) => stack,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(exit_codes::INVALID_INPUT);
+            }
+        };
     if args.dry_run {
         return dry_run(scenario, stack);
     }

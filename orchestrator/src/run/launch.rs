@@ -10,13 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{RunEvent, Runner};
 use crate::assert::{PrometheusClient, SloError};
-use crate::config::{DriverConfig, Stack};
+use crate::config::{Config, DriverConfig, Stack};
 use crate::fault::{
     ChaosMeshDriver, FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator, LocalDriver,
 };
 use crate::notify::alertmanager::Silencer;
 use crate::notify::grafana::GrafanaAnnotator;
-use crate::scenario::{Check, FaultStep};
+use crate::scenario::{Check, FaultStep, Scenario};
 use crate::store::Store;
 
 /// Timeout of one SLO query, end to end (the same as `f3-chaos run`).
@@ -213,4 +213,72 @@ impl LoadGenerator for StackDriver {
             StackDriver::ChaosMesh(d) => d.load_check(tps),
         }
     }
+}
+
+/// Picks the stack of a run — the one asked for (it must exist and be eligible), else the only
+/// eligible one — for every edge that starts runs (`f3-chaos run`, the API).
+///
+/// # Errors
+/// A sentence for the user: unknown stack (with a did-you-mean), not eligible (production needs
+/// `allowProduction`), or no / several eligible stacks.
+pub fn choose_stack<'a>(
+    scenario: &Scenario,
+    config: &'a Config,
+    asked: Option<&str>,
+) -> Result<&'a crate::config::Stack, String> {
+    let eligible = &scenario.targets.eligible_stacks;
+    let name = match asked {
+        Some(name) => {
+            if !config.stacks.contains_key(name) {
+                let known: Vec<String> = config.stacks.keys().cloned().collect();
+                return Err(match crate::scenario::yaml::closest(name, &known) {
+                    Some(guess) => format!("unknown stack `{name}`: did you mean `{guess}`?"),
+                    None => format!(
+                        "unknown stack `{name}` (stacks in this config: {})",
+                        known.join(", ")
+                    ),
+                });
+            }
+            if !eligible.iter().any(|s| s == name) {
+                return Err(format!(
+                    "scenario `{}` may not run on stack `{name}` (eligible: {}){}",
+                    scenario.name,
+                    if eligible.is_empty() {
+                        "none".into()
+                    } else {
+                        eligible.join(", ")
+                    },
+                    if config
+                        .stacks
+                        .get(name)
+                        .is_some_and(|s| s.environment == crate::config::Environment::Production)
+                    {
+                        "; production stacks need `allowProduction: true` in the scenario's targets"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            name
+        }
+        None => match eligible.as_slice() {
+            [only] => only.as_str(),
+            [] => {
+                return Err(format!(
+                    "scenario `{}` has no eligible stack in this config",
+                    scenario.name
+                ));
+            }
+            many => {
+                return Err(format!(
+                    "choose a stack with --stack (eligible: {})",
+                    many.join(", ")
+                ));
+            }
+        },
+    };
+    config
+        .stacks
+        .get(name)
+        .ok_or_else(|| format!("unknown stack `{name}`"))
 }
