@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration as TimeDelta, NaiveDate, TimeZone as _, Utc};
 use f3_chaos::dashboard::{DashboardState, router};
+use f3_chaos::model::RunOutcome;
 use f3_chaos::store::Store;
 use serde_json::json;
 use sqlx::Connection as _;
@@ -274,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
     let failed = store
         .runs(&f3_chaos::store::RunFilter {
             night: Some(latest),
-            outcome: Some("failed".into()),
+            outcome: Some(RunOutcome::Failed.into()),
             limit: Some(1),
             ..Default::default()
         })

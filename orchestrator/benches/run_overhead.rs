@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use f3_chaos::assert::PrometheusClient;
 use f3_chaos::duration::HumanDuration;
 use f3_chaos::fault::{LoadGenerator as _, LocalDriver};
-use f3_chaos::run::{RunEvent, RunOptions, RunOutcome, Runner};
+use f3_chaos::model::Cloud;
+use f3_chaos::model::RunOutcome;
+use f3_chaos::run::{RunEvent, RunOptions, Runner};
 use f3_chaos::scenario::{
-    AbortCondition, Cadence, Check, Cloud, Comparison, Fault, FaultStep, GivenStep, Hold, Priority,
+    AbortCondition, Cadence, Check, Comparison, Fault, FaultStep, GivenStep, Hold, Priority,
     Scenario, Schedule, Targets, ThenStep,
 };
 use f3_chaos::store::Store;

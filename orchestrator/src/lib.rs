@@ -16,6 +16,7 @@ pub mod duration;
 pub mod exit_codes;
 pub mod fault;
 pub mod metrics;
+pub mod model;
 pub mod notify;
 pub mod plan;
 pub mod run;

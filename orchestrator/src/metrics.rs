@@ -490,7 +490,7 @@ pub fn to_classic_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::RunOutcome;
+    use crate::model::RunOutcome;
 
     fn report(scenario: &str, stack: &str, outcome: RunOutcome) -> RunReport {
         RunReport {

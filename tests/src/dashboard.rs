@@ -156,10 +156,10 @@ async fn run(
                 id,
                 &StepRecord {
                     index: i64::try_from(index)?,
-                    phase: phase.into(),
+                    phase: phase.parse().map_err(anyhow::Error::msg)?,
                     name: name.into(),
                     owner: owner.map(str::to_owned),
-                    verdict: Some(verdict.into()),
+                    verdict: Some(verdict.parse().map_err(anyhow::Error::msg)?),
                     started_at: at,
                     ended_at: Some(at + Duration::minutes(5)),
                     observed,
@@ -196,14 +196,19 @@ async fn run(
             .outbox_insert(
                 id,
                 "payments",
-                "step-failed",
+                f3_chaos::model::NotificationKind::Failures,
                 &json!({"text": "Product SLO latency breached"}),
                 start + Duration::minutes(9),
             )
             .await?;
     }
     store
-        .finish_run(id, outcome, start + Duration::minutes(minutes), &summary)
+        .finish_run(
+            id,
+            outcome.parse().map_err(anyhow::Error::msg)?,
+            start + Duration::minutes(minutes),
+            &summary,
+        )
         .await?;
     Ok(id)
 }

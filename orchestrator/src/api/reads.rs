@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
+use crate::model::RunStatus;
 use crate::plan::{self, night_window};
 use crate::scenario::Scenario;
 use crate::store::{RunFilter, RunRecord};
@@ -129,19 +130,16 @@ pub(super) async fn runs(
     _caller: Caller,
     Query(q): Query<RunsQuery>,
 ) -> Result<Json<Vec<RunRecord>>, ApiError> {
-    if let Some(status) = &q.status
-        && status != crate::store::RUNNING
-        && !crate::store::RUN_OUTCOMES.contains(&status.as_str())
-    {
-        return Err(ApiError::BadRequest(format!(
-            "status `{status}` is not `running` or one of {}",
-            crate::store::RUN_OUTCOMES.join(", ")
-        )));
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<RunStatus>)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
     let filter = RunFilter {
         scenario: q.scenario,
         stack: q.stack,
-        outcome: q.status,
+        outcome: status,
         night: q.night,
         since: q.since,
         until: q.until,

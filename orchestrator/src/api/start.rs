@@ -19,9 +19,11 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
-use crate::config::{ApiRole, Environment};
+use crate::config::ApiRole;
+use crate::model::Environment;
+use crate::model::RunOutcome;
 use crate::run::launch::StackTools;
-use crate::run::{RunError, RunEvent, RunOptions, RunOutcome};
+use crate::run::{RunError, RunEvent, RunOptions};
 
 /// How long `POST /api/v1/triggers` waits for the faults to be injected (as `f3-chaos trigger`).
 const TRIGGER_WAIT: Duration = Duration::from_secs(300);
@@ -243,7 +245,7 @@ pub(super) async fn post_trigger(
         // Already over before we looked.
         if !run.is_running() {
             started.state = "finished".into();
-            started.outcome = serde_json::from_value(serde_json::Value::String(run.status)).ok();
+            started.outcome = run.outcome();
         }
     }
     Ok((StatusCode::ACCEPTED, Json(started)))

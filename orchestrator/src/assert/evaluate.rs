@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 use super::error::SloError;
 use super::series::{Series, format_prom_float};
 use super::source::SloSource;
-use super::verdict::{Evidence, Judgement, Observation, Verdict, Window};
+use super::verdict::{Evidence, Judgement, Observation, Window};
+use crate::model::Verdict;
 use crate::scenario::model::{AbortCondition, Check, Comparison, Hold, ThenStep};
 
 /// Minimum coverage (ratio 0–1) of a window's evaluation instants with data for a pass.

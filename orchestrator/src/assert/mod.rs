@@ -32,4 +32,4 @@ pub use series::{
     Point, Sample, Series, SeriesLabels, float, format_labels, format_prom_float, parse_prom_float,
 };
 pub use source::{FakeFailure, FakeSource, SloSource};
-pub use verdict::{Evidence, Judgement, Observation, Verdict, Window};
+pub use verdict::{Evidence, Judgement, Observation, Window};

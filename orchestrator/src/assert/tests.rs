@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::*;
 use crate::duration::HumanDuration;
+use crate::model::Verdict;
 use crate::scenario::model::{AbortCondition, Check, Comparison, Hold, ThenStep};
 
 const Q: &str = "latency_seconds";

@@ -1,48 +1,11 @@
 //! Step verdicts and the evidence stored with them.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::series::{Series, SeriesLabels, float, format_labels, format_prom_float};
+use crate::model::Verdict;
 use crate::scenario::model::Check;
-
-/// Verdict of one step (DESIGN.md, "Verdicts and exit codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// The check held over the whole evaluated window, with enough data to say so.
-    Passed,
-    /// At least one observed value broke the check (or, for recover-within, it had not recovered).
-    Failed,
-    /// No verdict can be drawn: the source was unreachable, timed out, answered an error, or had
-    /// no (or too little) data. Never counted as passed.
-    Inconclusive,
-    /// Not evaluated (set by the runner, e.g. after an abort).
-    Skipped,
-    /// The check itself is broken (Prometheus rejected the query as `bad_data`, invalid window).
-    Error,
-}
-
-impl Verdict {
-    /// Lower-case kebab name, as stored and printed (`passed`, `inconclusive`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Passed => "passed",
-            Verdict::Failed => "failed",
-            Verdict::Inconclusive => "inconclusive",
-            Verdict::Skipped => "skipped",
-            Verdict::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The time the evidence covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use crate::duration::HumanDuration;
 use crate::exit_codes;
-use crate::store::{RUNNING, RunFilter, RunRecord, Store};
+use crate::store::{RunFilter, RunRecord, Store};
 
 /// How many of the newest runs of one scenario × stack are read to skip the running ones.
 const LOOKBACK: u32 = 50;
@@ -131,7 +131,7 @@ pub fn judge(
         ),
         Some(run) => {
             let age = now - run.started_at;
-            if run.outcome() != Some(crate::run::RunOutcome::Passed) {
+            if run.outcome() != Some(crate::model::RunOutcome::Passed) {
                 (
                     GateStatus::Fail,
                     format!(
@@ -311,7 +311,7 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
                 .runs(&filter)
                 .await?
                 .into_iter()
-                .find(|r| r.status != RUNNING);
+                .find(|r| !r.is_running());
             let mut line = judge(scenario, *stack, latest, now, args.max_age);
             if line.status == GateStatus::Missing
                 && let Some(hint) = unknown_scenario_hint(scenario, catalogue.as_deref())
@@ -421,7 +421,7 @@ pub fn junit(lines: &[GateLine], max_age: HumanDuration) -> anyhow::Result<Strin
         case.set_classname(format!("gate.{}", line.scenario));
         if let Some(run) = &line.run {
             case.add_property(Property::new("run_id", run.id.to_string()));
-            case.add_property(Property::new("outcome", run.status.clone()));
+            case.add_property(Property::new("outcome", run.status.as_str()));
             if let Some(d) = run.duration() {
                 case.set_time(d);
             }

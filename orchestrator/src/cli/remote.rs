@@ -32,7 +32,8 @@ use super::report::TerminalReporter;
 use crate::api::{StartRequest, StartedRun};
 use crate::config::Config;
 use crate::exit_codes;
-use crate::run::{RunEvent, RunOutcome, RunReport, StepResult};
+use crate::model::RunOutcome;
+use crate::run::{RunEvent, RunReport, StepResult};
 use crate::store::RunRecord;
 
 /// Environment variable the CLI reads its bearer token from.

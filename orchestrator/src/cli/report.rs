@@ -9,9 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::{OwoColorize as _, Stream};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::assert::Verdict;
 use crate::config::Config;
-use crate::run::{Phase, RunEvent, RunOutcome, RunReport, StepResult, fmt_value};
+use crate::model::Phase;
+use crate::model::RunOutcome;
+use crate::model::Verdict;
+use crate::run::{RunEvent, RunReport, StepResult, fmt_value};
 
 /// Prints run events as they arrive, one line per finished step.
 pub struct TerminalReporter {

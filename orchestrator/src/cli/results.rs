@@ -133,7 +133,7 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     }
     println!("Steps:");
     for step in &steps {
-        let verdict = step.verdict.as_deref().unwrap_or("pending");
+        let verdict = step.verdict.map_or("pending", |v| v.as_str());
         let owner = step
             .owner
             .as_deref()

@@ -15,6 +15,7 @@ use chrono::{NaiveDate, SecondsFormat};
 use serde_json::json;
 
 use crate::exit_codes;
+use crate::model::{RunOutcome, Verdict};
 use crate::store::{RunRecord, StepRecord, Store};
 
 /// Prints every run of `night` (oldest first) in `output` format; returns the exit code.
@@ -45,13 +46,13 @@ pub async fn print_night(
 }
 
 /// Outcome counts and the pass rate (passed / finished runs, 0–1; `None` without finished runs).
-fn totals(rows: &[(RunRecord, Vec<StepRecord>)]) -> (BTreeMap<&str, usize>, Option<f64>) {
-    let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
+fn totals(rows: &[(RunRecord, Vec<StepRecord>)]) -> (BTreeMap<&'static str, usize>, Option<f64>) {
+    let mut by_outcome: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (run, _) in rows {
         *by_outcome.entry(run.status.as_str()).or_default() += 1;
     }
     let finished = rows.iter().filter(|(r, _)| !r.is_running()).count();
-    let passed = by_outcome.get("passed").copied().unwrap_or(0);
+    let passed = passed_runs(rows);
     let rate = (finished > 0).then(|| passed as f64 / finished as f64);
     (by_outcome, rate)
 }
@@ -63,7 +64,7 @@ pub fn night_json(night: NaiveDate, rows: &[(RunRecord, Vec<StepRecord>)]) -> se
         "night": night,
         "totals": {
             "runs": rows.len(),
-            "passed": by_outcome.get("passed").copied().unwrap_or(0),
+            "passed": passed_runs(rows),
             "pass_rate": rate,
             "by_outcome": by_outcome,
         },
@@ -71,10 +72,17 @@ pub fn night_json(night: NaiveDate, rows: &[(RunRecord, Vec<StepRecord>)]) -> se
     })
 }
 
+/// How many of the night's runs passed.
+fn passed_runs(rows: &[(RunRecord, Vec<StepRecord>)]) -> usize {
+    rows.iter()
+        .filter(|(r, _)| r.outcome() == Some(RunOutcome::Passed))
+        .count()
+}
+
 fn failed_steps(steps: &[StepRecord]) -> Vec<String> {
     steps
         .iter()
-        .filter(|s| !matches!(s.verdict.as_deref(), Some("passed" | "skipped") | None))
+        .filter(|s| s.verdict.is_some_and(Verdict::needs_attention))
         .map(|s| {
             let owner = s
                 .owner
@@ -107,7 +115,7 @@ pub fn csv(night: NaiveDate, rows: &[(RunRecord, Vec<StepRecord>)]) -> String {
             run.id.to_string(),
             run.scenario.clone(),
             run.stack.clone(),
-            run.status.clone(),
+            run.status.to_string(),
             run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             run.ended_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))

@@ -443,10 +443,7 @@ async fn start_detached(
         }
         if let Some(status) = child.try_wait()? {
             let run = store.run(run_id).await?;
-            let outcome = run
-                .as_ref()
-                .map(|r| r.status.clone())
-                .unwrap_or_else(|| "not started".into());
+            let outcome = run.as_ref().map_or("not started", |r| r.status.as_str());
             println!(
                 "Run {run_id} ended before any fault was injected: {outcome}. Log: {}",
                 log_path.display()

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveTime, Utc};
 use super::model::*;
 use super::raw::*;
 use crate::duration::HumanDuration;
+use crate::model::Environment;
 use crate::scenario::diagnostic::Diagnostics;
 use crate::scenario::yaml::YamlFile;
 
@@ -501,7 +502,7 @@ fn compile_stack(
     let mut clusters = Vec::new();
     let mut seen = Vec::new();
     for (i, c) in raw.clusters.iter().enumerate() {
-        let cloud: crate::scenario::Cloud = c.cloud.into();
+        let cloud: crate::model::Cloud = c.cloud.into();
         if seen.contains(&cloud) {
             diags.push(file.error_at(
                 &format!("{at}.clusters[{i}].cloud"),

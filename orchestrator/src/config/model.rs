@@ -10,7 +10,8 @@ use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 
 use crate::duration::HumanDuration;
-use crate::scenario::{Cloud, Labels};
+use crate::model::{Cloud, Environment};
+use crate::scenario::Labels;
 
 /// Default `spec.overrunNotifyAfter`: 15 minutes.
 pub const DEFAULT_OVERRUN_NOTIFY_AFTER_SECS: u64 = 15 * 60;
@@ -174,20 +175,6 @@ impl ChaosWindow {
         let secs = if secs <= 0 { secs + 86_400 } else { secs };
         std::time::Duration::from_secs(secs.unsigned_abs())
     }
-}
-
-/// Kind of environment; production needs explicit opt-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Environment {
-    /// Production: only scenarios with `allowProduction: true`, only by admins.
-    Production,
-    /// User acceptance testing.
-    Uat,
-    /// Development / integration.
-    Dev,
-    /// The bundled local sandbox.
-    Local,
 }
 
 /// One stack: three clusters, one per cloud.

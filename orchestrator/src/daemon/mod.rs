@@ -95,9 +95,12 @@ pub fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
 }
 
 async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
-    let mut library = match crate::cli::run::load(&args.config) {
+    let mut library = match crate::scenario::load_library(&args.config) {
         Ok(library) => library,
-        Err(code) => return Ok(code),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return Ok(crate::exit_codes::INVALID_INPUT);
+        }
     };
     if let Some(start) = args.window_start {
         library.config.window.start = start;

@@ -45,11 +45,12 @@ use uuid::Uuid;
 use super::window::NightWindow;
 use crate::config::{Config, Stack};
 use crate::metrics::Metrics;
+use crate::model::RunOutcome;
 use crate::plan::{
     self, Busy, NightProgress, PastRun, Plan, PlanInput, RunState, Slot, StartedRun, Window,
 };
 use crate::run::launch::StackTools;
-use crate::run::{RunError, RunEvent, RunOptions, RunOutcome, RunReport};
+use crate::run::{RunError, RunEvent, RunOptions, RunReport};
 use crate::scenario::{Library, Scenario};
 use crate::store::{NightState, RunFilter, Store};
 
@@ -516,7 +517,7 @@ impl NightLoop<'_> {
             .outbox_insert(
                 live.run_id,
                 &owner,
-                crate::notify::message::KIND_OVERRUN,
+                crate::model::NotificationKind::Overrun,
                 &payload,
                 Utc::now(),
             )

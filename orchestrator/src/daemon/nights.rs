@@ -7,8 +7,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::night::journal;
+use crate::model::NotificationKind;
 use crate::notify::digest;
-use crate::notify::message::KIND_DIGEST;
 use crate::scenario::Library;
 use crate::store::{NightDigest, NightState, Store, StoreError};
 
@@ -117,7 +117,7 @@ impl Nights<'_> {
                 Some(NightDigest {
                     anchor_run: d.anchor_run?,
                     team: d.team.clone(),
-                    kind: KIND_DIGEST.to_owned(),
+                    kind: NotificationKind::Digest,
                     payload: digest::payload(night, d),
                 })
             })

@@ -232,9 +232,9 @@ pub(crate) fn build(
         entry.actual.push(ActualBar {
             bar: axis.bar(state, run.started_at, end_of(run)),
             id: run.id.to_string(),
-            status: run.status.clone(),
+            status: run.status.to_string(),
         });
-        entry.status.clone_from(&run.status);
+        entry.status = run.status.to_string();
         entry.delta = last
             .and_then(|l| l.slot(&run.scenario, &run.stack))
             .zip(run.ended_at)

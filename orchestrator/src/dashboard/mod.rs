@@ -16,6 +16,7 @@ use axum::routing::get;
 use chrono::NaiveDate;
 use minijinja::Environment;
 
+use crate::model::Verdict;
 use crate::store::{RunFilter, Store};
 
 mod gantt;
@@ -210,7 +211,13 @@ async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>)
 async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
     if !state.known.teams.contains(&name) {
         let since = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-        let verdicts = ["passed", "failed", "error", "inconclusive", "skipped"];
+        let verdicts = [
+            Verdict::Passed,
+            Verdict::Failed,
+            Verdict::Error,
+            Verdict::Inconclusive,
+            Verdict::Skipped,
+        ];
         match state.store.team_steps(&name, &verdicts, since, 1).await {
             Ok(steps) if steps.is_empty() => {
                 return error(

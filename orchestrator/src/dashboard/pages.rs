@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::DashboardState;
 use super::gantt::{self, PlanView};
 use super::svg::evidence_graph;
+use crate::model::{Phase, Verdict};
 use crate::store::{RunFilter, RunRecord};
 
 /// How many runs of one scenario are read for its page (90 nights × a few stacks).
@@ -80,7 +81,7 @@ fn row(state: &DashboardState, run: &RunRecord, span: Option<(i64, i64)>) -> Run
         id: run.id.to_string(),
         scenario: run.scenario.clone(),
         stack: run.stack.clone(),
-        status: run.status.clone(),
+        status: run.status.to_string(),
         night: run.night.map(|n| n.to_string()),
         start: local(state, run.started_at, "%Y-%m-%d %H:%M"),
         end: run
@@ -121,12 +122,12 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
             ));
         }
         stacks.entry(run.stack.clone()).or_default().push(r);
-        *by_outcome.entry(run.status.clone()).or_default() += 1;
+        *by_outcome.entry(run.status.to_string()).or_default() += 1;
     }
     let finished = runs.iter().filter(|r| !r.is_running()).count();
     let passed = runs
         .iter()
-        .filter(|r| r.outcome() == Some(crate::run::RunOutcome::Passed))
+        .filter(|r| r.outcome() == Some(crate::model::RunOutcome::Passed))
         .count();
     let rate = if finished > 0 {
         format!("{:.1} %", passed as f64 * 100.0 / finished as f64)
@@ -187,10 +188,11 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
 
 #[derive(Serialize)]
 struct StepRow {
-    phase: String,
+    phase: Phase,
     name: String,
     owner: Option<String>,
-    verdict: String,
+    /// The verdict's name, `pending` while the step runs.
+    verdict: &'static str,
     start: String,
     duration: String,
     observed: Option<f64>,
@@ -213,7 +215,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
     ) {
         (Some(a), Some(b)) => Some((a, b)),
         _ => {
-            let whens: Vec<_> = steps.iter().filter(|s| s.phase == "when").collect();
+            let whens: Vec<_> = steps.iter().filter(|s| s.phase == Phase::When).collect();
             whens
                 .iter()
                 .map(|s| s.started_at)
@@ -224,10 +226,10 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
     let rows: Vec<StepRow> = steps
         .iter()
         .map(|s| StepRow {
-            phase: s.phase.clone(),
+            phase: s.phase,
             name: s.name.clone(),
             owner: s.owner.clone(),
-            verdict: s.verdict.clone().unwrap_or_else(|| "pending".to_owned()),
+            verdict: s.verdict.map_or("pending", Verdict::as_str),
             start: local(state, s.started_at, "%H:%M:%S"),
             duration: fmt_duration(s.ended_at.and_then(|e| (e - s.started_at).to_std().ok())),
             observed: s.observed,
@@ -298,7 +300,7 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
             .collect();
         let passed = window
             .iter()
-            .filter(|r| r.outcome() == Some(crate::run::RunOutcome::Passed))
+            .filter(|r| r.outcome() == Some(crate::model::RunOutcome::Passed))
             .count();
         if window.is_empty() {
             "n/a".to_owned()
@@ -319,12 +321,12 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
     let mut stats: BTreeMap<String, StepStats> = BTreeMap::new();
     for run in runs.iter().take(SCENARIO_STEP_RUNS).rev() {
         for step in state.store.steps(run.id).await? {
-            if step.phase != "then" {
+            if step.phase != Phase::Then {
                 continue;
             }
-            let ok = match step.verdict.as_deref() {
-                Some("passed") => true,
-                Some("failed") => false,
+            let ok = match step.verdict {
+                Some(Verdict::Passed) => true,
+                Some(Verdict::Failed) => false,
                 _ => continue,
             };
             let s = stats.entry(step.name.clone()).or_default();
@@ -373,7 +375,7 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
                 id: r.id.to_string(),
                 start: local(state, r.started_at, "%Y-%m-%d %H:%M"),
                 stack: r.stack.clone(),
-                status: r.status.clone(),
+                status: r.status.to_string(),
                 actual: r.duration().map_or(0.0, |d| d.as_secs_f64() / 60.0),
                 planned,
             }
@@ -476,7 +478,7 @@ pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
         .store
         .team_steps(
             team,
-            &["failed", "error", "inconclusive"],
+            &[Verdict::Failed, Verdict::Error, Verdict::Inconclusive],
             since,
             TEAM_STEPS,
         )

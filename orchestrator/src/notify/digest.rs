@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
-use super::message::{DigestBody, KIND_DIGEST};
+use super::message::DigestBody;
 use crate::config::Config;
-use crate::run::RunOutcome;
+use crate::model::{NotificationKind, RunOutcome};
 use crate::store::{RunRecord, Store, StoreError};
 
 /// The digest of one team for one night.
@@ -92,8 +92,7 @@ pub async fn build(
                 .iter()
                 .filter(|s| s.owner.as_deref() == Some(team.name.as_str()))
             {
-                let verdict = step.verdict.as_deref().unwrap_or("running");
-                if matches!(verdict, "failed" | "inconclusive" | "error") {
+                if let Some(verdict) = step.verdict.filter(|v| v.needs_attention()) {
                     own_failures += 1;
                     let detail = match (&step.observed, &step.threshold) {
                         (Some(_), Some(_)) => format!(
@@ -154,7 +153,7 @@ pub async fn queue(
         let payload = payload(night, digest);
         ids.push(
             store
-                .outbox_insert(run_id, &digest.team, KIND_DIGEST, &payload, at)
+                .outbox_insert(run_id, &digest.team, NotificationKind::Digest, &payload, at)
                 .await?,
         );
     }

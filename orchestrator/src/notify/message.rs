@@ -9,39 +9,16 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::model::{NotificationKind, Verdict};
 use crate::store::OutboxRecord;
-
-/// Outbox `kind` of "these steps failed" (one row per team per run).
-pub const KIND_FAILURES: &str = "step-failures";
-/// Outbox `kind` of "these steps pass again" (sent once after a failing streak ends).
-pub const KIND_RESOLVED: &str = "step-resolved";
-/// Outbox `kind` of the morning digest.
-pub const KIND_DIGEST: &str = "digest";
-/// Outbox `kind` of "a daemon run overran its planned end by more than
-/// `spec.overrunNotifyAfter`" (one row per run, for the scenario's owner).
-pub const KIND_OVERRUN: &str = "overrun";
-
-/// What a message is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MessageKind {
-    /// Steps owned by the team failed (or were inconclusive) in a run.
-    Failures,
-    /// Steps that failed before pass again.
-    Resolved,
-    /// The morning summary of a night.
-    Digest,
-    /// A daemon run is still going long past its planned end.
-    Overrun,
-}
 
 /// One step in a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageStep {
     /// Step name as written in the scenario.
     pub name: String,
-    /// `failed`, `inconclusive`, `error` or `passed` (resolve).
-    pub verdict: String,
+    /// Failed, inconclusive or error; passed in a resolve message.
+    pub verdict: Verdict,
     /// Worst observed value, in `unit`.
     #[serde(default)]
     pub observed: Option<f64>,
@@ -158,7 +135,7 @@ pub struct DigestBody {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     /// What it is about.
-    pub kind: MessageKind,
+    pub kind: NotificationKind,
     /// Outbox id (idempotency key for receivers).
     pub outbox_id: i64,
     /// The run it is about.
@@ -186,7 +163,7 @@ pub struct Message {
 }
 
 impl Message {
-    /// Builds the message of an outbox row. Unknown kinds are rendered as failures.
+    /// Builds the message of an outbox row.
     ///
     /// # Errors
     /// A description when the payload does not have the documented shape.
@@ -197,12 +174,7 @@ impl Message {
     ) -> Result<Message, String> {
         let payload: Payload = serde_json::from_value(row.payload.clone())
             .map_err(|e| format!("outbox payload of #{}: {e}", row.id))?;
-        let kind = match row.kind.as_str() {
-            KIND_RESOLVED => MessageKind::Resolved,
-            KIND_DIGEST => MessageKind::Digest,
-            KIND_OVERRUN => MessageKind::Overrun,
-            _ => MessageKind::Failures,
-        };
+        let kind = row.kind;
         let run_url =
             dashboard_url.map(|base| format!("{}/runs/{}", base.trim_end_matches('/'), row.run_id));
         let mut message = Message {
@@ -247,7 +219,7 @@ impl Message {
     fn render_text(&self) -> String {
         let mut out = String::new();
         match self.kind {
-            MessageKind::Failures => {
+            NotificationKind::Failures => {
                 out.push_str(&format!(
                     "{}: {} step(s) of {} on {} did not pass",
                     self.team_display,
@@ -271,7 +243,7 @@ impl Message {
                     }
                 }
             }
-            MessageKind::Resolved => {
+            NotificationKind::Resolved => {
                 out.push_str(&format!(
                     "{}: resolved on {} — {} passes again:",
                     self.team_display, self.stack, self.scenario
@@ -280,8 +252,8 @@ impl Message {
                     out.push_str(&format!("\n• {}", step.name));
                 }
             }
-            MessageKind::Overrun => out.push_str(&self.overrun_sentence()),
-            MessageKind::Digest => {
+            NotificationKind::Overrun => out.push_str(&self.overrun_sentence()),
+            NotificationKind::Digest => {
                 if let Some(digest) = &self.digest {
                     out.push_str(&digest.headline);
                     for line in &digest.lines {

@@ -23,7 +23,7 @@ pub mod slack;
 pub mod webhook;
 pub mod worker;
 
-pub use message::{Message, MessageKind, MessageStep};
+pub use message::{Message, MessageStep};
 pub use worker::{
     DeliveryReport, Notifiers, RetryPolicy, deliver_due, deliver_due_with, run_worker,
     run_worker_with,

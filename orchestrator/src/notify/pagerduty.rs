@@ -7,9 +7,10 @@
 
 use serde_json::{Value, json};
 
+use crate::model::{NotificationKind, Verdict};
+
 use super::{
-    BoxFuture, DeliveryError, Message, MessageKind, Notifier, SecretLookup, classify, secret,
-    transport_error,
+    BoxFuture, DeliveryError, Message, Notifier, SecretLookup, classify, secret, transport_error,
 };
 
 /// Default Events API base URL.
@@ -49,9 +50,9 @@ impl PagerDutyNotifier {
 /// overrun is not an incident of the owning team's service, and the chat routes carry it).
 pub fn events(message: &Message, routing_key: &str) -> Vec<Value> {
     let action = match message.kind {
-        MessageKind::Failures => "trigger",
-        MessageKind::Resolved => "resolve",
-        MessageKind::Digest | MessageKind::Overrun => return Vec::new(),
+        NotificationKind::Failures => "trigger",
+        NotificationKind::Resolved => "resolve",
+        NotificationKind::Digest | NotificationKind::Overrun => return Vec::new(),
     };
     message
         .steps
@@ -73,7 +74,7 @@ pub fn events(message: &Message, routing_key: &str) -> Vec<Value> {
                 event["payload"] = json!({
                     "summary": summary.chars().take(1024).collect::<String>(),
                     "source": message.stack,
-                    "severity": if step.verdict == "failed" { "error" } else { "warning" },
+                    "severity": if step.verdict == Verdict::Failed { "error" } else { "warning" },
                     "component": message.scenario,
                     "group": message.team,
                     "class": "chaos-experiment",

@@ -12,10 +12,11 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::message::{KIND_FAILURES, KIND_RESOLVED, MessageStep};
-use crate::assert::Verdict;
+use super::message::MessageStep;
+use crate::model::RunOutcome;
+use crate::model::{NotificationKind, Verdict};
 use crate::plan::NightCalendar;
-use crate::run::{RunOutcome, StepResult};
+use crate::run::StepResult;
 use crate::scenario::Scenario;
 use crate::store::{RunFilter, RunRecord, Store};
 
@@ -27,14 +28,10 @@ const HISTORY_RUNS: u32 = 60;
 pub struct Notification {
     /// Owner team.
     pub team: String,
-    /// Outbox kind ([`KIND_FAILURES`] or [`KIND_RESOLVED`]).
-    pub kind: &'static str,
+    /// Outbox kind ([`NotificationKind::Failures`] or [`NotificationKind::Resolved`]).
+    pub kind: NotificationKind,
     /// Outbox payload (see [`super::message`]).
     pub payload: Value,
-}
-
-fn not_passing(verdict: &str) -> bool {
-    matches!(verdict, "failed" | "inconclusive" | "error")
 }
 
 /// Whether a finished run's verdicts count for streaks ([`RunOutcome::counts_for_streaks`]).
@@ -55,7 +52,7 @@ async fn earlier_runs(
     scenario: &str,
     stack: &str,
     calendar: NightCalendar,
-) -> Vec<(NaiveDate, BTreeMap<String, String>)> {
+) -> Vec<(NaiveDate, BTreeMap<String, Verdict>)> {
     let filter = RunFilter {
         scenario: Some(scenario.to_owned()),
         stack: Some(stack.to_owned()),
@@ -85,13 +82,13 @@ async fn earlier_runs(
 fn streak(
     tonight: NaiveDate,
     step: &str,
-    earlier: &[(NaiveDate, BTreeMap<String, String>)],
+    earlier: &[(NaiveDate, BTreeMap<String, Verdict>)],
 ) -> u32 {
     let mut nights = BTreeSet::from([tonight]);
     for (night, verdicts) in earlier {
-        match verdicts.get(step).map(String::as_str) {
-            Some("skipped") => continue,
-            Some(v) if not_passing(v) => {
+        match verdicts.get(step) {
+            Some(Verdict::Skipped) => continue,
+            Some(v) if v.needs_attention() => {
                 nights.insert(*night);
             }
             _ => break,
@@ -101,11 +98,11 @@ fn streak(
 }
 
 /// Whether `step` did not pass on the latest earlier counted run that judged it.
-fn failed_before(step: &str, earlier: &[(NaiveDate, BTreeMap<String, String>)]) -> bool {
+fn failed_before(step: &str, earlier: &[(NaiveDate, BTreeMap<String, Verdict>)]) -> bool {
     earlier
         .iter()
-        .find_map(|(_, verdicts)| verdicts.get(step).filter(|v| v.as_str() != "skipped"))
-        .is_some_and(|v| not_passing(v))
+        .find_map(|(_, verdicts)| verdicts.get(step).filter(|v| **v != Verdict::Skipped))
+        .is_some_and(|v| v.needs_attention())
 }
 
 /// A finished run as [`notifications`] judges it.
@@ -161,7 +158,7 @@ pub async fn notifications(
             .and_then(|t| t.check.slo.as_ref());
         let message_step = |nights_failing| MessageStep {
             name: step.name.clone(),
-            verdict: step.verdict.to_string(),
+            verdict: step.verdict,
             observed: step.observed.filter(|v| v.is_finite()),
             threshold: step.threshold,
             op: step.op.clone(),
@@ -173,7 +170,7 @@ pub async fn notifications(
             nights_failing,
         };
         match step.verdict {
-            Verdict::Failed | Verdict::Inconclusive | Verdict::Error => failing
+            v if v.needs_attention() => failing
                 .entry(owner)
                 .or_default()
                 .push(message_step(streak(night, &step.name, &earlier))),
@@ -196,14 +193,14 @@ pub async fn notifications(
     for (team, steps) in failing {
         out.push(Notification {
             team: team.to_owned(),
-            kind: KIND_FAILURES,
+            kind: NotificationKind::Failures,
             payload: payload(steps),
         });
     }
     for (team, steps) in resolved {
         out.push(Notification {
             team: team.to_owned(),
-            kind: KIND_RESOLVED,
+            kind: NotificationKind::Resolved,
             payload: payload(steps),
         });
     }

@@ -5,9 +5,10 @@
 
 use serde_json::{Value, json};
 
+use crate::model::NotificationKind;
+
 use super::{
-    BoxFuture, DeliveryError, Message, MessageKind, Notifier, SecretLookup, classify, secret,
-    transport_error,
+    BoxFuture, DeliveryError, Message, Notifier, SecretLookup, classify, secret, transport_error,
 };
 
 /// A Slack incoming-webhook route.
@@ -33,19 +34,23 @@ impl SlackNotifier {
 pub fn body(message: &Message) -> Value {
     let mut blocks = Vec::new();
     let header = match message.kind {
-        MessageKind::Failures => format!("Chaos: {} failed on {}", message.scenario, message.stack),
-        MessageKind::Resolved => format!(
+        NotificationKind::Failures => {
+            format!("Chaos: {} failed on {}", message.scenario, message.stack)
+        }
+        NotificationKind::Resolved => format!(
             "Chaos: {} passes again on {}",
             message.scenario, message.stack
         ),
-        MessageKind::Digest => format!("Chaos night digest — {}", message.team_display),
-        MessageKind::Overrun => format!("Chaos: {} overran on {}", message.scenario, message.stack),
+        NotificationKind::Digest => format!("Chaos night digest — {}", message.team_display),
+        NotificationKind::Overrun => {
+            format!("Chaos: {} overran on {}", message.scenario, message.stack)
+        }
     };
     blocks.push(
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&header, 150)}}),
     );
     match message.kind {
-        MessageKind::Failures => {
+        NotificationKind::Failures => {
             for step in &message.steps {
                 let mut text = format!(
                     "*{}* — {} ({})\n{}",
@@ -63,7 +68,7 @@ pub fn body(message: &Message) -> Value {
                 blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 3000)}}));
             }
         }
-        MessageKind::Resolved => {
+        NotificationKind::Resolved => {
             let names: Vec<String> = message
                 .steps
                 .iter()
@@ -71,11 +76,11 @@ pub fn body(message: &Message) -> Value {
                 .collect();
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&names.join("\n"), 3000)}}));
         }
-        MessageKind::Overrun => {
+        NotificationKind::Overrun => {
             let text = message.overrun_sentence();
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 3000)}}));
         }
-        MessageKind::Digest => {
+        NotificationKind::Digest => {
             if let Some(digest) = &message.digest {
                 let mut text = digest.headline.clone();
                 for line in &digest.lines {

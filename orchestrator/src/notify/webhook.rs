@@ -10,9 +10,11 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::message::DigestBody;
+use crate::model::NotificationKind;
+
 use super::{
-    BoxFuture, DeliveryError, Message, MessageKind, MessageStep, Notifier, SecretLookup, classify,
-    secret, transport_error,
+    BoxFuture, DeliveryError, Message, MessageStep, Notifier, SecretLookup, classify, secret,
+    transport_error,
 };
 
 /// Header carrying the HMAC-SHA256 signature of the raw body.
@@ -26,7 +28,7 @@ pub struct WebhookBody<'a> {
     /// Schema version: 1.
     pub version: u32,
     /// `failures`, `resolved` or `digest`.
-    pub kind: MessageKind,
+    pub kind: NotificationKind,
     /// Outbox id; equal across retries of one delivery.
     pub delivery_id: i64,
     /// The run.

@@ -19,8 +19,9 @@ use super::model::{
     Busy, PlanInput, PlanScenario, SkipReason, StackAvailability, StackOption, Window,
 };
 use super::window::{night_of, night_window};
-use crate::config::{Config, Environment, Stack};
-use crate::run::RunOutcome;
+use crate::config::{Config, Stack};
+use crate::model::Environment;
+use crate::model::RunOutcome;
 use crate::scenario::{Cadence, Scenario};
 
 /// How many recent passed runs feed a learned duration.

@@ -408,9 +408,10 @@ fn the_table_shows_slots_to_the_second() {
 
 mod adapter_tests {
     use super::*;
-    use crate::config::{Config, DriverConfig, Environment, Reservation, Stack};
+    use crate::config::{Config, DriverConfig, Reservation, Stack};
     use crate::duration::HumanDuration;
-    use crate::run::RunOutcome;
+    use crate::model::Environment;
+    use crate::model::RunOutcome;
     use crate::scenario::{Cadence, Priority, Scenario, Schedule, Targets};
 
     fn stack(

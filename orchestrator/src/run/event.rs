@@ -5,34 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::RunOutcome;
-use crate::assert::Verdict;
-
-/// Phase of a step in the Given/When/Then timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Preconditions: steady state and load.
-    Given,
-    /// Faults.
-    When,
-    /// Assertions.
-    Then,
-    /// Steady state verified again after revert.
-    Recovery,
-}
-
-impl Phase {
-    /// Lower-case name as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Given => "given",
-            Phase::When => "when",
-            Phase::Then => "then",
-            Phase::Recovery => "recovery",
-        }
-    }
-}
+use crate::model::{Phase, RunOutcome, Verdict};
 
 /// The result of one step, as reported and stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -251,7 +251,7 @@ pub fn choose_stack<'a>(
                     if config
                         .stacks
                         .get(name)
-                        .is_some_and(|s| s.environment == crate::config::Environment::Production)
+                        .is_some_and(|s| s.environment == crate::model::Environment::Production)
                     {
                         "; production stacks need `allowProduction: true` in the scenario's targets"
                     } else {

@@ -5,12 +5,10 @@
 
 pub mod event;
 pub mod launch;
-pub mod outcome;
 pub mod runner;
 pub mod sweep;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Phase, RunEvent, StepResult};
-pub use outcome::RunOutcome;
+pub use event::{RunEvent, StepResult};
 pub use runner::{RunError, RunOptions, RunReport, Runner, fmt_value, pass_rate};

@@ -21,10 +21,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::event::{Phase, RunEvent, StepResult};
-use super::outcome::RunOutcome;
-use crate::assert::{self, Judgement, PhaseTimes, SloSource, Verdict};
+use super::event::{RunEvent, StepResult};
+use crate::assert::{self, Judgement, PhaseTimes, SloSource};
 use crate::fault::{FaultContext, FaultDriver, FaultHandle, LoadGenerator};
+use crate::model::{Phase, RunOutcome, Verdict};
 use crate::notify::alertmanager::{AlertmanagerError, Silencer};
 use crate::notify::grafana::GrafanaAnnotator;
 use crate::scenario::{GivenStep, Hold, Scenario};
@@ -300,7 +300,7 @@ where
         let notifications = self.notifications(&state, scenario, stack, opts).await;
         let notified: Vec<String> = notifications
             .iter()
-            .filter(|(n, _)| n.kind == crate::notify::message::KIND_FAILURES)
+            .filter(|(n, _)| n.kind == crate::model::NotificationKind::Failures)
             .map(|(n, _)| n.team.clone())
             .collect();
         let pass_rate = pass_rate(&state.steps);
@@ -315,18 +315,12 @@ where
         // The outcome and the notifications are stored in one transaction: both or neither.
         let notified = match self
             .store
-            .finish_run_with_outbox(
-                opts.run_id,
-                state.outcome.as_str(),
-                ended_at,
-                &summary,
-                &rows,
-            )
+            .finish_run_with_outbox(opts.run_id, state.outcome, ended_at, &summary, &rows)
             .await
         {
             Ok(_) => {
                 for (n, steps) in &notifications {
-                    if n.kind == crate::notify::message::KIND_FAILURES {
+                    if n.kind == crate::model::NotificationKind::Failures {
                         self.emit(
                             &state,
                             RunEvent::Notifying {
@@ -1335,10 +1329,10 @@ where
     ) {
         let record = StepRecord {
             index: result.index as i64,
-            phase: result.phase.as_str().to_owned(),
+            phase: result.phase,
             name: result.name.clone(),
             owner: result.owner.clone(),
-            verdict: Some(result.verdict.to_string()),
+            verdict: Some(result.verdict),
             started_at: result.started_at,
             ended_at: Some(result.ended_at),
             observed: result.observed,

@@ -13,6 +13,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::fault::{FaultDriver, FaultHandle};
+use crate::model::RunOutcome;
 use crate::store::{LedgerState, Liveness, RunRecord, Store, StoreError};
 
 /// How often a leading daemon sweeps again (until every run of a lost owner is reconciled, and
@@ -97,7 +98,7 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
             "reason": format!("{why}; its faults were reverted by the sweep"),
         });
         match store
-            .finish_run(run.id, "interrupted", since, &summary)
+            .finish_run(run.id, RunOutcome::Interrupted, since, &summary)
             .await
         {
             Ok(()) => report.interrupted_runs.push(run.id),

@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{RunOptions, RunOutcome, Runner};
-use crate::assert::{FakeSource, Verdict};
+use super::{RunOptions, Runner};
+use crate::assert::FakeSource;
 use crate::fault::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
+use crate::model::{RunOutcome, Verdict};
 use crate::scenario::{Check, Comparison, FaultStep, Scenario};
 use crate::store::{LedgerState, Store};
 
@@ -251,7 +252,7 @@ async fn a_healthy_run_passes_and_reverts_its_fault() {
         .await
         .expect("run")
         .expect("stored");
-    assert_eq!(stored.status, "passed");
+    assert_eq!(stored.outcome(), Some(RunOutcome::Passed));
 }
 
 #[tokio::test]
@@ -443,6 +444,6 @@ async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
             .await
             .expect("run")
             .expect("stored");
-        assert_eq!(stored.status, "interrupted", "{phase}");
+        assert_eq!(stored.outcome(), Some(RunOutcome::Interrupted), "{phase}");
     }
 }

@@ -14,8 +14,9 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::*;
 use super::raw::*;
 use super::yaml::{YamlFile, closest};
-use crate::config::{Config, Environment};
+use crate::config::Config;
 use crate::duration::HumanDuration;
+use crate::model::Environment;
 
 /// Default for `load.settleWithin`.
 const DEFAULT_SETTLE: Duration = Duration::from_secs(30);

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::duration::HumanDuration;
+use crate::model::Cloud;
 
 /// Stack labels, e.g. `env: uat`, `cloud: gcp`.
 pub type Labels = BTreeMap<String, String>;
@@ -232,32 +233,6 @@ pub enum Direction {
     From,
     /// Both.
     Both,
-}
-
-/// A cloud of a stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cloud {
-    /// Google Cloud.
-    Gcp,
-    /// Amazon Web Services.
-    Aws,
-    /// Microsoft Azure.
-    Azure,
-}
-
-impl Cloud {
-    /// All clouds, in a fixed order.
-    pub const ALL: [Cloud; 3] = [Cloud::Gcp, Cloud::Aws, Cloud::Azure];
-
-    /// Lower-case name (`gcp`, `aws`, `azure`), as used in labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cloud::Gcp => "gcp",
-            Cloud::Aws => "aws",
-            Cloud::Azure => "azure",
-        }
-    }
 }
 
 /// The fault kinds f3-chaos knows. Drivers map them to their target (processes, Chaos Mesh).

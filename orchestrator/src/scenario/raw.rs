@@ -337,12 +337,12 @@ pub enum RawCloud {
     Azure,
 }
 
-impl From<RawCloud> for super::Cloud {
+impl From<RawCloud> for crate::model::Cloud {
     fn from(c: RawCloud) -> Self {
         match c {
-            RawCloud::Gcp => super::Cloud::Gcp,
-            RawCloud::Aws => super::Cloud::Aws,
-            RawCloud::Azure => super::Cloud::Azure,
+            RawCloud::Gcp => Self::Gcp,
+            RawCloud::Aws => Self::Aws,
+            RawCloud::Azure => Self::Azure,
         }
     }
 }

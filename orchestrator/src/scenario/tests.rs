@@ -121,7 +121,9 @@ fn gcp_failover_validation_is_the_context_scenario() {
     assert!(matches!(
         s.when.as_slice(),
         [FaultStep {
-            fault: Fault::CloudLoss { cloud: Cloud::Gcp },
+            fault: Fault::CloudLoss {
+                cloud: crate::model::Cloud::Gcp
+            },
             ..
         }]
     ));
@@ -287,16 +289,16 @@ fn config_load_alone() {
     let config = crate::config::load(&repo().join("config/example-production"))
         .unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(config.stacks.len(), 13);
-    let envs = |e: crate::config::Environment| {
+    let envs = |e: crate::model::Environment| {
         config
             .stacks
             .values()
             .filter(|s| s.environment == e)
             .count()
     };
-    assert_eq!(envs(crate::config::Environment::Production), 4);
-    assert_eq!(envs(crate::config::Environment::Uat), 3);
-    assert_eq!(envs(crate::config::Environment::Dev), 6);
+    assert_eq!(envs(crate::model::Environment::Production), 4);
+    assert_eq!(envs(crate::model::Environment::Uat), 3);
+    assert_eq!(envs(crate::model::Environment::Dev), 6);
     assert!(config.stacks.values().all(|s| s.clusters.len() == 3));
     assert_eq!(config.resources["gcp-org-network"], 1);
     assert_eq!(config.timezone, chrono_tz::Europe::London);

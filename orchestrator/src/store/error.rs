@@ -69,7 +69,7 @@ pub enum StoreError {
         /// The run.
         id: Uuid,
         /// Its current status.
-        status: String,
+        status: crate::model::RunStatus,
     },
     /// A run-id prefix given to [`find_run`](super::Store::find_run) matches several runs.
     #[error("Run id prefix {prefix:?} is ambiguous: it matches {} runs (e.g. {})", matches.len(),

@@ -9,6 +9,7 @@ use super::error::QueryContext;
 use super::model::{EventRecord, StepRecord};
 use super::rows::{EventRow, StepRow, convert_all};
 use super::{Store, StoreError, to_ms, with_pool};
+use crate::model::Verdict;
 
 impl Store {
     /// Appends an event to the run's log and returns its `seq` (1 for the first event of a run,
@@ -94,10 +95,10 @@ impl Store {
         )
         .bind(run_id.to_string())
         .bind(step.index)
-        .bind(&step.phase)
+        .bind(step.phase.as_str())
         .bind(&step.name)
         .bind(&step.owner)
-        .bind(&step.verdict)
+        .bind(step.verdict.map(|v| v.as_str()))
         .bind(to_ms(step.started_at))
         .bind(step.ended_at.map(to_ms))
         .bind(step.observed)
@@ -137,7 +138,7 @@ impl Store {
     pub async fn team_steps(
         &self,
         team: &str,
-        verdicts: &[&str],
+        verdicts: &[Verdict],
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(Uuid, StepRecord)>, StoreError> {
@@ -159,7 +160,7 @@ impl Store {
                 .bind(to_ms(since))
                 .bind(i64::from(limit));
             for verdict in verdicts {
-                query = query.bind(*verdict);
+                query = query.bind(verdict.as_str());
             }
             query.fetch_all(pool).await.ctx("read a team's steps")
         })?;

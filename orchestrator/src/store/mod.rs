@@ -34,11 +34,11 @@ pub use error::{StoreError, redact_url};
 pub use leader::{LEADER_LEASE, LEADER_LEASE_TTL, LEADER_LOCK_KEY, Leadership};
 pub use model::{
     EventRecord, HEARTBEAT_EVERY, HEARTBEAT_TTL, Lease, LeaseHolder, LedgerEntry, LedgerState,
-    Liveness, NewNotification, NewRun, OutboxRecord, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord,
+    Liveness, NewNotification, NewRun, OutboxRecord, OutboxStatus, RunFilter, RunRecord,
     StepRecord,
 };
 pub use nights::{NightDigest, NightRecord, NightState};
-pub use outbox::{OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_PENDING, OUTBOX_ROUTED, OutboxBacklog};
+pub use outbox::OutboxBacklog;
 pub use plans::StoredPlan;
 
 /// Environment variable that overrides [`Store::default_url`].

@@ -1,5 +1,6 @@
-//! The records the store reads and writes: plain serde structs, independent of the runner's types
-//! (payloads and evidence are `serde_json::Value`). Instants are UTC with millisecond precision
+//! The records the store reads and writes: plain serde structs typed with the shared vocabulary
+//! of [`crate::model`] (statuses, verdicts, phases are parsed once, at the row boundary in
+//! `rows.rs`); payloads and evidence are `serde_json::Value`. Instants are UTC with millisecond precision
 //! (the store keeps Unix milliseconds; sub-millisecond digits are dropped on write).
 
 use std::time::Duration;
@@ -9,22 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Status of a run that has not finished yet.
-pub const RUNNING: &str = "running";
-
-/// Every outcome [`Store::finish_run`](super::Store::finish_run) accepts (kebab-case, as in
-/// DESIGN.md, plus `interrupted` for runs the start-up sweep or a signal ended).
-pub const RUN_OUTCOMES: &[&str] = &[
-    "passed",
-    "failed",
-    "aborted",
-    "inconclusive",
-    "precondition-failed",
-    "void",
-    "cleanup-failed",
-    "error",
-    "interrupted",
-];
+use crate::model::{NotificationKind, Phase, RunOutcome, RunStatus, Verdict};
 
 /// A run about to start (the argument of [`Store::create_run`](super::Store::create_run)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,8 +51,8 @@ pub struct RunRecord {
     pub trigger: String,
     /// Who started it.
     pub started_by: String,
-    /// [`RUNNING`] or one of [`RUN_OUTCOMES`].
-    pub status: String,
+    /// Running, or the outcome it finished with.
+    pub status: RunStatus,
     /// Start instant.
     pub started_at: DateTime<Utc>,
     /// End instant, once finished.
@@ -86,14 +72,14 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// The run's outcome, parsed from its stored status; `None` while it is `running`.
-    pub fn outcome(&self) -> Option<crate::run::RunOutcome> {
-        self.status.parse().ok()
+    /// The run's outcome; `None` while it is running.
+    pub fn outcome(&self) -> Option<RunOutcome> {
+        self.status.outcome()
     }
 
     /// Whether the run still has no outcome.
     pub fn is_running(&self) -> bool {
-        self.status == RUNNING
+        self.status == RunStatus::Running
     }
 
     /// Duration from start to end (`None` while running, or if the clock went backwards).
@@ -179,8 +165,8 @@ pub struct RunFilter {
     pub scenario: Option<String>,
     /// Exact stack name.
     pub stack: Option<String>,
-    /// Exact status: `running` or an outcome.
-    pub outcome: Option<String>,
+    /// Exact status: running or an outcome.
+    pub outcome: Option<RunStatus>,
     /// Exact chaos night.
     pub night: Option<NaiveDate>,
     /// Runs started at or after this instant.
@@ -213,14 +199,14 @@ pub struct EventRecord {
 pub struct StepRecord {
     /// Position in the run, from 0.
     pub index: i64,
-    /// `given`, `when`, `then`, `abort`, `revert` or `recovery`.
-    pub phase: String,
+    /// Where the step sits in the Given/When/Then timeline.
+    pub phase: Phase,
     /// Display name, e.g. `Assertion: Product SLO latency < 250ms`.
     pub name: String,
     /// Owner team of a Then step.
     pub owner: Option<String>,
-    /// `passed`, `failed`, `inconclusive`, `skipped` or `error`; `None` while running.
-    pub verdict: Option<String>,
+    /// The verdict; `None` while the step runs.
+    pub verdict: Option<Verdict>,
     /// Start instant.
     pub started_at: DateTime<Utc>,
     /// End instant.
@@ -349,6 +335,59 @@ pub struct LedgerEntry {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where an outbox row's delivery stands (the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutboxStatus {
+    /// Waiting for a (first or further) delivery attempt.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// A team's row that the worker split into one row per route (each then delivered and
+    /// retried on its own, so a retry never repeats a route that already succeeded).
+    Routed,
+    /// The worker gave up: every attempt failed and nobody was told.
+    Dead,
+}
+
+impl OutboxStatus {
+    /// Every status.
+    pub const ALL: [OutboxStatus; 4] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Delivered,
+        OutboxStatus::Routed,
+        OutboxStatus::Dead,
+    ];
+
+    /// The stored name (`pending`, `delivered`, `routed`, `dead`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Routed => "routed",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = String;
+
+    /// Parses the stored name ([`OutboxStatus::as_str`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxStatus::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an outbox status"))
+    }
+}
+
 /// One notification for one team, waiting in (or delivered from) the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxRecord {
@@ -358,12 +397,12 @@ pub struct OutboxRecord {
     pub run_id: Uuid,
     /// Owner team to notify.
     pub team: String,
-    /// Message kind, e.g. `step-failed` or `run-summary`.
-    pub kind: String,
+    /// What the notification is about.
+    pub kind: NotificationKind,
     /// Message body.
     pub payload: Value,
-    /// `pending` (waiting for an attempt), `delivered` or `dead` (gave up).
-    pub status: String,
+    /// Where delivery stands.
+    pub status: OutboxStatus,
     /// Delivery attempts so far.
     pub attempts: i64,
     /// Earliest instant of the next attempt.
@@ -382,8 +421,8 @@ pub struct OutboxRecord {
 pub struct NewNotification {
     /// Team name.
     pub team: String,
-    /// Message kind (`failures`, `resolve`, …; see `notify::message`).
-    pub kind: String,
+    /// What the notification is about.
+    pub kind: NotificationKind,
     /// The message document the delivery worker renders.
     pub payload: serde_json::Value,
 }

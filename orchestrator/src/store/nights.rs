@@ -26,7 +26,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::error::QueryContext;
-use super::{OUTBOX_PENDING, Store, StoreError, from_ms, to_ms, with_pool};
+use super::model::OutboxStatus;
+use super::{Store, StoreError, from_ms, to_ms, with_pool};
+use crate::model::NotificationKind;
 
 /// Where a chaos night is (see the module docs for the transitions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -157,8 +159,8 @@ pub struct NightDigest {
     pub anchor_run: Uuid,
     /// Team slug.
     pub team: String,
-    /// Outbox kind (`digest`).
-    pub kind: String,
+    /// Outbox kind ([`NotificationKind::Digest`]).
+    pub kind: NotificationKind,
     /// The message payload.
     pub payload: Value,
 }
@@ -322,9 +324,9 @@ impl Store {
                 )
                 .bind(m.anchor_run.to_string())
                 .bind(&m.team)
-                .bind(&m.kind)
+                .bind(m.kind.stored_name())
                 .bind(Json(&m.payload))
-                .bind(OUTBOX_PENDING)
+                .bind(OutboxStatus::Pending.as_str())
                 .bind(at_ms)
                 .fetch_one(&mut *tx)
                 .await

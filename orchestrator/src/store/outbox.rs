@@ -9,19 +9,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::error::QueryContext;
-use super::model::OutboxRecord;
+use super::model::{OutboxRecord, OutboxStatus};
 use super::rows::{OutboxRow, convert_all};
 use super::{Store, StoreError, to_ms, with_pool};
-
-/// Status of an outbox row waiting for a (first or further) delivery attempt.
-pub const OUTBOX_PENDING: &str = "pending";
-/// Status of a delivered outbox row.
-pub const OUTBOX_DELIVERED: &str = "delivered";
-/// Status of a team's outbox row that the worker split into one row per route (each then
-/// delivered and retried on its own, so a retry never repeats a route that already succeeded).
-pub const OUTBOX_ROUTED: &str = "routed";
-/// Status of an outbox row the worker gave up on.
-pub const OUTBOX_DEAD: &str = "dead";
+use crate::model::NotificationKind;
 
 const OUTBOX_COLUMNS: &str = "id, run_id, team, kind, payload, status, attempts, next_attempt_at, \
      last_error, created_at, delivered_at";
@@ -45,16 +36,17 @@ impl Store {
         let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(
             "SELECT status, COUNT(*) FROM outbox WHERE status IN ($1, $2) GROUP BY status",
         )
-        .bind(OUTBOX_PENDING)
-        .bind(OUTBOX_DEAD)
+        .bind(OutboxStatus::Pending.as_str())
+        .bind(OutboxStatus::Dead.as_str())
         .fetch_all(pool)
         .await
         .ctx("count the outbox backlog"))?;
         let mut backlog = OutboxBacklog::default();
         for (status, n) in rows {
-            match status.as_str() {
-                OUTBOX_PENDING => backlog.pending = n,
-                _ => backlog.dead = n,
+            if status == OutboxStatus::Pending.as_str() {
+                backlog.pending = n;
+            } else {
+                backlog.dead = n;
             }
         }
         Ok(backlog)
@@ -69,7 +61,7 @@ impl Store {
         &self,
         run_id: Uuid,
         team: &str,
-        kind: &str,
+        kind: NotificationKind,
         payload: &Value,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
@@ -79,9 +71,9 @@ impl Store {
         )
         .bind(run_id.to_string())
         .bind(team)
-        .bind(kind)
+        .bind(kind.stored_name())
         .bind(Json(payload))
-        .bind(OUTBOX_PENDING)
+        .bind(OutboxStatus::Pending.as_str())
         .bind(to_ms(at))
         .fetch_one(pool)
         .await
@@ -119,7 +111,7 @@ impl Store {
              ORDER BY next_attempt_at, id LIMIT $3"
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, OutboxRow>(&sql)
-            .bind(OUTBOX_PENDING)
+            .bind(OutboxStatus::Pending.as_str())
             .bind(to_ms(now))
             .bind(i64::from(limit))
             .fetch_all(pool)
@@ -138,7 +130,7 @@ impl Store {
              WHERE id = $1",
         )
         .bind(id)
-        .bind(OUTBOX_DELIVERED)
+        .bind(OutboxStatus::Delivered.as_str())
         .bind(to_ms(at))
         .execute(pool)
         .await
@@ -159,16 +151,16 @@ impl Store {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let status = if retry_at.is_some() {
-            OUTBOX_PENDING
+            OutboxStatus::Pending
         } else {
-            OUTBOX_DEAD
+            OutboxStatus::Dead
         };
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3, \
              next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
         )
         .bind(id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(retry_at.map(to_ms))
         .execute(pool)
@@ -181,7 +173,7 @@ impl Store {
 
 impl Store {
     /// Splits outbox row `id` into one pending row per payload (same run, team and kind, due at
-    /// `at`) and marks it [`OUTBOX_ROUTED`], in one transaction: a crash leaves either the parent
+    /// `at`) and marks it [`OutboxStatus::Routed`], in one transaction: a crash leaves either the parent
     /// pending or the children queued, never both.
     ///
     /// # Errors
@@ -199,9 +191,9 @@ impl Store {
                  WHERE id = $1 AND status = $4",
             )
             .bind(id)
-            .bind(OUTBOX_ROUTED)
+            .bind(OutboxStatus::Routed.as_str())
             .bind(to_ms(at))
-            .bind(OUTBOX_PENDING)
+            .bind(OutboxStatus::Pending.as_str())
             .execute(&mut *tx)
             .await
             .ctx("mark notification routed")?
@@ -216,7 +208,7 @@ impl Store {
                 )
                 .bind(id)
                 .bind(Json(payload))
-                .bind(OUTBOX_PENDING)
+                .bind(OutboxStatus::Pending.as_str())
                 .bind(to_ms(at))
                 .fetch_one(&mut *tx)
                 .await

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::model::{EventRecord, Lease, LedgerEntry, OutboxRecord, RunRecord, StepRecord};
 use super::{StoreError, from_ms};
+use crate::model::NotificationKind;
 
 /// Columns of `runs`, in the order [`RUN_COLUMNS`] selects them.
 pub(crate) const RUN_COLUMNS: &str = "id, scenario, stack, triggered_via, started_by, status, \
@@ -42,7 +43,7 @@ impl TryFrom<RunRow> for RunRecord {
             stack: row.stack,
             trigger: row.triggered_via,
             started_by: row.started_by,
-            status: row.status,
+            status: row.status.parse().map_err(|message| corrupt(T, message))?,
             started_at: from_ms(T, row.started_at)?,
             ended_at: row.ended_at.map(|ms| from_ms(T, ms)).transpose()?,
             pid: u32::try_from(row.pid).map_err(|_| corrupt(T, format!("pid {}", row.pid)))?,
@@ -107,10 +108,13 @@ impl TryFrom<StepRow> for StepRecord {
         const T: &str = "steps";
         Ok(StepRecord {
             index: row.step_index,
-            phase: row.phase,
+            phase: row.phase.parse().map_err(|message| corrupt(T, message))?,
             name: row.name,
             owner: row.owner,
-            verdict: row.verdict,
+            verdict: row
+                .verdict
+                .map(|v| v.parse().map_err(|message| corrupt(T, message)))
+                .transpose()?,
             started_at: from_ms(T, row.started_at)?,
             ended_at: row.ended_at.map(|ms| from_ms(T, ms)).transpose()?,
             observed: row.observed,
@@ -209,9 +213,10 @@ impl TryFrom<OutboxRow> for OutboxRecord {
             id: row.id,
             run_id: parse_uuid(T, &row.run_id)?,
             team: row.team,
-            kind: row.kind,
+            kind: NotificationKind::from_stored(&row.kind)
+                .map_err(|message| corrupt(T, message))?,
             payload: row.payload.0,
-            status: row.status,
+            status: row.status.parse().map_err(|message| corrupt(T, message))?,
             attempts: row.attempts,
             next_attempt_at: from_ms(T, row.next_attempt_at)?,
             last_error: row.last_error,

@@ -6,10 +6,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::error::QueryContext;
-use super::model::{NewNotification, NewRun, RUN_OUTCOMES, RUNNING, RunFilter, RunRecord};
-use super::outbox::OUTBOX_PENDING;
+use super::model::{NewNotification, NewRun, OutboxStatus, RunFilter, RunRecord};
 use super::rows::{RUN_COLUMNS, RunRow, convert_all};
 use super::{Store, StoreError, to_ms, with_pool};
+use crate::model::{RunOutcome, RunStatus};
 
 /// At most this many matches are reported for an ambiguous id prefix.
 const AMBIGUOUS_MATCHES: usize = 10;
@@ -32,7 +32,7 @@ impl Store {
         .bind(&run.stack)
         .bind(&run.trigger)
         .bind(&run.started_by)
-        .bind(RUNNING)
+        .bind(RunStatus::Running.as_str())
         .bind(started_at)
         .bind(i64::from(run.pid))
         .bind(&run.host)
@@ -65,7 +65,7 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a `running` run to its outcome (one of [`RUN_OUTCOMES`]) with its summary document.
+    /// Moves a `running` run to its outcome with its summary document.
     /// The end instant is also the last heartbeat. Same as [`Store::finish_run_with_outbox`]
     /// with no notifications.
     ///
@@ -74,7 +74,7 @@ impl Store {
     pub async fn finish_run(
         &self,
         id: Uuid,
-        outcome: &str,
+        outcome: RunOutcome,
         ended_at: DateTime<Utc>,
         summary: &Value,
     ) -> Result<(), StoreError> {
@@ -83,30 +83,24 @@ impl Store {
             .map(drop)
     }
 
-    /// Moves a `running` run to its outcome (one of [`RUN_OUTCOMES`]) with its summary document
+    /// Moves a `running` run to its outcome with its summary document
     /// and queues its notifications in the outbox (pending, due at `ended_at`) — in one
     /// transaction: either the outcome and every notification are stored, or none of them.
     /// The end instant is also the last heartbeat. Returns the outbox ids in `notifications`
     /// order.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] for an unknown outcome, [`StoreError::NotFound`],
+    /// [`StoreError::NotFound`],
     /// [`StoreError::RunNotRunning`] if it already has an outcome (e.g. the start-up sweep marked
     /// it `interrupted`; nothing is queued then), [`StoreError::Query`] (nothing is stored).
     pub async fn finish_run_with_outbox(
         &self,
         id: Uuid,
-        outcome: &str,
+        outcome: RunOutcome,
         ended_at: DateTime<Utc>,
         summary: &Value,
         notifications: &[NewNotification],
     ) -> Result<Vec<i64>, StoreError> {
-        if !RUN_OUTCOMES.contains(&outcome) {
-            return Err(StoreError::Invalid {
-                field: "outcome",
-                message: format!("{outcome:?} is not one of {}", RUN_OUTCOMES.join(", ")),
-            });
-        }
         let ended_at = to_ms(ended_at);
         let queued = with_pool!(self, pool => {
             let mut tx = pool.begin().await.ctx("begin finishing the run")?;
@@ -115,10 +109,10 @@ impl Store {
                  WHERE id = $1 AND status = $5",
             )
             .bind(id.to_string())
-            .bind(outcome)
+            .bind(outcome.as_str())
             .bind(ended_at)
             .bind(Json(summary))
-            .bind(RUNNING)
+            .bind(RunStatus::Running.as_str())
             .execute(&mut *tx)
             .await
             .ctx("finish run")?
@@ -135,9 +129,9 @@ impl Store {
                     )
                     .bind(id.to_string())
                     .bind(&n.team)
-                    .bind(&n.kind)
+                    .bind(n.kind.stored_name())
                     .bind(Json(&n.payload))
-                    .bind(OUTBOX_PENDING)
+                    .bind(OutboxStatus::Pending.as_str())
                     .bind(ended_at)
                     .fetch_one(&mut *tx)
                     .await
@@ -265,7 +259,7 @@ impl Store {
             clause("stack", "=", Bind::Text(stack.clone()));
         }
         if let Some(outcome) = &filter.outcome {
-            clause("status", "=", Bind::Text(outcome.clone()));
+            clause("status", "=", Bind::Text(outcome.as_str().to_owned()));
         }
         if let Some(night) = filter.night {
             clause(
@@ -331,7 +325,7 @@ impl Store {
             "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 ORDER BY started_at ASC, id ASC"
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, RunRow>(&sql)
-            .bind(RUNNING)
+            .bind(RunStatus::Running.as_str())
             .fetch_all(pool)
             .await
             .ctx("list running runs"))?;

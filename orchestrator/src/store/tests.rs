@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::runs::normalize_id_prefix;
 use super::*;
+use crate::model::{RunOutcome, RunStatus};
 
 #[test]
 fn id_prefixes_are_normalised_to_the_stored_form() {
@@ -106,15 +107,15 @@ async fn in_memory_sqlite_round_trips_a_run() {
         .await
         .unwrap();
     let run = store.run(id).await.unwrap().unwrap();
-    assert_eq!(run.status, RUNNING);
+    assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.started_at, started);
     assert_eq!(run.liveness(started, &local_hostname()), Liveness::Alive);
     store
-        .finish_run(id, "passed", started, &json!({"pass_rate": 1.0}))
+        .finish_run(id, RunOutcome::Passed, started, &json!({"pass_rate": 1.0}))
         .await
         .unwrap();
     let run = store.run(id).await.unwrap().unwrap();
-    assert_eq!(run.status, "passed");
+    assert_eq!(run.status, RunStatus::Finished(RunOutcome::Passed));
     assert_eq!(run.liveness(started, &local_hostname()), Liveness::Finished);
     assert_eq!(run.summary, Some(json!({"pass_rate": 1.0})));
 }
@@ -130,7 +131,7 @@ fn liveness_is_decided_by_the_heartbeat_ttl_on_every_host() {
         stack: "uat-alpha".into(),
         trigger: "daemon".into(),
         started_by: "daemon".into(),
-        status: RUNNING.into(),
+        status: RunStatus::Running,
         started_at: started,
         ended_at: None,
         pid,

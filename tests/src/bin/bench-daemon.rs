@@ -15,7 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use f3_chaos::assert::{Verdict, check_instant};
+use f3_chaos::assert::check_instant;
+use f3_chaos::model::Verdict;
 use f3_chaos::scenario::{Check, Comparison};
 use f3_chaos_tests::prometheus::{Exporter, TestPrometheus};
 use f3_chaos_tests::{binary, repo_root};

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use f3_chaos::assert::{
-    PhaseTimes, PrometheusClient, SloSource, Verdict, Window, breached, check_instant, check_range,
+    PhaseTimes, PrometheusClient, SloSource, Window, breached, check_instant, check_range,
     judge_then,
 };
 use f3_chaos::duration::HumanDuration;
+use f3_chaos::model::Verdict;
 use f3_chaos::scenario::model::{AbortCondition, Check, Comparison, Hold, ThenStep};
 use f3_chaos_tests::prometheus::{Exporter, SCRAPE_INTERVAL, TestPrometheus};
 

@@ -7,6 +7,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use chrono::{Duration, NaiveDate, Utc};
+use f3_chaos::model::{Phase, RunOutcome, Verdict};
 use f3_chaos::store::{NewRun, StepRecord, Store};
 use f3_chaos_tests::{binary, repo_root};
 use serde_json::json;
@@ -52,10 +53,10 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
             id,
             &StepRecord {
                 index: 0,
-                phase: "then".into(),
+                phase: Phase::Then,
                 name: "Assertion: Product SLO latency < 250ms".into(),
                 owner: Some("payments".into()),
-                verdict: Some("failed".into()),
+                verdict: Some(Verdict::Failed),
                 started_at: start,
                 ended_at: Some(start + Duration::minutes(5)),
                 observed: Some(0.31),
@@ -69,7 +70,7 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     store
         .finish_run(
             id,
-            "failed",
+            RunOutcome::Failed,
             start + Duration::minutes(6),
             &json!({"pass_rate": 0.8}),
         )

@@ -7,6 +7,7 @@
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use f3_chaos::model::{Phase, RunOutcome, RunStatus, Verdict};
 use f3_chaos::store::{NewRun, StepRecord, Store};
 use f3_chaos_tests::{binary, repo_root};
 use serde_json::{Value, json};
@@ -62,20 +63,21 @@ impl Seeded {
             })
             .await
             .unwrap();
-        let verdict = if outcome == "passed" {
-            "passed"
+        let status: RunStatus = outcome.parse().expect("a run status");
+        let verdict = if status == RunStatus::Finished(RunOutcome::Passed) {
+            Verdict::Passed
         } else {
-            "failed"
+            Verdict::Failed
         };
         self.store
             .upsert_step(
                 id,
                 &StepRecord {
                     index: 0,
-                    phase: "then".to_owned(),
+                    phase: Phase::Then,
                     name: "Assertion: Product SLO latency < 250ms".to_owned(),
                     owner: Some("payments".to_owned()),
-                    verdict: Some(verdict.to_owned()),
+                    verdict: Some(verdict),
                     started_at: started,
                     ended_at: Some(started + Duration::minutes(5)),
                     observed: Some(0.31),
@@ -86,7 +88,7 @@ impl Seeded {
             )
             .await
             .unwrap();
-        if outcome != "running" {
+        if let Some(outcome) = status.outcome() {
             self.store
                 .finish_run(id, outcome, started + Duration::minutes(10), &json!({}))
                 .await

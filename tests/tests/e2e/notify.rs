@@ -14,13 +14,13 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use f3_chaos::assert::Verdict;
 use f3_chaos::config::{Route, Team};
+use f3_chaos::model::{Phase, RunOutcome, Verdict};
 use f3_chaos::notify::{self, Notifiers, RetryPolicy, SecretLookup};
 use f3_chaos::plan::NightCalendar;
-use f3_chaos::run::{Phase, RunOutcome, StepResult};
+use f3_chaos::run::StepResult;
 use f3_chaos::scenario::Library;
-use f3_chaos::store::{NewRun, StepRecord, Store};
+use f3_chaos::store::{NewRun, OutboxStatus, StepRecord, Store};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -367,20 +367,17 @@ async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &
             .await
             .unwrap();
     }
-    store
-        .finish_run(id, outcome.as_str(), t, &json!({}))
-        .await
-        .unwrap();
+    store.finish_run(id, outcome, t, &json!({})).await.unwrap();
     id
 }
 
 fn record(s: &StepResult) -> StepRecord {
     StepRecord {
         index: s.index as i64,
-        phase: "then".into(),
+        phase: s.phase,
         name: s.name.clone(),
         owner: s.owner.clone(),
-        verdict: Some(s.verdict.to_string()),
+        verdict: Some(s.verdict),
         started_at: s.started_at,
         ended_at: Some(s.ended_at),
         observed: s.observed,
@@ -415,7 +412,7 @@ async fn the_digest_results_and_dashboard_count_the_same_runs_of_a_night() {
     for hour in [3, 14] {
         let id = ad_hoc_run(&store, SCENARIO, at(d, hour)).await;
         store
-            .finish_run(id, "passed", at(d, hour), &json!({}))
+            .finish_run(id, RunOutcome::Passed, at(d, hour), &json!({}))
             .await
             .unwrap();
         ad_hoc.push(id);
@@ -508,7 +505,7 @@ async fn failure_streaks_count_local_nights_not_utc_dates() {
         };
         last = notify::record::notifications(&store, &finished, calendar).await;
         store
-            .finish_run(id, RunOutcome::Failed.as_str(), t, &json!({}))
+            .finish_run(id, RunOutcome::Failed, t, &json!({}))
             .await
             .unwrap();
     }
@@ -690,7 +687,7 @@ async fn receiver_down_for_a_while_gets_every_message_once_after_a_restart() {
             .await
             .unwrap()
             .iter()
-            .filter(|r| r.status == "pending")
+            .filter(|r| r.status == OutboxStatus::Pending)
         {
             assert!(
                 row.last_error.as_deref().unwrap().contains("503"),
@@ -720,7 +717,7 @@ async fn receiver_down_for_a_while_gets_every_message_once_after_a_restart() {
         let rows = store.outbox_for_run(run).await.unwrap();
         assert!(
             rows.iter()
-                .filter(|r| r.status == "pending")
+                .filter(|r| r.status == OutboxStatus::Pending)
                 .all(|r| r.attempts == 2),
             "{rows:?}"
         );
@@ -762,7 +759,7 @@ async fn receiver_down_for_a_while_gets_every_message_once_after_a_restart() {
     let rows = store.outbox_for_run(run).await.unwrap();
     assert!(
         rows.iter()
-            .all(|r| r.status == "delivered" || r.status == "routed"),
+            .all(|r| r.status == OutboxStatus::Delivered || r.status == OutboxStatus::Routed),
         "{rows:?}"
     );
 }
@@ -789,7 +786,7 @@ async fn rate_limited_receiver_retry_after_is_honoured() {
         .await
         .unwrap()
         .into_iter()
-        .find(|r| r.status == "pending")
+        .find(|r| r.status == OutboxStatus::Pending)
         .unwrap();
     assert_eq!(row.next_attempt_at, t0 + chrono::Duration::seconds(120));
     assert!(row.last_error.unwrap().contains("429"));
@@ -832,7 +829,7 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
     store
         .finish_run(
             void,
-            "void",
+            RunOutcome::Void,
             at(d, 3),
             &json!({"reason": "stack changed mid-run: deployment of gateway"}),
         )
@@ -842,7 +839,7 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
     seed_run(&store, &library, night(19), &[SUCCESS]).await;
     let afternoon = ad_hoc_run(&store, SCENARIO, at(d, 14)).await;
     store
-        .finish_run(afternoon, "failed", at(d, 14), &json!({}))
+        .finish_run(afternoon, RunOutcome::Failed, at(d, 14), &json!({}))
         .await
         .unwrap();
 

@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
+use f3_chaos::model::RunOutcome;
 use f3_chaos_tests::{binary, repo_root};
 use serde_json::Value;
 
@@ -219,7 +220,7 @@ fn plan_learns_durations_from_the_run_history_in_the_store() {
             store
                 .finish_run(
                     id,
-                    "passed",
+                    RunOutcome::Passed,
                     started_at + chrono::Duration::minutes(10),
                     &serde_json::json!({}),
                 )

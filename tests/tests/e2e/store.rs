@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use f3_chaos::model::{NotificationKind, RunOutcome, RunStatus, Verdict};
+use f3_chaos::store::OutboxStatus;
 use f3_chaos::store::{
     LeaseHolder, LedgerEntry, LedgerState, Liveness, NewNotification, NewRun, RunFilter,
     StepRecord, Store, StoreError, local_hostname,
@@ -145,7 +147,7 @@ async fn run_lifecycle(db: &Db) {
     store.create_run(&new).await.unwrap();
 
     let run = store.run(new.id).await.unwrap().expect("created run");
-    assert_eq!(run.status, "running");
+    assert_eq!(run.status, RunStatus::Running);
     assert!(run.is_running());
     assert_eq!(run.scenario, "gcp-failover-validation");
     assert_eq!(run.stack, "uat-beta");
@@ -176,11 +178,11 @@ async fn run_lifecycle(db: &Db) {
 
     let summary = json!({"pass_rate": 0.8, "failed_owners": ["payments"]});
     store
-        .finish_run(new.id, "failed", t(300), &summary)
+        .finish_run(new.id, RunOutcome::Failed, t(300), &summary)
         .await
         .unwrap();
     let run = store.run(new.id).await.unwrap().unwrap();
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Finished(RunOutcome::Failed));
     assert_eq!(run.ended_at, Some(t(300)));
     assert_eq!(run.summary, Some(summary.clone()));
     assert!(run.duration().unwrap() >= Duration::from_secs(299));
@@ -188,20 +190,20 @@ async fn run_lifecycle(db: &Db) {
     assert!(store.running_runs().await.unwrap().is_empty());
 
     // A finished run cannot be finished again (e.g. marked interrupted by the sweep first).
-    let again = store.finish_run(new.id, "passed", t(301), &summary).await;
+    let again = store
+        .finish_run(new.id, RunOutcome::Passed, t(301), &summary)
+        .await;
     assert!(
-        matches!(&again, Err(StoreError::RunNotRunning { status, .. }) if status == "failed"),
+        matches!(&again, Err(StoreError::RunNotRunning { status, .. }) if *status == RunStatus::Finished(RunOutcome::Failed)),
         "{again:?}"
     );
     let unknown = store
-        .finish_run(Uuid::now_v7(), "passed", t(301), &summary)
+        .finish_run(Uuid::now_v7(), RunOutcome::Passed, t(301), &summary)
         .await;
     assert!(
         matches!(unknown, Err(StoreError::NotFound { .. })),
         "{unknown:?}"
     );
-    let bad = store.finish_run(new.id, "great", t(301), &summary).await;
-    assert!(matches!(bad, Err(StoreError::Invalid { .. })), "{bad:?}");
     let heartbeat = store.heartbeat_run(Uuid::now_v7(), t(1)).await;
     assert!(
         matches!(heartbeat, Err(StoreError::NotFound { .. })),
@@ -235,11 +237,11 @@ async fn runs_are_filtered_newest_first(db: &Db) {
         ids.push(run.id);
     }
     store
-        .finish_run(ids[0], "passed", t(30), &json!({}))
+        .finish_run(ids[0], RunOutcome::Passed, t(30), &json!({}))
         .await
         .unwrap();
     store
-        .finish_run(ids[1], "failed", t(90), &json!({}))
+        .finish_run(ids[1], RunOutcome::Failed, t(90), &json!({}))
         .await
         .unwrap();
 
@@ -270,12 +272,12 @@ async fn runs_are_filtered_newest_first(db: &Db) {
     };
     assert_eq!(select(gcp_alpha).await, [ids[3], ids[0]]);
     let failed = RunFilter {
-        outcome: Some("failed".into()),
+        outcome: Some(RunStatus::Finished(RunOutcome::Failed)),
         ..RunFilter::default()
     };
     assert_eq!(select(failed).await, [ids[1]]);
     let running = RunFilter {
-        outcome: Some("running".into()),
+        outcome: Some(RunStatus::Running),
         ..RunFilter::default()
     };
     assert_eq!(select(running).await, [ids[4], ids[3], ids[2]]);
@@ -413,7 +415,7 @@ async fn append_many(store: &Store, run: Uuid, kind: &str, n: i64) -> Vec<i64> {
 fn step(index: i64, phase: &str, name: &str) -> StepRecord {
     StepRecord {
         index,
-        phase: phase.to_owned(),
+        phase: phase.parse().expect("a step phase"),
         name: name.to_owned(),
         owner: None,
         verdict: None,
@@ -443,7 +445,7 @@ async fn steps_are_upserted_by_index(db: &Db) {
         "worst": 0.31
     });
     let judged = StepRecord {
-        verdict: Some("failed".into()),
+        verdict: Some(Verdict::Failed),
         ended_at: Some(t(330)),
         observed: Some(0.31),
         threshold: Some(0.25),
@@ -725,11 +727,23 @@ async fn outbox_records_notifications(db: &Db) {
         "threshold": 0.25
     });
     let first = store
-        .outbox_insert(run, "payments", "step-failed", &payload, t(400))
+        .outbox_insert(
+            run,
+            "payments",
+            NotificationKind::Failures,
+            &payload,
+            t(400),
+        )
         .await
         .unwrap();
     let second = store
-        .outbox_insert(run, "infrastructure", "step-failed", &json!({}), t(401))
+        .outbox_insert(
+            run,
+            "infrastructure",
+            NotificationKind::Failures,
+            &json!({}),
+            t(401),
+        )
         .await
         .unwrap();
     assert!(second > first);
@@ -738,9 +752,9 @@ async fn outbox_records_notifications(db: &Db) {
     assert_eq!(queued[0].id, first);
     assert_eq!(queued[0].run_id, run);
     assert_eq!(queued[0].team, "payments");
-    assert_eq!(queued[0].kind, "step-failed");
+    assert_eq!(queued[0].kind, NotificationKind::Failures);
     assert_eq!(queued[0].payload, payload);
-    assert_eq!(queued[0].status, "pending");
+    assert_eq!(queued[0].status, OutboxStatus::Pending);
     assert_eq!(queued[0].attempts, 0);
     assert_eq!(queued[0].next_attempt_at, t(400));
     assert_eq!(queued[0].created_at, t(400));
@@ -749,7 +763,13 @@ async fn outbox_records_notifications(db: &Db) {
     assert_eq!(queued[1].team, "infrastructure");
     assert!(
         store
-            .outbox_insert(Uuid::now_v7(), "payments", "x", &json!({}), t(0))
+            .outbox_insert(
+                Uuid::now_v7(),
+                "payments",
+                NotificationKind::Failures,
+                &json!({}),
+                t(0)
+            )
             .await
             .is_err(),
         "unknown run"
@@ -780,9 +800,9 @@ async fn outbox_records_notifications(db: &Db) {
     store.outbox_failed(first, "HTTP 400", None).await.unwrap();
     assert!(store.outbox_due(t(10_000), 10).await.unwrap().is_empty());
     let done = store.outbox_for_run(run).await.unwrap();
-    assert_eq!(done[0].status, "dead");
+    assert_eq!(done[0].status, OutboxStatus::Dead);
     assert_eq!(done[0].attempts, 2);
-    assert_eq!(done[1].status, "delivered");
+    assert_eq!(done[1].status, OutboxStatus::Delivered);
     assert_eq!(done[1].attempts, 1);
     assert_eq!(done[1].delivered_at, Some(t(402)));
     assert!(matches!(
@@ -794,7 +814,7 @@ async fn outbox_records_notifications(db: &Db) {
 fn notification(team: &str) -> NewNotification {
     NewNotification {
         team: team.to_owned(),
-        kind: "step-failures".to_owned(),
+        kind: NotificationKind::Failures,
         payload: json!({ "steps": [{ "name": "Product SLO latency < 250ms" }] }),
     }
 }
@@ -843,7 +863,7 @@ async fn finishing_a_run_queues_its_notifications_in_one_transaction(db: &Db) {
     let failed = store
         .finish_run_with_outbox(
             run,
-            "failed",
+            RunOutcome::Failed,
             t(600),
             &json!({ "pass_rate": 0.5 }),
             &[notification("payments"), notification("boom")],
@@ -853,13 +873,16 @@ async fn finishing_a_run_queues_its_notifications_in_one_transaction(db: &Db) {
         matches!(failed, Err(StoreError::Query { .. })),
         "{failed:?}"
     );
-    assert_eq!(store.run(run).await.unwrap().unwrap().status, "running");
+    assert_eq!(
+        store.run(run).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
     assert!(store.outbox_for_run(run).await.unwrap().is_empty());
 
     let ids = store
         .finish_run_with_outbox(
             run,
-            "failed",
+            RunOutcome::Failed,
             t(600),
             &json!({ "pass_rate": 0.5 }),
             &[notification("payments"), notification("infrastructure")],
@@ -867,15 +890,15 @@ async fn finishing_a_run_queues_its_notifications_in_one_transaction(db: &Db) {
         .await
         .unwrap();
     let finished = store.run(run).await.unwrap().unwrap();
-    assert_eq!(finished.status, "failed");
+    assert_eq!(finished.status, RunStatus::Finished(RunOutcome::Failed));
     let queued = store.outbox_for_run(run).await.unwrap();
     assert_eq!(queued.iter().map(|o| o.id).collect::<Vec<_>>(), ids);
     assert_eq!(
         queued.iter().map(|o| o.team.as_str()).collect::<Vec<_>>(),
         ["payments", "infrastructure"]
     );
-    assert!(queued.iter().all(|o| o.status == "pending"
-        && o.kind == "step-failures"
+    assert!(queued.iter().all(|o| o.status == OutboxStatus::Pending
+        && o.kind == NotificationKind::Failures
         && o.next_attempt_at == t(600)
         && o.payload == notification("payments").payload));
 
@@ -883,7 +906,7 @@ async fn finishing_a_run_queues_its_notifications_in_one_transaction(db: &Db) {
     let again = store
         .finish_run_with_outbox(
             run,
-            "passed",
+            RunOutcome::Passed,
             t(700),
             &json!({}),
             &[notification("payments")],
@@ -933,7 +956,7 @@ async fn two_handles_write_concurrently(db: &Db) {
             );
         }
         store
-            .finish_run(run, "passed", t(60), &json!({}))
+            .finish_run(run, RunOutcome::Passed, t(60), &json!({}))
             .await
             .unwrap();
         run
@@ -946,7 +969,10 @@ async fn two_handles_write_concurrently(db: &Db) {
     for (run, store) in [(a, &second), (b, &first)] {
         assert_eq!(store.events(run).await.unwrap().len(), 50);
         assert_eq!(store.steps(run).await.unwrap().len(), 5);
-        assert_eq!(store.run(run).await.unwrap().unwrap().status, "passed");
+        assert_eq!(
+            store.run(run).await.unwrap().unwrap().status,
+            RunStatus::Finished(RunOutcome::Passed)
+        );
     }
 }
 

@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 use super::ChaosMeshError;
 use crate::config::{Cluster, Stack};
-use crate::scenario::{Cloud, Direction, Fault, FaultStep, Labels};
+use crate::model::Cloud;
+use crate::scenario::{Direction, Fault, FaultStep, Labels};
 
 /// API group and version of every Chaos Mesh resource we create.
 pub const API_VERSION: &str = "chaos-mesh.org/v1alpha1";

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::*;
 use crate::config::Stack;
 use crate::duration::HumanDuration;
-use crate::scenario::{Cloud, Direction, Fault, FaultStep, Labels};
+use crate::model::Cloud;
+use crate::scenario::{Direction, Fault, FaultStep, Labels};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -1214,7 +1215,7 @@ async fn api_unreachable_mid_fault_ends_the_run_cleanup_failed_naming_the_resour
         .await
         .expect("verifier: every scripted request was made");
 
-    assert_eq!(report.outcome, crate::run::RunOutcome::CleanupFailed);
+    assert_eq!(report.outcome, crate::model::RunOutcome::CleanupFailed);
     let reason = report.reason.clone().unwrap_or_default();
     assert!(
         reason.contains(&format!("gke-uat-alpha/PodChaos chaos-mesh/{NAME}")),

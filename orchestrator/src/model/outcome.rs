@@ -1,4 +1,5 @@
-//! Run outcomes (DESIGN.md "Verdicts and exit codes") and how step verdicts combine into one.
+//! Run outcomes (DESIGN.md "Verdicts and exit codes"), the rules that read them, and a run's
+//! stored status (running, or its outcome).
 
 use serde::{Deserialize, Serialize};
 
@@ -145,7 +146,7 @@ impl RunOutcome {
 
 impl std::fmt::Display for RunOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -158,6 +159,86 @@ impl std::str::FromStr for RunOutcome {
             .into_iter()
             .find(|o| o.as_str() == s)
             .ok_or_else(|| format!("`{s}` is not a run outcome"))
+    }
+}
+
+/// A run's stored status: still running, or finished with its outcome. Stored and serialised as
+/// one kebab-case string (`running`, `passed`, `precondition-failed`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    /// The run has no outcome yet (its owner is working on it, or died and the sweep has not
+    /// found it yet).
+    Running,
+    /// The run ended with this outcome.
+    Finished(RunOutcome),
+}
+
+impl RunStatus {
+    /// The stored name: `running` or the outcome's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished(outcome) => outcome.as_str(),
+        }
+    }
+
+    /// The outcome, once finished.
+    pub fn outcome(self) -> Option<RunOutcome> {
+        match self {
+            RunStatus::Running => None,
+            RunStatus::Finished(outcome) => Some(outcome),
+        }
+    }
+
+    /// Every stored name, `running` first, for help texts and error messages.
+    pub fn names() -> Vec<&'static str> {
+        std::iter::once("running")
+            .chain(RunOutcome::ALL.iter().map(|o| o.as_str()))
+            .collect()
+    }
+}
+
+impl From<RunOutcome> for RunStatus {
+    fn from(outcome: RunOutcome) -> Self {
+        RunStatus::Finished(outcome)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    /// Parses a stored name ([`RunStatus::as_str`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "running" {
+            return Ok(RunStatus::Running);
+        }
+        s.parse::<RunOutcome>()
+            .map(RunStatus::Finished)
+            .map_err(|_| {
+                format!(
+                    "`{s}` is not a run status (one of {})",
+                    RunStatus::names().join(", ")
+                )
+            })
+    }
+}
+
+impl Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RunStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -209,13 +290,16 @@ mod tests {
     }
 
     #[test]
-    fn the_store_accepts_exactly_the_run_outcomes() {
-        let names: std::collections::BTreeSet<&str> =
-            RunOutcome::ALL.iter().map(|o| o.as_str()).collect();
-        let stored: std::collections::BTreeSet<&str> =
-            crate::store::RUN_OUTCOMES.iter().copied().collect();
-        assert_eq!(names, stored);
-        assert_eq!(RunOutcome::ALL.len(), crate::store::RUN_OUTCOMES.len());
+    fn a_status_round_trips_through_its_stored_name() {
+        let statuses = std::iter::once(RunStatus::Running)
+            .chain(RunOutcome::ALL.into_iter().map(RunStatus::Finished));
+        for status in statuses {
+            assert_eq!(status.as_str().parse::<RunStatus>(), Ok(status));
+            let json = serde_json::to_value(status).expect("serialise");
+            assert_eq!(json, serde_json::Value::String(status.as_str().to_owned()));
+            assert_eq!(serde_json::from_value::<RunStatus>(json).ok(), Some(status));
+        }
+        assert!("runing".parse::<RunStatus>().is_err());
     }
 
     #[test]
