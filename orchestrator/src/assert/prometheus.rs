@@ -1,4 +1,9 @@
-//! Prometheus HTTP API client: `GET /api/v1/query` and `GET /api/v1/query_range`.
+//! Prometheus HTTP API client: `POST /api/v1/query` and `POST /api/v1/query_range`.
+//!
+//! Parameters go in an `application/x-www-form-urlencoded` body, which the API accepts like URL
+//! parameters ("useful when specifying a large query that may breach server-side URL character
+//! limits"): a query of any length works, where a GET fails in the client once the URL passes
+//! 64 KiB ("not a valid Uri").
 //!
 //! Wire format (Prometheus HTTP API, "Format overview" and "Expression query result formats",
 //! <https://prometheus.io/docs/prometheus/latest/querying/api/>):
@@ -143,12 +148,12 @@ impl PrometheusClient {
                 }
             }
         };
-        let send = || self.http.get(url.clone()).query(params).send();
+        let send = || self.http.post(url.clone()).form(params).send();
         let response = match send().await {
             Ok(response) => response,
-            // A pooled keep-alive connection the server has closed fails like this; queries are
-            // idempotent GETs, so retry once on a fresh connection (a dead server then shows as
-            // a refused connect, i.e. `Unreachable`).
+            // A pooled keep-alive connection the server has closed fails like this; queries only
+            // read (the POST carries the parameters, nothing else), so retry once on a fresh
+            // connection (a dead server then shows as a refused connect, i.e. `Unreachable`).
             Err(e) if !e.is_timeout() && !e.is_connect() => send().await.map_err(classify)?,
             Err(e) => return Err(classify(e)),
         };
@@ -458,6 +463,113 @@ mod tests {
             c.base_url().join("api/v1/query").unwrap().as_str(),
             "http://h:9090/prom/api/v1/query"
         );
+    }
+
+    /// Serves one HTTP/1.1 request with `body` (JSON) and hands back the request's head
+    /// (request line and headers) and body.
+    async fn serve_once(
+        body: &'static str,
+    ) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            let head_end = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed before the end of the headers");
+                request.extend_from_slice(&buf[..n]);
+                if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+            };
+            let head = String::from_utf8(request[..head_end].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            while request.len() < head_end + length {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed before the end of the body");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            (head, request[head_end..].to_vec())
+        });
+        (url, served)
+    }
+
+    fn form(body: &[u8]) -> std::collections::HashMap<String, String> {
+        url::form_urlencoded::parse(body).into_owned().collect()
+    }
+
+    /// A query far longer than a URL may be (hyper refuses URIs of 64 KiB and more) is sent
+    /// form-encoded in a POST body, and answered.
+    #[tokio::test]
+    async fn huge_instant_queries_are_posted_form_encoded() {
+        let (url, served) = serve_once(
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"1"]}]}}"#,
+        )
+        .await;
+        let c = PrometheusClient::new(&url, Duration::from_secs(5)).unwrap();
+        let query = format!(
+            "sum(up{{job=~\"{}\"}})",
+            vec!["payment-node&gateway"; 5_000].join("|")
+        );
+        assert!(query.len() > 100_000);
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let samples = c.instant(&query, Some(at)).await.unwrap();
+        assert_eq!(samples[0].point.value, 1.0);
+        let (head, body) = served.await.unwrap();
+        assert!(
+            head.starts_with("POST /api/v1/query HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/x-www-form-urlencoded"),
+            "{head}"
+        );
+        let params = form(&body);
+        assert_eq!(params["query"], query);
+        assert_eq!(params["time"], "1700000000.000");
+        assert_eq!(params["timeout"], "5.000");
+    }
+
+    #[tokio::test]
+    async fn range_queries_are_posted_form_encoded() {
+        let (url, served) = serve_once(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"1"]]}]}}"#,
+        )
+        .await;
+        let c = PrometheusClient::new(&format!("{url}/prom"), Duration::from_secs(5)).unwrap();
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let end = start + chrono::Duration::seconds(30);
+        let series = c
+            .range("rate(x[1m]) > 0", start, end, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(series.len(), 1);
+        let (head, body) = served.await.unwrap();
+        assert!(
+            head.starts_with("POST /prom/api/v1/query_range HTTP/1.1\r\n"),
+            "{head}"
+        );
+        let params = form(&body);
+        assert_eq!(params["query"], "rate(x[1m]) > 0");
+        assert_eq!(params["start"], "1700000000.000");
+        assert_eq!(params["end"], "1700000030.000");
+        assert_eq!(params["step"], "1.000");
     }
 
     #[tokio::test]
