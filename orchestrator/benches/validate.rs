@@ -1,14 +1,19 @@
-//! Benchmark: validating 1,000 scenario files (goal: under 1 s on the 2-core CI machine).
+//! Benchmark: validating 1,000 scenario files (goal: under 1 s on the 2-core CI machine), one
+//! 1 MB scenario file (goal: under 1 s), and deeply nested files (refused at once).
 //!
 //! Generates 1,000 distinct scenarios in a temporary directory (every fault kind, inline PromQL
 //! that differs per file so the PromQL cache cannot hide parsing, SLO references, `after:`
 //! chains), then times `check_paths` over them plus the shipped catalogue and the local config,
-//! exactly what `f3-chaos validate DIR assertions config/local` does. Prints the figures.
+//! exactly what `f3-chaos validate DIR assertions config/local` does. Then the same for a single
+//! scenario of 1 MB (thousands of Then steps), valid and with an error in every step, and for
+//! 200 KB of nested flow sequences and of nested block mappings. Prints the figures.
 //!
 //! Run: `cargo bench -p f3-chaos --bench validate`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use f3_chaos::scenario::{Checked, check_paths};
 
 const SCENARIOS: usize = 1_000;
 const RUNS: usize = 5;
@@ -102,6 +107,84 @@ spec:
     )
 }
 
+/// A valid scenario of at least `bytes` bytes: the reference scenario's shape with as many Then
+/// steps as it takes, every other one an inline query that differs per step. With `broken`,
+/// every step names an unknown owner team.
+fn big_scenario(bytes: usize, broken: bool) -> String {
+    let mut text = String::from(
+        "apiVersion: f3-chaos/v1
+kind: Scenario
+metadata:
+  name: big-scenario
+  description: One scenario of a megabyte, for the validate benchmark.
+  owner: sre-chaos
+spec:
+  targets:
+    selector:
+      platform: payments
+  schedule:
+    cadence: nightly
+    estimatedDuration: 2m
+  given:
+    - kind: load
+      name: Steady load
+      tps: 300
+      settleWithin: 20s
+  when:
+    - kind: cloud-loss
+      name: GCP lost
+      cloud: gcp
+      duration: 30s
+  then:
+",
+    );
+    let owner = if broken { "paymnts" } else { "payments" };
+    let mut i = 0;
+    while text.len() < bytes {
+        if i % 2 == 0 {
+            text.push_str(&format!(
+                "    - name: Product SLO latency, check {i}
+      owner: {owner}
+      slo: payments-e2e-latency-p99
+      hold: during-fault
+"
+            ));
+        } else {
+            text.push_str(&format!(
+                "    - name: GCP backends back, check {i}
+      owner: {owner}
+      query: min(gateway_backend_healthy{{cloud=\"gcp\",node!=\"n{i}\"}})
+      op: \"==\"
+      threshold: 1
+      hold:
+        recover-within: 30s
+"
+            ));
+        }
+        i += 1;
+    }
+    text
+}
+
+/// Validates `file` with the shipped catalogue and the local config `runs` times; the fastest
+/// run and the last result.
+fn time_validate(repo: &Path, file: &Path, runs: usize) -> (Duration, Checked) {
+    let paths = vec![
+        file.to_owned(),
+        repo.join("assertions"),
+        repo.join("config/local"),
+    ];
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let checked = check_paths(&paths, None);
+        best = best.min(start.elapsed());
+        last = Some(checked);
+    }
+    (best, last.expect("at least one run"))
+}
+
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -121,7 +204,7 @@ fn main() {
     let mut compiled = 0;
     for _ in 0..RUNS {
         let start = Instant::now();
-        let checked = f3_chaos::scenario::check_paths(&paths, None);
+        let checked = check_paths(&paths, None);
         times.push(start.elapsed());
         assert!(
             !checked.diagnostics.has_errors(),
@@ -179,4 +262,65 @@ fn main() {
         "validate: goal < {goal:?}: {}",
         if median < goal { "met" } else { "NOT MET" }
     );
+
+    // One large file.
+    let mega = 1_000_000;
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, big_scenario(mega, false)).expect("write");
+    let (took, checked) = time_validate(&repo, &path, 3);
+    assert!(
+        !checked.diagnostics.has_errors(),
+        "the 1 MB scenario must be valid:\n{}",
+        checked.diagnostics
+    );
+    let steps = checked
+        .library
+        .as_ref()
+        .map_or(0, |l| l.scenarios["big-scenario"].then.len());
+    println!(
+        "validate: one 1 MB scenario ({steps} Then steps): {took:.1?} (goal < {goal:?}: {})",
+        if took < goal { "met" } else { "NOT MET" }
+    );
+    std::fs::write(&path, big_scenario(mega, true)).expect("write");
+    let (took, checked) = time_validate(&repo, &path, 3);
+    println!(
+        "validate: one 1 MB scenario with an unknown team in every step: {took:.1?}, {} errors",
+        checked.diagnostics.error_count()
+    );
+
+    // Deep nesting: refused where it passes the limit, without parsing the rest.
+    let nested = 200_000;
+    for (what, text) in [
+        (
+            "nested flow sequences",
+            format!(
+                "apiVersion: f3-chaos/v1\nkind: Scenario\nspec: {}{}\n",
+                "[".repeat(nested / 2),
+                "]".repeat(nested / 2)
+            ),
+        ),
+        ("nested block mappings", {
+            let mut t = String::from("apiVersion: f3-chaos/v1\nkind: Scenario\n");
+            let mut level = 0;
+            while t.len() < nested {
+                t.push_str(&" ".repeat(level));
+                t.push_str("spec:\n");
+                level += 1;
+            }
+            t
+        }),
+    ] {
+        std::fs::write(&path, &text).expect("write");
+        let (took, checked) = time_validate(&repo, &path, 1);
+        let first = checked
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .unwrap_or_default();
+        println!(
+            "validate: {} KB of {what}: {took:.1?} ({first})",
+            text.len() / 1000
+        );
+    }
 }

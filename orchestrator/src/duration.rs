@@ -1,7 +1,9 @@
 //! Human durations as written in scenario and config files: `90s`, `5m`, `1h30m`, `250ms`.
 //!
 //! Parsing is delegated to the `humantime` crate; this newtype only adds serde (as a string),
-//! a JSON Schema, and a `Display` that round-trips.
+//! a JSON Schema, a `Display` that round-trips, and an upper bound ([`HumanDuration::MAX`], 365
+//! days) so that no duration read from a file or a flag can overflow the time arithmetic done
+//! with it. Fields have tighter bounds of their own (the scenario compile step checks them).
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,17 +14,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HumanDuration(pub std::time::Duration);
 
-/// Error for a duration that `humantime` cannot read.
+/// Error for a duration that `humantime` cannot read, or one longer than [`HumanDuration::MAX`].
 #[derive(Debug, thiserror::Error)]
 #[error("invalid duration `{input}`: {reason} (write e.g. `90s`, `5m`, `1h30m`)")]
 pub struct DurationError {
     /// The text as written.
     pub input: String,
-    /// What humantime said.
+    /// What is wrong: what humantime said, or that it is longer than [`HumanDuration::MAX`].
     pub reason: String,
+    /// Whether the text is a well-formed duration that is too long (longer than
+    /// [`HumanDuration::MAX`], or too large for `std::time::Duration`) rather than unreadable.
+    pub too_long: bool,
 }
 
 impl HumanDuration {
+    /// The longest duration [`HumanDuration::from_str`](std::str::FromStr) accepts: 365 days.
+    pub const MAX: HumanDuration = HumanDuration::from_secs(365 * 24 * 3600);
+
     /// Builds from whole seconds.
     pub const fn from_secs(secs: u64) -> Self {
         Self(std::time::Duration::from_secs(secs))
@@ -47,13 +55,28 @@ impl HumanDuration {
 impl FromStr for HumanDuration {
     type Err = DurationError;
 
+    /// Parses `90s`, `5m`, `1h30m`, `250ms` … (humantime's syntax).
+    ///
+    /// Errors: text humantime cannot read, and durations longer than [`HumanDuration::MAX`]
+    /// (with [`DurationError::too_long`] set).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s.trim())
-            .map(HumanDuration)
-            .map_err(|e| DurationError {
+        let too_long = || DurationError {
+            input: s.to_owned(),
+            reason: format!("longer than {} (365 days)", HumanDuration::MAX),
+            too_long: true,
+        };
+        match humantime::parse_duration(s.trim()) {
+            Ok(d) if d > HumanDuration::MAX.0 => Err(too_long()),
+            Ok(d) => Ok(HumanDuration(d)),
+            // humantime also says "overflow" for sub-nanosecond fractions (`0.5ns`): only
+            // whole numbers are certainly too long.
+            Err(humantime::DurationError::NumberOverflow) if !s.contains('.') => Err(too_long()),
+            Err(e) => Err(DurationError {
                 input: s.to_owned(),
                 reason: e.to_string(),
-            })
+                too_long: false,
+            }),
+        }
     }
 }
 
@@ -136,5 +159,26 @@ mod tests {
     fn rejects_garbage_with_a_hint() {
         let err = "5 parsecs".parse::<HumanDuration>().expect_err("invalid");
         assert!(err.to_string().contains("1h30m"), "{err}");
+        assert!(!err.too_long);
+    }
+
+    #[test]
+    fn durations_are_bounded_at_365_days() {
+        assert_eq!(HumanDuration::MAX.to_string(), "8760h");
+        assert_eq!(
+            "365d".parse::<HumanDuration>().ok(),
+            Some(HumanDuration::MAX)
+        );
+        for text in [
+            "366d",
+            "18446744073709551615s",
+            // More than u64::MAX seconds: humantime's own overflow.
+            "99999999999999999999999s",
+            "18446744073709551615h",
+        ] {
+            let err = text.parse::<HumanDuration>().expect_err(text);
+            assert!(err.too_long, "{text}: {err}");
+            assert!(err.to_string().contains("365 days"), "{err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `f3-chaos validate [PATHS…]`: compiles scenarios, the SLO catalogue and configuration and
 //! prints every diagnostic (rustc style on stderr, or JSON on stdout with `--output json`).
-//! Exit code 0 when there is no error (warnings allowed), 8 (`INVALID_INPUT`) otherwise.
+//! Exit code 0 when there is no error (warnings allowed), 8 (`INVALID_INPUT`) otherwise —
+//! including when a directory given holds no YAML file at all (nothing was validated).
 
 use std::path::{Path, PathBuf};
 
@@ -184,4 +185,35 @@ fn print(checked: &Checked, format: OutputFormat) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(paths: Vec<PathBuf>) -> u8 {
+        execute(ValidateArgs {
+            paths,
+            config: None,
+            output: OutputFormat::Json,
+        })
+        .expect("validate runs")
+    }
+
+    /// `validate DIR` of a directory without scenario (or any YAML) files used to exit 0.
+    #[test]
+    fn an_empty_directory_is_invalid_input() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            validate(vec![dir.path().to_owned()]),
+            exit_codes::INVALID_INPUT
+        );
+    }
+
+    #[test]
+    fn the_shipped_library_passes() {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let paths = ["scenarios", "assertions", "config"].map(|p| repo.join(p));
+        assert_eq!(validate(paths.to_vec()), exit_codes::PASSED);
+    }
 }

@@ -1,8 +1,9 @@
 //! The compile step: raw catalogue and scenario files → validated [`Slo`]s and [`Scenario`]s,
 //! collecting every diagnostic (vector's `config/compiler.rs` shape) instead of stopping at the
 //! first. Checks: references (SLO, team, stack, resource, `after:`), PromQL syntax
-//! (`promql-parser`), durations, a fault longer than the chaos window, `after:` cycles (petgraph),
-//! selectors matching no stack, and production targets without opt-in.
+//! (`promql-parser`), durations (syntax and per-field bounds), a fault longer than the chaos
+//! window, `after:` cycles (petgraph), selectors matching no stack, and production targets
+//! without opt-in.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -73,29 +74,139 @@ fn with_help(d: Diagnostic, help: Option<String>) -> Diagnostic {
     }
 }
 
-/// Parses a duration field; `Err` already pushed.
+/// The shortest value a duration field accepts.
+#[derive(Debug, Clone, Copy)]
+enum Min {
+    /// `0s` is allowed.
+    Zero,
+    /// Anything above zero.
+    Positive,
+    /// At least this long (inclusive).
+    AtLeast(Duration),
+}
+
+/// The bounds of one kind of duration field, and what it is called in messages.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    /// The field as people call it: "fault duration".
+    what: &'static str,
+    min: Min,
+    /// The longest accepted value (inclusive).
+    max: Duration,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// `spec.when[].duration`: 1 s to 24 h (and never longer than the chaos window, checked
+/// separately); shorter faults are gone before the first evaluation point.
+const FAULT_DURATION: Bounds = Bounds {
+    what: "fault duration",
+    min: Min::AtLeast(Duration::from_secs(1)),
+    max: Duration::from_secs(24 * 3600),
+};
+/// `spec.schedule.estimatedDuration`: above zero, at most 24 h (a whole night and more).
+const ESTIMATED_DURATION: Bounds = Bounds {
+    what: "estimated duration",
+    min: Min::Positive,
+    max: Duration::from_secs(24 * 3600),
+};
+/// `spec.given[].settleWithin`: above zero, at most 1 h.
+const SETTLE_WITHIN: Bounds = Bounds {
+    what: "settle time",
+    min: Min::Positive,
+    max: HOUR,
+};
+/// `spec.then[].hold.recover-within`: above zero, at most 1 h.
+const RECOVER_WITHIN: Bounds = Bounds {
+    what: "recovery bound",
+    min: Min::Positive,
+    max: HOUR,
+};
+/// `network-delay` `latency`: above zero, at most 1 min.
+const LATENCY: Bounds = Bounds {
+    what: "latency",
+    min: Min::Positive,
+    max: Duration::from_secs(60),
+};
+/// `network-delay` `jitter`: zero to 1 min.
+const JITTER: Bounds = Bounds {
+    what: "jitter",
+    min: Min::Zero,
+    max: Duration::from_secs(60),
+};
+
+/// Parses a duration field and checks it against `bounds`; on `None` the diagnostic (at the
+/// field's value) is already pushed.
 fn duration(
     file: &YamlFile,
     field: &str,
     text: &str,
+    bounds: Bounds,
     diags: &mut Diagnostics,
 ) -> Option<HumanDuration> {
-    match text.parse::<HumanDuration>() {
-        Ok(d) if d.as_std().is_zero() => {
-            diags.push(file.error_at(
-                field,
-                format!("duration `{text}` must be greater than zero"),
-            ));
-            None
+    let Bounds { what, min, max } = bounds;
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    let range = match min {
+        Min::Zero => format!("{what} is at most {}", HumanDuration(max)),
+        Min::Positive => format!("{what} is above zero and at most {}", HumanDuration(max)),
+        Min::AtLeast(m) => format!(
+            "{what} is at least {} and at most {}",
+            HumanDuration(m),
+            HumanDuration(max)
+        ),
+    };
+    let too_long = || {
+        file.error_at(
+            field,
+            format!(
+                "{what} `{text}` is too long: at most {}",
+                HumanDuration(max)
+            ),
+        )
+        .help(format!("{article} {range}"))
+    };
+    let d = match text.parse::<HumanDuration>() {
+        Ok(d) => d,
+        Err(e) if e.too_long => {
+            diags.push(too_long());
+            return None;
         }
-        Ok(d) => Some(d),
         Err(e) => {
             diags.push(
-                file.error_at(field, format!("invalid duration `{text}`"))
+                file.error_at(field, format!("invalid {what} `{text}`"))
                     .help(format!("{}; write e.g. `90s`, `5m`, `1h30m`", e.reason)),
             );
+            return None;
+        }
+    };
+    let problem = match min {
+        _ if d.as_std() > max => Some(too_long()),
+        Min::Positive if d.as_std().is_zero() => Some(
+            file.error_at(field, format!("{what} `{text}` must be greater than zero"))
+                .help(format!("{article} {range}")),
+        ),
+        Min::AtLeast(m) if d.as_std() < m => Some(
+            file.error_at(
+                field,
+                format!(
+                    "{what} `{text}` is too short: at least {}",
+                    HumanDuration(m)
+                ),
+            )
+            .help(format!("{article} {range}")),
+        ),
+        _ => None,
+    };
+    match problem {
+        Some(p) => {
+            diags.push(p);
             None
         }
+        None => Some(d),
     }
 }
 
@@ -349,6 +460,7 @@ pub(crate) fn compile_scenario(
         file,
         "spec.schedule.estimatedDuration",
         &s.estimated_duration,
+        ESTIMATED_DURATION,
         diags,
     );
     if let Some(est) = estimated
@@ -422,7 +534,9 @@ pub(crate) fn compile_scenario(
                     ));
                 }
                 let settle = match settle_within {
-                    Some(t) => duration(file, &format!("{at}.settleWithin"), t, diags),
+                    Some(t) => {
+                        duration(file, &format!("{at}.settleWithin"), t, SETTLE_WITHIN, diags)
+                    }
                     None => Some(HumanDuration(DEFAULT_SETTLE)),
                 };
                 if let Some(settle_within) = settle {
@@ -446,7 +560,7 @@ pub(crate) fn compile_scenario(
         let at = format!("spec.when[{i}]");
         let f = |x: &str| format!("{at}.{x}");
         let (name, dur_text) = fault_name_and_duration(step);
-        let dur = duration(file, &f("duration"), dur_text, diags);
+        let dur = duration(file, &f("duration"), dur_text, FAULT_DURATION, diags);
         if let Some(d) = dur
             && d.as_std() > window
         {
@@ -508,17 +622,9 @@ pub(crate) fn compile_scenario(
                 ..
             } => {
                 check_selector(file, &f("selector"), selector, diags);
-                let latency = duration(file, &f("latency"), latency, diags);
+                let latency = duration(file, &f("latency"), latency, LATENCY, diags);
                 let jitter = match jitter {
-                    Some(j) => j
-                        .parse::<HumanDuration>()
-                        .map_err(|e| {
-                            diags.push(
-                                file.error_at(&f("jitter"), format!("invalid duration `{j}`"))
-                                    .help(format!("{}; write e.g. `20ms`", e.reason)),
-                            );
-                        })
-                        .ok(),
+                    Some(j) => duration(file, &f("jitter"), j, JITTER, diags),
                     None => Some(HumanDuration::default()),
                 };
                 match (latency, jitter) {
@@ -583,10 +689,14 @@ pub(crate) fn compile_scenario(
             None | Some(RawHold::DuringFault) => Some(Hold::DuringFault),
             Some(RawHold::AtEnd) => Some(Hold::AtEnd),
             Some(RawHold::AfterRecovery) => Some(Hold::AfterRecovery),
-            Some(RawHold::RecoverWithin(text)) => {
-                duration(file, &format!("{at}.hold.recover-within"), text, diags)
-                    .map(|within| Hold::RecoverWithin { within })
-            }
+            Some(RawHold::RecoverWithin(text)) => duration(
+                file,
+                &format!("{at}.hold.recover-within"),
+                text,
+                RECOVER_WITHIN,
+                diags,
+            )
+            .map(|within| Hold::RecoverWithin { within }),
         };
         let raw = RawCheck {
             slo: step.slo.as_ref(),
@@ -625,14 +735,16 @@ pub(crate) fn compile_scenario(
         }
     }
 
-    // The estimate feeds the planner; it must cover what the file itself declares.
+    // The estimate feeds the planner; it must cover what the file itself declares. Every term
+    // is bounded above, and the sums saturate all the same (`Duration`'s `+` and `sum` panic on
+    // overflow).
     let settle: Duration = given
         .iter()
         .map(|g| match g {
             GivenStep::Load { settle_within, .. } => settle_within.as_std(),
             GivenStep::SteadyState { .. } => Duration::ZERO,
         })
-        .sum();
+        .fold(Duration::ZERO, Duration::saturating_add);
     let longest_fault = when
         .iter()
         .map(|w| w.duration.as_std())
@@ -646,7 +758,9 @@ pub(crate) fn compile_scenario(
         })
         .max()
         .unwrap_or_default();
-    let declared = settle + longest_fault + recovery;
+    let declared = settle
+        .saturating_add(longest_fault)
+        .saturating_add(recovery);
     if let Some(est) = estimated
         && est.as_std() < declared
     {

@@ -104,6 +104,13 @@ impl Diagnostic {
         self
     }
 
+    /// Attaches the source line shown under the location arrow, already cut out of the file
+    /// (`None`: no line to show). Cheaper than [`Diagnostic::with_source`] on large files.
+    pub fn with_source_line(mut self, line: Option<&str>) -> Self {
+        self.source_line = line.map(str::to_owned);
+        self
+    }
+
     /// Whether this is an error (not a warning).
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error

@@ -11,7 +11,7 @@ use super::compile::{self, Context, PromqlCache};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Scenario, Slo};
 use super::raw::{API_VERSION, RawCatalogueFile, RawScenarioFile};
-use super::yaml::{Removed, YamlFile, closest};
+use super::yaml::{MAX_FILE_BYTES, Removed, YamlFile, byte_position, closest, line_at, too_large};
 use crate::config::Config;
 
 /// Everything compiled: config + catalogue + scenarios.
@@ -113,12 +113,24 @@ pub fn check_library(config_dir: &Path) -> Checked {
 
 /// Like [`load_paths`], keeping warnings. `fallback_config` (e.g. `config/local`) is used when
 /// no `kind: Config` file is among the paths; its catalogue is used when no catalogue file is.
+/// A directory among `paths` without any `*.yaml`/`*.yml` file is an error (a mistyped or
+/// empty library must not pass as valid).
 pub fn check_paths(paths: &[PathBuf], fallback_config: Option<&Path>) -> Checked {
     let mut diags = Diagnostics::new();
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            files.extend(read_dir_files(p, true, &mut diags));
+            let mut found = Vec::new();
+            let before = diags.len();
+            collect_yaml(p, true, &mut found, &mut diags);
+            if found.is_empty() && diags.len() == before {
+                diags.push(
+                    Diagnostic::error(p, "no YAML files in this directory: nothing to validate")
+                        .help("scenario, SLO catalogue and config files end in `.yaml` or `.yml`; directories are searched recursively, hidden ones skipped"),
+                );
+            }
+            found.sort();
+            files.extend(read_files(&found, &mut diags));
         } else if p.is_file() {
             if let Some(f) = read_file(p, &mut diags) {
                 files.push(f);
@@ -334,28 +346,56 @@ fn check_files(
     }
 }
 
-/// Reads and parses one file; problems are pushed to `diags`.
+/// Reads and parses one file; problems are pushed to `diags`: a file that cannot be read, one
+/// larger than [`MAX_FILE_BYTES`] (at most that much of it is read) and one that is not UTF-8
+/// (at the line and column of its first invalid byte), besides what [`YamlFile::parse`] finds.
 pub(crate) fn read_file(path: &Path, diags: &mut Diagnostics) -> Option<YamlFile> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                diags.push(Diagnostic::error(path, "file is not UTF-8"));
-                return None;
+    match read_text(path) {
+        Ok(text) => match YamlFile::parse(path, text) {
+            Ok(f) => Some(f),
+            Err(d) => {
+                diags.push(*d);
+                None
             }
         },
-        Err(e) => {
-            diags.push(Diagnostic::error(path, format!("cannot read file: {e}")));
-            return None;
-        }
-    };
-    match YamlFile::parse(path, text) {
-        Ok(f) => Some(f),
         Err(d) => {
             diags.push(*d);
             None
         }
     }
+}
+
+/// The text of the file at `path`, read up to one byte past [`MAX_FILE_BYTES`].
+fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| Diagnostic::error(path, format!("cannot read file: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    // `MAX_FILE_BYTES` fits in u64 on every target.
+    let limit = MAX_FILE_BYTES as u64 + 1;
+    file.take(limit).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        let len = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err(Box::new(too_large(
+            path,
+            &bytes,
+            usize::try_from(len).unwrap_or(usize::MAX),
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let (line, column) = byte_position(bytes, at);
+        Box::new(
+            Diagnostic::error(
+                path,
+                format!("file is not UTF-8: invalid byte 0x{:02X}", bytes[at]),
+            )
+            .at(line, column, 1)
+            .with_source_line(Some(&line_at(bytes, at)))
+            .help("save the file as UTF-8"),
+        )
+    })
 }
 
 /// Reads every `*.yaml`/`*.yml` file of a directory (recursively if asked), in path order.

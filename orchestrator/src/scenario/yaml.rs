@@ -6,6 +6,11 @@
 //! positions only for its own syntax errors). Typed deserialisation goes through
 //! `serde_path_to_error` and *recovers*: after an error it removes the offending node and tries
 //! again, so one pass reports every unknown field and every ill-typed value, not just the first.
+//!
+//! Input is bounded before serde_yaml sees it: at most [`MAX_FILE_BYTES`] bytes and
+//! [`MAX_DEPTH`] levels of nesting (checked on the saphyr-parser events that also build the
+//! position index, so a deeply nested file is refused after reading 64 levels of it). The index
+//! is a tree of nodes, linear in the size of the document whatever its depth or key lengths.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,6 +24,15 @@ use super::diagnostic::{Diagnostic, Diagnostics, Severity};
 
 /// Recovery gives up after this many errors in one file (the rest would be noise).
 const MAX_ERRORS_PER_FILE: usize = 50;
+
+/// The largest file accepted, in bytes: 4 MiB. The shipped scenarios are 2–4 KB; a file of
+/// 1 MB validates in well under a second.
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The deepest nesting of mappings and sequences accepted; the document's top-level mapping is
+/// level 1. Scenario files nest 6 levels; serde_yaml's own limit (128) is checked only after
+/// its YAML parser has read the whole file, in time quadratic in the depth of flow collections.
+pub const MAX_DEPTH: usize = 64;
 
 /// A position in a file: 1-based line and column (characters) and a width to underline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +80,9 @@ pub struct YamlFile {
     /// Its text (kept to show source lines in diagnostics).
     pub text: String,
     value: Value,
-    index: HashMap<String, Entry>,
+    index: Index,
+    /// Byte offset of the start of each line of `text`.
+    line_starts: Vec<usize>,
 }
 
 /// The nodes removed while recovering a partial value, to map its field paths back to the file.
@@ -80,23 +96,22 @@ impl Removed {
         if self.0.is_empty() || d.file != file.path {
             return d;
         }
-        let field = render_path(&translate(&parse_path(&d.field), &self.0));
-        if field == d.field {
+        let cur = parse_path(&d.field);
+        let orig = translate(&cur, &self.0);
+        if orig == cur {
             return d;
         }
+        let key = file.index.lookup(&cur, true);
         let on_key = d.line > 0
-            && (d.line, d.column) == {
-                let k = file.lookup(&d.field, true);
-                (k.line, k.column)
-            }
-            && file.lookup(&d.field, true) != file.lookup(&d.field, false);
-        let pos = file.lookup(&field, on_key);
+            && (d.line, d.column) == (key.line, key.column)
+            && key != file.index.lookup(&cur, false);
+        let pos = file.index.lookup(&orig, on_key);
         Diagnostic {
-            field: field.clone(),
+            field: render_path(&orig),
             ..d
         }
         .at(pos.line, pos.column, pos.width)
-        .with_source(&file.text)
+        .with_source_line(file.source_line(pos.line))
     }
 }
 
@@ -152,8 +167,48 @@ fn render_path(segs: &[Seg]) -> String {
 
 impl YamlFile {
     /// Parses `text` (the content of `path`). A syntax error, a second document or a document
-    /// that is not a mapping yields one diagnostic at the position serde_yaml reports.
+    /// that is not a mapping yields one diagnostic at the position serde_yaml reports; a file
+    /// larger than [`MAX_FILE_BYTES`] or nested deeper than [`MAX_DEPTH`] one at the place where
+    /// the limit is exceeded.
     pub fn parse(path: &Path, text: String) -> Result<YamlFile, Box<Diagnostic>> {
+        if text.len() > MAX_FILE_BYTES {
+            return Err(Box::new(too_large(path, text.as_bytes(), text.len())));
+        }
+        let mut built = build_index(&text);
+        // saphyr-parser looks ahead through a whole flow collection before it emits its first
+        // event, so a syntax error (or its own limit of 255 flow levels) deep inside one comes
+        // before the depth check: look again at what precedes the error.
+        if let Some(error) = &built.syntax_error
+            && built.too_deep.is_none()
+        {
+            let end = text
+                .char_indices()
+                .nth(error.index)
+                .map_or(text.len(), |(i, _)| i);
+            built.too_deep = build_index(&text[..end]).too_deep;
+        }
+        if let Some(pos) = built.too_deep {
+            return Err(Box::new(
+                Diagnostic::error(
+                    path,
+                    format!("nesting too deep: more than {MAX_DEPTH} levels of mappings and sequences"),
+                )
+                .at(pos.line, pos.column, pos.width)
+                .help("scenario, catalogue and config files nest about 6 levels; flatten the document")
+                .with_source(&text),
+            ));
+        }
+        // The two parsers disagree on a few corner cases; when saphyr-parser stopped early on a
+        // document that may still nest deeply further on, do not hand it to serde_yaml.
+        if let Some(error) = &built.syntax_error
+            && bracket_depth_exceeds(&text, MAX_DEPTH)
+        {
+            return Err(Box::new(
+                Diagnostic::error(path, format!("invalid YAML: {}", error.message))
+                    .at(error.pos.line, error.pos.column, 1)
+                    .with_source(&text),
+            ));
+        }
         let value: Value = match serde_yaml::from_str(&text) {
             Ok(v) => v,
             Err(err) => {
@@ -173,12 +228,15 @@ impl YamlFile {
                 ));
             }
         };
-        let index = build_index(&text);
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         let file = YamlFile {
             path: path.to_owned(),
             text,
             value,
-            index,
+            index: built.index,
+            line_starts,
         };
         match &file.value {
             Value::Mapping(_) => Ok(file),
@@ -192,6 +250,20 @@ impl YamlFile {
                 "a document must be a mapping with `apiVersion`, `kind`, `metadata` and `spec`",
             ))),
         }
+    }
+
+    /// The text of 1-based line `line`, without its line break (`None` past the end).
+    fn source_line(&self, line: usize) -> Option<&str> {
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        if start >= self.text.len() {
+            return None;
+        }
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |next| next - 1);
+        let text = &self.text[start..end];
+        Some(text.strip_suffix('\r').unwrap_or(text))
     }
 
     /// The document as JSON (for JSON Schema validation of YAML files).
@@ -247,9 +319,10 @@ impl YamlFile {
                     (c, o)
                 };
                 let expected = expected_list(&message);
-                let mut d = self.key_diag(
+                let mut d = self.diag_at(
                     Severity::Error,
-                    &render_path(&t_orig),
+                    &t_orig,
+                    true,
                     format!("unknown field `{field}`"),
                 );
                 if let Some(guess) = expected.as_ref().and_then(|list| closest(field, list)) {
@@ -276,9 +349,10 @@ impl YamlFile {
                     .iter()
                     .any(|r| r.len() == orig.len() + 1 && r[..orig.len()] == orig[..]);
                 if !child_removed {
-                    diags.push(self.value_diag(
+                    diags.push(self.diag_at(
                         Severity::Error,
-                        &render_path(&orig),
+                        &orig,
+                        false,
                         format!("missing field `{field}`"),
                     ));
                 }
@@ -298,9 +372,10 @@ impl YamlFile {
                         at.push(Seg::Key(k.to_owned()));
                     }
                 }
-                let mut d = self.value_diag(
+                let mut d = self.diag_at(
                     Severity::Error,
-                    &render_path(&at),
+                    &at,
+                    false,
                     format!("unknown variant `{variant}`"),
                 );
                 if let Some(list) = expected_list(&message) {
@@ -318,7 +393,7 @@ impl YamlFile {
                 diags.push(d);
                 target_cur = cur.clone();
             } else {
-                diags.push(self.value_diag(Severity::Error, &render_path(&orig), tidy(&message)));
+                diags.push(self.diag_at(Severity::Error, &orig, false, tidy(&message)));
                 target_cur = cur.clone();
             }
             if target_cur.is_empty() || !remove(&mut value, &target_cur) {
@@ -342,7 +417,7 @@ impl YamlFile {
 
     /// Whether a field exists in the document (used to point at a key rather than its parent).
     pub fn has(&self, field: &str) -> bool {
-        self.index.contains_key(field)
+        self.index.find(&parse_path(field)).1
     }
 
     /// An error pointing at the value of `field` (or the nearest ancestor that exists).
@@ -400,24 +475,24 @@ impl YamlFile {
         };
         d.at(pos.line, pos.column, pos.width)
             .field(field)
-            .with_source(&self.text)
+            .with_source_line(self.source_line(pos.line))
+    }
+
+    /// A diagnostic at the key (`on_key`) or the value of the node at `path`, or of its nearest
+    /// existing ancestor. (Segments, not a rendered path: keys may contain `.` or `[`.)
+    fn diag_at(
+        &self,
+        severity: Severity,
+        path: &[Seg],
+        on_key: bool,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let pos = self.index.lookup(path, on_key);
+        self.make(severity, &render_path(path), pos, message)
     }
 
     fn lookup(&self, field: &str, key: bool) -> Pos {
-        let mut path = field;
-        loop {
-            if let Some(e) = self.index.get(path) {
-                return if key {
-                    e.key.unwrap_or(e.value)
-                } else {
-                    e.value
-                };
-            }
-            if path.is_empty() {
-                return Pos::START;
-            }
-            path = parent_path(path);
-        }
+        self.index.lookup(&parse_path(field), key)
     }
 }
 
@@ -435,14 +510,6 @@ fn second_document(text: &str) -> (usize, usize) {
         }
     }
     (1, 1)
-}
-
-/// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → ``.
-fn parent_path(path: &str) -> &str {
-    match path.rfind(['.', '[']) {
-        Some(i) => &path[..i],
-        None => "",
-    }
 }
 
 type DeError = (Vec<Seg>, String);
@@ -572,27 +639,125 @@ pub fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
         .map(|(_, c)| c.as_str())
 }
 
+/// Index of a node in [`Index::entries`].
+type NodeId = u32;
+
+/// Where every node of the first document starts: a tree whose node 0 is the document, with
+/// children found by (parent, key) and (parent, item index). Memory and building time are
+/// linear in the size of the document (no node stores its full path).
+#[derive(Debug, Default)]
+struct Index {
+    entries: Vec<Entry>,
+    keys: HashMap<(NodeId, String), NodeId>,
+    items: HashMap<(NodeId, usize), NodeId>,
+}
+
+impl Index {
+    /// Adds a node under `parent` (the document when `None`); a key seen twice keeps its first
+    /// node (serde_yaml refuses duplicate keys anyway).
+    fn add(&mut self, parent: Option<(NodeId, Seg)>, entry: Entry) -> Option<NodeId> {
+        let next = NodeId::try_from(self.entries.len()).ok()?;
+        let is_empty = self.entries.is_empty();
+        let entries = &mut self.entries;
+        let mut push = || {
+            entries.push(entry);
+            next
+        };
+        Some(match parent {
+            None if is_empty => push(),
+            None => 0,
+            Some((p, Seg::Key(k))) => *self.keys.entry((p, k)).or_insert_with(push),
+            Some((p, Seg::Index(i))) => *self.items.entry((p, i)).or_insert_with(push),
+        })
+    }
+
+    /// The deepest node along `path` that exists, and whether it is the node at `path` itself.
+    fn find(&self, path: &[Seg]) -> (Option<NodeId>, bool) {
+        if self.entries.is_empty() {
+            return (None, false);
+        }
+        let mut node: NodeId = 0;
+        for seg in path {
+            let child = match seg {
+                Seg::Key(k) => self.keys.get(&(node, k.clone())),
+                Seg::Index(i) => self.items.get(&(node, *i)),
+            };
+            match child {
+                Some(&c) => node = c,
+                None => return (Some(node), false),
+            }
+        }
+        (Some(node), true)
+    }
+
+    /// The key (`key`, for nodes that have one) or value position of the node at `path`, or of
+    /// its nearest existing ancestor; the start of the file for an empty index.
+    fn lookup(&self, path: &[Seg], key: bool) -> Pos {
+        match self.find(path).0.map(|n| self.entries[n as usize]) {
+            Some(e) if key => e.key.unwrap_or(e.value),
+            Some(e) => e.value,
+            None => Pos::START,
+        }
+    }
+}
+
 enum Frame {
     Map {
-        path: String,
+        /// `None` below a collection used as a mapping key (not indexed).
+        node: Option<NodeId>,
         key: Option<(String, Pos)>,
         complex_key: bool,
     },
     Seq {
-        path: String,
+        node: Option<NodeId>,
         next: usize,
     },
 }
 
-/// Walks the marked events of the first document and records where each path's key and value
-/// start. Errors simply end the walk: serde_yaml has already reported syntax errors, and a path
-/// missing from the index falls back to its nearest ancestor.
-fn build_index(text: &str) -> HashMap<String, Entry> {
-    let mut index = HashMap::new();
+/// What [`build_index`] found.
+struct Built {
+    index: Index,
+    /// Where a collection opens [`MAX_DEPTH`] levels deep (the walk stops there).
+    too_deep: Option<Pos>,
+    /// saphyr-parser's syntax error, if any (the walk stops there too).
+    syntax_error: Option<SyntaxError>,
+}
+
+/// A syntax error as saphyr-parser reports it.
+struct SyntaxError {
+    pos: Pos,
+    /// Offset in characters from the start of the text.
+    index: usize,
+    message: String,
+}
+
+/// Walks the marked events of the first document and records where each node's key and value
+/// start. A syntax error simply ends the walk (serde_yaml reports syntax errors; a path missing
+/// from the index falls back to its nearest ancestor); so does nesting deeper than
+/// [`MAX_DEPTH`], reported in [`Built::too_deep`].
+fn build_index(text: &str) -> Built {
+    let mut index = Index::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut started = false;
+    let mut too_deep = None;
+    let mut syntax_error = None;
     for item in Parser::new_from_str(text) {
-        let Ok((event, span)) = item else { break };
+        let (event, span) = match item {
+            Ok(marked) => marked,
+            Err(e) => {
+                let at = e.marker();
+                syntax_error = Some(SyntaxError {
+                    pos: Pos {
+                        line: at.line().max(1),
+                        column: at.col() + 1,
+                        width: 1,
+                    },
+                    index: at.index(),
+                    message: e.info().to_owned(),
+                });
+                break;
+            }
+        };
         let pos = Pos::from_span(&span);
         match event {
             Event::DocumentStart(_) => {
@@ -626,6 +791,10 @@ fn build_index(text: &str) -> HashMap<String, Entry> {
                 node_start(&mut stack, &mut index, pos);
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
+                if stack.len() >= MAX_DEPTH {
+                    too_deep = Some(pos);
+                    break;
+                }
                 let is_map = matches!(event, Event::MappingStart(..));
                 // A collection used as a mapping key: index nothing below it.
                 let as_key = matches!(
@@ -636,34 +805,32 @@ fn build_index(text: &str) -> HashMap<String, Entry> {
                         ..
                     })
                 );
-                let path = if as_key {
+                let node = if as_key {
                     if let Some(Frame::Map { complex_key, .. }) = stack.last_mut() {
                         *complex_key = true;
                     }
-                    "\u{0}complex".to_owned()
+                    None
                 } else {
                     node_start(&mut stack, &mut index, pos)
                 };
                 stack.push(if is_map {
                     Frame::Map {
-                        path,
+                        node,
                         key: None,
                         complex_key: false,
                     }
                 } else {
-                    Frame::Seq { path, next: 0 }
+                    Frame::Seq { node, next: 0 }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                let done = stack.pop();
-                if let (
-                    Some(Frame::Map { path, .. } | Frame::Seq { path, .. }),
-                    Some(Frame::Map {
-                        key, complex_key, ..
-                    }),
-                ) = (done, stack.last_mut())
-                    && path.starts_with('\u{0}')
-                    && *complex_key
+                stack.pop();
+                // The end of a collection used as a key: its value comes next, under `?`.
+                if let Some(Frame::Map {
+                    key,
+                    complex_key: complex_key @ true,
+                    ..
+                }) = stack.last_mut()
                 {
                     *complex_key = false;
                     *key = Some(("?".into(), pos));
@@ -680,34 +847,111 @@ fn build_index(text: &str) -> HashMap<String, Entry> {
             Event::StreamStart | Event::Nothing => {}
         }
     }
-    index
+    Built {
+        index,
+        too_deep,
+        syntax_error,
+    }
 }
 
-/// Records a node starting at `pos` under the current frame and returns its path.
-fn node_start(stack: &mut [Frame], index: &mut HashMap<String, Entry>, pos: Pos) -> String {
-    let (path, key) = match stack.last_mut() {
-        None => (String::new(), None),
-        Some(Frame::Seq { path, next }) => {
-            let p = format!("{path}[{next}]");
+/// Records a node starting at `pos` under the current frame and returns its id (`None` when
+/// it is not indexed: below a collection used as a key).
+fn node_start(stack: &mut [Frame], index: &mut Index, pos: Pos) -> Option<NodeId> {
+    match stack.last_mut() {
+        None => index.add(
+            None,
+            Entry {
+                key: None,
+                value: pos,
+            },
+        ),
+        Some(Frame::Seq { node, next }) => {
+            let i = *next;
             *next += 1;
-            (p, None)
+            let parent = (*node)?;
+            index.add(
+                Some((parent, Seg::Index(i))),
+                Entry {
+                    key: None,
+                    value: pos,
+                },
+            )
         }
-        Some(Frame::Map { path, key, .. }) => {
+        Some(Frame::Map { node, key, .. }) => {
             let (k, kpos) = key.take().unwrap_or_else(|| ("?".into(), pos));
-            let p = if path.is_empty() {
-                k
-            } else {
-                format!("{path}.{k}")
-            };
-            (p, Some(kpos))
+            let parent = (*node)?;
+            index.add(
+                Some((parent, Seg::Key(k))),
+                Entry {
+                    key: Some(kpos),
+                    value: pos,
+                },
+            )
         }
-    };
-    if !path.starts_with('\u{0}') && !path.contains('\u{0}') {
-        index
-            .entry(path.clone())
-            .or_insert(Entry { key, value: pos });
     }
-    path
+}
+
+/// Whether `[`/`{` nest deeper than `limit` anywhere in `text`, counting brackets as if nothing
+/// were quoted (an over-estimate: only used on text saphyr-parser refused).
+fn bracket_depth_exceeds(text: &str, limit: usize) -> bool {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `bytes`, which need not be
+/// UTF-8: a column counts the bytes that start a UTF-8 sequence (and stray bytes) before it.
+pub(crate) fn byte_position(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let column = 1 + before[line_start..]
+        .iter()
+        .filter(|&&b| (b & 0xC0) != 0x80)
+        .count();
+    (line, column)
+}
+
+/// The text of the line holding byte `offset`, with invalid UTF-8 replaced (for display).
+pub(crate) fn line_at(bytes: &[u8], offset: usize) -> String {
+    let offset = offset.min(bytes.len());
+    let start = bytes[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let end = bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| offset + i);
+    let line = String::from_utf8_lossy(&bytes[start..end]);
+    line.strip_suffix('\r').unwrap_or(&line).to_owned()
+}
+
+/// The diagnostic for a file of `len` bytes, more than [`MAX_FILE_BYTES`]: at the first byte
+/// past the limit (`bytes` holds at least the first `MAX_FILE_BYTES + 1`).
+pub(crate) fn too_large(path: &Path, bytes: &[u8], len: usize) -> Diagnostic {
+    let (line, column) = byte_position(bytes, MAX_FILE_BYTES);
+    Diagnostic::error(
+        path,
+        format!("file too large: {len} bytes, at most 4 MiB ({MAX_FILE_BYTES} bytes)"),
+    )
+    .at(line, column, 1)
+    .with_source_line(Some(&line_at(bytes, MAX_FILE_BYTES)))
+    .help("split the file: one scenario per file, SLO catalogues in several files")
 }
 
 /// Renders `value` as a YAML document (for `--dry-run` output of Kubernetes manifests).
