@@ -113,7 +113,9 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), SandboxEr
 
 /// An exclusive lock on a stack's lock file, held until dropped; serialises read-modify-write of the
 /// inventory between `restart_process`, `reconfigure` and `down` running in different processes.
-pub(crate) struct StackLock(#[allow(dead_code)] Flock<fs::File>);
+pub(crate) struct StackLock(
+    #[allow(dead_code, reason = "held for its lock, released on drop")] Flock<fs::File>,
+);
 
 impl StackLock {
     /// Blocks until the lock is held.

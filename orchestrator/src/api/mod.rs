@@ -39,7 +39,6 @@ mod reads;
 mod start;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use auth::{Caller, TokenError, Tokens};

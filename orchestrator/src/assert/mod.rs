@@ -19,7 +19,6 @@ mod source;
 mod verdict;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use error::{BoxError, SloError};

@@ -384,7 +384,6 @@ impl SloSource for PrometheusClient {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -674,8 +674,6 @@ fn compile_silence(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn load_spec(spec_lines: &str) -> Result<Config, Diagnostics> {

@@ -288,7 +288,10 @@ pub struct RawGrafana {
 /// Environment kind.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
 pub enum RawEnvironment {
     Production,
     Uat,

@@ -108,7 +108,10 @@ pub fn violations(input: &PlanInput, plan: &Plan) -> Vec<String> {
     }
     // Resources.
     // Per resource: (instant, +1 acquire / -1 release, whether the slot is frozen).
-    #[allow(clippy::type_complexity)]
+    #[allow(
+        clippy::type_complexity,
+        reason = "a local tally, described by the comment above"
+    )]
     let mut holders: BTreeMap<&str, Vec<(DateTime<Utc>, i32, bool)>> = BTreeMap::new();
     for slot in &plan.slots {
         if let Some(sc) = scenarios.get(slot.scenario.as_str()) {

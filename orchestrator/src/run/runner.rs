@@ -1270,7 +1270,10 @@ where
         .await;
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one durable write of one judged step, all its columns"
+    )]
     async fn record_judgement(
         &self,
         state: &mut RunState,

@@ -120,7 +120,10 @@ pub enum RawCadence {
 /// A weekday, lower-case English.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
 pub enum RawWeekday {
     Monday,
     Tuesday,
@@ -148,7 +151,10 @@ impl From<RawWeekday> for chrono::Weekday {
 /// Priority as written.
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
 pub enum RawPriority {
     Low,
     #[default]
@@ -159,7 +165,10 @@ pub enum RawPriority {
 
 /// Comparison operator as written: `<`, `<=`, `>`, `>=`, `==`, `!=`.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
 pub enum RawOp {
     #[serde(rename = "<")]
     Lt,
@@ -320,7 +329,10 @@ pub enum RawFaultStep {
 /// Partition direction.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
 pub enum RawDirection {
     To,
     From,
@@ -330,7 +342,10 @@ pub enum RawDirection {
 /// A cloud name.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
 pub enum RawCloud {
     Gcp,
     Aws,

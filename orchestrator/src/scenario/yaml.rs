@@ -967,7 +967,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "fields exist to be deserialised, not read")]
     struct Doc {
         name: String,
         items: Vec<Item>,
@@ -975,7 +975,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "fields exist to be deserialised, not read")]
     struct Item {
         owner: String,
         #[serde(default)]

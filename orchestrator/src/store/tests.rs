@@ -1,8 +1,6 @@
 //! Unit tests of the store's helpers and a smoke test on SQLite (the full story suite against
 //! both backends is `tests/tests/e2e/store.rs`).
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 use uuid::Uuid;

@@ -3,8 +3,6 @@
 //! token, viewer, operator and admin on a production stack), reads, and a real run on a sandbox
 //! started through `POST /api/v1/runs` and followed over SSE by the CLI's remote client.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::path::Path;
 
 use f3_chaos::api::{ApiState, StartRequest, Tokens, router};

@@ -7,8 +7,6 @@
 //! `docs/screenshots/` (the README shows them). chromedriver is found at `$CHROMEDRIVER` or
 //! `/usr/bin/chromedriver`; when it is missing the test fails and says how to install it.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

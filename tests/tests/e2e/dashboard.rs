@@ -1,8 +1,6 @@
 //! End-to-end tests of the dashboard: a store seeded through `f3_chaos::store::Store`, the real
 //! `f3-chaos dashboard --listen 127.0.0.1:0`, every page fetched over HTTP and its content checked.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 

@@ -2,8 +2,6 @@
 //! directly through `f3_chaos::store::Store` (a SQLite file in a temporary directory) and the real
 //! binary is run against it with `F3_CHAOS_DATABASE_URL` and `F3_CHAOS_CONFIG`.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};

@@ -1,5 +1,10 @@
 //! One end-to-end test binary, a module per feature (zero2prod style).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions too: a panic is the failure report"
+)]
+
 mod api;
 mod assert;
 mod browser;

@@ -3,8 +3,6 @@
 //! the runner records them (`notify::record::notifications` + `outbox_insert`); delivery goes
 //! through the real outbox worker. Also: the morning digest of a night with mixed results.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,6 @@
 //! `f3-chaos run --wait-for-assertions`; a local HTTP receiver (axum on 127.0.0.1:0) stands in
 //! for Grafana and records every request.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

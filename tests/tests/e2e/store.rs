@@ -3,8 +3,6 @@
 //! Each story is instantiated twice by `stories!`: `store::sqlite::<story>` and
 //! `store::postgres::<story>`.
 
-#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -27,8 +25,8 @@ struct Db {
 }
 
 enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(#[allow(dead_code)] TestDatabase),
+    Sqlite(#[allow(dead_code, reason = "held to keep the database alive")] tempfile::TempDir),
+    Postgres(#[allow(dead_code, reason = "held to keep the database alive")] TestDatabase),
 }
 
 impl Db {
