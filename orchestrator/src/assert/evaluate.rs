@@ -165,18 +165,19 @@ pub async fn check_recovery<S: SloSource>(
 /// - `recover-within`: [`check_recovery`] over `[reverted_at, reverted_at + within]`;
 /// - `after-recovery`: [`check_instant`] at `recovered_at` (now when recovery was not verified).
 ///
-/// A window that has not yet closed is waited for, plus one `step_interval` so the last scrape
-/// lands: calling it for `recover-within` right after the revert sleeps `within + step_interval`.
+/// A window that has not yet closed is waited for, then [`wait_for_closing_sample`]: only until
+/// Prometheus holds a sample at or after the window's end for every series the check reads, and
+/// at most one `step_interval` more (a target that is down never brings one). Calling it for
+/// `recover-within` right after the revert sleeps `within` plus that short wait.
 pub async fn judge_then<S: SloSource>(
     src: &S,
     step: &ThenStep,
     times: &PhaseTimes,
     step_interval: Duration,
 ) -> Judgement {
-    let grace = chrono::Duration::from_std(step_interval).unwrap_or(chrono::Duration::zero());
     match step.hold {
         Hold::DuringFault => {
-            sleep_until(times.fault_ended_at + grace).await;
+            wait_for_closing_sample(src, &step.check, times.fault_ended_at, step_interval).await;
             check_range(
                 src,
                 &step.check,
@@ -187,15 +188,108 @@ pub async fn judge_then<S: SloSource>(
             .await
         }
         Hold::AtEnd => {
-            sleep_until(times.fault_ended_at + grace).await;
+            wait_for_closing_sample(src, &step.check, times.fault_ended_at, step_interval).await;
             check_instant(src, &step.check, Some(times.fault_ended_at)).await
         }
         Hold::RecoverWithin { within } => {
             let deadline = times.reverted_at + within.as_chrono();
-            sleep_until(deadline + grace).await;
+            wait_for_closing_sample(src, &step.check, deadline, step_interval).await;
             check_recovery(src, &step.check, times.reverted_at, deadline, step_interval).await
         }
         Hold::AfterRecovery => check_instant(src, &step.check, times.recovered_at).await,
+    }
+}
+
+/// How often [`wait_for_closing_sample`] asks Prometheus whether the closing sample has landed.
+const CLOSING_SAMPLE_POLL: Duration = Duration::from_millis(100);
+
+/// The queries that tell up to which instant Prometheus holds the inputs of `query`: one
+/// `min(timestamp(SELECTOR))` per distinct series selector of the expression (instant or range
+/// selector; `offset` and `@` dropped, so the selector's current samples count), in order of
+/// appearance. Each answers, in Unix seconds, the oldest "latest sample" among the selector's
+/// series (PromQL `timestamp()` of a vector selector is its samples' own timestamps). Empty when
+/// `query` reads no series or does not parse.
+pub fn closing_sample_queries(query: &str) -> Vec<String> {
+    use promql_parser::parser::{Expr, VectorSelector};
+    use promql_parser::util::{ExprVisitor, walk_expr};
+
+    struct Selectors(Vec<String>);
+    impl Selectors {
+        fn add(&mut self, vs: &VectorSelector) {
+            let current = VectorSelector {
+                offset: None,
+                at: None,
+                ..vs.clone()
+            };
+            let q = format!("min(timestamp({current}))");
+            if !self.0.contains(&q) {
+                self.0.push(q);
+            }
+        }
+    }
+    impl ExprVisitor for Selectors {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            match expr {
+                Expr::VectorSelector(vs) => self.add(vs),
+                Expr::MatrixSelector(ms) => self.add(&ms.vs),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+
+    let Ok(expr) = promql_parser::parser::parse(query) else {
+        return Vec::new();
+    };
+    let mut selectors = Selectors(Vec::new());
+    let Ok(_) = walk_expr(&mut selectors, &expr);
+    selectors.0
+}
+
+/// Waits until the window ending at `end` is complete in `src`: sleeps until `end`, then polls
+/// [`closing_sample_queries`] of `check` (Prometheus HTTP API, `/api/v1/query`, every 100 ms)
+/// until every selector's series have a sample at or after `end` (millisecond precision, as
+/// Prometheus stores them) — or until `max_wait` after `end` at the latest (use the scrape
+/// interval: a target that is down never brings a sample). A failing or empty answer keeps
+/// waiting within `max_wait`; the judgement that follows reports what the source says.
+pub async fn wait_for_closing_sample<S: SloSource>(
+    src: &S,
+    check: &Check,
+    end: DateTime<Utc>,
+    max_wait: Duration,
+) {
+    sleep_until(end).await;
+    let give_up = end + chrono::Duration::from_std(max_wait).unwrap_or(chrono::Duration::zero());
+    let end_seconds = end.timestamp_millis() as f64 / 1000.0;
+    let queries = closing_sample_queries(&check.query);
+    let mut waiting: Vec<&str> = queries.iter().map(String::as_str).collect();
+    while !waiting.is_empty() {
+        let mut still = Vec::with_capacity(waiting.len());
+        for query in waiting {
+            let landed = match src.instant(query, None).await {
+                Ok(samples) => samples
+                    .iter()
+                    .any(|s| s.point.value + 0.000_5 >= end_seconds),
+                Err(_) => false,
+            };
+            if !landed {
+                still.push(query);
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        if now >= give_up {
+            return;
+        }
+        let pause = (give_up - now)
+            .to_std()
+            .unwrap_or_default()
+            .min(CLOSING_SAMPLE_POLL);
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -24,7 +24,8 @@ mod tests;
 pub use error::{BoxError, SloError};
 pub use evaluate::{
     MAX_EVIDENCE_SERIES, MAX_POINTS_PER_SERIES, MIN_COVERAGE, PhaseTimes, breached, check_instant,
-    check_range, check_recovery, judge_then, wait_until_holds,
+    check_range, check_recovery, closing_sample_queries, judge_then, wait_for_closing_sample,
+    wait_until_holds,
 };
 pub use prometheus::{PrometheusClient, QueryKind, QueryObserver};
 pub use series::{

@@ -56,8 +56,8 @@ pub struct RunOptions {
     pub recovery_timeout: Duration,
     /// Added to each fault's declared duration to form the TTL the target enforces.
     pub ttl_grace: Duration,
-    /// Resolution of range queries (Prometheus `step`); also the wait after a window closes
-    /// before it is judged, so the last scrape has landed (use the scrape interval).
+    /// Resolution of range queries (Prometheus `step`); also the longest wait, after a window
+    /// closes, for Prometheus to hold the sample that closes it (use the scrape interval).
     pub query_step: Duration,
     /// The chaos night the run belongs to (daemon runs: the planned night); `None` for ad-hoc
     /// runs.
@@ -852,8 +852,8 @@ where
             let started_at = Utc::now();
             self.step_started(state, base + i, Phase::Then, &step.name)
                 .await;
-            // judge_then waits for the step's window to close (plus one query step, so the last
-            // scrape has landed) before querying.
+            // judge_then waits for the step's window to close and for Prometheus to hold the
+            // sample that closes it (at most one query step more) before querying.
             let judgement = tokio::select! {
                 j = assert::judge_then(self.slo, step, &times, opts.query_step) => j,
                 _ = self.cancel.cancelled() => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use f3_chaos::assert::{
     PhaseTimes, PrometheusClient, SloSource, Window, breached, check_instant, check_range,
-    judge_then,
+    closing_sample_queries, judge_then, wait_for_closing_sample,
 };
 use f3_chaos::duration::HumanDuration;
 use f3_chaos::model::Verdict;
@@ -154,6 +154,84 @@ async fn during_fault_is_judged_over_its_own_window() {
     assert_eq!(j.evidence.worst.as_ref().expect("a worst value").value, 0.7);
     let stored = serde_json::to_string(&j).expect("evidence serialises");
     assert!(stored.contains("\"first_failure\"") && stored.contains("\"points\""));
+}
+
+#[tokio::test]
+async fn a_closed_window_is_judged_as_soon_as_prometheus_holds_its_closing_sample() {
+    // The window closed 2 s ago and Prometheus (1 s scrapes) has samples after it: judging it
+    // must not wait out the cap (here a generous 30 s) the way a fixed grace sleep would.
+    let (_exporter, prom) = setup(0.1).await;
+    let client = prom.client();
+    sleep_ms(4_000).await; // data from before the window's end on
+    let ended = Utc::now() - ms(2_000);
+    let times = PhaseTimes {
+        injected_at: ended - ms(5_000),
+        fault_ended_at: ended,
+        reverted_at: ended,
+        recovered_at: None,
+    };
+    let started = std::time::Instant::now();
+    let j = judge_then(&client, &then(Hold::AtEnd), &times, Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence);
+    assert!(took < Duration::from_secs(5), "judging took {took:?}");
+}
+
+#[tokio::test]
+async fn the_wait_for_a_closing_sample_ends_once_it_has_landed_or_at_the_cap() {
+    let (exporter, prom) = setup(0.1).await;
+    let client = prom.client();
+    let latency = check(LATENCY, Comparison::Lt, 0.25);
+    let freshest = || async {
+        client
+            .instant(&format!("min(timestamp({LATENCY}))"), None)
+            .await
+            .expect("Prometheus answers")[0]
+            .point
+            .value
+    };
+
+    // A window closing in 300 ms: the wait returns once a sample at or after its end is stored.
+    let end = Utc::now() + ms(300);
+    wait_for_closing_sample(&client, &latency, end, Duration::from_secs(30)).await;
+    let end_seconds = end.timestamp_millis() as f64 / 1000.0;
+    assert!(
+        freshest().await + 0.000_5 >= end_seconds,
+        "returned before the closing sample landed"
+    );
+    assert!(
+        Utc::now() < end + ms(5_000),
+        "waited long after the sample landed"
+    );
+
+    // A target that is down never brings the closing sample: the wait gives up at the cap.
+    exporter.set_down(true);
+    let end = Utc::now();
+    wait_for_closing_sample(&client, &latency, end, Duration::from_secs(2)).await;
+    let waited = Utc::now() - end;
+    assert!(
+        waited >= ms(2_000),
+        "gave up after {waited:?}, before the cap"
+    );
+    assert!(waited < ms(4_000), "waited {waited:?}, past the cap");
+}
+
+#[test]
+fn the_closing_sample_is_asked_of_every_series_selector_of_a_check() {
+    assert_eq!(
+        closing_sample_queries(
+            r#"histogram_quantile(0.99, sum by (le) (rate(payment_latency_seconds_bucket{cloud="gcp"}[15s] offset 1m))) / on() group_left payment_target"#
+        ),
+        vec![
+            r#"min(timestamp(payment_latency_seconds_bucket{cloud="gcp"}))"#.to_owned(),
+            "min(timestamp(payment_target))".to_owned(),
+        ]
+    );
+    assert_eq!(
+        closing_sample_queries("rate(up[1m]) / rate(up[5m])"),
+        vec!["min(timestamp(up))".to_owned()]
+    );
+    assert!(closing_sample_queries("vector(1)").is_empty());
 }
 
 #[tokio::test]
