@@ -10,6 +10,9 @@
 //!   when the *coverage* — the share of expected evaluation instants (`start`, `start+step`, … ≤ `end`)
 //!   at which at least one series had an evaluable value — is below [`MIN_COVERAGE`] (90 %).
 //! - Otherwise **passed**. A query Prometheus rejects as `bad_data` is **error** (fix the check).
+//! - Only *fresh* instants count: one at which every series selector of the check has a sample
+//!   scraped within [`FRESH_WITHIN_STEPS`] steps; points at other instants were computed from
+//!   older samples (a `rate(…[15s])` or the lookback bridging a blind Prometheus) and are ignored.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -25,6 +28,12 @@ use crate::scenario::model::{AbortCondition, Check, Comparison, Hold, ThenStep};
 
 /// Minimum coverage (ratio 0–1) of a window's evaluation instants with data for a pass.
 pub const MIN_COVERAGE: f64 = 0.9;
+
+/// A range check's evaluation instant counts only when Prometheus holds, for every series
+/// selector the check reads, a sample scraped at most this many evaluation steps before it (use
+/// the scrape interval as the step: three missed scrapes). Older samples are what a `rate(…[15s])`
+/// or a lookback would carry across a gap in which Prometheus saw nothing.
+pub const FRESH_WITHIN_STEPS: i64 = 3;
 
 /// At most this many series are kept in [`Evidence::series`] (failing series first).
 pub const MAX_EVIDENCE_SERIES: usize = 50;
@@ -63,6 +72,8 @@ pub async fn check_instant<S: SloSource>(
                 start: at,
                 step_ms: 1,
                 slots: 1,
+                blind: Vec::new(),
+                gap: None,
             };
             judge_all_points(check, window, series, &grid)
         }
@@ -117,7 +128,10 @@ pub async fn check_recovery<S: SloSource>(
         evidence.reason = Some(NO_SERIES.into());
         Verdict::Inconclusive
     } else if known.is_empty() {
-        evidence.reason = Some(all_nan(tally.points));
+        evidence.reason = Some(match grid.gap {
+            Some(_) => grid.with_gap(NO_FRESH_POINT.into()),
+            None => all_nan(tally.points),
+        });
         Verdict::Inconclusive
     } else if known.last().is_some_and(|(_, fails)| *fails) {
         evidence.reason = Some(format!(
@@ -142,13 +156,13 @@ pub async fn check_recovery<S: SloSource>(
         evidence.recovered_at = recovered;
         evidence.coverage = Some(coverage);
         if coverage < MIN_COVERAGE {
-            evidence.reason = Some(format!(
+            evidence.reason = Some(grid.with_gap(format!(
                 "the check held from {} but only {} of the {expected} evaluation points after it \
                  had data (at least {:.0} % needed)",
                 recovered.map_or_else(String::new, |t| t.format("%H:%M:%S%.3f UTC").to_string()),
                 holding,
                 MIN_COVERAGE * 100.0
-            ));
+            )));
             Verdict::Inconclusive
         } else {
             Verdict::Passed
@@ -161,9 +175,11 @@ pub async fn check_recovery<S: SloSource>(
 /// evaluation resolution (use the scrape interval).
 ///
 /// - `during-fault`: [`check_range`] over `[injected_at, fault_ended_at]`;
-/// - `at-end`: [`check_instant`] at `fault_ended_at`;
+/// - `at-end`: [`check_instant`] at `fault_ended_at`, inconclusive on stale samples (see
+///   [`FRESH_WITHIN_STEPS`]);
 /// - `recover-within`: [`check_recovery`] over `[reverted_at, reverted_at + within]`;
-/// - `after-recovery`: [`check_instant`] at `recovered_at` (now when recovery was not verified).
+/// - `after-recovery`: [`check_instant`] at `recovered_at` (now when recovery was not verified),
+///   inconclusive on stale samples.
 ///
 /// A window that has not yet closed is waited for, then [`wait_for_closing_sample`]: only until
 /// Prometheus holds a sample at or after the window's end for every series the check reads, and
@@ -189,27 +205,74 @@ pub async fn judge_then<S: SloSource>(
         }
         Hold::AtEnd => {
             wait_for_closing_sample(src, &step.check, times.fault_ended_at, step_interval).await;
-            check_instant(src, &step.check, Some(times.fault_ended_at)).await
+            check_instant_fresh(src, &step.check, times.fault_ended_at, step_interval).await
         }
         Hold::RecoverWithin { within } => {
             let deadline = times.reverted_at + within.as_chrono();
             wait_for_closing_sample(src, &step.check, deadline, step_interval).await;
             check_recovery(src, &step.check, times.reverted_at, deadline, step_interval).await
         }
-        Hold::AfterRecovery => check_instant(src, &step.check, times.recovered_at).await,
+        Hold::AfterRecovery => {
+            let at = times.recovered_at.unwrap_or_else(Utc::now);
+            check_instant_fresh(src, &step.check, at, step_interval).await
+        }
     }
+}
+
+/// [`check_instant`] at `at`, made inconclusive when some series selector of the check has no
+/// sample scraped within [`FRESH_WITHIN_STEPS`] `step`s before `at` (`max(timestamp(SELECTOR))`
+/// at `at`): the value was then computed from older samples, which is no evidence of `at`.
+async fn check_instant_fresh<S: SloSource>(
+    src: &S,
+    check: &Check,
+    at: DateTime<Utc>,
+    step: Duration,
+) -> Judgement {
+    let mut judgement = check_instant(src, check, Some(at)).await;
+    if !matches!(judgement.verdict, Verdict::Passed | Verdict::Failed) {
+        return judgement;
+    }
+    let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+    let oldest_fresh_ms = at.timestamp_millis() - FRESH_WITHIN_STEPS.saturating_mul(step_ms);
+    for selector in series_selectors(&check.query) {
+        let newest_ms = match src
+            .instant(&format!("max(timestamp({selector}))"), Some(at))
+            .await
+        {
+            Ok(samples) => samples
+                .iter()
+                .map(|s| (s.point.value * 1000.0).round() as i64)
+                .max(),
+            Err(e) => return from_error(check, judgement.evidence.window, &e),
+        };
+        if newest_ms.is_none_or(|ms| ms < oldest_fresh_ms) {
+            let newest = newest_ms
+                .and_then(DateTime::from_timestamp_millis)
+                .map_or_else(
+                    || "none in the lookback".to_owned(),
+                    |t| format!("the newest is from {}", t.format("%H:%M:%S%.3f UTC")),
+                );
+            judgement.verdict = Verdict::Inconclusive;
+            judgement.evidence.first_failure = None;
+            judgement.evidence.last_failure = None;
+            judgement.evidence.reason = Some(format!(
+                "Prometheus holds no sample of {selector} scraped near {} ({newest}): the value \
+                 there is no evidence of that instant",
+                at.format("%H:%M:%S%.3f UTC")
+            ));
+            return judgement;
+        }
+    }
+    judgement
 }
 
 /// How often [`wait_for_closing_sample`] asks Prometheus whether the closing sample has landed.
 const CLOSING_SAMPLE_POLL: Duration = Duration::from_millis(100);
 
-/// The queries that tell up to which instant Prometheus holds the inputs of `query`: one
-/// `min(timestamp(SELECTOR))` per distinct series selector of the expression (instant or range
-/// selector; `offset` and `@` dropped, so the selector's current samples count), in order of
-/// appearance. Each answers, in Unix seconds, the oldest "latest sample" among the selector's
-/// series (PromQL `timestamp()` of a vector selector is its samples' own timestamps). Empty when
-/// `query` reads no series or does not parse.
-pub fn closing_sample_queries(query: &str) -> Vec<String> {
+/// The distinct series selectors an expression reads (instant or range selectors, rendered
+/// without `offset` and `@`, so they select the series' current samples), in order of
+/// appearance. Empty when `query` reads no series or does not parse.
+pub fn series_selectors(query: &str) -> Vec<String> {
     use promql_parser::parser::{Expr, VectorSelector};
     use promql_parser::util::{ExprVisitor, walk_expr};
 
@@ -221,9 +284,9 @@ pub fn closing_sample_queries(query: &str) -> Vec<String> {
                 at: None,
                 ..vs.clone()
             };
-            let q = format!("min(timestamp({current}))");
-            if !self.0.contains(&q) {
-                self.0.push(q);
+            let rendered = current.to_string();
+            if !self.0.contains(&rendered) {
+                self.0.push(rendered);
             }
         }
     }
@@ -245,6 +308,17 @@ pub fn closing_sample_queries(query: &str) -> Vec<String> {
     let mut selectors = Selectors(Vec::new());
     let Ok(_) = walk_expr(&mut selectors, &expr);
     selectors.0
+}
+
+/// The queries that tell up to which instant Prometheus holds the inputs of `query`: one
+/// `min(timestamp(SELECTOR))` per [`series_selectors`] entry. Each answers, in Unix seconds, the
+/// oldest "latest sample" among the selector's series (PromQL `timestamp()` of a vector selector
+/// is its samples' own timestamps).
+pub fn closing_sample_queries(query: &str) -> Vec<String> {
+    series_selectors(query)
+        .into_iter()
+        .map(|sel| format!("min(timestamp({sel}))"))
+        .collect()
 }
 
 /// Waits until the window ending at `end` is complete in `src`: sleeps until `end`, then polls
@@ -349,6 +423,10 @@ pub async fn breached<S: SloSource>(
 
 const NO_SERIES: &str = "the query returned no series (no data for this window)";
 
+/// Reason of a window whose every evaluation instant lacked fresh samples behind it.
+const NO_FRESH_POINT: &str =
+    "no evaluation point of the window had freshly scraped samples behind it";
+
 fn all_nan(points: usize) -> String {
     format!("all {points} returned values were NaN (no data)")
 }
@@ -437,16 +515,83 @@ async fn prepare_range<S: SloSource>(
         )));
     }
     let slots = usize::try_from(span_ms / step_ms + 1).unwrap_or(usize::MAX);
-    let grid = Grid {
+    let mut grid = Grid {
         start,
         step_ms,
         slots,
+        blind: Vec::new(),
+        gap: None,
     };
     let step = Duration::from_millis(step_ms.unsigned_abs());
-    match src.range(&check.query, start, query_end, step).await {
-        Ok(series) => Ok((window, grid, series)),
-        Err(e) => Err(Box::new(from_error(check, window, &e))),
+    let series = match src.range(&check.query, start, query_end, step).await {
+        Ok(series) => series,
+        Err(e) => return Err(Box::new(from_error(check, window, &e))),
+    };
+    if let Err(e) = mark_blind_instants(src, check, &mut grid, query_end, step).await {
+        return Err(Box::new(from_error(check, window, &e)));
     }
+    Ok((window, grid, series))
+}
+
+/// Marks the instants of `grid` (up to `query_end`) at which Prometheus held no fresh sample of
+/// some series selector of `check` — the newest sample of every series it selects
+/// (`max(timestamp(SELECTOR))`, Prometheus HTTP API `/api/v1/query_range`) older than
+/// [`FRESH_WITHIN_STEPS`] steps, or none at all — and describes the longest such gap. Those
+/// instants are judged on nothing: a value there was computed from samples scraped before it.
+async fn mark_blind_instants<S: SloSource>(
+    src: &S,
+    check: &Check,
+    grid: &mut Grid,
+    query_end: DateTime<Utc>,
+    step: Duration,
+) -> Result<(), SloError> {
+    let tolerance_ms = FRESH_WITHIN_STEPS.saturating_mul(grid.step_ms);
+    let queried = (0..grid.slots)
+        .take_while(|&k| grid.at(k) <= query_end)
+        .count();
+    let mut blind = vec![false; grid.slots];
+    let mut longest: Option<(usize, usize, String)> = None;
+    for selector in series_selectors(&check.query) {
+        let query = format!("max(timestamp({selector}))");
+        let mut fresh = vec![false; grid.slots];
+        for series in src.range(&query, grid.start, query_end, step).await? {
+            for point in &series.points {
+                let scraped_ms = (point.value * 1000.0).round() as i64;
+                if let Some(k) = grid.slot_of(point.at)
+                    && point.at.timestamp_millis() - scraped_ms <= tolerance_ms
+                {
+                    fresh[k] = true;
+                }
+            }
+        }
+        let mut k = 0;
+        while k < queried {
+            if fresh[k] {
+                k += 1;
+                continue;
+            }
+            let from = k;
+            while k < queried && !fresh[k] {
+                blind[k] = true;
+                k += 1;
+            }
+            if longest.as_ref().is_none_or(|(a, b, _)| k - from > b - a) {
+                longest = Some((from, k, selector.clone()));
+            }
+        }
+    }
+    if let Some((from, to, selector)) = longest {
+        let span_ms = u64::try_from((to - from) as i64 * grid.step_ms).unwrap_or(0);
+        grid.gap = Some(format!(
+            "Prometheus holds no sample of {selector} scraped near {} to {} ({} of the window): \
+             it or the target was not scraping",
+            grid.at(from).format("%H:%M:%S%.3f UTC"),
+            grid.at(to - 1).format("%H:%M:%S%.3f UTC"),
+            crate::duration::HumanDuration(Duration::from_millis(span_ms))
+        ));
+    }
+    grid.blind = blind;
+    Ok(())
 }
 
 /// Expected evaluation instants: `start + k·step` for `k` in `0..slots`.
@@ -454,6 +599,10 @@ struct Grid {
     start: DateTime<Utc>,
     step_ms: i64,
     slots: usize,
+    /// Instants without fresh samples behind them (empty: none): their points are ignored.
+    blind: Vec<bool>,
+    /// The longest run of blind instants, for a person.
+    gap: Option<String>,
 }
 
 impl Grid {
@@ -468,6 +617,18 @@ impl Grid {
 
     fn at(&self, slot: usize) -> DateTime<Utc> {
         self.start + chrono::Duration::milliseconds(self.step_ms.saturating_mul(slot as i64))
+    }
+
+    fn is_blind(&self, slot: usize) -> bool {
+        self.blind.get(slot).copied().unwrap_or(false)
+    }
+
+    /// `reason`, followed by the description of the longest blind gap when there is one.
+    fn with_gap(&self, reason: String) -> String {
+        match &self.gap {
+            Some(gap) => format!("{reason}; {gap}"),
+            None => reason,
+        }
     }
 }
 
@@ -503,6 +664,10 @@ impl Tally {
         };
         for (index, s) in series.iter().enumerate() {
             for p in &s.points {
+                let slot = grid.slot_of(p.at);
+                if slot.is_some_and(|k| grid.is_blind(k)) {
+                    continue; // computed from samples scraped before this instant
+                }
                 t.points += 1;
                 if p.value.is_nan() {
                     continue;
@@ -513,7 +678,7 @@ impl Tally {
                     labels: s.labels.clone(),
                 };
                 let fails = !check.op.holds(p.value, check.threshold);
-                if let Some(slot) = grid.slot_of(p.at).and_then(|k| t.slots.get_mut(k)) {
+                if let Some(slot) = slot.and_then(|k| t.slots.get_mut(k)) {
                     slot.known = true;
                     slot.fails |= fails;
                 }
@@ -604,16 +769,19 @@ fn judge_all_points(check: &Check, window: Window, series: Vec<Series>, grid: &G
         }
         Verdict::Failed
     } else if covered == 0 {
-        evidence.reason = Some(all_nan(tally.points));
+        evidence.reason = Some(match grid.gap {
+            Some(_) => grid.with_gap(NO_FRESH_POINT.into()),
+            None => all_nan(tally.points),
+        });
         Verdict::Inconclusive
     } else if (covered as f64) < MIN_COVERAGE * grid.slots as f64 {
-        evidence.reason = Some(format!(
+        evidence.reason = Some(grid.with_gap(format!(
             "only {covered} of the {} expected evaluation points had data ({:.0} %; at least {:.0} % \
              needed): Prometheus or the target was down for part of the window",
             grid.slots,
             100.0 * covered as f64 / grid.slots as f64,
             MIN_COVERAGE * 100.0
-        ));
+        )));
         Verdict::Inconclusive
     } else {
         Verdict::Passed

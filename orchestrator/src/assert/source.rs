@@ -93,11 +93,16 @@ pub enum FakeFailure {
 
 /// In-memory SLO source for tests: each query string maps to recorded samples; queries are
 /// answered with Prometheus' lookback rule (the latest sample at or before the evaluation time and
-/// no older than [`FakeSource::LOOKBACK`]). Unknown queries return no series.
+/// no older than [`FakeSource::LOOKBACK`]). Unknown queries return no series, except
+/// `min(timestamp(Q))` and `max(timestamp(Q))` of a recorded query `Q`, which answer like
+/// Prometheus: the aggregated time (Unix seconds) of each series' latest sample of `Q` — so the
+/// points pushed are the "scrapes" the freshness rules look at, unless
+/// [`FakeSource::scraped_every`] makes a Prometheus that scrapes the pushed values continuously.
 #[derive(Debug, Default)]
 pub struct FakeSource {
     data: Mutex<BTreeMap<String, BTreeMap<SeriesLabels, Vec<Point>>>>,
     failure: Mutex<Option<FakeFailure>>,
+    scrape_every: Option<chrono::Duration>,
 }
 
 impl FakeSource {
@@ -107,6 +112,16 @@ impl FakeSource {
     /// An empty source.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A source whose samples are scraped every `every` (on multiples of it since the Unix
+    /// epoch): the `timestamp()` of a series is its latest scrape, not the time its value was
+    /// pushed, so one pushed value stays fresh until the lookback ends it.
+    pub fn scraped_every(every: Duration) -> Self {
+        Self {
+            scrape_every: chrono::Duration::from_std(every.max(Duration::from_millis(1))).ok(),
+            ..Self::default()
+        }
     }
 
     /// Records `value` for the series `labels` of `query` at `at` (keep calls in time order per series).
@@ -156,14 +171,71 @@ impl FakeSource {
         }
     }
 
-    fn value_at(points: &[Point], at: DateTime<Utc>) -> Option<Point> {
+    fn latest_at(points: &[Point], at: DateTime<Utc>) -> Option<&Point> {
         let lookback = chrono::Duration::from_std(Self::LOOKBACK).unwrap_or(chrono::Duration::MAX);
         points
             .iter()
             .rev()
             .find(|p| p.at <= at)
             .filter(|p| at - p.at < lookback)
-            .map(|p| Point { at, value: p.value })
+    }
+
+    fn value_at(points: &[Point], at: DateTime<Utc>) -> Option<Point> {
+        Self::latest_at(points, at).map(|p| Point { at, value: p.value })
+    }
+
+    /// The series of `query` at `at` from the recorded data: recorded series, or the derived
+    /// `min|max(timestamp(Q))` (see the type's docs).
+    fn answer_at(
+        &self,
+        data: &BTreeMap<String, BTreeMap<SeriesLabels, Vec<Point>>>,
+        query: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<Sample> {
+        if let Some(series) = data.get(query) {
+            return series
+                .iter()
+                .filter_map(|(labels, points)| {
+                    Self::value_at(points, at).map(|point| Sample {
+                        labels: labels.clone(),
+                        point,
+                    })
+                })
+                .collect();
+        }
+        let derived = [
+            ("min(timestamp(", f64::min as fn(f64, f64) -> f64),
+            ("max(timestamp(", f64::max),
+        ]
+        .into_iter()
+        .find_map(|(prefix, fold)| {
+            let inner = query.strip_prefix(prefix)?.strip_suffix("))")?;
+            Some((data.get(inner)?, fold))
+        });
+        let Some((series, fold)) = derived else {
+            return Vec::new();
+        };
+        series
+            .values()
+            .filter_map(|points| Self::latest_at(points, at))
+            .map(|p| {
+                let scraped = match self.scrape_every {
+                    Some(every) => {
+                        let every_ms = every.num_milliseconds().max(1);
+                        let tick = at.timestamp_millis() / every_ms * every_ms;
+                        tick.max(p.at.timestamp_millis())
+                    }
+                    None => p.at.timestamp_millis(),
+                };
+                scraped as f64 / 1000.0
+            })
+            .reduce(fold)
+            .map(|value| Sample {
+                labels: SeriesLabels::new(),
+                point: Point { at, value },
+            })
+            .into_iter()
+            .collect()
     }
 }
 
@@ -176,20 +248,7 @@ impl SloSource for FakeSource {
         self.check_failure()?;
         let at = at.unwrap_or_else(Utc::now);
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(data
-            .get(query)
-            .map(|series| {
-                series
-                    .iter()
-                    .filter_map(|(labels, points)| {
-                        Self::value_at(points, at).map(|point| Sample {
-                            labels: labels.clone(),
-                            point,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.answer_at(&data, query, at))
     }
 
     async fn range(
@@ -203,24 +262,17 @@ impl SloSource for FakeSource {
         let step = chrono::Duration::from_std(step.max(Duration::from_millis(1)))
             .unwrap_or(chrono::Duration::MAX);
         let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(all) = data.get(query) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for (labels, points) in all {
-            let mut t = start;
-            let mut got = Vec::new();
-            while t <= end {
-                got.extend(Self::value_at(points, t));
-                t += step;
+        let mut out: BTreeMap<SeriesLabels, Vec<Point>> = BTreeMap::new();
+        let mut t = start;
+        while t <= end {
+            for sample in self.answer_at(&data, query, t) {
+                out.entry(sample.labels).or_default().push(sample.point);
             }
-            if !got.is_empty() {
-                out.push(Series {
-                    labels: labels.clone(),
-                    points: got,
-                });
-            }
+            t += step;
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(labels, points)| Series { labels, points })
+            .collect())
     }
 }

@@ -181,6 +181,94 @@ async fn range_with_gaps_is_inconclusive_but_a_seen_breach_still_fails() {
 }
 
 #[tokio::test]
+async fn a_gap_in_the_scrapes_is_not_bridged_by_old_samples() {
+    // Samples every second except a 10 s gap, which the lookback (like a `rate(…[15s])`) fills
+    // with the last value before it: those instants are judged on nothing, and the window is
+    // inconclusive, naming the gap.
+    let src = FakeSource::new();
+    let t = t0();
+    series(&src, &[], t, &[0.1; 10]);
+    series(&src, &[], t + secs(20), &[0.1; 10]);
+    let c = check(Comparison::Lt, 0.25);
+    let j = check_range(&src, &c, t, t + secs(29), SEC).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence);
+    // Instants t+13 … t+19 have a newest sample older than 3 steps: 23 of 30 are judged.
+    assert_eq!(j.evidence.coverage, Some(23.0 / 30.0));
+    let reason = j.evidence.reason.expect("a reason");
+    let gap_from = (t + secs(13)).format("%H:%M:%S%.3f UTC").to_string();
+    let gap_to = (t + secs(19)).format("%H:%M:%S%.3f UTC").to_string();
+    assert!(
+        reason.contains(&format!(
+            "Prometheus holds no sample of {Q} scraped near {gap_from} to {gap_to} (7s of the window)"
+        )),
+        "{reason}"
+    );
+
+    // Within three steps the samples count: a 3 s gap leaves every instant judged.
+    let src = FakeSource::new();
+    series(&src, &[], t, &[0.1; 10]);
+    series(&src, &[], t + secs(13), &[0.1; 10]);
+    let j = check_range(&src, &c, t, t + secs(22), SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence);
+    assert_eq!(j.evidence.coverage, Some(1.0));
+}
+
+#[tokio::test]
+async fn a_recovery_seen_only_through_old_samples_is_not_a_recovery() {
+    // Scrapes stop 5 s before the recovery window and never resume: the lookback would show the
+    // last healthy value at every instant; nothing is known, so nothing passes.
+    let src = FakeSource::new();
+    let t = t0();
+    series(&src, &[], t - secs(10), &[0.1; 10]);
+    let c = check(Comparison::Lt, 0.25);
+    let j = check_recovery(&src, &c, t + secs(5), t + secs(20), SEC).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence);
+    assert!(
+        j.evidence
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("Prometheus holds no sample of")),
+        "{:?}",
+        j.evidence.reason
+    );
+}
+
+#[tokio::test]
+async fn an_at_end_value_carried_from_old_samples_is_inconclusive() {
+    // The last scrape was 10 s before the fault's end: the lookback still answers 0.1 there.
+    let src = FakeSource::new();
+    let t = t0();
+    series(&src, &[], t, &[0.1; 5]);
+    let end = t + secs(14);
+    let times = PhaseTimes {
+        injected_at: t,
+        fault_ended_at: end,
+        reverted_at: end,
+        recovered_at: Some(end),
+    };
+    for hold in [Hold::AtEnd, Hold::AfterRecovery] {
+        let j = judge_then(&src, &then(hold, 0.25), &times, SEC).await;
+        assert_eq!(
+            j.verdict,
+            Verdict::Inconclusive,
+            "{hold:?}: {:?}",
+            j.evidence
+        );
+        let reason = j.evidence.reason.expect("a reason");
+        let newest = (t + secs(4)).format("%H:%M:%S%.3f UTC").to_string();
+        assert!(
+            reason.contains(&format!("Prometheus holds no sample of {Q} scraped near"))
+                && reason.contains(&format!("the newest is from {newest}")),
+            "{reason}"
+        );
+    }
+    // Samples up to the end: judged on them.
+    series(&src, &[], t + secs(5), &[0.1; 10]);
+    let j = judge_then(&src, &then(Hold::AtEnd, 0.25), &times, SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence);
+}
+
+#[tokio::test]
 async fn range_step_is_widened_for_long_windows() {
     let src = FakeSource::new();
     let t = t0() - secs(86_400);

@@ -164,10 +164,15 @@ spec:
     library.scenarios["scripted"].clone()
 }
 
-/// An SLO source where every query of the scenario has a value from a minute ago on (the
-/// lookback keeps it current for the test): steady state held, latency 0.1 s, no breach.
+/// An SLO source where every query of the scenario has a value from a minute ago on, scraped
+/// every 50 ms (the lookback keeps it current for the test): steady state held, latency 0.1 s,
+/// no breach.
 fn healthy() -> FakeSource {
-    let source = FakeSource::new();
+    with_healthy_values(FakeSource::scraped_every(Duration::from_millis(50)))
+}
+
+/// `source` with the values of [`healthy`] pushed a minute ago.
+fn with_healthy_values(source: FakeSource) -> FakeSource {
     let since = Utc::now() - chrono::Duration::seconds(60);
     for (query, value) in [("steady", 1.0), ("latency", 0.1), ("breach", 0.0)] {
         source.push(query, &[], since, value);
@@ -394,14 +399,18 @@ async fn a_breached_abort_condition_reverts_and_records_its_latency() {
 async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
     // (phase, cancel after, a fault was injected): in Given while the steady state is awaited
     // (it never holds; the bound is 5 s), during the 1 s fault, and in Then while the judge waits
-    // for the window's last scrape (a query step of 2 s after the fault's end).
+    // for the sample that closes the window (a Prometheus that scrapes nothing after the pushed
+    // values never brings it: the wait lasts its cap, a query step of 2 s after the fault's end).
     for (phase, after_ms, injected) in [
         ("given", 150, false),
         ("fault", 500, true),
         ("then", 1600, true),
     ] {
         let setup = store().await;
-        let source = healthy();
+        let source = match phase {
+            "then" => with_healthy_values(FakeSource::new()),
+            _ => healthy(),
+        };
         let mut opts = options();
         match phase {
             "given" => {

@@ -235,6 +235,42 @@ fn the_closing_sample_is_asked_of_every_series_selector_of_a_check() {
 }
 
 #[tokio::test]
+async fn a_window_prometheus_was_blind_for_is_inconclusive_even_when_the_platform_failed() {
+    // Prometheus is frozen (SIGSTOP: no scrapes, as when it restarts) for 6 s of a 12 s window
+    // while latency really goes bad. `avg_over_time(…[15s])` carries the good pre-freeze samples
+    // across the gap, so every instant has a good value: that must not be a pass.
+    let (exporter, prom) = setup(0.1).await;
+    let client = prom.client();
+    let pid = nix::unistd::Pid::from_raw(prom.pid().expect("running") as i32);
+    sleep_ms(3_000).await;
+    let start = Utc::now();
+    sleep_ms(3_000).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP Prometheus");
+    exporter.set(LATENCY, &[], 0.9);
+    sleep_ms(6_000).await;
+    exporter.set(LATENCY, &[], 0.1);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT Prometheus");
+    sleep_ms(3_000).await;
+    let end = Utc::now();
+    let bridged = check(
+        &format!("avg_over_time({LATENCY}[15s])"),
+        Comparison::Lt,
+        0.25,
+    );
+    let j = check_range(&client, &bridged, start, end, SCRAPE_INTERVAL).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence);
+    let reason = j.evidence.reason.expect("a reason");
+    assert!(
+        reason.contains(&format!(
+            "Prometheus holds no sample of {LATENCY} scraped near"
+        )),
+        "{reason}"
+    );
+    let coverage = j.evidence.coverage.expect("a coverage ratio");
+    assert!(coverage < 0.7, "{coverage}: the frozen 6 s were counted");
+}
+
+#[tokio::test]
 async fn recover_within_passes_in_time_and_fails_when_too_late() {
     let (exporter, prom) = setup(0.1).await;
     let client = prom.client();
