@@ -500,7 +500,7 @@ mod tests {
             outcome,
             reason: None,
             steps: Vec::new(),
-            pass_rate: 1.0,
+            pass_rate: Some(1.0),
             abort_latency_ms: None,
             notified: Vec::new(),
             started_at: Utc::now(),

@@ -237,7 +237,7 @@ pub fn report_from_events(
     let mut steps: Vec<StepResult> = Vec::new();
     let mut notified = Vec::new();
     let mut abort_latency_ms = None;
-    let mut end: Option<(RunOutcome, f64, Option<String>)> = None;
+    let mut end: Option<(RunOutcome, Option<f64>, Option<String>)> = None;
     for event in events {
         match event {
             RunEvent::StepFinished(step) => steps.push(step.clone()),

@@ -277,13 +277,17 @@ pub fn summary_line(report: &RunReport) -> String {
             .if_supports_color(Stream::Stdout, |t| t.red())
             .to_string(),
     };
+    let steps = match report.pass_rate {
+        Some(rate) => format!(
+            "{passed}/{} steps passed ({} % pass rate)",
+            experiment.len(),
+            fmt_value((rate * 1000.0).round() / 10.0)
+        ),
+        None => "no experiment step ran".to_owned(),
+    };
     format!(
-        "{outcome}: {} on {} — {passed}/{} steps passed ({} % pass rate), run {}",
-        report.scenario,
-        report.stack,
-        experiment.len(),
-        fmt_value((report.pass_rate * 1000.0).round() / 10.0),
-        report.run_id
+        "{outcome}: {} on {} — {steps}, run {}",
+        report.scenario, report.stack, report.run_id
     )
 }
 
@@ -339,6 +343,34 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(outcome: RunOutcome, pass_rate: Option<f64>, steps: Vec<StepResult>) -> RunReport {
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        RunReport {
+            run_id: uuid::Uuid::nil(),
+            scenario: "gcp-failover-validation".into(),
+            stack: "local".into(),
+            outcome,
+            reason: None,
+            steps,
+            pass_rate,
+            abort_latency_ms: None,
+            notified: vec![],
+            started_at: at,
+            ended_at: at,
+        }
+    }
+
+    #[test]
+    fn a_run_without_experiment_steps_shows_no_pass_rate() {
+        let line = summary_line(&report(RunOutcome::Error, None, vec![]));
+        assert!(
+            line.ends_with(
+                "gcp-failover-validation on local — no experiment step ran, run 00000000-0000-0000-0000-000000000000"
+            ),
+            "{line}"
+        );
+    }
 
     #[test]
     fn the_spinner_names_the_phase_once() {

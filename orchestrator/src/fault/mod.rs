@@ -74,6 +74,19 @@ pub enum FaultError {
     Load(String),
 }
 
+impl FaultError {
+    /// Whether the error describes the target's state rather than the scenario or the driver: a
+    /// stack that is not ready or a selector that matches nothing. The runner ends such a
+    /// preflight `precondition-failed` (nothing was touched; the stack, not the scenario, must
+    /// change), any other preflight error `error`.
+    pub fn is_target_state(&self) -> bool {
+        matches!(
+            self,
+            FaultError::NotReady { .. } | FaultError::EmptySelection { .. }
+        )
+    }
+}
+
 /// What a driver needs to know about the fault it injects.
 #[derive(Debug, Clone)]
 pub struct FaultContext {

@@ -143,7 +143,7 @@ pub enum RunEvent {
         /// Outcome.
         outcome: RunOutcome,
         /// Passed experiment steps (When + Then) / all of them, ratio 0–1.
-        pass_rate: f64,
+        pass_rate: Option<f64>,
         /// Why (void reason, error, abort condition), if anything needs saying.
         reason: Option<String>,
     },

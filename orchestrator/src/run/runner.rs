@@ -129,8 +129,9 @@ pub struct RunReport {
     pub reason: Option<String>,
     /// Every step in timeline order.
     pub steps: Vec<StepResult>,
-    /// Passed experiment steps (When + Then) / all experiment steps, ratio 0–1.
-    pub pass_rate: f64,
+    /// Passed experiment steps (When + Then) / all experiment steps, ratio 0–1; `None` when the
+    /// run ended before its experiment (no When or Then step recorded).
+    pub pass_rate: Option<f64>,
     /// Breach seen → every fault reverted, milliseconds (aborted runs only).
     pub abort_latency_ms: Option<i64>,
     /// Teams with a notification recorded in the outbox.
@@ -457,7 +458,17 @@ where
         )
         .await;
         if let Err(e) = self.driver.preflight(&scenario.when).await {
-            return state.escalate(RunOutcome::Error, Some(format!("preflight: {e}")));
+            // A target that is down or selects nothing is the stack's state, like a Given that
+            // does not hold; a fault the driver cannot do is a broken scenario or config.
+            let outcome = if e.is_target_state() {
+                RunOutcome::PreconditionFailed
+            } else {
+                RunOutcome::Error
+            };
+            state.escalate(outcome, Some(format!("preflight: {e}")));
+            self.skip_rest(state, scenario, "the preflight refused the target")
+                .await;
+            return;
         }
 
         if !self.given(state, scenario, opts).await {
@@ -467,12 +478,13 @@ where
                     Some("Given did not hold; no fault was injected".into()),
                 );
             }
-            self.skip_rest(state, scenario).await;
+            self.skip_rest(state, scenario, "Given did not hold").await;
             return;
         }
 
         if !self.silence(state, scenario, opts).await {
-            self.skip_rest(state, scenario).await;
+            self.skip_rest(state, scenario, "the Alertmanager silence was not created")
+                .await;
             return;
         }
 
@@ -1005,18 +1017,19 @@ where
         }
     }
 
-    async fn skip_rest(&self, state: &mut RunState, scenario: &Scenario) {
+    /// Records every When and Then step as skipped, `why` saying what stopped the experiment.
+    async fn skip_rest(&self, state: &mut RunState, scenario: &Scenario, why: &str) {
         for step in &scenario.when {
             let index = state.steps.len();
             self.record(
                 state,
                 step_result(index, Phase::When, &step.name, None, Utc::now())
                     .verdict(Verdict::Skipped)
-                    .message("not injected: Given did not hold".into()),
+                    .message(format!("not injected: {why}")),
             )
             .await;
         }
-        self.skip_then(state, scenario, "Given did not hold").await;
+        self.skip_then(state, scenario, why).await;
     }
 
     async fn skip_then(&self, state: &mut RunState, scenario: &Scenario, why: &str) {
@@ -1370,21 +1383,22 @@ where
     }
 }
 
-/// Passed experiment steps (When + Then) over all of them, ratio 0–1 (1 when there are none).
-/// Given and recovery steps are preconditions and checks of the experiment itself, not findings.
-pub fn pass_rate(steps: &[StepResult]) -> f64 {
+/// Passed experiment steps (When + Then) over all of them, ratio 0–1; `None` when there are none
+/// (the run ended before its experiment: no rate, rather than a 100 % of nothing). Given and
+/// recovery steps are preconditions and checks of the experiment itself, not findings.
+pub fn pass_rate(steps: &[StepResult]) -> Option<f64> {
     let experiment: Vec<&StepResult> = steps
         .iter()
         .filter(|s| matches!(s.phase, Phase::When | Phase::Then))
         .collect();
     if experiment.is_empty() {
-        return 1.0;
+        return None;
     }
     let passed = experiment
         .iter()
         .filter(|s| s.verdict == Verdict::Passed)
         .count();
-    passed as f64 / experiment.len() as f64
+    Some(passed as f64 / experiment.len() as f64)
 }
 
 fn step_result(

@@ -12,13 +12,17 @@ use tokio_util::sync::CancellationToken;
 use super::{RunOptions, Runner};
 use crate::assert::FakeSource;
 use crate::fault::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
-use crate::model::{RunOutcome, Verdict};
+use crate::model::{Phase, RunOutcome, Verdict};
 use crate::scenario::{Check, Comparison, FaultStep, Scenario};
 use crate::store::{LedgerState, Store};
 
 /// A fault driver whose failures are scripted; it records what it injected and reverted.
 #[derive(Default)]
 struct ScriptedDriver {
+    /// Preflight finds the target not ready.
+    target_down: bool,
+    /// The stack's fingerprint cannot be read.
+    fingerprint_fails: bool,
     inject_fails: bool,
     revert_fails: bool,
     /// The fingerprint changes after the first injection (someone deployed mid-run).
@@ -43,6 +47,12 @@ impl FaultDriver for ScriptedDriver {
     }
 
     async fn preflight(&self, _faults: &[FaultStep]) -> Result<(), FaultError> {
+        if self.target_down {
+            return Err(FaultError::NotReady {
+                stack: "test".into(),
+                reason: "gcp-node-0 is not running".into(),
+            });
+        }
         Ok(())
     }
 
@@ -88,6 +98,12 @@ impl FaultDriver for ScriptedDriver {
     }
 
     async fn fingerprint(&self) -> Result<String, FaultError> {
+        if self.fingerprint_fails {
+            return Err(FaultError::NotReady {
+                stack: "test".into(),
+                reason: "no deployment answers".into(),
+            });
+        }
         let redeployed = self.redeploy_during_fault && !self.injected().is_empty();
         Ok(if redeployed {
             "sha256:after"
@@ -321,6 +337,46 @@ async fn a_failed_given_skips_when_and_then_and_injects_nothing() {
             && verdicts.contains(&("Latency below 250 ms".to_owned(), Verdict::Skipped)),
         "{verdicts:?}"
     );
+}
+
+#[tokio::test]
+async fn a_dead_fault_target_fails_the_precondition_and_skips_every_step() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        target_down: true,
+        ..ScriptedDriver::default()
+    };
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(
+        report.outcome,
+        RunOutcome::PreconditionFailed,
+        "{:?}",
+        report.reason
+    );
+    assert!(driver.injected().is_empty());
+    let reason = report.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("gcp-node-0 is not running"), "{reason}");
+    let experiment: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.phase, Phase::When | Phase::Then))
+        .collect();
+    assert!(!experiment.is_empty());
+    assert!(experiment.iter().all(|s| s.verdict == Verdict::Skipped));
+    assert_eq!(report.pass_rate, Some(0.0));
+}
+
+#[tokio::test]
+async fn a_run_that_ends_before_its_experiment_has_no_pass_rate() {
+    // The fingerprint of the stack cannot be read: the run errors before any When or Then step.
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        fingerprint_fails: true,
+        ..ScriptedDriver::default()
+    };
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Error, "{:?}", report.reason);
+    assert_eq!(report.pass_rate, None);
 }
 
 #[tokio::test]
