@@ -65,6 +65,13 @@ impl FromStr for HumanDuration {
             reason: format!("longer than {} (365 days)", HumanDuration::MAX),
             too_long: true,
         };
+        if s.trim_start().starts_with('-') {
+            return Err(DurationError {
+                input: s.to_owned(),
+                reason: "a duration cannot be negative".to_owned(),
+                too_long: false,
+            });
+        }
         match humantime::parse_duration(s.trim()) {
             Ok(d) if d > HumanDuration::MAX.0 => Err(too_long()),
             Ok(d) => Ok(HumanDuration(d)),
@@ -160,6 +167,15 @@ mod tests {
         let err = "5 parsecs".parse::<HumanDuration>().expect_err("invalid");
         assert!(err.to_string().contains("1h30m"), "{err}");
         assert!(!err.too_long);
+    }
+
+    #[test]
+    fn a_negative_duration_says_so() {
+        let err = "-5s".parse::<HumanDuration>().expect_err("negative");
+        assert_eq!(
+            err.to_string(),
+            "invalid duration `-5s`: a duration cannot be negative (write e.g. `90s`, `5m`, `1h30m`)"
+        );
     }
 
     #[test]

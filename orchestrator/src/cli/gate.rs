@@ -56,7 +56,7 @@ pub struct GateArgs {
     #[arg(long, required = true, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// The latest run must have started at most this long ago (e.g. `24h`, `36h`, `7d`).
-    #[arg(long, default_value = "24h")]
+    #[arg(long, default_value = "24h", allow_hyphen_values = true)]
     pub max_age: HumanDuration,
     /// Gate each scenario on these stacks (repeat or comma-separate); default: any stack.
     #[arg(long, value_delimiter = ',')]

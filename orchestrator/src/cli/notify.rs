@@ -22,7 +22,7 @@ pub struct NotifyArgs {
     pub database_url: Option<String>,
     /// Keep delivering (retries included) until the outbox is empty or this long has passed,
     /// e.g. `2m`. Without it: one pass over what is due now.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub wait: Option<crate::duration::HumanDuration>,
 }
 

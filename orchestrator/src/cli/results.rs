@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use super::report::with_unit;
 use crate::exit_codes;
 use crate::run::fmt_value;
-use crate::store::{RunFilter, Store};
+use chrono::Utc;
+
+use crate::store::{Liveness, RunFilter, Store};
 
 /// Arguments of `f3-chaos results`.
 #[derive(Debug, clap::Args)]
@@ -82,11 +84,16 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
                 "No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions"
             );
         }
+        let (now, host) = (Utc::now(), crate::store::local_hostname());
         for run in runs {
+            let status = match run.liveness(now, &host) {
+                Liveness::Dead { .. } => "interrupted (owner gone)".to_owned(),
+                _ => run.status.to_string(),
+            };
             println!(
                 "{}  {:<20}  {:<32} {:<12} {}",
                 run.id,
-                run.status,
+                status,
                 run.scenario,
                 run.stack,
                 run.started_at.format("%Y-%m-%d %H:%M:%S UTC")
@@ -94,7 +101,14 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
         }
         return Ok(exit_codes::PASSED);
     };
-    let Some(run) = store.find_run(id).await? else {
+    let found = match store.find_run(id).await {
+        Err(e @ crate::store::StoreError::Invalid { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(exit_codes::INVALID_INPUT);
+        }
+        other => other?,
+    };
+    let Some(run) = found else {
         eprintln!("error: no run matches `{id}`");
         return Ok(exit_codes::INVALID_INPUT);
     };
@@ -107,7 +121,12 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
         return Ok(exit_codes::PASSED);
     }
     println!("Run {} — {} on {}", run.id, run.scenario, run.stack);
-    println!("  outcome:    {}", run.status);
+    match run.liveness(Utc::now(), &crate::store::local_hostname()) {
+        // The record still says `running`: its owner died before writing an outcome. The next
+        // start-up sweep reverts its faults and stores `interrupted`; say so now.
+        Liveness::Dead { why, .. } => println!("  outcome:    interrupted ({why})"),
+        _ => println!("  outcome:    {}", run.status),
+    }
     println!(
         "  started:    {} by {} ({})",
         run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),

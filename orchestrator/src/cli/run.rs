@@ -55,7 +55,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub wait_for_assertions: bool,
     /// Wait up to this long (e.g. `10m`) for a busy stack instead of failing fast.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub wait_for_stack: Option<crate::duration::HumanDuration>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

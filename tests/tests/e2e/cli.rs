@@ -144,3 +144,77 @@ fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn results_show_a_run_whose_owner_is_gone_as_interrupted_and_refuse_a_malformed_id() {
+    use f3_chaos::store::{NewRun, Store};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("f3.db").display());
+    let store = Store::open(&url).await.expect("store");
+    // A run whose process was kill -9'd: still `running` in the store, its PID gone.
+    let mut gone = Command::new("true").spawn().expect("spawn");
+    let pid = gone.id();
+    gone.wait().expect("wait");
+    let id = uuid::Uuid::now_v7();
+    store
+        .create_run(&NewRun {
+            id,
+            scenario: "gcp-failover-validation".into(),
+            stack: "local".into(),
+            trigger: "cli".into(),
+            started_by: "test".into(),
+            started_at: chrono::Utc::now(),
+            pid,
+            host: f3_chaos::store::local_hostname(),
+            scenario_digest: None,
+            night: None,
+        })
+        .await
+        .expect("create run");
+    store.close().await;
+
+    let out = f3(&["results", "--database-url", &url, &id.to_string()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "outcome:    interrupted (process {pid} on {} is gone)",
+            f3_chaos::store::local_hostname()
+        )),
+        "{stdout}"
+    );
+    let out = f3(&["results", "--database-url", &url]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap_or_else(|| panic!("the run is listed: {listing}"));
+    assert!(line.contains("interrupted (owner gone)"), "{line}");
+    assert!(!line.contains("running"), "{line}");
+
+    let out = f3(&["results", "--database-url", &url, "not-a-run-id"]);
+    assert_eq!(out.status.code(), Some(8), "a malformed id is bad input");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"not-a-run-id\" is not hexadecimal"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_negative_wait_is_refused_as_a_negative_duration_not_an_unknown_flag() {
+    let out = f3(&[
+        "run",
+        "--scenario",
+        "gcp-failover-validation",
+        "--wait-for-stack",
+        "-5s",
+    ]);
+    assert_eq!(out.status.code(), Some(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid duration `-5s`: a duration cannot be negative"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
