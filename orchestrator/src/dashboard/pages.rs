@@ -254,7 +254,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
         .collect();
     let notifications: Vec<Value> = outbox
         .iter()
-        .map(|n| context! { team => n.team, kind => n.kind, status => n.status, at => local(state, n.created_at, "%H:%M:%S") })
+        .map(|n| context! { team => n.team, kind => n.kind.stored_name(), status => n.status, at => local(state, n.created_at, "%H:%M:%S") })
         .collect();
     let summary = run.summary.clone().unwrap_or_default();
     Ok(Some(context! {

@@ -281,7 +281,7 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
     assert!(graph.rectangle().await.unwrap().2 > 300.0, "graph is drawn");
     let page = client.source().await.unwrap();
     assert!(
-        page.contains("payments: step-failed"),
+        page.contains("payments: step-failures"),
         "notification listed"
     );
     screenshot(client, "run").await;
