@@ -272,8 +272,16 @@ spec:
         });
         let mut seen = Vec::new();
         while let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) {
-            let injected = line.contains("GCP connectivity lost");
+            // The When step's own line: `[SUCCESS] GCP connectivity lost` once injected (a
+            // `[SKIPPED] …` line means the Given did not hold and nothing was injected).
+            let injected = line.contains("GCP connectivity lost") && line.contains("SUCCESS");
+            let skipped = line.contains("GCP connectivity lost") && line.contains("SKIPPED");
             seen.push(line);
+            if skipped {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the Given did not hold, nothing was injected: {seen:#?}");
+            }
             if injected {
                 return LiveRun {
                     child,
