@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::error::SloError;
+use super::promql::{clip_ranges, closing_sample_queries, series_selectors};
 use super::series::{Series, format_prom_float};
 use super::source::SloSource;
 use super::verdict::{Evidence, Judgement, Observation, Window};
@@ -269,58 +270,6 @@ async fn check_instant_fresh<S: SloSource>(
 /// How often [`wait_for_closing_sample`] asks Prometheus whether the closing sample has landed.
 const CLOSING_SAMPLE_POLL: Duration = Duration::from_millis(100);
 
-/// The distinct series selectors an expression reads (instant or range selectors, rendered
-/// without `offset` and `@`, so they select the series' current samples), in order of
-/// appearance. Empty when `query` reads no series or does not parse.
-pub fn series_selectors(query: &str) -> Vec<String> {
-    use promql_parser::parser::{Expr, VectorSelector};
-    use promql_parser::util::{ExprVisitor, walk_expr};
-
-    struct Selectors(Vec<String>);
-    impl Selectors {
-        fn add(&mut self, vs: &VectorSelector) {
-            let current = VectorSelector {
-                offset: None,
-                at: None,
-                ..vs.clone()
-            };
-            let rendered = current.to_string();
-            if !self.0.contains(&rendered) {
-                self.0.push(rendered);
-            }
-        }
-    }
-    impl ExprVisitor for Selectors {
-        type Error = std::convert::Infallible;
-        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
-            match expr {
-                Expr::VectorSelector(vs) => self.add(vs),
-                Expr::MatrixSelector(ms) => self.add(&ms.vs),
-                _ => {}
-            }
-            Ok(true)
-        }
-    }
-
-    let Ok(expr) = promql_parser::parser::parse(query) else {
-        return Vec::new();
-    };
-    let mut selectors = Selectors(Vec::new());
-    let Ok(_) = walk_expr(&mut selectors, &expr);
-    selectors.0
-}
-
-/// The queries that tell up to which instant Prometheus holds the inputs of `query`: one
-/// `min(timestamp(SELECTOR))` per [`series_selectors`] entry. Each answers, in Unix seconds, the
-/// oldest "latest sample" among the selector's series (PromQL `timestamp()` of a vector selector
-/// is its samples' own timestamps).
-pub fn closing_sample_queries(query: &str) -> Vec<String> {
-    series_selectors(query)
-        .into_iter()
-        .map(|sel| format!("min(timestamp({sel}))"))
-        .collect()
-}
-
 /// Waits until the window ending at `end` is complete in `src`: sleeps until `end`, then polls
 /// [`closing_sample_queries`] of `check` (Prometheus HTTP API, `/api/v1/query`, every 100 ms)
 /// until every selector's series have a sample at or after `end` (millisecond precision, as
@@ -419,6 +368,30 @@ pub async fn breached<S: SloSource>(
             Comparison::Gt | Comparison::Ge => a.max(b),
             Comparison::Eq | Comparison::Ne => a,
         }))
+}
+
+/// [`breached`], looking only at samples scraped after `since` (the first injection): every
+/// range of the condition's query (`rate(x[15s])`, subqueries) is clipped to the whole seconds
+/// elapsed since then ([`clip_ranges`]), so a pre-fault failure cannot abort the fault that
+/// follows it. Until `min_range` has elapsed (use two scrape intervals: a rate needs two
+/// samples), a condition with ranges is not judged: `Ok(None)`.
+pub async fn breached_after<S: SloSource>(
+    src: &S,
+    abort: &AbortCondition,
+    since: DateTime<Utc>,
+    min_range: Duration,
+) -> Result<Option<f64>, SloError> {
+    let elapsed = (Utc::now() - since).to_std().unwrap_or_default();
+    let whole = Duration::from_secs(elapsed.as_secs());
+    let Some((query, clipped)) = clip_ranges(&abort.check.query, whole) else {
+        return breached(src, abort).await;
+    };
+    if clipped && whole < min_range {
+        return Ok(None);
+    }
+    let mut recent = abort.clone();
+    recent.check.query = query;
+    breached(src, &recent).await
 }
 
 const NO_SERIES: &str = "the query returned no series (no data for this window)";

@@ -783,8 +783,12 @@ where
             if tokio::time::Instant::now() >= next_end {
                 continue; // a fault reached its declared end: revert it before anything else
             }
+            // Only post-injection samples: a pre-fault failure must not abort this fault.
+            let injected_at = state.injected_at.unwrap_or_else(Utc::now);
             for condition in &scenario.abort {
-                match assert::breached(self.slo, condition).await {
+                match assert::breached_after(self.slo, condition, injected_at, 2 * opts.query_step)
+                    .await
+                {
                     Ok(Some(observed)) => {
                         let detected_at = Utc::now();
                         state.fault_ended_at = Some(detected_at);

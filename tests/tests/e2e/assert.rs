@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use f3_chaos::assert::{
-    PhaseTimes, PrometheusClient, SloSource, Window, breached, check_instant, check_range,
-    closing_sample_queries, judge_then, wait_for_closing_sample,
+    PhaseTimes, PrometheusClient, SloSource, Window, breached, breached_after, check_instant,
+    check_range, closing_sample_queries, judge_then, wait_for_closing_sample,
 };
 use f3_chaos::duration::HumanDuration;
 use f3_chaos::model::Verdict;
@@ -447,6 +447,61 @@ async fn abort_condition_breach_is_seen() {
     assert_eq!(
         breached(&client, &abort).await.expect("query works"),
         Some(0.5)
+    );
+}
+
+#[tokio::test]
+async fn an_abort_condition_looks_only_at_samples_after_the_injection() {
+    // The previous experiment left latency bad for 15 s; this one's fault goes in as it comes
+    // back to good. `avg_over_time(…[15s])` still averages the bad samples right after the
+    // injection: that must not abort this fault, while a breach after it must.
+    let (exporter, prom) = setup(0.9).await;
+    let client = prom.client();
+    sleep_ms(3_000).await;
+    exporter.set(LATENCY, &[], 0.1);
+    prom.wait_for_value(LATENCY, 0.1).await;
+    let injected_at = Utc::now();
+    let abort = AbortCondition {
+        name: "latency average above 250 ms".into(),
+        check: check(
+            &format!("avg_over_time({LATENCY}[15s])"),
+            Comparison::Gt,
+            0.25,
+        ),
+    };
+    let min_range = 2 * SCRAPE_INTERVAL;
+    assert!(
+        breached(&client, &abort)
+            .await
+            .expect("query works")
+            .is_some(),
+        "the unclipped condition sees the pre-injection samples"
+    );
+    assert_eq!(
+        breached_after(&client, &abort, injected_at, min_range)
+            .await
+            .expect("query works"),
+        None,
+        "too early to judge: fewer than two scrape intervals since the injection"
+    );
+    sleep_ms(3_000).await;
+    assert_eq!(
+        breached_after(&client, &abort, injected_at, min_range)
+            .await
+            .expect("query works"),
+        None,
+        "only the good post-injection samples count"
+    );
+
+    exporter.set(LATENCY, &[], 0.9);
+    prom.wait_for_value(LATENCY, 0.9).await;
+    sleep_ms(2_000).await;
+    let observed = breached_after(&client, &abort, injected_at, min_range)
+        .await
+        .expect("query works");
+    assert!(
+        observed.is_some_and(|v| v > 0.25),
+        "a breach after the injection aborts: {observed:?}"
     );
 }
 
