@@ -150,7 +150,16 @@ pub fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(exit_codes::ERROR)
+            let bad_input = err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<crate::store::StoreError>()
+                    .is_some_and(crate::store::StoreError::is_bad_url)
+            });
+            ExitCode::from(if bad_input {
+                exit_codes::INVALID_INPUT
+            } else {
+                exit_codes::ERROR
+            })
         }
     }
 }

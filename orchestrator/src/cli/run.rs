@@ -136,6 +136,26 @@ fn started_by() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether a report can be written at `path` later: an existing file must open for writing (it is
+/// not truncated here), a new one must be creatable in its directory (a temporary file is made
+/// there and removed).
+fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a directory"));
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop);
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    tempfile::NamedTempFile::new_in(dir).map(drop)
+}
+
 /// Loads the library, or prints its diagnostics.
 pub(crate) fn load(config_dir: &std::path::Path) -> Result<Library, u8> {
     load_library(config_dir).map_err(|diagnostics| {
@@ -174,6 +194,16 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         };
     if args.dry_run {
         return dry_run(scenario, stack);
+    }
+    // Found now, not after the fault ran: a report the CI job cannot read is a failed gate.
+    if let Some(path) = &args.junit
+        && let Err(e) = check_writable(path)
+    {
+        eprintln!(
+            "error: cannot write the JUnit report to {}: {e}; nothing was run",
+            path.display()
+        );
+        return Ok(exit_codes::INVALID_INPUT);
     }
     if let Some(server) = &args.server {
         return run_on_server(&args, server, &library, scenario, &stack.name).await;

@@ -4,6 +4,17 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+impl StoreError {
+    /// Whether the error is bad input — a store URL that cannot be right — rather than a store
+    /// that failed: the CLI exits 8 (`INVALID_INPUT`) for these, 10 otherwise.
+    pub fn is_bad_url(&self) -> bool {
+        matches!(
+            self,
+            StoreError::UnsupportedUrl { .. } | StoreError::MissingDirectory { .. }
+        )
+    }
+}
+
 /// Everything a [`Store`](super::Store) call can fail with.
 ///
 /// Database failures keep the `sqlx` error as their `#[source]`; URLs in messages have their
@@ -14,6 +25,19 @@ pub enum StoreError {
     #[error("Unsupported database URL {url:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl {
         /// The URL as given (password redacted).
+        url: String,
+    },
+    /// A SQLite URL given explicitly (flag, environment or config) names a file in a directory
+    /// that does not exist: most likely a mistyped path, and a store created there would hold
+    /// runs and leases apart from the real one. Only the default location is created.
+    #[error(
+        "No directory {} for the SQLite store {url}: create it first, or leave the URL out to use the default store",
+        path.display()
+    )]
+    MissingDirectory {
+        /// The directory that does not exist.
+        path: PathBuf,
+        /// The URL (password redacted).
         url: String,
     },
     /// The directory that should hold the SQLite file could not be created.

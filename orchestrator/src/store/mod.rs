@@ -104,7 +104,9 @@ impl Store {
     /// The store a command or the daemon uses: `flag` (`--database-url`, which clap also fills from
     /// `$F3_CHAOS_DATABASE_URL`), else the config's `spec.databaseUrl`, else
     /// [`Store::default_url`] — opened, the error naming it with its password redacted
-    /// (`opening the store at postgres://f3chaos:***@db/f3chaos`).
+    /// (`opening the store at postgres://f3chaos:***@db/f3chaos`). A SQLite URL chosen explicitly
+    /// (flag, `$F3_CHAOS_DATABASE_URL` or config) must name a file in an existing directory
+    /// ([`StoreError::MissingDirectory`]); only the default location's directories are created.
     ///
     /// # Errors
     /// What [`Store::open`] returns, with that context.
@@ -114,12 +116,28 @@ impl Store {
     ) -> anyhow::Result<Store> {
         use anyhow::Context as _;
         let url = Store::chosen_url(flag, configured);
+        let explicit =
+            flag.or(configured).is_some() || std::env::var_os(DATABASE_URL_ENV).is_some();
+        if explicit
+            && let Some(dir) = Store::sqlite_file(&url)
+                .as_deref()
+                .and_then(std::path::Path::parent)
+                .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(StoreError::MissingDirectory {
+                path: dir.to_owned(),
+                url: redact_url(&url),
+            }
+            .into());
+        }
         match Store::open(&url).await {
             Ok(store) => Ok(store),
             // These name the (redacted) URL themselves.
-            Err(e @ (StoreError::Connect { .. } | StoreError::UnsupportedUrl { .. })) => {
-                Err(e.into())
-            }
+            Err(
+                e @ (StoreError::Connect { .. }
+                | StoreError::UnsupportedUrl { .. }
+                | StoreError::MissingDirectory { .. }),
+            ) => Err(e.into()),
             Err(e) => Err(e).with_context(|| format!("opening the store at {}", redact_url(&url))),
         }
     }

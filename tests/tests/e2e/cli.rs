@@ -218,3 +218,60 @@ fn a_negative_wait_is_refused_as_a_negative_duration_not_an_unknown_flag() {
     );
     assert!(!stderr.contains("unexpected argument"), "{stderr}");
 }
+
+#[test]
+fn an_unwritable_junit_path_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = format!("sqlite://{}", dir.path().join("f3.db").display());
+    let junit = dir.path().join("missing-dir/report.xml");
+    let out = f3(&[
+        "run",
+        "--scenario",
+        "gcp-failover-validation",
+        "--wait-for-assertions",
+        "--database-url",
+        &store,
+        "--junit",
+        junit.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(8));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot write the JUnit report to") && stderr.contains("nothing was run"),
+        "{stderr}"
+    );
+    // Refused before the store was even opened: no run was recorded.
+    assert!(!dir.path().join("f3.db").exists(), "no store was created");
+}
+
+#[test]
+fn a_store_url_in_a_missing_directory_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("typo/f3.db");
+    let url = format!("sqlite://{}", missing.display());
+    let out = f3(&["results", "--database-url", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "a store URL that cannot be right is bad input"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "No directory {} for the SQLite store",
+            dir.path().join("typo").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("typo").exists(),
+        "the directory was not created"
+    );
+
+    let out = f3(&["results", "--database-url", "mysql://db/f3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "an unsupported scheme is bad input"
+    );
+}
