@@ -221,6 +221,9 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     for line in &sweep.failed {
         eprintln!("warning: could not revert a fault left behind by a dead run: {line}");
     }
+    for line in &sweep.expired_silences {
+        eprintln!("warning: expired the Alertmanager silence of a dead run: {line}");
+    }
 
     if !args.wait_for_assertions && args.run_id.is_none() {
         return start_detached(&args, &store, scenario, &stack.name).await;

@@ -31,6 +31,8 @@ pub struct SweepReport {
     pub interrupted_runs: Vec<uuid::Uuid>,
     /// Stacks whose lease, held by a dead run, was released.
     pub released_leases: Vec<String>,
+    /// Alertmanager silences of dead runs that were expired (silence id, stack).
+    pub expired_silences: Vec<String>,
 }
 
 impl SweepReport {
@@ -40,6 +42,7 @@ impl SweepReport {
             && self.failed.is_empty()
             && self.interrupted_runs.is_empty()
             && self.released_leases.is_empty()
+            && self.expired_silences.is_empty()
     }
 }
 
@@ -94,6 +97,7 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
         let Liveness::Dead { since, why } = run.liveness(now, &host) else {
             continue;
         };
+        expire_silence_of(store, config, &run, &mut report).await?;
         let summary = serde_json::json!({
             "reason": format!("{why}; its faults were reverted by the sweep"),
         });
@@ -124,6 +128,60 @@ pub async fn sweep(store: &Store, config: &Config) -> Result<SweepReport, StoreE
         }
     }
     Ok(report)
+}
+
+/// Expires the Alertmanager silence a dead `run` created and did not expire (its `alerts-silenced`
+/// event without a `silence-expired` one), through the stack's configured Alertmanager
+/// (API v2, `DELETE /api/v2/silence/{id}`). A silence that cannot be expired is reported in
+/// [`SweepReport::failed`]; it still ends at its `endsAt` (the longest fault plus the grace).
+///
+/// # Errors
+/// Only store failures.
+async fn expire_silence_of(
+    store: &Store,
+    config: &Config,
+    run: &RunRecord,
+    report: &mut SweepReport,
+) -> Result<(), StoreError> {
+    let events = store.events(run.id).await?;
+    if events.iter().any(|e| e.kind == "silence-expired") {
+        return Ok(());
+    }
+    let Some(silence_id) = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "alerts-silenced")
+        .and_then(|e| e.payload["silence_id"].as_str())
+    else {
+        return Ok(());
+    };
+    let silencer = config
+        .stacks
+        .get(&run.stack)
+        .map(crate::notify::alertmanager::Silencer::for_stack);
+    let result = match silencer {
+        Some(Ok(Some(silencer))) => silencer
+            .client
+            .expire_silence(silence_id)
+            .await
+            .map_err(|e| e.to_string()),
+        Some(Ok(None)) => Err(format!("stack `{}` has no alertmanagerUrl", run.stack)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!("stack `{}` is not in this config", run.stack)),
+    };
+    match result {
+        Ok(()) => {
+            tracing::warn!(run_id = %run.id, %silence_id, stack = %run.stack, "Expired the silence of a dead run.");
+            report
+                .expired_silences
+                .push(format!("{silence_id} ({})", run.stack));
+        }
+        Err(e) => report.failed.push(format!(
+            "silence {silence_id} of run {}: {e} (it ends at its endsAt)",
+            run.id
+        )),
+    }
+    Ok(())
 }
 
 /// How long the orphan pass waits for one stack's driver (a Kubernetes cluster may be unreachable).

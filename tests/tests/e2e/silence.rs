@@ -581,3 +581,43 @@ fn ctrl_c_mid_fault_expires_the_silence_before_exiting() {
         assert_eq!(silences[0]["status"]["state"], "expired", "{silences:?}");
     });
 }
+
+#[test]
+fn the_sweep_expires_the_silence_of_a_run_killed_mid_fault() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("e2e-silence-kill9");
+    let stack = env.stack.name.clone();
+    runtime().block_on(async {
+        let am = TestAlertmanager::start().await;
+        env.configure(&am.url(), None);
+        let mut run = env.spawn_run("silenced-gcp-loss");
+        run.wait_for_line(|l| l.contains("] GCP connectivity lost"))
+            .await;
+        let silences = am.silences_matching("stack", &stack).await;
+        assert_eq!(silences[0]["status"]["state"], "active", "{silences:?}");
+        run.child.start_kill().expect("kill -9 f3-chaos");
+        let _ = run.finish().await;
+        // kill -9 leaves the silence in force until its endsAt.
+        let silences = am.silences_matching("stack", &stack).await;
+        assert_eq!(silences[0]["status"]["state"], "active", "{silences:?}");
+
+        let library = f3_chaos::scenario::load_library(&env.dir.path().join("config"))
+            .expect("the test config loads");
+        let store = Store::open(&env.database_url()).await.unwrap();
+        let report = f3_chaos::run::sweep::sweep(&store, &library.config)
+            .await
+            .expect("sweep");
+        assert_eq!(report.interrupted_runs.len(), 1, "{report:?}");
+        assert_eq!(report.expired_silences.len(), 1, "{report:?}");
+        assert!(report.failed.is_empty(), "{report:?}");
+        let silences = am.silences_matching("stack", &stack).await;
+        assert_eq!(silences.len(), 1, "{silences:?}");
+        assert_eq!(silences[0]["status"]["state"], "expired", "{silences:?}");
+
+        // A second sweep finds nothing left to do.
+        let again = f3_chaos::run::sweep::sweep(&store, &library.config)
+            .await
+            .expect("sweep");
+        assert!(again.expired_silences.is_empty(), "{again:?}");
+    });
+}
