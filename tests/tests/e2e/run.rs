@@ -538,6 +538,47 @@ fn prometheus_stopped_mid_run_makes_steps_inconclusive_not_passed() {
 }
 
 #[test]
+fn a_load_given_counts_only_successful_payments() {
+    // The gateway is frozen: the simulator keeps sending 300 TPS, every one of them failing. The
+    // load Given must not call that "300 TPS", and no fault may go in.
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-deadgw", 26300, &[]);
+    let gateway: Vec<u32> = env
+        .inventory()
+        .processes
+        .iter()
+        .filter(|p| p.labels.get("app").map(String::as_str) == Some("gateway"))
+        .map(|p| p.pid)
+        .collect();
+    assert!(!gateway.is_empty(), "a gateway process");
+    let signal = |sig| {
+        for &pid in &gateway {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+                .expect("signal the gateway");
+        }
+    };
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    let out = env.run("quick-gcp-loss");
+    signal(nix::sys::signal::Signal::SIGCONT);
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(4), "precondition-failed: {output}");
+    assert!(output.contains("Given: Steady 300 TPS"), "{output}");
+    assert!(
+        !output.contains("[SUCCESS] Given: Steady 300 TPS"),
+        "{output}"
+    );
+    assert!(
+        output.contains("[SKIPPED] GCP connectivity lost"),
+        "{output}"
+    );
+    let run = env.results_json(&run_id_of(&output));
+    assert!(
+        run["faults"].as_array().expect("ledger").is_empty(),
+        "no fault in the ledger: {run:#}"
+    );
+}
+
+#[test]
 fn given_not_met_injects_no_fault() {
     let _lock = heavy_test_lock();
     let env = Env::start("run-given", 24400, &[]);
