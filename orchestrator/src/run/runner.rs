@@ -13,6 +13,7 @@
 //! Every transition is written to the store first ([`Store::append_event`]) and only then sent
 //! to the reporter channel, so the durable record is never behind what a person saw.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -192,7 +193,11 @@ pub struct Runner<'a, D, S> {
     driver: &'a D,
     slo: &'a S,
     events: Option<UnboundedSender<RunEvent>>,
+    /// A child of the caller's token: the caller's cancel reaches it, and so does a lost lease.
     cancel: CancellationToken,
+    /// Set (with who holds the stack now) when the heartbeat finds the lease taken: the run then
+    /// stops, reverts what is still its own and ends `interrupted`, never passed.
+    lease_lost: Arc<Mutex<Option<String>>>,
     silencer: Option<Silencer>,
     annotator: Option<GrafanaAnnotator>,
 }
@@ -217,7 +222,8 @@ where
             driver,
             slo,
             events,
-            cancel,
+            cancel: cancel.child_token(),
+            lease_lost: Arc::new(Mutex::new(None)),
             silencer: None,
             annotator: None,
         }
@@ -297,6 +303,18 @@ where
         // Whatever happened above, nothing stays injected, nothing stays silenced.
         self.revert_all(&mut state).await;
         self.after_revert(&mut state, scenario).await;
+        let lost = self
+            .lease_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(lost) = lost {
+            // Whatever was judged before, the stack was not this run's alone: not a result.
+            state.outcome = state.outcome.strongest(RunOutcome::Interrupted);
+            state.reason = Some(format!(
+                "{lost}; this run stopped and reverted what was still its own"
+            ));
+        }
 
         let notifications = self.notifications(&state, scenario, stack, opts).await;
         let notified: Vec<String> = notifications
@@ -415,6 +433,7 @@ where
         let store = self.store.clone();
         let stack = stack.to_owned();
         let (run_id, ttl) = (opts.run_id, opts.lease_ttl);
+        let (cancel_run, lease_lost) = (self.cancel.clone(), self.lease_lost.clone());
         tokio::spawn(async move {
             // The heartbeat is what other processes judge this run's liveness by
             // (`RunRecord::liveness`): every HEARTBEAT_EVERY, with the lease renewed alongside.
@@ -428,7 +447,23 @@ where
                 match store.renew_lease(&stack, run_id, ttl, now).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::error!(run_id = %run_id, stack = %stack, "Stack lease lost.")
+                        let holder = store.leases(now).await.ok().and_then(|leases| {
+                            leases
+                                .into_iter()
+                                .find(|l| l.stack == stack && l.run_id != run_id)
+                        });
+                        let lost = match holder {
+                            Some(l) => format!(
+                                "stack lease lost to run {} ({}, started by {})",
+                                l.run_id, l.scenario, l.holder
+                            ),
+                            None => "stack lease lost (expired while this run was not renewing it)"
+                                .to_owned(),
+                        };
+                        tracing::error!(run_id = %run_id, stack = %stack, %lost, "Stack lease lost; stopping the run.");
+                        *lease_lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(lost);
+                        cancel_run.cancel();
+                        return;
                     }
                     Err(e) => {
                         tracing::warn!(run_id = %run_id, error = %e, "Could not renew the stack lease.")
@@ -1009,7 +1044,27 @@ where
 
     async fn revert_all(&self, state: &mut RunState) {
         let active = std::mem::take(&mut state.active);
+        if active.is_empty() {
+            return;
+        }
+        // A fault another process's sweep already reverted is not this run's any more (the stack
+        // may have been given to another run since): leave the target alone.
+        let reverted_by_others: Vec<Uuid> = match self.store.ledger_for_run(state.run_id).await {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|e| e.state == LedgerState::Reverted)
+                .map(|e| e.id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "Could not read the fault ledger before reverting; reverting every active fault.");
+                Vec::new()
+            }
+        };
         for fault in active {
+            if reverted_by_others.contains(&fault.ledger_id) {
+                tracing::warn!(run_id = %state.run_id, fault = %fault.name, "Fault already reverted by another process's sweep; not touching the target.");
+                continue;
+            }
             self.revert_one(
                 state,
                 fault.index,

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{RunOptions, Runner};
 use crate::assert::FakeSource;
 use crate::fault::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
 use crate::model::{Phase, RunOutcome, Verdict};
 use crate::scenario::{Check, Comparison, FaultStep, Scenario};
-use crate::store::{LedgerState, Store};
+use crate::store::{LeaseHolder, LedgerState, Store};
 
 /// A fault driver whose failures are scripted; it records what it injected and reverted.
 #[derive(Default)]
@@ -27,7 +28,7 @@ struct ScriptedDriver {
     revert_fails: bool,
     /// The fingerprint changes after the first injection (someone deployed mid-run).
     redeploy_during_fault: bool,
-    injected: Mutex<Vec<String>>,
+    injected: std::sync::Arc<Mutex<Vec<String>>>,
     reverted: Mutex<Vec<String>>,
 }
 
@@ -133,6 +134,11 @@ impl LoadGenerator for ScriptedDriver {
 /// A scenario on the `local` stack of config/local: steady state `steady`, a 1 s GCP loss, a
 /// Then step on `latency` held during the fault, and an abort condition on `breach`.
 fn scenario() -> Scenario {
+    scenario_with_fault_of("1s")
+}
+
+/// The runner unit scenario with its fault lasting `duration`.
+fn scenario_with_fault_of(duration: &str) -> Scenario {
     let text = r#"
 apiVersion: f3-chaos/v1
 kind: Scenario
@@ -154,7 +160,7 @@ spec:
     - kind: cloud-loss
       name: GCP connectivity lost
       cloud: gcp
-      duration: 1s
+      duration: FAULT_DURATION
   then:
     - name: Latency below 250 ms
       owner: payments
@@ -171,7 +177,10 @@ spec:
 "#;
     let config = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local");
     let checked = crate::scenario::check_texts(
-        vec![("scripted.yaml".into(), text.to_owned())],
+        vec![(
+            "scripted.yaml".into(),
+            text.replace("FAULT_DURATION", duration),
+        )],
         Some(&config),
     );
     let library = checked
@@ -377,6 +386,111 @@ async fn a_run_that_ends_before_its_experiment_has_no_pass_rate() {
     let report = run(&setup, &driver, &healthy()).await;
     assert_eq!(report.outcome, RunOutcome::Error, "{:?}", report.reason);
     assert_eq!(report.pass_rate, None);
+}
+
+/// Runs a 4 s fault; once it is injected, another process takes the stack lease (after marking
+/// the fault reverted in the ledger, as its sweep would, when `swept`).
+async fn run_losing_the_lease(
+    setup: &Setup,
+    driver: &ScriptedDriver,
+    swept: bool,
+) -> super::RunReport {
+    let opts = options();
+    let (store, run_id) = (setup.store.clone(), opts.run_id);
+    let thief = Uuid::now_v7();
+    let injected = driver.injected.clone();
+    tokio::spawn(async move {
+        while injected.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if swept {
+            for entry in store.ledger_for_run(run_id).await.expect("ledger") {
+                store
+                    .ledger_update(entry.id, LedgerState::Reverted, None, Utc::now())
+                    .await
+                    .expect("mark reverted");
+            }
+        }
+        store.release_lease("local", run_id).await.expect("release");
+        let holder = LeaseHolder {
+            run_id: thief,
+            scenario: "thief".into(),
+            holder: "other-daemon".into(),
+        };
+        store
+            .acquire_lease("local", &holder, Duration::from_secs(60), Utc::now())
+            .await
+            .expect("store")
+            .expect("the stack is free");
+    });
+    let source = healthy();
+    let runner = Runner::new(
+        &setup.store,
+        driver,
+        &source,
+        None,
+        CancellationToken::new(),
+    );
+    let report = runner
+        .run(&scenario_with_fault_of("4s"), "local", &opts)
+        .await
+        .expect("the run starts");
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "stack lease lost to run {thief} (thief, started by other-daemon)"
+        )),
+        "{reason}"
+    );
+    report
+}
+
+#[tokio::test]
+async fn a_run_that_loses_its_lease_stops_reverts_and_is_interrupted_never_passed() {
+    let setup = store().await;
+    let driver = ScriptedDriver::default();
+    let started = std::time::Instant::now();
+    let report = run_losing_the_lease(&setup, &driver, false).await;
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Interrupted,
+        "{:?}",
+        report.reason
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stopped before the fault's end"
+    );
+    assert_eq!(
+        driver.injected(),
+        driver.reverted(),
+        "its own fault reverted"
+    );
+    assert!(
+        report
+            .steps
+            .iter()
+            .all(|s| s.phase != Phase::Then || s.verdict != Verdict::Passed),
+        "nothing judged passed: {:?}",
+        report.steps
+    );
+}
+
+#[tokio::test]
+async fn a_fault_the_sweep_already_reverted_is_not_touched_again() {
+    let setup = store().await;
+    let driver = ScriptedDriver::default();
+    let report = run_losing_the_lease(&setup, &driver, true).await;
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Interrupted,
+        "{:?}",
+        report.reason
+    );
+    assert!(
+        driver.reverted().is_empty(),
+        "the target was left to its new holder"
+    );
 }
 
 #[tokio::test]
