@@ -7,6 +7,7 @@
 //! [`current_fingerprint`], [`restart_process`], [`cli_main`]; see docs/sandbox.md.
 
 pub mod child;
+pub mod claim;
 pub mod cli;
 pub mod error;
 pub mod fingerprint;
@@ -18,6 +19,7 @@ pub mod settings;
 pub mod stack;
 pub mod state;
 
+pub use claim::{ClaimError, ExperimentClaim, claim_experiments};
 pub use cli::{cli_exit_code, cli_main};
 pub use error::SandboxError;
 pub use fingerprint::current_fingerprint;

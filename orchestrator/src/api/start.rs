@@ -23,7 +23,7 @@ use crate::config::ApiRole;
 use crate::model::Environment;
 use crate::model::RunOutcome;
 use crate::run::launch::StackTools;
-use crate::run::{RunError, RunEvent, RunOptions};
+use crate::run::{RunEvent, RunOptions};
 
 /// How long `POST /api/v1/triggers` waits for the faults to be injected (as `f3-chaos trigger`).
 const TRIGGER_WAIT: Duration = Duration::from_secs(300);
@@ -172,7 +172,7 @@ async fn launch(
                 inner.metrics.run_finished(&report);
                 tracing::info!(run_id = %run_id, outcome = report.outcome.as_str(), "API run finished.");
             }
-            Err(e @ RunError::StackBusy { .. }) => {
+            Err(e) if e.is_stack_busy() => {
                 inner.metrics.lease_refused(&stack_for_task);
                 signal(Err(ApiError::Conflict(e.to_string())));
             }

@@ -18,7 +18,7 @@ use crate::config::DriverConfig;
 use crate::exit_codes;
 use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
 use crate::run::launch::StackTools;
-use crate::run::{RunError, RunEvent, RunOptions, sweep};
+use crate::run::{RunEvent, RunOptions, sweep};
 use crate::scenario::{Library, Scenario, load_library};
 use crate::store::Store;
 
@@ -335,7 +335,7 @@ async fn run_with(
     let reporter = printer.await.ok().flatten();
     let report = match result {
         Ok(report) => report,
-        Err(RunError::StackBusy { .. }) => {
+        Err(ref e) if e.is_stack_busy() => {
             let err = result.err().map(|e| e.to_string()).unwrap_or_default();
             eprintln!("error: {err}");
             eprintln!("hint: wait with --wait-for-stack 30m, or see it with `f3-chaos results`");

@@ -663,7 +663,7 @@ impl NightLoop<'_> {
         };
         let report = match end.result {
             Ok(report) => report,
-            Err(busy @ RunError::StackBusy { .. }) => {
+            Err(busy) if busy.is_stack_busy() => {
                 // It never ran: forget the start and keep the stack free of us for a while.
                 self.progress.started.retain(|r| r.scenario != end.scenario);
                 journal(&serde_json::json!({
@@ -866,7 +866,7 @@ pub async fn run_slot(
     let (result, ()) = tokio::join!(run, pump);
     match &result {
         Ok(report) => metrics.run_finished(report),
-        Err(RunError::StackBusy { .. }) => metrics.lease_refused(&stack.name),
+        Err(e) if e.is_stack_busy() => metrics.lease_refused(&stack.name),
         Err(_) => {}
     }
     result

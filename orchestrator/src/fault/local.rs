@@ -143,6 +143,22 @@ impl FaultDriver for LocalDriver {
         "local"
     }
 
+    /// A non-blocking `flock` on the sandbox stack's `experiment.lock` ([`f3_sandbox::claim`]):
+    /// released by the kernel when this process exits, however it exits.
+    async fn claim(&self, holder: &str) -> Result<super::TargetClaim, FaultError> {
+        match f3_sandbox::claim_experiments(&self.state_dir, &self.stack, holder) {
+            Ok(claim) => Ok(super::TargetClaim::holding(claim)),
+            Err(f3_sandbox::ClaimError::Busy { holder }) => Err(FaultError::TargetBusy {
+                stack: self.stack.clone(),
+                holder,
+            }),
+            Err(e) => Err(FaultError::NotReady {
+                stack: self.stack.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
         let inventory = self.inventory()?;
         for step in faults {

@@ -72,6 +72,28 @@ pub enum FaultError {
     /// Setting or verifying load failed.
     #[error("load generator: {0}")]
     Load(String),
+    /// Another run holds the target itself (see [`FaultDriver::claim`]), whatever store it uses.
+    #[error("stack `{stack}` is claimed at the target by {holder}")]
+    TargetBusy {
+        /// Stack name.
+        stack: String,
+        /// The holder, as it described itself (run id, scenario, pid, host).
+        holder: String,
+    },
+}
+
+/// A run's hold on its target ([`FaultDriver::claim`]); dropping it releases the target.
+#[derive(Default)]
+pub struct TargetClaim(
+    #[allow(dead_code, reason = "held for its guard, released on drop")]
+    Option<Box<dyn std::any::Any + Send + Sync>>,
+);
+
+impl TargetClaim {
+    /// A claim holding `guard` until dropped.
+    pub fn holding(guard: impl std::any::Any + Send + Sync) -> Self {
+        Self(Some(Box::new(guard)))
+    }
 }
 
 impl FaultError {
@@ -137,6 +159,18 @@ pub trait FaultDriver: Send + Sync {
 
     /// Reverts a fault. Idempotent: a fault already gone (expired, reverted) is success.
     fn revert(&self, handle: &FaultHandle) -> impl Future<Output = Result<(), FaultError>> + Send;
+
+    /// Claims the target for the run described by `holder` (one line: run id, scenario, pid,
+    /// host) for as long as the returned claim lives, *at the target itself*, so that runs
+    /// recorded in different stores (or by different daemons) cannot overlap on one stack. The
+    /// store's lease stays the first gate; this is the second. Default: nothing to claim.
+    ///
+    /// # Errors
+    /// [`FaultError::TargetBusy`] naming the holder; other errors when the target cannot say.
+    fn claim(&self, holder: &str) -> impl Future<Output = Result<TargetClaim, FaultError>> + Send {
+        let _ = holder;
+        async { Ok(TargetClaim::default()) }
+    }
 
     /// Faults on this stack that look abandoned (for the start-up sweep).
     fn orphans(&self) -> impl Future<Output = Result<Vec<FaultHandle>, FaultError>> + Send;

@@ -145,6 +145,13 @@ impl FaultDriver for StackDriver {
         }
     }
 
+    async fn claim(&self, holder: &str) -> Result<crate::fault::TargetClaim, FaultError> {
+        match self {
+            StackDriver::Local(d) => d.claim(holder).await,
+            StackDriver::ChaosMesh(d) => d.claim(holder).await,
+        }
+    }
+
     async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
         match self {
             StackDriver::Local(d) => d.preflight(faults).await,

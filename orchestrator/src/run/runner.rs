@@ -113,6 +113,28 @@ pub enum RunError {
     /// The stack's fault driver or Prometheus client could not be set up (nothing was touched).
     #[error("driver: {0}")]
     Driver(String),
+    /// The store's lease was free but the target itself is claimed by another run — one recorded
+    /// in another store or by another daemon ([`FaultDriver::claim`]). Nothing was touched.
+    #[error(
+        "stack `{stack}` is busy: {holder} holds it at the target (a run recorded in another store or by another daemon)"
+    )]
+    TargetBusy {
+        /// Stack name.
+        stack: String,
+        /// The holder, as it described itself.
+        holder: String,
+    },
+}
+
+impl RunError {
+    /// Whether another run holds the stack (the store's lease or the target's claim): exit 7 in
+    /// the CLI, HTTP 409 in the API, a re-plan in the daemon.
+    pub fn is_stack_busy(&self) -> bool {
+        matches!(
+            self,
+            RunError::StackBusy { .. } | RunError::TargetBusy { .. }
+        )
+    }
 }
 
 /// What a finished run reports.
@@ -254,6 +276,28 @@ where
     ) -> Result<RunReport, RunError> {
         let started_at = Utc::now();
         self.acquire_lease(scenario, stack, opts).await?;
+        let holder = format!(
+            "run {} ({}, started by {}, pid {} on {})",
+            opts.run_id,
+            scenario.name,
+            opts.started_by,
+            std::process::id(),
+            crate::store::local_hostname()
+        );
+        let _target_claim = match self.driver.claim(&holder).await {
+            Ok(claim) => claim,
+            Err(e) => {
+                if let Err(release) = self.store.release_lease(stack, opts.run_id).await {
+                    tracing::error!(run_id = %opts.run_id, stack, error = %release, "Could not release the stack lease after the target refused the claim; it expires on its TTL.");
+                }
+                return Err(match e {
+                    crate::fault::FaultError::TargetBusy { stack, holder } => {
+                        RunError::TargetBusy { stack, holder }
+                    }
+                    other => RunError::Driver(other.to_string()),
+                });
+            }
+        };
         let new_run = NewRun {
             id: opts.run_id,
             scenario: scenario.name.clone(),

@@ -744,6 +744,39 @@ fn a_second_run_on_a_busy_stack_is_refused_with_the_holder() {
 }
 
 #[test]
+fn a_run_recorded_in_another_store_is_refused_by_the_stack_itself() {
+    // Two stores, one sandbox stack: the store leases cannot see each other, the stack's own
+    // experiment claim can.
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-twostores", 26400, &[]);
+    let first = env.run_until_injected("quick-gcp-loss");
+    let holder = first.run_id();
+    let other_store = format!("sqlite://{}", env.dir.path().join("other.db").display());
+    let out = env
+        .f3(&[
+            "run",
+            "--scenario",
+            "impossible-given",
+            "--stack",
+            &env.stack,
+            "--wait-for-assertions",
+            "--database-url",
+            &other_store,
+        ])
+        .output()
+        .expect("f3-chaos run");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(7), "{output}");
+    assert!(
+        output.contains(&format!("run {holder} (quick-gcp-loss")),
+        "names the holder: {output}"
+    );
+    assert!(output.contains("holds it at the target"), "{output}");
+    let (code, output) = first.finish();
+    assert_eq!(code, Some(0), "the first run was not disturbed: {output}");
+}
+
+#[test]
 fn ctrl_c_mid_fault_reverts_before_exiting() {
     let _lock = heavy_test_lock();
     let env = Env::start("run-ctrlc", 24800, &[]);
