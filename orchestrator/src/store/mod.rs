@@ -115,10 +115,9 @@ impl Store {
         configured: Option<&str>,
     ) -> anyhow::Result<Store> {
         use anyhow::Context as _;
-        let url = Store::chosen_url(flag, configured);
-        let explicit =
-            flag.or(configured).is_some() || std::env::var_os(DATABASE_URL_ENV).is_some();
-        if explicit
+        let explicit = Store::explicit_url(flag, configured);
+        let url = explicit.clone().unwrap_or_else(Store::default_location);
+        if explicit.is_some()
             && let Some(dir) = Store::sqlite_file(&url)
                 .as_deref()
                 .and_then(std::path::Path::parent)
@@ -145,19 +144,28 @@ impl Store {
     /// The URL [`Store::open_chosen`] opens: `flag`, else `configured`, else
     /// [`Store::default_url`].
     pub fn chosen_url(flag: Option<&str>, configured: Option<&str>) -> String {
-        flag.or(configured)
-            .map_or_else(Store::default_url, str::to_owned)
+        Store::explicit_url(flag, configured).unwrap_or_else(Store::default_location)
+    }
+
+    /// The URL someone chose: `flag`, else `configured`, else `$F3_CHAOS_DATABASE_URL` when set
+    /// and not empty; `None` means the default location.
+    fn explicit_url(flag: Option<&str>, configured: Option<&str>) -> Option<String> {
+        flag.or(configured).map(str::to_owned).or_else(|| {
+            std::env::var(DATABASE_URL_ENV)
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+        })
     }
 
     /// The database URL to use when none is configured: `$F3_CHAOS_DATABASE_URL` if set and not
-    /// empty, else `sqlite://<state dir>/f3-chaos/f3-chaos.db` where the state dir is
-    /// `$XDG_STATE_HOME`, else `$HOME/.local/state`, else `./.f3-chaos`.
+    /// empty, else [`Store::default_location`].
     pub fn default_url() -> String {
-        if let Ok(url) = std::env::var(DATABASE_URL_ENV)
-            && !url.trim().is_empty()
-        {
-            return url;
-        }
+        Store::explicit_url(None, None).unwrap_or_else(Store::default_location)
+    }
+
+    /// `sqlite://<state dir>/f3-chaos/f3-chaos.db` where the state dir is `$XDG_STATE_HOME`, else
+    /// `$HOME/.local/state`, else `./.f3-chaos` — the one store whose directories are created.
+    fn default_location() -> String {
         let state = std::env::var_os("XDG_STATE_HOME")
             .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
