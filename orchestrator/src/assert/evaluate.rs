@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::error::SloError;
-use super::promql::{clip_ranges, closing_sample_queries, series_selectors};
+use super::promql::{clip_ranges, closing_sample_queries, newest_sample_query, series_selectors};
 use super::series::{Series, format_prom_float};
 use super::source::SloSource;
 use super::verdict::{Evidence, Judgement, Observation, Window};
@@ -236,10 +236,7 @@ async fn check_instant_fresh<S: SloSource>(
     let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
     let oldest_fresh_ms = at.timestamp_millis() - FRESH_WITHIN_STEPS.saturating_mul(step_ms);
     for selector in series_selectors(&check.query) {
-        let newest_ms = match src
-            .instant(&format!("max(timestamp({selector}))"), Some(at))
-            .await
-        {
+        let newest_ms = match src.instant(&newest_sample_query(&selector), Some(at)).await {
             Ok(samples) => samples
                 .iter()
                 .map(|s| (s.point.value * 1000.0).round() as i64)
@@ -525,7 +522,7 @@ async fn mark_blind_instants<S: SloSource>(
     let mut blind = vec![false; grid.slots];
     let mut longest: Option<(usize, usize, String)> = None;
     for selector in series_selectors(&check.query) {
-        let query = format!("max(timestamp({selector}))");
+        let query = newest_sample_query(&selector);
         let mut fresh = vec![false; grid.slots];
         for series in src.range(&query, grid.start, query_end, step).await? {
             for point in &series.points {

@@ -58,6 +58,12 @@ pub fn closing_sample_queries(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// The query answering, in Unix seconds, when Prometheus last scraped any series `selector`
+/// selects: `max(timestamp(SELECTOR))` (the freshness rule of [`super::evaluate`]).
+pub fn newest_sample_query(selector: &str) -> String {
+    format!("max(timestamp({selector}))")
+}
+
 /// `query` with every range (range selectors `x[15s]` and subqueries `(…)[1m:]`) shortened
 /// to at most `longest`, rendered back to PromQL, and whether any range was shortened. `None`
 /// when the query does not parse or has no range at all (nothing to clip).
