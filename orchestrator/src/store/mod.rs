@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -248,8 +249,22 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
-        let pool = pool_options
-            .connect_with(options)
+        // Switching a fresh file to WAL takes an exclusive lock and SQLite answers a second
+        // opener `database is locked` at once (its busy handler does not run for that pragma):
+        // retry the connect, as the migration below is retried.
+        let connect = || pool_options.clone().connect_with(options.clone());
+        let pool = connect
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(20))
+                    .with_max_delay(Duration::from_millis(500))
+                    .with_max_times(10)
+                    .with_jitter(),
+            )
+            .when(is_sqlite_busy)
+            .notify(|error, after| {
+                tracing::debug!(%error, ?after, "SQLite file locked by another opener; retrying.");
+            })
             .await
             .map_err(connect_err)?;
         // Two processes opening a fresh file at once both try to apply version 1; SQLite has no
@@ -310,6 +325,11 @@ fn is_sqlite_memory(url: &str, options: &SqliteConnectOptions) -> bool {
 }
 
 /// A migration error caused by another process migrating the same SQLite file concurrently.
+/// Whether a connect failed on SQLite's `SQLITE_BUSY` (code 5, "database is locked").
+fn is_sqlite_busy(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("5"))
+}
+
 fn is_retryable_migrate_error(error: &sqlx::migrate::MigrateError) -> bool {
     match error {
         sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db))
