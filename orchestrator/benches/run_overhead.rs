@@ -18,7 +18,7 @@ use f3_chaos::duration::HumanDuration;
 use f3_chaos::fault::{LoadGenerator as _, LocalDriver};
 use f3_chaos::model::Cloud;
 use f3_chaos::model::RunOutcome;
-use f3_chaos::run::{RunEvent, RunOptions, Runner};
+use f3_chaos::run::{ChannelReporter, Reporters, RunEvent, RunOptions, Runner};
 use f3_chaos::scenario::{
     AbortCondition, Cadence, Check, Comparison, Fault, FaultStep, GivenStep, Hold, Priority,
     Scenario, Schedule, Targets, ThenStep,
@@ -136,7 +136,13 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
     let plain = scenario("bench-overhead", vec![], vec![latency_then]);
     let mut overheads = Vec::new();
     for i in 0..5 {
-        let runner = Runner::new(&store, &driver, &prometheus, None, CancellationToken::new());
+        let runner = Runner::new(
+            &store,
+            &driver,
+            &prometheus,
+            Reporters::none(),
+            CancellationToken::new(),
+        );
         let started = Instant::now();
         let report = runner
             .run(&plain, STACK, &RunOptions::new("bench", "bench"))
@@ -182,7 +188,7 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
             &store,
             &driver,
             &prometheus,
-            Some(tx),
+            Reporters::none().with(ChannelReporter(tx)),
             CancellationToken::new(),
         );
         let opts = RunOptions::new("bench", "bench");

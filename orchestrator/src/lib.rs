@@ -15,6 +15,8 @@ pub mod dashboard;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;
+pub mod input;
+pub mod integrations;
 pub mod metrics;
 pub mod model;
 pub mod notify;
@@ -22,3 +24,6 @@ pub mod plan;
 pub mod run;
 pub mod scenario;
 pub mod store;
+
+#[cfg(test)]
+mod layering;

@@ -48,7 +48,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::assert::{QueryKind, QueryObserver};
-use crate::run::RunReport;
+use crate::model::RunOutcome;
 use crate::store::{LedgerEntry, NightRecord, OutboxBacklog, Store};
 
 /// Content type of the OpenMetrics exposition.
@@ -306,13 +306,13 @@ impl Metrics {
     }
 
     /// Counts a finished run (`f3_chaos_runs_total{scenario, stack, outcome}`).
-    pub fn run_finished(&self, report: &RunReport) {
+    pub fn run_finished(&self, scenario: &str, stack: &str, outcome: RunOutcome) {
         self.inner
             .runs
             .get_or_create(&RunLabels {
-                scenario: report.scenario.clone(),
-                stack: report.stack.clone(),
-                outcome: report.outcome.as_str().to_owned(),
+                scenario: scenario.to_owned(),
+                stack: stack.to_owned(),
+                outcome: outcome.as_str().to_owned(),
             })
             .inc();
     }
@@ -490,31 +490,13 @@ pub fn to_classic_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RunOutcome;
-
-    fn report(scenario: &str, stack: &str, outcome: RunOutcome) -> RunReport {
-        RunReport {
-            run_id: uuid::Uuid::now_v7(),
-            scenario: scenario.into(),
-            stack: stack.into(),
-            outcome,
-            reason: None,
-            steps: Vec::new(),
-            pass_rate: Some(1.0),
-            abort_latency_ms: None,
-            notified: Vec::new(),
-            started_at: Utc::now(),
-            ended_at: Utc::now(),
-        }
-    }
 
     #[test]
     fn encodes_every_series_by_name() {
         let metrics = Metrics::new();
-        let gcp = report("gcp-failover-validation", "uat-alpha", RunOutcome::Passed);
-        metrics.run_finished(&gcp);
-        metrics.run_finished(&gcp);
-        metrics.run_finished(&report("aws", "local", RunOutcome::Failed));
+        metrics.run_finished("gcp-failover-validation", "uat-alpha", RunOutcome::Passed);
+        metrics.run_finished("gcp-failover-validation", "uat-alpha", RunOutcome::Passed);
+        metrics.run_finished("aws", "local", RunOutcome::Failed);
         metrics.run_overran("aws", "local");
         metrics.set_leader(true);
         metrics.lease_refused("uat-alpha");

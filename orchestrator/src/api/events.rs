@@ -3,10 +3,12 @@
 //! Each SSE message is `event: <kind>` (`run-started`, `step-finished`, …, `run-finished`),
 //! `id: <seq>` (1, 2, … as in the store's event log) and `data: <the RunEvent as JSON>`. The
 //! stream replays the run's events from the first and ends after `run-finished`:
-//! - runs started through this API in this process are followed live (an in-memory hub that
-//!   hands a subscriber the history so far and every later event, without gap or duplicate);
+//! - runs started in this process — through this API or by the daemon's night — are followed
+//!   live: [`LiveRuns`] is one of their [`Reporter`]s, an in-memory hub that hands a subscriber
+//!   the history so far and every later event, without gap or duplicate;
 //! - other runs are replayed from the store; while such a run is still running (another process
-//!   or daemon owns it) the store is polled every [`POLL`] for new events.
+//!   owns it, e.g. `f3-chaos run` in a terminal) the store is polled every [`POLL`] for new
+//!   events.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,15 +25,16 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::reads::find_run;
 use super::{ApiError, ApiState};
-use crate::run::RunEvent;
+use crate::run::{Reporter, RunEvent};
 use crate::store::Store;
 
 /// How often a run owned by another process is polled in the store.
 pub(super) const POLL: Duration = Duration::from_secs(1);
 
-/// Runs started through this API that have not ended: their events so far and the subscribers.
+/// Runs of this process that have not ended: their events so far and the subscribers. As a
+/// [`Reporter`] it opens a run's hub at `run-started` and closes it after `run-finished`.
 #[derive(Default)]
-pub(super) struct LiveRuns {
+pub(crate) struct LiveRuns {
     runs: Mutex<HashMap<Uuid, LiveRun>>,
 }
 
@@ -49,9 +52,9 @@ impl LiveRuns {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Opens the hub of a run about to start.
+    /// Opens the hub of a run about to start (an open hub is kept).
     pub(super) fn register(&self, run_id: Uuid) {
-        self.lock().insert(run_id, LiveRun::default());
+        self.lock().entry(run_id).or_default();
     }
 
     /// Records `event` and hands it to every subscriber.
@@ -77,6 +80,18 @@ impl LiveRuns {
         let (tx, rx) = unbounded_channel();
         run.subscribers.push(tx);
         Some((run.history.clone(), rx))
+    }
+}
+
+impl Reporter for LiveRuns {
+    fn report(&self, run_id: Uuid, event: &RunEvent) {
+        if matches!(event, RunEvent::RunStarted { .. }) {
+            self.register(run_id);
+        }
+        self.publish(run_id, event);
+        if matches!(event, RunEvent::RunFinished { .. }) {
+            self.finish(run_id);
+        }
     }
 }
 
@@ -181,4 +196,55 @@ pub(super) async fn run_events(
                 .boxed(),
         };
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Phase, RunOutcome};
+
+    fn started(run_id: Uuid) -> RunEvent {
+        RunEvent::RunStarted {
+            run_id,
+            scenario: "gcp-failover-validation".into(),
+            stack: "local".into(),
+            started_by: "daemon".into(),
+        }
+    }
+
+    /// A run started outside the API (the daemon's night) is never registered: as a reporter
+    /// the hub opens it at `run-started`, serves history plus later events, and closes it after
+    /// `run-finished`.
+    #[test]
+    fn a_run_reported_to_the_hub_is_followed_live_until_it_finishes() {
+        let hub = LiveRuns::default();
+        let run_id = Uuid::now_v7();
+        assert!(hub.subscribe(run_id).is_none(), "not live before it starts");
+        hub.report(run_id, &started(run_id));
+        let step = RunEvent::StepStarted {
+            index: 0,
+            phase: Phase::Given,
+            name: "Steady".into(),
+        };
+        hub.report(run_id, &step);
+        let (history, mut rx) = hub.subscribe(run_id).expect("live once started");
+        assert_eq!(
+            history.iter().map(RunEvent::kind).collect::<Vec<_>>(),
+            ["run-started", "step-started"]
+        );
+        hub.report(
+            run_id,
+            &RunEvent::RunFinished {
+                outcome: RunOutcome::Passed,
+                pass_rate: Some(1.0),
+                reason: None,
+            },
+        );
+        assert_eq!(rx.try_recv().map(|e| e.kind()), Ok("run-finished"));
+        assert!(
+            rx.try_recv().is_err() && rx.is_closed(),
+            "the stream ends after run-finished"
+        );
+        assert!(hub.subscribe(run_id).is_none(), "the hub is closed");
+    }
 }

@@ -56,7 +56,7 @@ struct Inner {
     library: Library,
     tokens: Tokens,
     metrics: Metrics,
-    live: events::LiveRuns,
+    live: Arc<events::LiveRuns>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -81,7 +81,7 @@ impl ApiState {
                 library,
                 tokens,
                 metrics,
-                live: events::LiveRuns::default(),
+                live: Arc::new(events::LiveRuns::default()),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -91,6 +91,14 @@ impl ApiState {
     /// The metrics this API updates and serves at `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The reporter that streams a run live on `GET /api/v1/runs/{id}/events` (with no gap and
+    /// no duplicate): every run this process starts — through the API or the daemon's night —
+    /// gets it, so its events reach SSE subscribers as they happen rather than by the store
+    /// poll.
+    pub fn live_reporter(&self) -> Arc<dyn crate::run::Reporter> {
+        self.inner.live.clone()
     }
 
     /// The store.

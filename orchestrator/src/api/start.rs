@@ -6,8 +6,8 @@
 //! `trigger: "api"` and `started_by` = the token's name. Notifications are left in the outbox for
 //! the daemon's worker.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -22,8 +22,8 @@ use super::{ApiError, ApiState};
 use crate::config::ApiRole;
 use crate::model::Environment;
 use crate::model::RunOutcome;
-use crate::run::launch::StackTools;
-use crate::run::{RunEvent, RunOptions};
+use crate::run::launch;
+use crate::run::{FnReporter, Reporters, RunError, RunEvent, RunOptions};
 
 /// How long `POST /api/v1/triggers` waits for the faults to be injected (as `f3-chaos trigger`).
 const TRIGGER_WAIT: Duration = Duration::from_secs(300);
@@ -109,7 +109,7 @@ fn authorize<'a>(
     {
         production_check(stack)?;
     }
-    let stack = crate::run::launch::choose_stack(scenario, &library.config, req.stack.as_deref())
+    let stack = launch::choose_stack(scenario, &library.config, req.stack.as_deref())
         .map_err(ApiError::BadRequest)?;
     production_check(stack)?;
     Ok((scenario, stack))
@@ -125,19 +125,16 @@ async fn launch(
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
     let (scenario, stack) = authorize(state, caller, req)?;
-    let mut tools = StackTools::for_stack(stack).map_err(|e| ApiError::Internal(e.to_string()))?;
-    tools.slo = tools
-        .slo
-        .with_observer(state.inner.metrics.query_observer());
     let mut opts = RunOptions::new(&caller.name, "api");
     opts.calendar = crate::plan::NightCalendar::of(&state.inner.library.config);
     opts.wait_for_stack = req.wait_for_stack_seconds.map(Duration::from_secs);
     let run_id = opts.run_id;
     let scenario = scenario.clone();
+    let stack = stack.clone();
     let stack_name = stack.name.clone();
 
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), ApiError>>();
-    let ready = Mutex::new(Some(ready_tx));
+    let ready = Arc::new(Mutex::new(Some(ready_tx)));
     let signal = move |r: Result<(), ApiError>| {
         if let Some(tx) = ready.lock().ok().and_then(|mut g| g.take()) {
             let _ = tx.send(r);
@@ -146,37 +143,37 @@ async fn launch(
     state.inner.live.register(run_id);
     let task_state = state.clone();
     let cancel = state.inner.shutdown.child_token();
-    let asked_at = Instant::now();
-    let stack_for_task = stack_name.clone();
     state.inner.tasks.spawn(async move {
         let inner = &task_state.inner;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
-        let runner = tools.runner(&inner.store, Some(tx), cancel);
-        let run = async {
-            let result = runner.run(&scenario, &stack_for_task, &opts).await;
-            drop(runner); // closes the event channel, so the pump below ends
-            result
-        };
-        let pump = async {
-            while let Some(event) = rx.recv().await {
-                if let RunEvent::RunStarted { .. } = &event {
-                    inner.metrics.lease_acquired_after(asked_at.elapsed());
-                    signal(Ok(()));
+        let started = signal.clone();
+        // The answer to the POST waits for the lease: it is sent at `run-started`.
+        let reporters = Reporters::none()
+            .with_shared(task_state.live_reporter())
+            .with(FnReporter(move |_run_id, event: &RunEvent| {
+                if let RunEvent::RunStarted { .. } = event {
+                    started(Ok(()));
                 }
-                inner.live.publish(run_id, &event);
-            }
-        };
-        let (result, ()) = tokio::join!(run, pump);
+            }));
+        let result = launch::launch(launch::Launch {
+            store: &inner.store,
+            stack: &stack,
+            scenario: &scenario,
+            opts,
+            reporters,
+            metrics: Some(inner.metrics.clone()),
+            cancel,
+        })
+        .await;
         match result {
             Ok(report) => {
-                inner.metrics.run_finished(&report);
                 tracing::info!(run_id = %run_id, outcome = report.outcome.as_str(), "API run finished.");
             }
-            Err(e) if e.is_stack_busy() => {
-                inner.metrics.lease_refused(&stack_for_task);
-                signal(Err(ApiError::Conflict(e.to_string())));
-            }
-            Err(e) => signal(Err(ApiError::Internal(e.to_string()))),
+            Err(e) if e.is_stack_busy() => signal(Err(ApiError::Conflict(e.to_string()))),
+            Err(e @ RunError::ProductionNotAllowed { .. }) => signal(Err(ApiError::Forbidden {
+                needed: None,
+                message: e.to_string(),
+            })),
+            Err(e) => signal(Err(ApiError::Internal(format!("{:#}", anyhow::Error::from(e))))),
         }
         inner.live.finish(run_id);
     });

@@ -17,8 +17,8 @@ use super::report::{self, TerminalReporter};
 use crate::config::DriverConfig;
 use crate::exit_codes;
 use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
-use crate::run::launch::StackTools;
-use crate::run::{RunEvent, RunOptions, sweep};
+use crate::run::launch;
+use crate::run::{ChannelReporter, Reporters, RunEvent, RunOptions, sweep};
 use crate::scenario::{Library, Scenario, load_library};
 use crate::store::Store;
 
@@ -184,14 +184,13 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(exit_codes::INVALID_INPUT);
     };
-    let stack =
-        match crate::run::launch::choose_stack(scenario, &library.config, args.stack.as_deref()) {
-            Ok(stack) => stack,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(exit_codes::INVALID_INPUT);
-            }
-        };
+    let stack = match launch::choose_stack(scenario, &library.config, args.stack.as_deref()) {
+        Ok(stack) => stack,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(exit_codes::INVALID_INPUT);
+        }
+    };
     if args.dry_run {
         return dry_run(scenario, stack);
     }
@@ -229,8 +228,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return start_detached(&args, &store, scenario, &stack.name).await;
     }
 
-    let tools = StackTools::for_stack(stack)?;
-    run_with(&args, &library, scenario, &stack.name, &store, &tools).await
+    run_with(&args, &library, scenario, stack, &store).await
 }
 
 /// `--dry-run`: the manifests of every When step, per cluster, as YAML documents on stdout.
@@ -299,14 +297,14 @@ fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<
     Ok(exit_codes::PASSED)
 }
 
-/// The run itself, with the stack's tools (driver, Prometheus, silencer, annotator).
+/// The run itself, through the one launcher; the terminal is a channel reporter feeding the
+/// printer task (so a blocked stdout never stalls the run).
 async fn run_with(
     args: &RunArgs,
     library: &Library,
     scenario: &Scenario,
-    stack_name: &str,
+    stack: &crate::config::Stack,
     store: &Store,
-    tools: &StackTools,
 ) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
@@ -329,9 +327,16 @@ async fn run_with(
         opts.run_id = id;
     }
     opts.wait_for_stack = args.wait_for_stack.map(|d| d.as_std());
-    let runner = tools.runner(store, Some(tx), cancel);
-    let result = runner.run(scenario, stack_name, &opts).await;
-    drop(runner); // closes the event channel
+    let result = launch::launch(launch::Launch {
+        store,
+        stack,
+        scenario,
+        opts,
+        reporters: Reporters::none().with(ChannelReporter(tx)),
+        metrics: None,
+        cancel,
+    })
+    .await; // the launcher drops the reporters: the printer's channel is closed
     let reporter = printer.await.ok().flatten();
     let report = match result {
         Ok(report) => report,

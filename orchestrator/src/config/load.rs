@@ -10,9 +10,9 @@ use chrono::{DateTime, NaiveTime, Utc};
 use super::model::*;
 use super::raw::*;
 use crate::duration::HumanDuration;
+use crate::input::diagnostic::Diagnostics;
+use crate::input::yaml::YamlFile;
 use crate::model::Environment;
-use crate::scenario::diagnostic::Diagnostics;
-use crate::scenario::yaml::YamlFile;
 
 /// Default `spec.cooldown`.
 const DEFAULT_COOLDOWN_SECS: u64 = 300;
@@ -33,7 +33,7 @@ pub fn environment_label(e: Environment) -> &'static str {
 /// kinds `Config`, `Stacks` and `Teams`; other kinds are ignored).
 pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
     let mut diags = Diagnostics::new();
-    let files = crate::scenario::library::read_dir_files(dir, false, &mut diags);
+    let files = crate::input::files::read_dir_files(dir, false, &mut diags);
     let group: Vec<&YamlFile> = files
         .iter()
         .filter(|f| matches!(f.str_at("kind"), Some("Config" | "Stacks" | "Teams")))
@@ -618,7 +618,7 @@ fn compile_silence(
     raw: &RawStack,
     diags: &mut Diagnostics,
 ) -> SilenceConfig {
-    use crate::notify::alertmanager::SilenceMatcher;
+    use crate::config::SilenceMatcher;
     let mut config = SilenceConfig::for_stack(&raw.name);
     let Some(silence) = &raw.silence else {
         return config;
@@ -727,9 +727,7 @@ mod tests {
         assert_eq!(stack.alertmanager_url.as_deref(), Some("http://am:9093"));
         assert_eq!(
             stack.silence.matchers,
-            [crate::notify::alertmanager::SilenceMatcher::equal(
-                "stack", "uat-beta"
-            )]
+            [crate::config::SilenceMatcher::equal("stack", "uat-beta")]
         );
         assert_eq!(stack.silence.grace.as_std().as_secs(), 300);
         assert!(stack.grafana.is_none());

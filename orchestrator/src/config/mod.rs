@@ -3,8 +3,10 @@
 //! validated [`Config`] of [`model`].
 
 pub mod load;
+pub mod matcher;
 pub mod model;
 pub mod raw;
 
 pub use load::{environment_label, load};
+pub use matcher::SilenceMatcher;
 pub use model::*;

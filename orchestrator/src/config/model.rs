@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 
 use crate::duration::HumanDuration;
+use crate::model::Labels;
 use crate::model::{Cloud, Environment};
-use crate::scenario::Labels;
 
 /// Default `spec.overrunNotifyAfter`: 15 minutes.
 pub const DEFAULT_OVERRUN_NOTIFY_AFTER_SECS: u64 = 15 * 60;
@@ -77,8 +77,8 @@ impl Default for PriorityWeights {
 
 impl PriorityWeights {
     /// The points of `priority`.
-    pub fn points(&self, priority: crate::scenario::Priority) -> u64 {
-        use crate::scenario::Priority;
+    pub fn points(&self, priority: crate::model::Priority) -> u64 {
+        use crate::model::Priority;
         match priority {
             Priority::Critical => self.critical,
             Priority::High => self.high,
@@ -210,7 +210,7 @@ pub struct Stack {
 #[derive(Debug, Clone, Serialize)]
 pub struct SilenceConfig {
     /// All must match for an alert to be silenced (default `stack="<stack name>"`).
-    pub matchers: Vec<crate::notify::alertmanager::SilenceMatcher>,
+    pub matchers: Vec<crate::config::SilenceMatcher>,
     /// `endsAt` = latest fault end + grace (default 5 minutes); the run expires it at revert.
     pub grace: HumanDuration,
 }
@@ -219,9 +219,7 @@ impl SilenceConfig {
     /// The default silence of stack `name`: `stack="<name>"`, 5 minutes' grace.
     pub fn for_stack(name: &str) -> SilenceConfig {
         SilenceConfig {
-            matchers: vec![crate::notify::alertmanager::SilenceMatcher::equal(
-                "stack", name,
-            )],
+            matchers: vec![crate::config::SilenceMatcher::equal("stack", name)],
             grace: HumanDuration::from_secs(300),
         }
     }

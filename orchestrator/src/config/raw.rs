@@ -6,7 +6,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::duration::HumanDuration;
-use crate::scenario::raw::RawCloud;
 
 /// `kind: Config`: the settings, and optionally stacks and teams.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -398,4 +397,27 @@ pub enum RawRoute {
         #[serde(default)]
         secret_env: Option<String>,
     },
+}
+
+/// A cloud name.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(
+    missing_docs,
+    reason = "variants are the YAML spellings; the enum doc explains them"
+)]
+pub enum RawCloud {
+    Gcp,
+    Aws,
+    Azure,
+}
+
+impl From<RawCloud> for crate::model::Cloud {
+    fn from(c: RawCloud) -> Self {
+        match c {
+            RawCloud::Gcp => Self::Gcp,
+            RawCloud::Aws => Self::Aws,
+            RawCloud::Azure => Self::Azure,
+        }
+    }
 }

@@ -173,6 +173,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
         "store": store.backend_name(), "holder": holder, "listen": addr.to_string(),
     }));
     let sources = NightSources {
+        reporters: crate::run::Reporters::none().with_shared(api.live_reporter()),
         store: &store,
         library: &library,
         config_dir: Some(args.config.clone()),

@@ -43,14 +43,14 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::window::NightWindow;
-use crate::config::{Config, Stack};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::RunOutcome;
 use crate::plan::{
     self, Busy, NightProgress, PastRun, Plan, PlanInput, RunState, Slot, StartedRun, Window,
 };
-use crate::run::launch::StackTools;
-use crate::run::{RunError, RunEvent, RunOptions, RunReport};
+use crate::run::launch;
+use crate::run::{Reporters, RunError, RunOptions, RunReport};
 use crate::scenario::{Library, Scenario};
 use crate::store::{NightState, RunFilter, Store};
 
@@ -97,6 +97,9 @@ pub struct NightSources<'a> {
     pub config_dir: Option<PathBuf>,
     /// The daemon's own metrics (runs by outcome, lease refusals, query latency).
     pub metrics: Metrics,
+    /// Who hears each run's events besides the store: the daemon's API stream, so a night's
+    /// runs are followed live on `GET /api/v1/runs/{id}/events` like the API's own.
+    pub reporters: Reporters,
 }
 
 /// How a slot's run ended, sent by its task to the night loop.
@@ -584,10 +587,20 @@ impl NightLoop<'_> {
             });
             let store = self.sources.store.clone();
             let metrics = self.sources.metrics.clone();
+            let reporters = self.sources.reporters.clone();
             let tx = ended_tx.clone();
             let cancel = cancel.child_token();
             tokio::task::spawn_local(async move {
-                let result = run_slot(&store, &metrics, &stack, &scenario, &opts, cancel).await;
+                let result = launch::launch(launch::Launch {
+                    store: &store,
+                    stack: &stack,
+                    scenario: &scenario,
+                    opts,
+                    reporters,
+                    metrics: Some(metrics),
+                    cancel,
+                })
+                .await;
                 let _ = tx.send(SlotEnd {
                     scenario: scenario.name.clone(),
                     stack: stack.name.clone(),
@@ -830,46 +843,6 @@ fn reservation_poll() -> tokio::time::Interval {
     );
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval
-}
-
-/// Runs one slot with the stack's driver and Prometheus.
-///
-/// # Errors
-/// [`RunError`] when the run could not start (busy stack, store failure, unusable driver).
-pub async fn run_slot(
-    store: &Store,
-    metrics: &Metrics,
-    stack: &Stack,
-    scenario: &Scenario,
-    opts: &RunOptions,
-    cancel: CancellationToken,
-) -> Result<RunReport, RunError> {
-    let mut tools = StackTools::for_stack(stack).map_err(|e| RunError::Driver(e.to_string()))?;
-    tools.slo = tools.slo.with_observer(metrics.query_observer());
-    // The runner's events only feed the lease-wait histogram here (the journal and the store
-    // have the rest).
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
-    let asked_at = std::time::Instant::now();
-    let runner = tools.runner(store, Some(tx), cancel);
-    let run = async {
-        let result = runner.run(scenario, &stack.name, opts).await;
-        drop(runner); // closes the event channel, so the pump below ends
-        result
-    };
-    let pump = async {
-        while let Some(event) = rx.recv().await {
-            if let RunEvent::RunStarted { .. } = event {
-                metrics.lease_acquired_after(asked_at.elapsed());
-            }
-        }
-    };
-    let (result, ()) = tokio::join!(run, pump);
-    match &result {
-        Ok(report) => metrics.run_finished(report),
-        Err(e) if e.is_stack_busy() => metrics.lease_refused(&stack.name),
-        Err(_) => {}
-    }
-    result
 }
 
 /// Stores a plan (a failure only logs: the journal has it too).

@@ -13,9 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub mod alertmanager;
 pub mod digest;
-pub mod grafana;
 pub mod message;
 pub mod pagerduty;
 pub mod record;

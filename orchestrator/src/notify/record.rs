@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use super::message::MessageStep;
 use crate::model::RunOutcome;
+use crate::model::StepResult;
 use crate::model::{NotificationKind, Verdict};
 use crate::plan::NightCalendar;
-use crate::run::StepResult;
 use crate::scenario::Scenario;
 use crate::store::{RunFilter, RunRecord, Store};
 

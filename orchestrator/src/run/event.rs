@@ -5,36 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{Phase, RunOutcome, Verdict};
-
-/// The result of one step, as reported and stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepResult {
-    /// Position in the run's timeline (Given steps first, then When, Then, Recovery).
-    pub index: usize,
-    /// Phase.
-    pub phase: Phase,
-    /// Name as written in the scenario.
-    pub name: String,
-    /// Team that owns the step (Then steps; the scenario owner for recovery).
-    pub owner: Option<String>,
-    /// Verdict.
-    pub verdict: Verdict,
-    /// Worst observed value (for checks), in the check's unit.
-    pub observed: Option<f64>,
-    /// Threshold (for checks).
-    pub threshold: Option<f64>,
-    /// Comparison operator (`<`, `>=`, …) for checks.
-    pub op: Option<String>,
-    /// Unit of observed/threshold (`s`, `ratio`, `tps`, …).
-    pub unit: Option<String>,
-    /// Explanation: why inconclusive, what was injected, the error.
-    pub message: Option<String>,
-    /// When the step started.
-    pub started_at: DateTime<Utc>,
-    /// When it finished.
-    pub ended_at: DateTime<Utc>,
-}
+pub use crate::model::StepResult;
+use crate::model::{Phase, RunOutcome};
 
 /// One transition of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

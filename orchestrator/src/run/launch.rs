@@ -1,21 +1,31 @@
-//! What every way of starting a run needs besides the [`Runner`]: the fault driver of a
-//! configured stack (local sandbox or Chaos Mesh), its SLO source, and the Alertmanager silencer
-//! and Grafana annotator of its fault windows. One place, shared by `f3-chaos run`, the daemon's
-//! nights and the HTTP API, so a run behaves the same however it was started.
+//! The one launcher: how `f3-chaos run`, the HTTP API and the daemon's nights start a run, so a
+//! run behaves the same however it was started. [`launch`] applies the production rule, builds
+//! the stack's tools — the fault driver (local sandbox or Chaos Mesh), its SLO source, the
+//! Alertmanager silence and Grafana annotation hooks of its fault windows — adds the metrics
+//! reporter where the process serves metrics, and runs the [`Runner`] (which waits for the stack
+//! lease and the target's claim as long as [`RunOptions::wait_for_stack`] allows). A busy stack
+//! comes back as a [`RunError`] for which [`RunError::is_stack_busy`] holds; each edge maps it
+//! (exit 7, HTTP 409, a re-plan).
+//!
+//! What stays with the edges: choosing the stack ([`choose_stack`]), who started the run and
+//! through what (`started_by`, `trigger` in [`RunOptions`]), the API's roles, and how the run's
+//! events are shown (the reporters they pass).
 
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{RunEvent, Runner};
+use super::hooks::{AnnotationHook, SilenceHook};
+use super::{MetricsReporter, Reporters, RunError, RunOptions, RunReport, Runner};
 use crate::assert::{PrometheusClient, SloError};
 use crate::config::{Config, DriverConfig, Stack};
 use crate::fault::{
     ChaosMeshDriver, FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator, LocalDriver,
 };
-use crate::notify::alertmanager::Silencer;
-use crate::notify::grafana::GrafanaAnnotator;
+use crate::integrations::alertmanager::{AlertmanagerError, Silencer};
+use crate::integrations::grafana::GrafanaAnnotator;
+use crate::metrics::Metrics;
+use crate::model::Environment;
 use crate::scenario::{Check, FaultStep, Scenario};
 use crate::store::Store;
 
@@ -26,12 +36,13 @@ pub const SLO_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The stack's fault driver cannot be set up (e.g. no usable kubeconfig context).
-    #[error("stack `{stack}`: {message}")]
+    #[error("stack `{stack}`: {source}")]
     Driver {
         /// Stack name.
         stack: String,
-        /// Why.
-        message: String,
+        /// Why (its causes print as `caused by:`).
+        #[source]
+        source: Box<crate::fault::chaos_mesh::ChaosMeshError>,
     },
     /// The stack's Prometheus URL is not usable.
     #[error("stack `{stack}`: {source}")]
@@ -43,12 +54,13 @@ pub enum LaunchError {
         source: SloError,
     },
     /// The stack's Alertmanager URL is not usable.
-    #[error("stack `{stack}`: Alertmanager: {message}")]
+    #[error("stack `{stack}`: Alertmanager: {source}")]
     Alertmanager {
         /// Stack name.
         stack: String,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<AlertmanagerError>,
     },
 }
 
@@ -75,9 +87,9 @@ pub fn driver_for(stack: &Stack) -> Result<StackDriver, LaunchError> {
         ))),
         DriverConfig::ChaosMesh { .. } => ChaosMeshDriver::new(stack)
             .map(|d| StackDriver::ChaosMesh(Box::new(d)))
-            .map_err(|e| LaunchError::Driver {
+            .map_err(|source| LaunchError::Driver {
                 stack: stack.name.clone(),
-                message: e.to_string(),
+                source: Box::new(source),
             }),
     }
 }
@@ -116,24 +128,30 @@ impl StackTools {
         Ok(StackTools {
             driver: driver_for(stack)?,
             slo: slo_for(stack)?,
-            silencer: Silencer::for_stack(stack).map_err(|e| LaunchError::Alertmanager {
+            silencer: Silencer::for_stack(stack).map_err(|source| LaunchError::Alertmanager {
                 stack: stack.name.clone(),
-                message: e.to_string(),
+                source: Box::new(source),
             })?,
             annotator: GrafanaAnnotator::for_stack(stack, &crate::notify::process_env()),
         })
     }
 
-    /// A runner on these tools.
+    /// A runner of one run on these tools: events to `reporters`, the silence and annotation
+    /// hooks when the stack configures them.
     pub fn runner<'a>(
         &'a self,
         store: &'a Store,
-        events: Option<UnboundedSender<RunEvent>>,
+        reporters: Reporters,
         cancel: CancellationToken,
     ) -> Runner<'a, StackDriver, PrometheusClient> {
-        Runner::new(store, &self.driver, &self.slo, events, cancel)
-            .with_silencer(self.silencer.clone())
-            .with_annotator(self.annotator.clone())
+        let mut runner = Runner::new(store, &self.driver, &self.slo, reporters, cancel);
+        if let Some(silencer) = &self.silencer {
+            runner = runner.with_hook(SilenceHook::new(silencer.clone()));
+        }
+        if let Some(annotator) = &self.annotator {
+            runner = runner.with_hook(AnnotationHook::new(annotator.clone()));
+        }
+        runner
     }
 }
 
@@ -288,4 +306,70 @@ pub fn choose_stack<'a>(
         .stacks
         .get(name)
         .ok_or_else(|| format!("unknown stack `{name}`"))
+}
+
+/// One run to start, as every edge asks for it.
+pub struct Launch<'a> {
+    /// Where the run is recorded (and the stack lease held).
+    pub store: &'a Store,
+    /// The stack (from [`choose_stack`] or the night's plan).
+    pub stack: &'a Stack,
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// Run id, `started_by`, `trigger`, lease wait, night.
+    pub opts: RunOptions,
+    /// Who hears the run's events (terminal, live API stream); [`launch`] adds metrics.
+    pub reporters: Reporters,
+    /// The process's metrics, when it serves `/metrics` (the daemon and its API): SLO query
+    /// latency, lease wait and refusals, runs by outcome.
+    pub metrics: Option<Metrics>,
+    /// Ctrl-C, SIGTERM, shutdown, window end: reverts and ends the run `interrupted`.
+    pub cancel: CancellationToken,
+}
+
+/// The production rule: a production stack runs only scenarios that opt in
+/// (`spec.targets.allowProduction: true`) — checked here whatever the edge checked before.
+///
+/// # Errors
+/// [`RunError::ProductionNotAllowed`].
+pub fn production_rule(scenario: &Scenario, stack: &Stack) -> Result<(), RunError> {
+    if stack.environment == Environment::Production && !scenario.targets.allow_production {
+        return Err(RunError::ProductionNotAllowed {
+            scenario: scenario.name.clone(),
+            stack: stack.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Starts and runs `launch` to its end (see the module docs).
+///
+/// # Errors
+/// Only before the run exists: [`RunError::ProductionNotAllowed`], [`RunError::Launch`] (the
+/// stack's tools cannot be built), a busy stack ([`RunError::is_stack_busy`]) or an unusable
+/// store. Everything after that is an outcome in the report.
+pub async fn launch(launch: Launch<'_>) -> Result<RunReport, RunError> {
+    let Launch {
+        store,
+        stack,
+        scenario,
+        opts,
+        mut reporters,
+        metrics,
+        cancel,
+    } = launch;
+    production_rule(scenario, stack)?;
+    let mut tools = StackTools::for_stack(stack)?;
+    if let Some(metrics) = &metrics {
+        tools.slo = tools.slo.with_observer(metrics.query_observer());
+        reporters = reporters.with(MetricsReporter::new(metrics.clone()));
+    }
+    let runner = tools.runner(store, reporters, cancel);
+    let result = runner.run(scenario, &stack.name, &opts).await;
+    if let (Err(e), Some(metrics)) = (&result, &metrics)
+        && e.is_stack_busy()
+    {
+        metrics.lease_refused(&stack.name);
+    }
+    result
 }

@@ -4,11 +4,16 @@
 //! [`crate::store::Store`] before anyone else sees it.
 
 pub mod event;
+pub mod hooks;
+mod journal;
 pub mod launch;
+pub mod reporter;
 pub mod runner;
 pub mod sweep;
 #[cfg(test)]
 mod tests;
 
 pub use event::{RunEvent, StepResult};
+pub use hooks::{FaultWindow, FaultWindowHook, HookReport, HookStep};
+pub use reporter::{ChannelReporter, FnReporter, MetricsReporter, Reporter, Reporters};
 pub use runner::{RunError, RunOptions, RunReport, Runner, fmt_value, pass_rate};

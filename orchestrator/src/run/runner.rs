@@ -10,31 +10,32 @@
 //!   → finish run + outbox (owner teams), one transaction → release lease
 //! ```
 //!
-//! Every transition is written to the store first ([`Store::append_event`]) and only then sent
-//! to the reporter channel, so the durable record is never behind what a person saw.
+//! The phases live here; around them:
+//! - every transition goes through the run's durable writer ([`super::journal`]): stored first,
+//!   then handed to the run's [`Reporters`] (terminal, live API stream, metrics), so the durable
+//!   record is never behind what a person saw;
+//! - the tools told about the fault window (Alertmanager silence, Grafana annotation) are
+//!   [`FaultWindowHook`]s, called before injection, after injection and after the last revert.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::event::{RunEvent, StepResult};
-use crate::assert::{self, Judgement, PhaseTimes, SloSource};
+use super::event::RunEvent;
+use super::hooks::{FaultWindow, FaultWindowHook};
+use super::journal::Journal;
+use super::reporter::Reporters;
+use crate::assert::{self, PhaseTimes, SloSource};
 use crate::fault::{FaultContext, FaultDriver, FaultHandle, LoadGenerator};
-use crate::model::{Phase, RunOutcome, Verdict};
-use crate::notify::alertmanager::{AlertmanagerError, Silencer};
-use crate::notify::grafana::GrafanaAnnotator;
+use crate::model::{Phase, RunOutcome, StepResult, Verdict};
 use crate::scenario::{GivenStep, Hold, Scenario};
 use crate::store::{
-    LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun, StepRecord, Store, StoreError,
+    LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun, Store, StoreError,
 };
-
-/// Name of the Given step that silences the stack's alerts (shown and stored like any step).
-pub const SILENCE_STEP: &str = "Alerts of the stack silenced in Alertmanager";
 
 /// Tunables of one run. Defaults suit a Prometheus scraping every 1 s.
 #[derive(Debug, Clone)]
@@ -110,9 +111,25 @@ pub enum RunError {
     /// The store failed before the run started.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// The stack's fault driver or Prometheus client could not be set up (nothing was touched).
-    #[error("driver: {0}")]
-    Driver(String),
+    /// The stack's fault driver, Prometheus client or integrations could not be set up
+    /// (nothing was touched).
+    #[error(transparent)]
+    Launch(#[from] super::launch::LaunchError),
+    /// The driver failed to claim the target for another reason than another holder (nothing
+    /// was touched).
+    #[error("claiming the target: {0}")]
+    Claim(#[source] crate::fault::FaultError),
+    /// The stack is production and the scenario does not opt in
+    /// (`spec.targets.allowProduction: true`); nothing was touched.
+    #[error(
+        "scenario `{scenario}` does not opt in to production (`spec.targets.allowProduction: true`); it may not run on production stack `{stack}`"
+    )]
+    ProductionNotAllowed {
+        /// Scenario name.
+        scenario: String,
+        /// Stack name.
+        stack: String,
+    },
     /// The store's lease was free but the target itself is claimed by another run — one recorded
     /// in another store or by another daemon ([`FaultDriver::claim`]). Nothing was touched.
     #[error(
@@ -174,11 +191,12 @@ struct ActiveFault {
 }
 
 /// Mutable state of the one run this runner owns.
-struct RunState {
+struct RunState<'a> {
     run_id: Uuid,
     stack: String,
     started_at: DateTime<Utc>,
-    steps: Vec<StepResult>,
+    /// The durable writer, and the steps recorded so far.
+    journal: Journal<'a>,
     outcome: RunOutcome,
     reason: Option<String>,
     active: Vec<ActiveFault>,
@@ -186,20 +204,13 @@ struct RunState {
     fault_ended_at: Option<DateTime<Utc>>,
     reverted_at: Option<DateTime<Utc>>,
     abort_latency_ms: Option<i64>,
-    /// Id of the Alertmanager silence while it is in force.
-    silence: Option<String>,
-    /// The Grafana annotation opened at inject, closed at revert.
-    annotation: Option<OpenAnnotation>,
+    /// Whether the fault-window hooks were told about the first injection.
+    hooks_told_injected: bool,
+    /// Whether the fault-window hooks were told about the last revert (once per run).
+    hooks_told_reverted: bool,
 }
 
-/// A Grafana annotation being created in the background (so a slow Grafana never delays the
-/// fault phase): its start and the task returning its id or the error text.
-struct OpenAnnotation {
-    start: DateTime<Utc>,
-    created: tokio::task::JoinHandle<Result<i64, String>>,
-}
-
-impl RunState {
+impl RunState<'_> {
     fn escalate(&mut self, outcome: RunOutcome, reason: Option<String>) {
         let before = self.outcome;
         self.outcome = self.outcome.strongest(outcome);
@@ -214,14 +225,13 @@ pub struct Runner<'a, D, S> {
     store: &'a Store,
     driver: &'a D,
     slo: &'a S,
-    events: Option<UnboundedSender<RunEvent>>,
+    reporters: Reporters,
     /// A child of the caller's token: the caller's cancel reaches it, and so does a lost lease.
     cancel: CancellationToken,
     /// Set (with who holds the stack now) when the heartbeat finds the lease taken: the run then
     /// stops, reverts what is still its own and ends `interrupted`, never passed.
     lease_lost: Arc<Mutex<Option<String>>>,
-    silencer: Option<Silencer>,
-    annotator: Option<GrafanaAnnotator>,
+    hooks: Vec<Box<dyn FaultWindowHook>>,
 }
 
 impl<'a, D, S> Runner<'a, D, S>
@@ -230,37 +240,31 @@ where
     S: SloSource,
 {
     /// A runner writing to `store`, breaking things through `driver`, judging from `slo`.
-    /// Events go to `events` after they are stored; `cancel` (Ctrl-C, SIGTERM, window end)
+    /// Events go to `reporters` after they are stored; `cancel` (Ctrl-C, SIGTERM, window end)
     /// reverts faults and ends the run as `interrupted`.
     pub fn new(
         store: &'a Store,
         driver: &'a D,
         slo: &'a S,
-        events: Option<UnboundedSender<RunEvent>>,
+        reporters: Reporters,
         cancel: CancellationToken,
     ) -> Self {
         Self {
             store,
             driver,
             slo,
-            events,
+            reporters,
             cancel: cancel.child_token(),
             lease_lost: Arc::new(Mutex::new(None)),
-            silencer: None,
-            annotator: None,
+            hooks: Vec::new(),
         }
     }
 
-    /// Silences the stack's alerts in Alertmanager while faults are active (None = do not).
-    /// With a silencer, failing to create the silence is a Given failure: no fault is injected.
-    pub fn with_silencer(mut self, silencer: Option<Silencer>) -> Self {
-        self.silencer = silencer;
-        self
-    }
-
-    /// Annotates each fault window in Grafana (None = do not). Failures only log warnings.
-    pub fn with_annotator(mut self, annotator: Option<GrafanaAnnotator>) -> Self {
-        self.annotator = annotator;
+    /// Tells `hook` about the run's fault window (hooks are called in the order added). A hook
+    /// that refuses before injection stops the run as `precondition-failed`.
+    #[must_use]
+    pub fn with_hook(mut self, hook: impl FaultWindowHook + 'static) -> Self {
+        self.hooks.push(Box::new(hook));
         self
     }
 
@@ -294,7 +298,7 @@ where
                     crate::fault::FaultError::TargetBusy { stack, holder } => {
                         RunError::TargetBusy { stack, holder }
                     }
-                    other => RunError::Driver(other.to_string()),
+                    other => RunError::Claim(other),
                 });
             }
         };
@@ -321,7 +325,7 @@ where
             run_id: opts.run_id,
             stack: stack.to_owned(),
             started_at,
-            steps: Vec::new(),
+            journal: Journal::new(self.store, opts.run_id, self.reporters.clone()),
             outcome: RunOutcome::Passed,
             reason: None,
             active: Vec::new(),
@@ -329,24 +333,23 @@ where
             fault_ended_at: None,
             reverted_at: None,
             abort_latency_ms: None,
-            silence: None,
-            annotation: None,
+            hooks_told_injected: false,
+            hooks_told_reverted: false,
         };
-        self.emit(
-            &state,
-            RunEvent::RunStarted {
+        state
+            .journal
+            .emit(RunEvent::RunStarted {
                 run_id: opts.run_id,
                 scenario: scenario.name.clone(),
                 stack: stack.to_owned(),
                 started_by: opts.started_by.clone(),
-            },
-        )
-        .await;
+            })
+            .await;
 
         self.execute(&mut state, scenario, opts).await;
         // Whatever happened above, nothing stays injected, nothing stays silenced.
         self.revert_all(&mut state).await;
-        self.after_revert(&mut state, scenario).await;
+        self.after_revert(&mut state, scenario, opts).await;
         let lost = self
             .lease_lost
             .lock()
@@ -366,7 +369,7 @@ where
             .filter(|(n, _)| n.kind == crate::model::NotificationKind::Failures)
             .map(|(n, _)| n.team.clone())
             .collect();
-        let pass_rate = pass_rate(&state.steps);
+        let pass_rate = pass_rate(state.journal.steps());
         let ended_at = Utc::now();
         let summary = serde_json::json!({
             "pass_rate": pass_rate,
@@ -384,14 +387,13 @@ where
             Ok(_) => {
                 for (n, steps) in &notifications {
                     if n.kind == crate::model::NotificationKind::Failures {
-                        self.emit(
-                            &state,
-                            RunEvent::Notifying {
+                        state
+                            .journal
+                            .emit(RunEvent::Notifying {
                                 team: n.team.clone(),
                                 steps: steps.clone(),
-                            },
-                        )
-                        .await;
+                            })
+                            .await;
                     }
                 }
                 notified
@@ -401,15 +403,14 @@ where
                 Vec::new()
             }
         };
-        self.emit(
-            &state,
-            RunEvent::RunFinished {
+        state
+            .journal
+            .emit(RunEvent::RunFinished {
                 outcome: state.outcome,
                 pass_rate,
                 reason: state.reason.clone(),
-            },
-        )
-        .await;
+            })
+            .await;
         heartbeat.cancel();
         if let Err(e) = self.store.release_lease(stack, opts.run_id).await {
             tracing::warn!(run_id = %opts.run_id, error = %e, "Could not release the stack lease; it expires by itself.");
@@ -420,7 +421,7 @@ where
             stack: stack.to_owned(),
             outcome: state.outcome,
             reason: state.reason,
-            steps: state.steps,
+            steps: state.journal.into_steps(),
             pass_rate,
             abort_latency_ms: state.abort_latency_ms,
             notified,
@@ -523,19 +524,18 @@ where
 
     /// Every phase; returns early on precondition failure, error, abort or interruption. Faults
     /// still active on return are reverted by the caller.
-    async fn execute(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) {
+    async fn execute(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) {
         let fingerprint_before = match self.driver.fingerprint().await {
             Ok(value) => value,
             Err(e) => return state.escalate(RunOutcome::Error, Some(format!("fingerprint: {e}"))),
         };
-        self.emit(
-            state,
-            RunEvent::Fingerprint {
+        state
+            .journal
+            .emit(RunEvent::Fingerprint {
                 when: "before".into(),
                 value: fingerprint_before.clone(),
-            },
-        )
-        .await;
+            })
+            .await;
         if let Err(e) = self.driver.preflight(&scenario.when).await {
             // A target that is down or selects nothing is the stack's state, like a Given that
             // does not hold; a fault the driver cannot do is a broken scenario or config.
@@ -561,24 +561,24 @@ where
             return;
         }
 
-        if !self.silence(state, scenario, opts).await {
+        if !self.before_inject(state, scenario, opts).await {
             self.skip_rest(state, scenario, "the Alertmanager silence was not created")
                 .await;
             return;
         }
 
         let injected = self.when(state, scenario, opts).await;
-        self.annotate_inject(state, scenario);
+        self.after_inject(state, scenario, opts);
         if !injected {
             self.revert_all(state).await;
-            self.after_revert(state, scenario).await;
+            self.after_revert(state, scenario, opts).await;
             self.skip_then(state, scenario, "no fault window to judge")
                 .await;
             return;
         }
         self.hold(state, scenario, opts).await;
         self.revert_all(state).await;
-        self.after_revert(state, scenario).await;
+        self.after_revert(state, scenario, opts).await;
         if state.outcome == RunOutcome::Interrupted {
             self.skip_then(state, scenario, "run interrupted").await;
             return;
@@ -587,14 +587,13 @@ where
 
         match self.driver.fingerprint().await {
             Ok(after) => {
-                self.emit(
-                    state,
-                    RunEvent::Fingerprint {
+                state
+                    .journal
+                    .emit(RunEvent::Fingerprint {
                         when: "after".into(),
                         value: after.clone(),
-                    },
-                )
-                .await;
+                    })
+                    .await;
                 if after != fingerprint_before {
                     let changed = self.driver.changed_objects(&fingerprint_before, &after);
                     let named = if changed.is_empty() {
@@ -620,14 +619,19 @@ where
     }
 
     /// Given: load steps and steady-state checks in file order. Returns whether all held.
-    async fn given(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
+    async fn given(
+        &self,
+        state: &mut RunState<'_>,
+        scenario: &Scenario,
+        opts: &RunOptions,
+    ) -> bool {
         let mut all_held = true;
         for step in &scenario.given {
-            let index = state.steps.len();
+            let index = state.journal.next_index();
             let started_at = Utc::now();
             let (name, judgement) = match step {
                 GivenStep::SteadyState { name, check } => {
-                    self.step_started(state, index, Phase::Given, name).await;
+                    state.journal.step_started(index, Phase::Given, name).await;
                     // Polled for a short while: right after a deploy or `sandbox up` the first
                     // scrapes may not have landed. A platform that is really unhealthy fails
                     // after `steady_state_within`.
@@ -652,15 +656,17 @@ where
                     tps,
                     settle_within,
                 } => {
-                    self.step_started(state, index, Phase::Given, name).await;
+                    state.journal.step_started(index, Phase::Given, name).await;
                     if let Err(e) = self.driver.set_tps(*tps).await {
-                        self.record(
-                            state,
-                            step_result(index, Phase::Given, name, None, started_at)
-                                .verdict(Verdict::Error)
-                                .message(e.to_string()),
-                        )
-                        .await;
+                        state
+                            .journal
+                            .record(
+                                StepResult::new(index, Phase::Given, name, None, started_at)
+                                    .with_verdict(Verdict::Error)
+                                    .with_message(e.to_string()),
+                                None,
+                            )
+                            .await;
                         all_held = false;
                         break;
                     }
@@ -683,16 +689,18 @@ where
                 }
             };
             let held = judgement.verdict == Verdict::Passed;
-            self.record_judgement(
-                state,
-                index,
-                Phase::Given,
-                name,
-                None,
-                started_at,
-                &judgement,
-            )
-            .await;
+            state
+                .journal
+                .judged(
+                    index,
+                    Phase::Given,
+                    name,
+                    None,
+                    started_at,
+                    &judgement,
+                    state.reverted_at,
+                )
+                .await;
             if !held {
                 all_held = false;
                 break; // the hypothesis cannot be tested; later Given steps would only add noise
@@ -710,7 +718,7 @@ where
 
     /// When: ledger first, then inject, for each fault. Returns false if any injection failed
     /// (the caller reverts what was injected).
-    async fn when(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
+    async fn when(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) -> bool {
         for step in &scenario.when {
             if self.cancel.is_cancelled() {
                 state.escalate(
@@ -719,9 +727,11 @@ where
                 );
                 return false;
             }
-            let index = state.steps.len();
+            let index = state.journal.next_index();
             let started_at = Utc::now();
-            self.step_started(state, index, Phase::When, &step.name)
+            state
+                .journal
+                .step_started(index, Phase::When, &step.name)
                 .await;
             let ttl = step.duration.as_std() + opts.ttl_grace;
             let ledger_id = Uuid::now_v7();
@@ -744,15 +754,17 @@ where
             };
             // Durable first: a fault that is not in the ledger is never injected.
             if let Err(e) = self.store.ledger_insert(&entry).await {
-                self.record(
-                    state,
-                    step_result(index, Phase::When, &step.name, None, started_at)
-                        .verdict(Verdict::Error)
-                        .message(format!(
-                            "not injected: the fault ledger could not be written: {e}"
-                        )),
-                )
-                .await;
+                state
+                    .journal
+                    .record(
+                        StepResult::new(index, Phase::When, &step.name, None, started_at)
+                            .with_verdict(Verdict::Error)
+                            .with_message(format!(
+                                "not injected: the fault ledger could not be written: {e}"
+                            )),
+                        None,
+                    )
+                    .await;
                 state.escalate(RunOutcome::Error, Some(format!("fault ledger: {e}")));
                 return false;
             }
@@ -766,13 +778,16 @@ where
                 Ok(handle) => {
                     let now = Utc::now();
                     if let Ok(value) = serde_json::to_value(&handle) {
-                        if let Err(e) = self
-                            .store
-                            .ledger_update(ledger_id, LedgerState::Injected, Some(&value), now)
-                            .await
-                        {
-                            tracing::error!(run_id = %state.run_id, error = %e, "Could not mark the fault injected in the ledger.");
-                        }
+                        state
+                            .journal
+                            .ledger(
+                                ledger_id,
+                                LedgerState::Injected,
+                                Some(&value),
+                                now,
+                                "injected",
+                            )
+                            .await;
                     }
                     state.injected_at.get_or_insert(now);
                     state.active.push(ActiveFault {
@@ -782,41 +797,50 @@ where
                         handle: handle.clone(),
                         ends_at: tokio::time::Instant::now() + step.duration.as_std(),
                     });
-                    self.emit(
-                        state,
-                        RunEvent::FaultInjected {
+                    state
+                        .journal
+                        .emit(RunEvent::FaultInjected {
                             index,
                             name: step.name.clone(),
                             description: handle.description.clone(),
                             ttl_seconds: ttl.as_secs_f64(),
-                        },
-                    )
-                    .await;
-                    self.record(
-                        state,
-                        step_result(index, Phase::When, &step.name, None, started_at)
-                            .verdict(Verdict::Passed)
-                            .message(format!("{} for {}", handle.description, step.duration)),
-                    )
-                    .await;
+                        })
+                        .await;
+                    state
+                        .journal
+                        .record(
+                            StepResult::new(index, Phase::When, &step.name, None, started_at)
+                                .with_verdict(Verdict::Passed)
+                                .with_message(format!(
+                                    "{} for {}",
+                                    handle.description, step.duration
+                                )),
+                            None,
+                        )
+                        .await;
                 }
                 Err(e) => {
                     // The driver undid its partial injection; the ledger must say so, or the
                     // sweep will try to revert a fault that is not there.
-                    if let Err(store_error) = self
-                        .store
-                        .ledger_update(ledger_id, LedgerState::Reverted, None, Utc::now())
-                        .await
-                    {
-                        tracing::error!(run_id = %state.run_id, error = %store_error, "Could not mark the failed injection reverted in the ledger.");
-                    }
-                    self.record(
-                        state,
-                        step_result(index, Phase::When, &step.name, None, started_at)
-                            .verdict(Verdict::Error)
-                            .message(e.to_string()),
-                    )
-                    .await;
+                    state
+                        .journal
+                        .ledger(
+                            ledger_id,
+                            LedgerState::Reverted,
+                            None,
+                            Utc::now(),
+                            "reverted after a failed injection",
+                        )
+                        .await;
+                    state
+                        .journal
+                        .record(
+                            StepResult::new(index, Phase::When, &step.name, None, started_at)
+                                .with_verdict(Verdict::Error)
+                                .with_message(e.to_string()),
+                            None,
+                        )
+                        .await;
                     state.escalate(RunOutcome::Error, Some(format!("injection failed: {e}")));
                     return false;
                 }
@@ -827,7 +851,7 @@ where
 
     /// Holds the faults for their durations, reverting each at its end, polling abort
     /// conditions, honouring cancellation.
-    async fn hold(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) {
+    async fn hold(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) {
         let mut unreadable_polls = 0u32;
         loop {
             let now = tokio::time::Instant::now();
@@ -885,17 +909,16 @@ where
                                 fmt_value(condition.check.threshold)
                             )),
                         );
-                        self.emit(
-                            state,
-                            RunEvent::AbortTriggered {
+                        state
+                            .journal
+                            .emit(RunEvent::AbortTriggered {
                                 condition: condition.name.clone(),
                                 observed,
                                 detected_at,
                                 reverted_at,
                                 latency_ms,
-                            },
-                        )
-                        .await;
+                            })
+                            .await;
                         return;
                     }
                     Ok(None) => unreadable_polls = 0,
@@ -911,7 +934,7 @@ where
     }
 
     /// Then: judge each assertion by its `hold`, then verify recovery.
-    async fn then(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) {
+    async fn then(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) {
         let injected_at = state.injected_at.unwrap_or_else(Utc::now);
         let fault_ended_at = state.fault_ended_at.unwrap_or_else(Utc::now);
         let reverted_at = state.reverted_at.unwrap_or_else(Utc::now);
@@ -936,7 +959,7 @@ where
         });
         // Then steps keep their declared positions; the Recovery steps, judged before the
         // after-recovery steps, are numbered after every Then step, so no two steps share an index.
-        let base = state.steps.len();
+        let base = state.journal.next_index();
         let recovery_base = base + scenario.then.len();
         let mut recovery_done = false;
         for (i, step) in order {
@@ -945,7 +968,9 @@ where
                 recovery_done = true;
             }
             let started_at = Utc::now();
-            self.step_started(state, base + i, Phase::Then, &step.name)
+            state
+                .journal
+                .step_started(base + i, Phase::Then, &step.name)
                 .await;
             // judge_then waits for the step's window to close and for Prometheus to hold the
             // sample that closes it (at most one query step more) before querying.
@@ -956,22 +981,25 @@ where
                     return;
                 }
             };
-            self.record_judgement(
-                state,
-                base + i,
-                Phase::Then,
-                &step.name,
-                Some(&step.owner),
-                started_at,
-                &judgement,
-            )
-            .await;
+            state
+                .journal
+                .judged(
+                    base + i,
+                    Phase::Then,
+                    &step.name,
+                    Some(&step.owner),
+                    started_at,
+                    &judgement,
+                    state.reverted_at,
+                )
+                .await;
         }
         if !recovery_done {
             self.recovery(state, scenario, opts, recovery_base).await;
         }
         let verdicts = state
-            .steps
+            .journal
+            .steps()
             .iter()
             .filter(|s| matches!(s.phase, Phase::Then | Phase::Recovery));
         for step in verdicts {
@@ -989,7 +1017,7 @@ where
     /// Its steps are numbered from `first_index` on. Returns when recovery was observed.
     async fn recovery(
         &self,
-        state: &mut RunState,
+        state: &mut RunState<'_>,
         scenario: &Scenario,
         opts: &RunOptions,
         first_index: usize,
@@ -1004,30 +1032,34 @@ where
             let index = first_index + k;
             let started_at = Utc::now();
             let label = format!("Recovery: {name}");
-            self.step_started(state, index, Phase::Recovery, &label)
+            state
+                .journal
+                .step_started(index, Phase::Recovery, &label)
                 .await;
             let judgement = tokio::select! {
                 j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => j,
                 _ = self.cancel.cancelled() => return None,
             };
             recovered &= judgement.verdict == Verdict::Passed;
-            self.record_judgement(
-                state,
-                index,
-                Phase::Recovery,
-                &label,
-                Some(&scenario.owner),
-                started_at,
-                &judgement,
-            )
-            .await;
+            state
+                .journal
+                .judged(
+                    index,
+                    Phase::Recovery,
+                    &label,
+                    Some(&scenario.owner),
+                    started_at,
+                    &judgement,
+                    state.reverted_at,
+                )
+                .await;
         }
         recovered.then(Utc::now)
     }
 
     async fn revert_one(
         &self,
-        state: &mut RunState,
+        state: &mut RunState<'_>,
         index: usize,
         name: &str,
         ledger_id: Uuid,
@@ -1045,48 +1077,46 @@ where
         state.reverted_at = Some(now);
         match result {
             Ok(()) => {
-                if let Err(e) = self
-                    .store
-                    .ledger_update(ledger_id, LedgerState::Reverted, None, now)
-                    .await
-                {
-                    tracing::error!(run_id = %state.run_id, error = %e, "Could not mark the fault reverted in the ledger.");
-                }
-                self.emit(
-                    state,
-                    RunEvent::FaultReverted {
+                state
+                    .journal
+                    .ledger(ledger_id, LedgerState::Reverted, None, now, "reverted")
+                    .await;
+                state
+                    .journal
+                    .emit(RunEvent::FaultReverted {
                         index,
                         name: name.to_owned(),
                         ok: true,
                         message: None,
-                    },
-                )
-                .await;
+                    })
+                    .await;
             }
             Err(e) => {
-                if let Err(store_error) = self
-                    .store
-                    .ledger_update(ledger_id, LedgerState::RevertFailed, None, now)
-                    .await
-                {
-                    tracing::error!(run_id = %state.run_id, error = %store_error, "Could not mark the fault revert-failed in the ledger; its TTL ends it on the target.");
-                }
+                state
+                    .journal
+                    .ledger(
+                        ledger_id,
+                        LedgerState::RevertFailed,
+                        None,
+                        now,
+                        "revert-failed",
+                    )
+                    .await;
                 state.escalate(RunOutcome::CleanupFailed, Some(format!("{e}")));
-                self.emit(
-                    state,
-                    RunEvent::FaultReverted {
+                state
+                    .journal
+                    .emit(RunEvent::FaultReverted {
                         index,
                         name: name.to_owned(),
                         ok: false,
                         message: Some(e.to_string()),
-                    },
-                )
-                .await;
+                    })
+                    .await;
             }
         }
     }
 
-    async fn revert_all(&self, state: &mut RunState) {
+    async fn revert_all(&self, state: &mut RunState<'_>) {
         let active = std::mem::take(&mut state.active);
         if active.is_empty() {
             return;
@@ -1121,36 +1151,127 @@ where
     }
 
     /// Records every When and Then step as skipped, `why` saying what stopped the experiment.
-    async fn skip_rest(&self, state: &mut RunState, scenario: &Scenario, why: &str) {
+    async fn skip_rest(&self, state: &mut RunState<'_>, scenario: &Scenario, why: &str) {
         for step in &scenario.when {
-            let index = state.steps.len();
-            self.record(
-                state,
-                step_result(index, Phase::When, &step.name, None, Utc::now())
-                    .verdict(Verdict::Skipped)
-                    .message(format!("not injected: {why}")),
-            )
-            .await;
+            let index = state.journal.next_index();
+            state
+                .journal
+                .record(
+                    StepResult::new(index, Phase::When, &step.name, None, Utc::now())
+                        .with_verdict(Verdict::Skipped)
+                        .with_message(format!("not injected: {why}")),
+                    None,
+                )
+                .await;
         }
         self.skip_then(state, scenario, why).await;
     }
 
-    async fn skip_then(&self, state: &mut RunState, scenario: &Scenario, why: &str) {
+    async fn skip_then(&self, state: &mut RunState<'_>, scenario: &Scenario, why: &str) {
         for step in &scenario.then {
-            let index = state.steps.len();
-            self.record(
-                state,
-                step_result(
-                    index,
-                    Phase::Then,
-                    &step.name,
-                    Some(&step.owner),
-                    Utc::now(),
+            let index = state.journal.next_index();
+            state
+                .journal
+                .record(
+                    StepResult::new(
+                        index,
+                        Phase::Then,
+                        &step.name,
+                        Some(&step.owner),
+                        Utc::now(),
+                    )
+                    .with_verdict(Verdict::Skipped)
+                    .with_message(why.to_owned()),
+                    None,
                 )
-                .verdict(Verdict::Skipped)
-                .message(why.to_owned()),
-            )
-            .await;
+                .await;
+        }
+    }
+
+    /// What the fault-window hooks see of this run.
+    fn window<'s>(
+        &self,
+        state: &RunState<'_>,
+        scenario: &'s Scenario,
+        stack: &'s str,
+        opts: &RunOptions,
+    ) -> FaultWindow<'s> {
+        let longest = scenario
+            .when
+            .iter()
+            .map(|step| step.duration.as_std())
+            .max()
+            .unwrap_or_default();
+        FaultWindow {
+            run_id: state.run_id,
+            scenario,
+            stack,
+            longest_ttl: longest + opts.ttl_grace,
+        }
+    }
+
+    /// Given, last steps: each hook's own step (the Alertmanager silence). Returns false — the
+    /// run is precondition-failed and no fault is injected — when a hook refuses.
+    async fn before_inject(
+        &self,
+        state: &mut RunState<'_>,
+        scenario: &Scenario,
+        opts: &RunOptions,
+    ) -> bool {
+        let stack = state.stack.clone();
+        for hook in &self.hooks {
+            let index = state.journal.next_index();
+            let started_at = Utc::now();
+            if let Some(name) = hook.given_step() {
+                state.journal.step_started(index, Phase::Given, name).await;
+            }
+            let window = self.window(state, scenario, &stack, opts);
+            let report = hook.before_inject(window, started_at).await;
+            for event in report.events {
+                state.journal.emit(event).await;
+            }
+            if let (Some(name), Some(step)) = (hook.given_step(), report.step) {
+                let result = StepResult::new(index, Phase::Given, name, None, started_at)
+                    .with_verdict(step.verdict)
+                    .with_message(step.message);
+                state.journal.record(result, step.evidence).await;
+            }
+            if let Some(reason) = report.refused {
+                state.escalate(RunOutcome::PreconditionFailed, Some(reason));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Tells the hooks, once, that the first fault is in.
+    fn after_inject(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) {
+        let Some(injected_at) = state.injected_at else {
+            return;
+        };
+        if std::mem::replace(&mut state.hooks_told_injected, true) {
+            return;
+        }
+        let window = self.window(state, scenario, &state.stack, opts);
+        for hook in &self.hooks {
+            hook.after_inject(window, injected_at);
+        }
+    }
+
+    /// After the last revert (every exit path; each hook undoes what it did at most once):
+    /// expires the silence, closes the annotation. What they report is recorded; it never changes
+    /// the outcome.
+    async fn after_revert(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) {
+        if std::mem::replace(&mut state.hooks_told_reverted, true) {
+            return;
+        }
+        let stack = state.stack.clone();
+        for hook in &self.hooks {
+            let window = self.window(state, scenario, &stack, opts);
+            let report = hook.after_revert(window, state.reverted_at).await;
+            for event in report.events {
+                state.journal.emit(event).await;
+            }
         }
     }
 
@@ -1159,7 +1280,7 @@ where
     /// stored with the outcome, in one transaction.
     async fn notifications(
         &self,
-        state: &RunState,
+        state: &RunState<'_>,
         scenario: &Scenario,
         stack: &str,
         opts: &RunOptions,
@@ -1175,7 +1296,7 @@ where
             scenario,
             stack,
             outcome: state.outcome,
-            steps: &state.steps,
+            steps: state.journal.steps(),
         };
         let rows = crate::notify::record::notifications(self.store, &finished, opts.calendar).await;
         rows.into_iter()
@@ -1198,292 +1319,6 @@ where
             })
             .collect()
     }
-
-    /// Given, last step: silences the stack's alerts until the latest fault end plus the
-    /// stack's grace (Alertmanager API v2). Returns false — the run is precondition-failed and
-    /// no fault is injected — when a silence is configured and cannot be created.
-    async fn silence(&self, state: &mut RunState, scenario: &Scenario, opts: &RunOptions) -> bool {
-        let Some(silencer) = &self.silencer else {
-            return true;
-        };
-        let index = state.steps.len();
-        let started_at = Utc::now();
-        self.step_started(state, index, Phase::Given, SILENCE_STEP)
-            .await;
-        let longest = scenario
-            .when
-            .iter()
-            .map(|step| step.duration.as_std())
-            .max()
-            .unwrap_or_default()
-            + opts.ttl_grace;
-        let body = silencer.silence(&scenario.name, state.run_id, started_at, longest);
-        let attempt = || async { silencer.client.create_silence(&body).await };
-        let created = attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_times(2),
-            )
-            // A refusal (4xx) will not change on retry; a transport error or 5xx may.
-            .when(|e| match e {
-                AlertmanagerError::Transport { .. } => true,
-                AlertmanagerError::Status { status, .. } => *status >= 500,
-                _ => false,
-            })
-            .await;
-        let matchers: Vec<String> = body.matchers.iter().map(ToString::to_string).collect();
-        let alertmanager = silencer.client.base_url().to_owned();
-        match created {
-            Ok(silence_id) => {
-                tracing::info!(run_id = %state.run_id, silence_id = %silence_id, "Alerts silenced.");
-                state.silence = Some(silence_id.clone());
-                self.emit(
-                    state,
-                    RunEvent::AlertsSilenced {
-                        silence_id: silence_id.clone(),
-                        alertmanager: alertmanager.clone(),
-                        matchers: matchers.clone(),
-                        ends_at: body.ends_at,
-                    },
-                )
-                .await;
-                let evidence = serde_json::json!({
-                    "alertmanager": alertmanager,
-                    "silence_id": silence_id,
-                    "matchers": matchers,
-                    "starts_at": body.starts_at,
-                    "ends_at": body.ends_at,
-                    "created_by": body.created_by,
-                    "comment": body.comment,
-                });
-                let result = step_result(index, Phase::Given, SILENCE_STEP, None, started_at)
-                    .verdict(Verdict::Passed)
-                    .message(format!(
-                        "silence {silence_id} on {} until {} at the latest",
-                        matchers.join(", "),
-                        body.ends_at.format("%H:%M:%S UTC")
-                    ));
-                self.record_with_evidence(state, result, Some(evidence))
-                    .await;
-                true
-            }
-            Err(e) => {
-                tracing::warn!(run_id = %state.run_id, error = %e, "Could not silence the stack's alerts; no fault will be injected.");
-                let evidence = serde_json::json!({
-                    "alertmanager": alertmanager,
-                    "matchers": matchers,
-                    "error": e.to_string(),
-                });
-                let result = step_result(index, Phase::Given, SILENCE_STEP, None, started_at)
-                    .verdict(Verdict::Error)
-                    .message(format!("could not silence the stack's alerts: {e}"));
-                self.record_with_evidence(state, result, Some(evidence))
-                    .await;
-                state.escalate(
-                    RunOutcome::PreconditionFailed,
-                    Some(format!(
-                        "could not silence the stack's alerts in Alertmanager ({e}); no fault was injected"
-                    )),
-                );
-                false
-            }
-        }
-    }
-
-    /// Starts the Grafana annotation of the fault window (in the background) once a fault is in.
-    fn annotate_inject(&self, state: &mut RunState, scenario: &Scenario) {
-        let (Some(annotator), Some(start)) = (&self.annotator, state.injected_at) else {
-            return;
-        };
-        if state.annotation.is_some() {
-            return;
-        }
-        let annotator = annotator.clone();
-        let body = annotator.annotation(&scenario.name, &state.stack, state.run_id, start, None);
-        let created =
-            tokio::spawn(async move { annotator.create(&body).await.map_err(|e| e.to_string()) });
-        state.annotation = Some(OpenAnnotation { start, created });
-    }
-
-    /// After the last revert (every exit path, idempotent): expires the silence and closes the
-    /// Grafana annotation. Neither failure changes the outcome: an unexpired silence still ends
-    /// at its `endsAt`; a missing annotation is cosmetic. Both are logged and recorded as events.
-    async fn after_revert(&self, state: &mut RunState, scenario: &Scenario) {
-        if let (Some(silencer), Some(silence_id)) = (&self.silencer, state.silence.take()) {
-            let attempt = || async { silencer.client.expire_silence(&silence_id).await };
-            let expired = attempt
-                .retry(
-                    ExponentialBuilder::default()
-                        .with_min_delay(Duration::from_millis(200))
-                        .with_max_times(3),
-                )
-                .await;
-            let message = match &expired {
-                Ok(()) => {
-                    tracing::info!(run_id = %state.run_id, silence_id = %silence_id, "Silence expired.");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(run_id = %state.run_id, silence_id = %silence_id, error = %e, "Could not expire the silence; it ends at its endsAt.");
-                    Some(e.to_string())
-                }
-            };
-            self.emit(
-                state,
-                RunEvent::SilenceExpired {
-                    silence_id,
-                    ok: expired.is_ok(),
-                    message,
-                },
-            )
-            .await;
-        }
-        if let (Some(annotator), Some(open)) = (&self.annotator, state.annotation.take()) {
-            let end = state.reverted_at.unwrap_or_else(Utc::now);
-            let body = annotator.annotation(
-                &scenario.name,
-                &state.stack,
-                state.run_id,
-                open.start,
-                Some(end),
-            );
-            let created = open
-                .created
-                .await
-                .unwrap_or_else(|e| Err(format!("annotation task failed: {e}")));
-            let closed = match &created {
-                Ok(id) => annotator.update(*id, &body).await,
-                Err(_) => annotator.create(&body).await.map(drop),
-            };
-            let failures = [
-                created.err().map(|e| ("inject", e)),
-                closed.err().map(|e| ("revert", e.to_string())),
-            ];
-            for (at, message) in failures.into_iter().flatten() {
-                tracing::warn!(run_id = %state.run_id, at, error = %message, "Could not annotate the fault window in Grafana.");
-                self.emit(
-                    state,
-                    RunEvent::AnnotationFailed {
-                        at: at.to_owned(),
-                        message,
-                    },
-                )
-                .await;
-            }
-        }
-    }
-
-    async fn step_started(&self, state: &RunState, index: usize, phase: Phase, name: &str) {
-        self.emit(
-            state,
-            RunEvent::StepStarted {
-                index,
-                phase,
-                name: name.to_owned(),
-            },
-        )
-        .await;
-    }
-
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one durable write of one judged step, all its columns"
-    )]
-    async fn record_judgement(
-        &self,
-        state: &mut RunState,
-        index: usize,
-        phase: Phase,
-        name: &str,
-        owner: Option<&str>,
-        started_at: DateTime<Utc>,
-        judgement: &Judgement,
-    ) {
-        let evidence = &judgement.evidence;
-        let mut result =
-            step_result(index, phase, name, owner, started_at).verdict(judgement.verdict);
-        result.observed = evidence.worst.as_ref().map(|o| o.value);
-        result.threshold = Some(evidence.threshold);
-        result.op = Some(evidence.op.clone());
-        result.unit = evidence.unit.clone();
-        result.message = evidence.reason.clone();
-        if let (Verdict::Passed, Some(recovered_at)) = (judgement.verdict, evidence.recovered_at) {
-            // For recover-within the interesting figure is when it recovered, not the worst value
-            // seen before recovery.
-            if let Some(reverted_at) = state.reverted_at {
-                let secs = (recovered_at - reverted_at).num_milliseconds() as f64 / 1000.0;
-                result.observed = None;
-                result.message = Some(format!("recovered {secs:.1} s after the revert"));
-            }
-        }
-        let evidence_json = serde_json::to_value(evidence).ok();
-        self.store_step(state, &result, evidence_json).await;
-        self.emit(state, RunEvent::StepFinished(result.clone()))
-            .await;
-        state.steps.push(result);
-    }
-
-    async fn record(&self, state: &mut RunState, result: StepResult) {
-        self.record_with_evidence(state, result, None).await;
-    }
-
-    async fn record_with_evidence(
-        &self,
-        state: &mut RunState,
-        result: StepResult,
-        evidence: Option<serde_json::Value>,
-    ) {
-        self.store_step(state, &result, evidence).await;
-        self.emit(state, RunEvent::StepFinished(result.clone()))
-            .await;
-        state.steps.push(result);
-    }
-
-    async fn store_step(
-        &self,
-        state: &RunState,
-        result: &StepResult,
-        evidence: Option<serde_json::Value>,
-    ) {
-        let record = StepRecord {
-            index: result.index as i64,
-            phase: result.phase,
-            name: result.name.clone(),
-            owner: result.owner.clone(),
-            verdict: Some(result.verdict),
-            started_at: result.started_at,
-            ended_at: Some(result.ended_at),
-            observed: result.observed,
-            threshold: result.threshold,
-            evidence,
-            message: result.message.clone(),
-        };
-        if let Err(e) = self.store.upsert_step(state.run_id, &record).await {
-            tracing::error!(run_id = %state.run_id, error = %e, "Could not store a step result.");
-        }
-    }
-
-    /// Stores the event, then shows it.
-    async fn emit(&self, state: &RunState, event: RunEvent) {
-        match serde_json::to_value(&event) {
-            Ok(payload) => {
-                if let Err(e) = self
-                    .store
-                    .append_event(state.run_id, Utc::now(), event.kind(), &payload)
-                    .await
-                {
-                    tracing::error!(run_id = %state.run_id, error = %e, "Could not store a run event.");
-                }
-            }
-            Err(e) => {
-                tracing::error!(run_id = %state.run_id, error = %e, "Could not serialise a run event.")
-            }
-        }
-        if let Some(events) = &self.events {
-            let _ = events.send(event);
-        }
-    }
 }
 
 /// Passed experiment steps (When + Then) over all of them, ratio 0–1; `None` when there are none
@@ -1502,41 +1337,6 @@ pub fn pass_rate(steps: &[StepResult]) -> Option<f64> {
         .filter(|s| s.verdict == Verdict::Passed)
         .count();
     Some(passed as f64 / experiment.len() as f64)
-}
-
-fn step_result(
-    index: usize,
-    phase: Phase,
-    name: &str,
-    owner: Option<&str>,
-    started_at: DateTime<Utc>,
-) -> StepResult {
-    StepResult {
-        index,
-        phase,
-        name: name.to_owned(),
-        owner: owner.map(str::to_owned),
-        verdict: Verdict::Skipped,
-        observed: None,
-        threshold: None,
-        op: None,
-        unit: None,
-        message: None,
-        started_at,
-        ended_at: Utc::now(),
-    }
-}
-
-impl StepResult {
-    fn verdict(mut self, verdict: Verdict) -> Self {
-        self.verdict = verdict;
-        self
-    }
-
-    fn message(mut self, message: String) -> Self {
-        self.message = Some(message);
-        self
-    }
 }
 
 /// Formats a value compactly for messages (`0.3125`, `300`, `0.99995`).

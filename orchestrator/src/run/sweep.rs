@@ -158,7 +158,7 @@ async fn expire_silence_of(
     let silencer = config
         .stacks
         .get(&run.stack)
-        .map(crate::notify::alertmanager::Silencer::for_stack);
+        .map(crate::integrations::alertmanager::Silencer::for_stack);
     let result = match silencer {
         Some(Ok(Some(silencer))) => silencer
             .client

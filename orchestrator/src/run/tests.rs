@@ -249,7 +249,13 @@ async fn run_with(
             cancel.cancel();
         });
     }
-    let runner = Runner::new(&setup.store, driver, source, None, cancel);
+    let runner = Runner::new(
+        &setup.store,
+        driver,
+        source,
+        crate::run::Reporters::none(),
+        cancel,
+    );
     runner
         .run(&scenario(), "local", &opts)
         .await
@@ -428,7 +434,7 @@ async fn run_losing_the_lease(
         &setup.store,
         driver,
         &source,
-        None,
+        crate::run::Reporters::none(),
         CancellationToken::new(),
     );
     let report = runner
@@ -625,4 +631,250 @@ async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
             .expect("stored");
         assert_eq!(stored.outcome(), Some(RunOutcome::Interrupted), "{phase}");
     }
+}
+
+/// Runs the scenario with [`options`] on a runner `build` finishes (reporters, hooks).
+async fn run_built<'a>(
+    setup: &'a Setup,
+    driver: &'a ScriptedDriver,
+    source: &'a FakeSource,
+    build: impl FnOnce(Runner<'a, ScriptedDriver, FakeSource>) -> Runner<'a, ScriptedDriver, FakeSource>,
+) -> super::RunReport {
+    let runner = Runner::new(
+        &setup.store,
+        driver,
+        source,
+        crate::run::Reporters::none(),
+        CancellationToken::new(),
+    );
+    build(runner)
+        .run(&scenario(), "local", &options())
+        .await
+        .expect("the run starts")
+}
+
+#[tokio::test]
+async fn every_reporter_hears_every_stored_event_in_the_stored_order() {
+    let setup = store().await;
+    let driver = ScriptedDriver::default();
+    let source = healthy();
+    let (first_tx, mut first) = tokio::sync::mpsc::unbounded_channel();
+    let (second_tx, mut second) = tokio::sync::mpsc::unbounded_channel();
+    let reporters = crate::run::Reporters::none()
+        .with(crate::run::ChannelReporter(first_tx))
+        .with(crate::run::ChannelReporter(second_tx));
+    let runner = Runner::new(
+        &setup.store,
+        &driver,
+        &source,
+        reporters,
+        CancellationToken::new(),
+    );
+    let report = runner
+        .run(&scenario(), "local", &options())
+        .await
+        .expect("the run starts");
+    drop(runner);
+    let drain = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<super::RunEvent>| {
+        let mut kinds = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            kinds.push(event.kind().to_owned());
+        }
+        kinds
+    };
+    let stored: Vec<String> = setup
+        .store
+        .events(report.run_id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let heard = drain(&mut first);
+    assert_eq!(heard, stored, "the first reporter heard what was stored");
+    assert_eq!(drain(&mut second), stored, "and so did the second");
+    assert_eq!(heard.first().map(String::as_str), Some("run-started"));
+    assert_eq!(heard.last().map(String::as_str), Some("run-finished"));
+    assert!(heard.iter().any(|k| k == "fault-injected"), "{heard:?}");
+}
+
+/// A fault-window hook that records when it is called; it may refuse the injection.
+struct RecordingHook {
+    refuse: bool,
+    calls: std::sync::Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl RecordingHook {
+    fn call(&self, name: &'static str) {
+        self.calls.lock().expect("lock").push(name);
+    }
+}
+
+impl super::FaultWindowHook for RecordingHook {
+    fn given_step(&self) -> Option<&'static str> {
+        Some("Hook ready")
+    }
+
+    fn before_inject<'a>(
+        &'a self,
+        _window: super::FaultWindow<'a>,
+        _now: chrono::DateTime<Utc>,
+    ) -> futures_util::future::BoxFuture<'a, super::HookReport> {
+        self.call("before-inject");
+        let refuse = self.refuse;
+        Box::pin(async move {
+            super::HookReport {
+                step: Some(super::HookStep {
+                    verdict: if refuse {
+                        Verdict::Error
+                    } else {
+                        Verdict::Passed
+                    },
+                    message: "hook says so".into(),
+                    evidence: None,
+                }),
+                refused: refuse.then(|| "the hook refused".to_owned()),
+                events: Vec::new(),
+            }
+        })
+    }
+
+    fn after_inject(&self, _window: super::FaultWindow<'_>, _injected_at: chrono::DateTime<Utc>) {
+        self.call("after-inject");
+    }
+
+    fn after_revert<'a>(
+        &'a self,
+        _window: super::FaultWindow<'a>,
+        reverted_at: Option<chrono::DateTime<Utc>>,
+    ) -> futures_util::future::BoxFuture<'a, super::HookReport> {
+        self.call(if reverted_at.is_some() {
+            "after-revert"
+        } else {
+            "after-revert (nothing injected)"
+        });
+        Box::pin(async { super::HookReport::default() })
+    }
+}
+
+#[tokio::test]
+async fn hooks_hear_the_fault_window_once_each_in_order() {
+    let setup = store().await;
+    let driver = ScriptedDriver::default();
+    let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let hook = RecordingHook {
+        refuse: false,
+        calls: calls.clone(),
+    };
+    let report = run_built(&setup, &driver, &healthy(), |r| r.with_hook(hook)).await;
+    assert_eq!(report.outcome, RunOutcome::Passed, "{:?}", report.reason);
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        ["before-inject", "after-inject", "after-revert"]
+    );
+    // The hook's Given step sits after the steady state and before the fault.
+    let names: Vec<(&str, Phase)> = report
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.phase))
+        .collect();
+    assert_eq!(names[1], ("Hook ready", Phase::Given), "{names:?}");
+    assert_eq!(
+        names[2],
+        ("GCP connectivity lost", Phase::When),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_refuses_stops_the_run_before_any_fault() {
+    let setup = store().await;
+    let driver = ScriptedDriver::default();
+    let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let hook = RecordingHook {
+        refuse: true,
+        calls: calls.clone(),
+    };
+    let report = run_built(&setup, &driver, &healthy(), |r| r.with_hook(hook)).await;
+    assert_eq!(report.outcome, RunOutcome::PreconditionFailed);
+    assert_eq!(report.reason.as_deref(), Some("the hook refused"));
+    assert!(driver.injected().is_empty());
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        ["before-inject", "after-revert (nothing injected)"]
+    );
+    let hook_step = report
+        .steps
+        .iter()
+        .find(|s| s.name == "Hook ready")
+        .expect("the hook's step is recorded");
+    assert_eq!(hook_step.verdict, Verdict::Error);
+    let stored = setup.store.steps(report.run_id).await.expect("steps");
+    assert!(
+        stored
+            .iter()
+            .any(|s| s.name == "Hook ready" && s.verdict == Some(Verdict::Error)),
+        "the hook's step is stored too"
+    );
+}
+
+#[tokio::test]
+async fn hooks_hear_the_revert_once_when_an_injection_fails() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        inject_fails: true,
+        ..ScriptedDriver::default()
+    };
+    let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let hook = RecordingHook {
+        refuse: false,
+        calls: calls.clone(),
+    };
+    let report = run_built(&setup, &driver, &healthy(), |r| r.with_hook(hook)).await;
+    assert_eq!(report.outcome, RunOutcome::Error);
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        ["before-inject", "after-revert (nothing injected)"]
+    );
+}
+
+#[tokio::test]
+async fn the_launcher_refuses_a_production_stack_unless_the_scenario_opts_in() {
+    let setup = store().await;
+    let config = crate::config::load(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local"),
+    )
+    .expect("config/local loads");
+    let mut stack = config.stacks["local"].clone();
+    stack.environment = crate::model::Environment::Production;
+    let scenario = scenario();
+    assert!(!scenario.targets.allow_production);
+    let refused = super::launch::launch(super::launch::Launch {
+        store: &setup.store,
+        stack: &stack,
+        scenario: &scenario,
+        opts: options(),
+        reporters: crate::run::Reporters::none(),
+        metrics: None,
+        cancel: CancellationToken::new(),
+    })
+    .await;
+    match refused {
+        Err(e @ super::RunError::ProductionNotAllowed { .. }) => {
+            assert!(e.to_string().contains("allowProduction"), "{e}");
+        }
+        other => panic!("expected the production rule to refuse, got {other:?}"),
+    }
+    assert!(
+        setup
+            .store
+            .leases(Utc::now())
+            .await
+            .expect("leases")
+            .is_empty(),
+        "nothing was leased"
+    );
+    let mut opted_in = scenario.clone();
+    opted_in.targets.allow_production = true;
+    assert!(super::launch::production_rule(&opted_in, &stack).is_ok());
 }

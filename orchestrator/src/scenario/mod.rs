@@ -4,14 +4,14 @@
 //! scenario library together ([`library`]).
 
 pub mod compile;
-pub mod diagnostic;
+pub use crate::input::diagnostic;
 pub mod library;
 pub mod model;
 pub mod raw;
 pub mod schema;
 #[cfg(test)]
 mod tests;
-pub mod yaml;
+pub use crate::input::yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use library::{

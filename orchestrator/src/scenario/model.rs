@@ -4,7 +4,6 @@
 //!
 //! This is a contract between modules: add fields and variants freely, rename with care.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -12,8 +11,7 @@ use serde::Serialize;
 use crate::duration::HumanDuration;
 use crate::model::Cloud;
 
-/// Stack labels, e.g. `env: uat`, `cloud: gcp`.
-pub type Labels = BTreeMap<String, String>;
+pub use crate::model::{Labels, Priority};
 
 /// A compiled, validated scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -88,20 +86,6 @@ pub enum Cadence {
     },
     /// Only when triggered by hand (`run`/`trigger`); never planned.
     Manual,
-}
-
-/// Priority class; the planner turns it into a weight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Priority {
-    /// Nice to have.
-    Low,
-    /// Default.
-    Medium,
-    /// Important.
-    High,
-    /// Must run when due.
-    Critical,
 }
 
 /// A comparison operator of a check: `observed OP threshold` must hold.

@@ -339,28 +339,7 @@ pub enum RawDirection {
     Both,
 }
 
-/// A cloud name.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(
-    missing_docs,
-    reason = "variants are the YAML spellings; the enum doc explains them"
-)]
-pub enum RawCloud {
-    Gcp,
-    Aws,
-    Azure,
-}
-
-impl From<RawCloud> for crate::model::Cloud {
-    fn from(c: RawCloud) -> Self {
-        match c {
-            RawCloud::Gcp => Self::Gcp,
-            RawCloud::Aws => Self::Aws,
-            RawCloud::Azure => Self::Azure,
-        }
-    }
-}
+pub use crate::config::raw::RawCloud;
 
 /// A Then step: `slo:` or an inline `query`/`op`/`threshold`, an owner and when it must hold.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

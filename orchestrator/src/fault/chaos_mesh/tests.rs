@@ -1204,7 +1204,7 @@ async fn api_unreachable_mid_fault_ends_the_run_cleanup_failed_naming_the_resour
         &store,
         &driver,
         &prometheus,
-        None,
+        crate::run::Reporters::none(),
         tokio_util::sync::CancellationToken::new(),
     );
     let report = runner

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::SecretLookup;
+use crate::notify::SecretLookup;
 
 /// How long one Grafana request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
