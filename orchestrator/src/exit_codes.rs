@@ -24,17 +24,123 @@ pub const INTERRUPTED: u8 = 9;
 /// Infrastructure or internal error (store, driver set-up, …).
 pub const ERROR: u8 = 10;
 
-/// The table shown in `--help` and the README.
-pub const HELP_TABLE: &str = "\
-Exit codes:
-  0  passed               every Then step passed
-  1  failed               at least one Then step failed
-  2  aborted              an abort condition was breached; faults reverted early
-  3  inconclusive         a step could not be judged (e.g. Prometheus unreachable)
-  4  precondition-failed  Given did not hold; no fault was injected
-  5  void                 the stack changed during the run
-  6  cleanup-failed       a fault could not be reverted (its TTL still ends it)
-  7  stack-busy           another run holds the stack lease
-  8  invalid-input        invalid scenario, catalogue, config or arguments
-  9  interrupted          interrupted (Ctrl-C/SIGTERM) after reverting faults
- 10  error                infrastructure or internal error";
+/// Every exit code with its name and meaning: the one table `--help`, the man page and the
+/// README show ([`help_table`]).
+pub const TABLE: &[(u8, &str, &str)] = &[
+    (PASSED, "passed", "every Then step passed"),
+    (FAILED, "failed", "at least one Then step failed"),
+    (
+        ABORTED,
+        "aborted",
+        "an abort condition was breached; faults reverted early",
+    ),
+    (
+        INCONCLUSIVE,
+        "inconclusive",
+        "a step could not be judged (e.g. Prometheus unreachable)",
+    ),
+    (
+        PRECONDITION_FAILED,
+        "precondition-failed",
+        "Given did not hold; no fault was injected",
+    ),
+    (VOID, "void", "the stack changed during the run"),
+    (
+        CLEANUP_FAILED,
+        "cleanup-failed",
+        "a fault could not be reverted (its TTL still ends it)",
+    ),
+    (
+        STACK_BUSY,
+        "stack-busy",
+        "another run holds the stack lease",
+    ),
+    (
+        INVALID_INPUT,
+        "invalid-input",
+        "invalid scenario, catalogue, config or arguments",
+    ),
+    (
+        INTERRUPTED,
+        "interrupted",
+        "interrupted (Ctrl-C/SIGTERM) after reverting faults",
+    ),
+    (ERROR, "error", "infrastructure or internal error"),
+];
+
+/// The exit-code section of `--help` and the man page, generated from [`TABLE`].
+pub fn help_table() -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, name, meaning) in TABLE {
+        text.push_str(&format!("\n {code:>2}  {name:<19}  {meaning}"));
+    }
+    text
+}
+
+/// The exit code of a command that failed with `error`: the first cause in its chain that
+/// names one (a busy stack 7; a bad store URL or a production run the scenario does not opt in
+/// to 8), else [`ERROR`].
+pub fn for_error(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::run::RunError>() {
+            if e.is_stack_busy() {
+                return STACK_BUSY;
+            }
+            if matches!(e, crate::run::RunError::ProductionNotAllowed { .. }) {
+                return INVALID_INPUT;
+            }
+        }
+        if cause
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_bad_url)
+        {
+            return INVALID_INPUT;
+        }
+    }
+    ERROR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_in_the_table_once_in_order() {
+        let codes: Vec<u8> = TABLE.iter().map(|(code, _, _)| *code).collect();
+        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
+        let help = help_table();
+        assert!(
+            help.contains("\n  7  stack-busy           another run holds the stack lease"),
+            "{help}"
+        );
+        assert_eq!(help.lines().count(), TABLE.len() + 1);
+    }
+
+    #[test]
+    fn the_readme_shows_the_generated_table() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README");
+        for line in help_table().lines().skip(1) {
+            assert!(
+                readme.lines().any(|l| l == line),
+                "README's exit-code table misses `{line}` (copy `f3-chaos --help`)"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_map_to_their_codes() {
+        let busy = anyhow::Error::from(crate::run::RunError::TargetBusy {
+            stack: "local".into(),
+            holder: "run x".into(),
+        })
+        .context("starting the run");
+        assert_eq!(for_error(&busy), STACK_BUSY);
+        let production = anyhow::Error::from(crate::run::RunError::ProductionNotAllowed {
+            scenario: "s".into(),
+            stack: "prod-1".into(),
+        });
+        assert_eq!(for_error(&production), INVALID_INPUT);
+        assert_eq!(for_error(&anyhow::anyhow!("the disk is on fire")), ERROR);
+    }
+}

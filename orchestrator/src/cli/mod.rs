@@ -23,7 +23,7 @@ pub mod validate;
 
 /// Chaos-experiment orchestrator: Given/When/Then scenarios against shared stacks.
 #[derive(Debug, Parser)]
-#[command(name = "f3-chaos", version, about, after_help = exit_codes::HELP_TABLE)]
+#[command(name = "f3-chaos", version, about, after_help = exit_codes::help_table())]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -150,16 +150,7 @@ pub fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            let bad_input = err.chain().any(|cause| {
-                cause
-                    .downcast_ref::<crate::store::StoreError>()
-                    .is_some_and(crate::store::StoreError::is_bad_url)
-            });
-            ExitCode::from(if bad_input {
-                exit_codes::INVALID_INPUT
-            } else {
-                exit_codes::ERROR
-            })
+            ExitCode::from(exit_codes::for_error(&err))
         }
     }
 }
