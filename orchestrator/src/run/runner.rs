@@ -279,29 +279,7 @@ where
         opts: &RunOptions,
     ) -> Result<RunReport, RunError> {
         let started_at = Utc::now();
-        self.acquire_lease(scenario, stack, opts).await?;
-        let holder = format!(
-            "run {} ({}, started by {}, pid {} on {})",
-            opts.run_id,
-            scenario.name,
-            opts.started_by,
-            std::process::id(),
-            crate::store::local_hostname()
-        );
-        let _target_claim = match self.driver.claim(&holder).await {
-            Ok(claim) => claim,
-            Err(e) => {
-                if let Err(release) = self.store.release_lease(stack, opts.run_id).await {
-                    tracing::error!(run_id = %opts.run_id, stack, error = %release, "Could not release the stack lease after the target refused the claim; it expires on its TTL.");
-                }
-                return Err(match e {
-                    crate::fault::FaultError::TargetBusy { stack, holder } => {
-                        RunError::TargetBusy { stack, holder }
-                    }
-                    other => RunError::Claim(other),
-                });
-            }
-        };
+        let _target_claim = self.acquire_stack(scenario, stack, opts).await?;
         let new_run = NewRun {
             id: opts.run_id,
             scenario: scenario.name.clone(),
@@ -430,43 +408,66 @@ where
         })
     }
 
-    async fn acquire_lease(
+    /// Takes the stack: the store's lease, then the target's claim ([`FaultDriver::claim`]).
+    /// Either one held by another run is "stack busy"; with [`RunOptions::wait_for_stack`] both
+    /// are waited for (polled every second, the lease given back while the target is claimed),
+    /// else the first refusal is returned.
+    async fn acquire_stack(
         &self,
         scenario: &Scenario,
         stack: &str,
         opts: &RunOptions,
-    ) -> Result<(), RunError> {
+    ) -> Result<crate::fault::TargetClaim, RunError> {
         let holder = LeaseHolder {
             run_id: opts.run_id,
             scenario: scenario.name.clone(),
             holder: opts.started_by.clone(),
         };
+        let claimant = format!(
+            "run {} ({}, started by {}, pid {} on {})",
+            opts.run_id,
+            scenario.name,
+            opts.started_by,
+            std::process::id(),
+            crate::store::local_hostname()
+        );
         let give_up_at = opts.wait_for_stack.map(|w| tokio::time::Instant::now() + w);
         loop {
-            match self
+            let busy = match self
                 .store
                 .acquire_lease(stack, &holder, opts.lease_ttl, Utc::now())
                 .await?
             {
-                Ok(_) => return Ok(()),
-                Err(current) => {
-                    let busy = RunError::StackBusy {
-                        stack: stack.to_owned(),
-                        holder_run: current.run_id,
-                        holder_scenario: current.scenario.clone(),
-                        holder: current.holder.clone(),
-                        expires_at: current.expires_at,
-                    };
-                    match give_up_at {
-                        Some(deadline) if tokio::time::Instant::now() < deadline => {
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                                _ = self.cancel.cancelled() => return Err(busy),
-                            }
+                Ok(_) => match self.driver.claim(&claimant).await {
+                    Ok(claim) => return Ok(claim),
+                    Err(e) => {
+                        if let Err(release) = self.store.release_lease(stack, opts.run_id).await {
+                            tracing::error!(run_id = %opts.run_id, stack, error = %release, "Could not release the stack lease after the target refused the claim; it expires on its TTL.");
                         }
-                        _ => return Err(busy),
+                        match e {
+                            crate::fault::FaultError::TargetBusy { stack, holder } => {
+                                RunError::TargetBusy { stack, holder }
+                            }
+                            other => return Err(RunError::Claim(other)),
+                        }
+                    }
+                },
+                Err(current) => RunError::StackBusy {
+                    stack: stack.to_owned(),
+                    holder_run: current.run_id,
+                    holder_scenario: current.scenario.clone(),
+                    holder: current.holder.clone(),
+                    expires_at: current.expires_at,
+                },
+            };
+            match give_up_at {
+                Some(deadline) if tokio::time::Instant::now() < deadline => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = self.cancel.cancelled() => return Err(busy),
                     }
                 }
+                _ => return Err(busy),
             }
         }
     }

@@ -28,6 +28,8 @@ struct ScriptedDriver {
     revert_fails: bool,
     /// The fingerprint changes after the first injection (someone deployed mid-run).
     redeploy_during_fault: bool,
+    /// How many claims of the target are refused as held by another run before one succeeds.
+    claims_refused: std::sync::atomic::AtomicUsize,
     injected: std::sync::Arc<Mutex<Vec<String>>>,
     reverted: Mutex<Vec<String>>,
 }
@@ -45,6 +47,20 @@ impl ScriptedDriver {
 impl FaultDriver for ScriptedDriver {
     fn name(&self) -> &'static str {
         "scripted"
+    }
+
+    async fn claim(&self, _holder: &str) -> Result<crate::fault::TargetClaim, FaultError> {
+        use std::sync::atomic::Ordering;
+        let refused = self
+            .claims_refused
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if refused.is_ok() {
+            return Err(FaultError::TargetBusy {
+                stack: "local".into(),
+                holder: "run 42 of another store".into(),
+            });
+        }
+        Ok(crate::fault::TargetClaim::default())
     }
 
     async fn preflight(&self, _faults: &[FaultStep]) -> Result<(), FaultError> {
@@ -877,4 +893,55 @@ async fn the_launcher_refuses_a_production_stack_unless_the_scenario_opts_in() {
     let mut opted_in = scenario.clone();
     opted_in.targets.allow_production = true;
     assert!(super::launch::production_rule(&opted_in, &stack).is_ok());
+}
+
+#[tokio::test]
+async fn a_target_claimed_elsewhere_is_waited_for_like_a_lease() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        claims_refused: 2.into(),
+        ..ScriptedDriver::default()
+    };
+    let source = healthy();
+    let mut opts = options();
+    opts.wait_for_stack = Some(Duration::from_secs(10));
+    let report = run_with(&setup, &driver, &source, opts, None).await;
+    assert_eq!(report.outcome, RunOutcome::Passed, "{:?}", report.reason);
+    assert!(
+        driver
+            .claims_refused
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0,
+        "the claim was retried until it succeeded"
+    );
+}
+
+#[tokio::test]
+async fn a_target_claimed_elsewhere_is_busy_at_once_without_a_wait() {
+    let setup = store().await;
+    let driver = ScriptedDriver {
+        claims_refused: 1.into(),
+        ..ScriptedDriver::default()
+    };
+    let source = healthy();
+    let runner = Runner::new(
+        &setup.store,
+        &driver,
+        &source,
+        crate::run::Reporters::none(),
+        CancellationToken::new(),
+    );
+    let refused = runner.run(&scenario(), "local", &options()).await;
+    match refused {
+        Err(e @ super::RunError::TargetBusy { .. }) => {
+            assert!(e.is_stack_busy());
+            assert!(e.to_string().contains("run 42 of another store"), "{e}");
+        }
+        other => panic!("expected TargetBusy, got {other:?}"),
+    }
+    assert!(driver.injected().is_empty());
+    assert!(
+        setup.store.leases(Utc::now()).await.expect("leases").is_empty(),
+        "the lease was given back"
+    );
 }
