@@ -2,13 +2,11 @@
 //! (standalone, until the daemon mounts [`crate::dashboard::router`] itself).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 
 use crate::dashboard::{DashboardState, router};
 use crate::exit_codes;
-use crate::store::Store;
 
 /// Arguments of `f3-chaos dashboard`.
 #[derive(Debug, clap::Args)]
@@ -16,12 +14,9 @@ pub struct DashboardArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:7071")]
     pub listen: SocketAddr,
-    /// Config directory (time zone and database URL).
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL (overrides the config's).
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
 }
 
 /// Runs the server until Ctrl-C / SIGTERM; returns the exit code.
@@ -34,15 +29,11 @@ pub fn execute(args: DashboardArgs) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
-    let config = crate::config::load(&args.config).ok();
+    let config = crate::config::load(&args.cfg.config).ok();
     let timezone = config
         .as_ref()
         .map_or(chrono_tz::Europe::London, |c| c.timezone);
-    let store = Store::open_chosen(
-        args.database_url.as_deref(),
-        config.as_ref().and_then(|c| c.database_url.as_deref()),
-    )
-    .await?;
+    let store = args.cfg.open_store(config.as_ref()).await?;
     let state = DashboardState::new(store, timezone)
         .context("compiling the dashboard templates")?
         .with_window(config.as_ref().map(|c| c.window).unwrap_or_default());

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use crate::duration::HumanDuration;
 use crate::exit_codes;
-use crate::store::{RunFilter, RunRecord, Store};
+use crate::store::{RunFilter, RunRecord};
 
 /// How many of the newest runs of one scenario × stack are read to skip the running ones.
 const LOOKBACK: u32 = 50;
@@ -67,12 +67,9 @@ pub struct GateArgs {
     /// Output format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
-    /// Config directory (scenario library for globs and tags; database URL).
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL (overrides the config's).
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
 }
 
 /// The gate's judgement of one scenario × stack.
@@ -264,14 +261,12 @@ fn unknown_scenario_hint(name: &str, library: Option<&[(String, Vec<String>)]>) 
 
 /// Runs the command; returns the exit code.
 pub fn execute(args: GateArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::common::runtime()?;
     runtime.block_on(gate(args))
 }
 
 async fn gate(args: GateArgs) -> anyhow::Result<u8> {
-    let library = crate::scenario::load_library(&args.config).ok();
+    let library = crate::scenario::load_library(&args.cfg.config).ok();
     let catalogue: Option<Vec<(String, Vec<String>)>> = library.as_ref().map(|l| {
         l.scenarios
             .values()
@@ -285,13 +280,10 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
             return Ok(exit_codes::INVALID_INPUT);
         }
     };
-    let store = Store::open_chosen(
-        args.database_url.as_deref(),
-        library
-            .as_ref()
-            .and_then(|l| l.config.database_url.as_deref()),
-    )
-    .await?;
+    let store = args
+        .cfg
+        .open_store(library.as_ref().map(|l| &l.config))
+        .await?;
     let now = Utc::now();
     let stacks: Vec<Option<&str>> = if args.stack.is_empty() {
         vec![None]

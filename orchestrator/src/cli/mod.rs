@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit_codes;
 
+pub mod common;
 pub mod daemon;
 pub mod dashboard;
 pub mod gate;

@@ -1,7 +1,6 @@
 //! `f3-chaos notify` (deliver the notification outbox by hand) and `f3-chaos digest --night D
 //! [--send]` (print, and optionally queue and deliver, the morning digest).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
@@ -14,12 +13,9 @@ use crate::store::Store;
 /// Arguments of `f3-chaos notify`.
 #[derive(Debug, clap::Args)]
 pub struct NotifyArgs {
-    /// Config directory (teams and their routes).
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL (overrides the config's).
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
     /// Keep delivering (retries included) until the outbox is empty or this long has passed,
     /// e.g. `2m`. Without it: one pass over what is due now.
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
@@ -35,37 +31,25 @@ pub struct DigestArgs {
     /// Queue one message per team and deliver them now (otherwise only print).
     #[arg(long)]
     pub send: bool,
-    /// Config directory.
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL (overrides the config's).
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
 }
 
-async fn open(
-    config: &std::path::Path,
-    database_url: Option<&String>,
-) -> anyhow::Result<Result<(Library, Store), u8>> {
-    let library = match super::run::load(config) {
+async fn open(cfg: &super::common::ConfigArgs) -> anyhow::Result<Result<(Library, Store), u8>> {
+    let library = match super::run::load(&cfg.config) {
         Ok(library) => library,
         Err(code) => return Ok(Err(code)),
     };
-    let store = Store::open_chosen(
-        database_url.map(String::as_str),
-        library.config.database_url.as_deref(),
-    )
-    .await?;
+    let store = cfg.open_store(Some(&library.config)).await?;
     Ok(Ok((library, store)))
 }
 
 /// Runs `f3-chaos notify`; returns the exit code (0 when nothing is left pending).
 pub fn execute(args: NotifyArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::common::runtime()?;
     runtime.block_on(async {
-        let (library, store) = match open(&args.config, args.database_url.as_ref()).await? {
+        let (library, store) = match open(&args.cfg).await? {
             Ok(pair) => pair,
             Err(code) => return Ok(code),
         };
@@ -118,11 +102,9 @@ pub async fn drain(
 
 /// Runs `f3-chaos digest`; returns the exit code.
 pub fn execute_digest(args: DigestArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::common::runtime()?;
     runtime.block_on(async {
-        let (library, store) = match open(&args.config, args.database_url.as_ref()).await? {
+        let (library, store) = match open(&args.cfg).await? {
             Ok(pair) => pair,
             Err(code) => return Ok(code),
         };

@@ -1,14 +1,12 @@
 //! `f3-chaos results [RUN_ID]`: recent runs, or one run with its steps, evidence and the
 //! notifications recorded for it.
 
-use std::path::PathBuf;
-
 use super::report::with_unit;
 use crate::exit_codes;
 use crate::run::fmt_value;
 use chrono::Utc;
 
-use crate::store::{Liveness, RunFilter, Store};
+use crate::store::{Liveness, RunFilter};
 
 /// Arguments of `f3-chaos results`.
 #[derive(Debug, clap::Args)]
@@ -30,31 +28,22 @@ pub struct ResultsArgs {
     /// Output format: `text` or `json`; `csv` with `--night`.
     #[arg(long, default_value = "text", value_parser = ["text", "json", "csv"])]
     pub output: String,
-    /// Config directory (for its database URL).
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL (overrides the config's).
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
 }
 
 /// Runs the command; returns the exit code.
 pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::common::runtime()?;
     runtime.block_on(results(args))
 }
 
 async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     // The config only for its database URL and night calendar (zone and window): reading
     // results must not depend on the scenario library being valid.
-    let config = crate::config::load(&args.config).ok();
-    let store = Store::open_chosen(
-        args.database_url.as_deref(),
-        config.as_ref().and_then(|c| c.database_url.as_deref()),
-    )
-    .await?;
+    let config = crate::config::load(&args.cfg.config).ok();
+    let store = args.cfg.open_store(config.as_ref()).await?;
     if let Some(night) = args.night {
         let calendar = config
             .as_ref()

@@ -43,13 +43,9 @@ pub struct RunArgs {
     /// Stack to run on (default: the scenario's only eligible stack).
     #[arg(long, alias = "target-stack")]
     pub stack: Option<String>,
-    /// Config directory (stacks, teams, window; it names the scenario library).
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL (`sqlite://PATH` or `postgres://…`); default: the config's, else a SQLite file
-    /// under ~/.local/state/f3-chaos.
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
     /// Stay until every Then step has a verdict, print them, exit with the outcome's code.
     /// Without it: print the run id and return once the faults are injected.
     #[arg(long)]
@@ -88,12 +84,9 @@ pub struct TriggerArgs {
     /// Stack to run on (`--stack`, as for `run`; `--target-stack` is still accepted).
     #[arg(long = "stack", alias = "target-stack", value_name = "STACK")]
     pub target_stack: String,
-    /// Config directory.
-    #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]
-    pub config: PathBuf,
-    /// Store URL.
-    #[arg(long, env = "F3_CHAOS_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// `--config` and `--database-url`.
+    #[command(flatten)]
+    pub cfg: super::common::ConfigArgs,
     /// Print the exact manifests (YAML) per cluster and exit; touches nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -104,9 +97,7 @@ pub struct TriggerArgs {
 
 /// Runs `f3-chaos run`; returns the exit code.
 pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::common::runtime()?;
     runtime.block_on(run(args))
 }
 
@@ -115,8 +106,7 @@ pub fn execute_trigger(args: TriggerArgs) -> anyhow::Result<u8> {
     execute(RunArgs {
         scenario: args.scenario,
         stack: Some(args.target_stack),
-        config: args.config,
-        database_url: args.database_url,
+        cfg: args.cfg,
         wait_for_assertions: false,
         wait_for_stack: None,
         output: OutputFormat::Text,
@@ -165,7 +155,7 @@ pub(crate) fn load(config_dir: &std::path::Path) -> Result<Library, u8> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let library = match load(&args.config) {
+    let library = match load(&args.cfg.config) {
         Ok(library) => library,
         Err(code) => return Ok(code),
     };
@@ -207,11 +197,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(server) = &args.server {
         return run_on_server(&args, server, &library, scenario, &stack.name).await;
     }
-    let store = Store::open_chosen(
-        args.database_url.as_deref(),
-        library.config.database_url.as_deref(),
-    )
-    .await?;
+    let store = args.cfg.open_store(Some(&library.config)).await?;
 
     let sweep = sweep::sweep(&store, &library.config).await?;
     for line in &sweep.reverted {
@@ -450,7 +436,7 @@ async fn start_detached(
             "json",
         ])
         .arg("--config")
-        .arg(&args.config)
+        .arg(&args.cfg.config)
         .args([
             "--run-id",
             &run_id.to_string(),
@@ -461,7 +447,7 @@ async fn start_detached(
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0);
-    if let Some(url) = &args.database_url {
+    if let Some(url) = &args.cfg.database_url {
         command.args(["--database-url", url]);
     }
     let mut child = command.spawn().context("starting the detached run")?;

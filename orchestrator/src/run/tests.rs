@@ -941,7 +941,12 @@ async fn a_target_claimed_elsewhere_is_busy_at_once_without_a_wait() {
     }
     assert!(driver.injected().is_empty());
     assert!(
-        setup.store.leases(Utc::now()).await.expect("leases").is_empty(),
+        setup
+            .store
+            .leases(Utc::now())
+            .await
+            .expect("leases")
+            .is_empty(),
         "the lease was given back"
     );
 }

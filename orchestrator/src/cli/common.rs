@@ -1,0 +1,54 @@
+//! What commands share: the `--config` / `--database-url` pair that finds the config and opens
+//! the store, and the Tokio runtime a command runs on.
+//!
+//! `plan` (whose store is only read for history and never created), `validate` (whose config is
+//! optional) and `daemon` (whose arguments belong to the daemon module) declare their own.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// `--config DIR` and `--database-url URL`, flattened into each command that opens the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Config directory: stacks, teams, window and time zone; it names the scenario library and
+    /// may set the store's `databaseUrl`.
+    #[arg(
+        long,
+        env = "F3_CHAOS_CONFIG",
+        default_value = "config/local",
+        value_name = "DIR"
+    )]
+    pub config: PathBuf,
+    /// Store URL (`sqlite://PATH` or `postgres://…`); default: the config's `databaseUrl`, else a
+    /// SQLite file under ~/.local/state/f3-chaos.
+    #[arg(long, env = "F3_CHAOS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl ConfigArgs {
+    /// Opens the store: `--database-url`, else `config`'s `databaseUrl`, else the default file.
+    ///
+    /// # Errors
+    /// The store's error naming the URL (password redacted) when it cannot be opened or migrated;
+    /// a SQLite file in a directory that does not exist is refused unless it is the default
+    /// location ([`Store::open_chosen`]).
+    pub async fn open_store(&self, config: Option<&Config>) -> anyhow::Result<Store> {
+        Store::open_chosen(
+            self.database_url.as_deref(),
+            config.and_then(|c| c.database_url.as_deref()),
+        )
+        .await
+    }
+}
+
+/// The single-threaded runtime a command runs on (the dashboard and daemon use more threads).
+///
+/// # Errors
+/// The I/O error of building it.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
