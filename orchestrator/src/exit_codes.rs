@@ -77,29 +77,6 @@ pub fn help_table() -> String {
     text
 }
 
-/// The exit code of a command that failed with `error`: the first cause in its chain that
-/// names one (a busy stack 7; a bad store URL or a production run the scenario does not opt in
-/// to 8), else [`ERROR`].
-pub fn for_error(error: &anyhow::Error) -> u8 {
-    for cause in error.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::run::RunError>() {
-            if e.is_stack_busy() {
-                return STACK_BUSY;
-            }
-            if matches!(e, crate::run::RunError::ProductionNotAllowed { .. }) {
-                return INVALID_INPUT;
-            }
-        }
-        if cause
-            .downcast_ref::<crate::store::StoreError>()
-            .is_some_and(crate::store::StoreError::is_bad_url)
-        {
-            return INVALID_INPUT;
-        }
-    }
-    ERROR
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,21 +103,5 @@ mod tests {
                 "README's exit-code table misses `{line}` (copy `f3-chaos --help`)"
             );
         }
-    }
-
-    #[test]
-    fn errors_map_to_their_codes() {
-        let busy = anyhow::Error::from(crate::run::RunError::TargetBusy {
-            stack: "local".into(),
-            holder: "run x".into(),
-        })
-        .context("starting the run");
-        assert_eq!(for_error(&busy), STACK_BUSY);
-        let production = anyhow::Error::from(crate::run::RunError::ProductionNotAllowed {
-            scenario: "s".into(),
-            stack: "prod-1".into(),
-        });
-        assert_eq!(for_error(&production), INVALID_INPUT);
-        assert_eq!(for_error(&anyhow::anyhow!("the disk is on fire")), ERROR);
     }
 }

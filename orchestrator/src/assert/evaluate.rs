@@ -313,19 +313,23 @@ pub async fn wait_for_closing_sample<S: SloSource>(
     }
 }
 
-/// Polls [`check_instant`] (at now) every `poll` until it passes or `deadline` passes; returns
-/// the passing judgement, an `error` judgement at once (polling cannot fix the query), or the
-/// last judgement (failed or inconclusive) with a note of how long it was polled.
+/// Polls the check at now every `poll` until it passes or `deadline` passes; returns the
+/// passing judgement, an `error` judgement at once (polling cannot fix the query), or the last
+/// judgement (failed or inconclusive) with a note of how long it was polled. A value computed
+/// from samples older than [`FRESH_WITHIN_STEPS`] `step`s is inconclusive, not passed (a frozen
+/// Prometheus keeps answering with its last samples): Given and recovery hold only on what
+/// Prometheus scraped just now.
 pub async fn wait_until_holds<S: SloSource>(
     src: &S,
     check: &Check,
     deadline: std::time::Instant,
     poll: Duration,
+    step: Duration,
 ) -> Judgement {
     let started = std::time::Instant::now();
     let mut attempts = 0u32;
     loop {
-        let mut judgement = check_instant(src, check, None).await;
+        let mut judgement = check_instant_fresh(src, check, Utc::now(), step).await;
         attempts += 1;
         if matches!(judgement.verdict, Verdict::Passed | Verdict::Error) {
             return judgement;

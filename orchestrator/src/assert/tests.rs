@@ -380,14 +380,33 @@ async fn wait_until_holds_returns_early_or_at_the_deadline() {
     src.push(Q, &[], Utc::now() - secs(1), 0.9);
     let started = std::time::Instant::now();
     let deadline = started + Duration::from_millis(300);
-    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50)).await;
+    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50), SEC).await;
     assert_eq!(j.verdict, Verdict::Failed);
     assert!(j.evidence.reason.unwrap().contains("did not hold within"));
     assert!(started.elapsed() >= Duration::from_millis(250));
 
     src.push(Q, &[], Utc::now(), 0.1);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50)).await;
+    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50), SEC).await;
+    assert_eq!(j.verdict, Verdict::Passed);
+}
+
+#[tokio::test]
+async fn a_steady_state_on_samples_prometheus_stopped_scraping_does_not_hold() {
+    // Prometheus froze 20 s ago with a healthy value: its answer now is that old sample.
+    let src = FakeSource::new();
+    let c = check(Comparison::Lt, 0.25);
+    src.push(Q, &[], Utc::now() - secs(20), 0.1);
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
+    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50), SEC).await;
+    assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence.reason);
+    let reason = j.evidence.reason.unwrap_or_default();
+    assert!(reason.contains("no sample of"), "{reason}");
+
+    // Scraping again: the same value, now fresh, holds.
+    src.push(Q, &[], Utc::now(), 0.1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let j = wait_until_holds(&src, &c, deadline, Duration::from_millis(50), SEC).await;
     assert_eq!(j.verdict, Verdict::Passed);
 }
 

@@ -151,7 +151,7 @@ pub fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(exit_codes::for_error(&err))
+            ExitCode::from(exit_code_for(&err))
         }
     }
 }
@@ -184,5 +184,52 @@ fn init_tracing(format: LogFormat, color: ColorChoice) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The exit code of a command that failed with `error`: the first cause in its chain that
+/// names one (a busy stack 7; a bad store URL or a production run the scenario does not opt in
+/// to 8), else [`exit_codes::ERROR`].
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::run::RunError>() {
+            if e.is_stack_busy() {
+                return exit_codes::STACK_BUSY;
+            }
+            if matches!(e, crate::run::RunError::ProductionNotAllowed { .. }) {
+                return exit_codes::INVALID_INPUT;
+            }
+        }
+        if cause
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_bad_url)
+        {
+            return exit_codes::INVALID_INPUT;
+        }
+    }
+    exit_codes::ERROR
+}
+
+#[cfg(test)]
+mod exit_code_tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_codes() {
+        let busy = anyhow::Error::from(crate::run::RunError::TargetBusy {
+            stack: "local".into(),
+            holder: "run x".into(),
+        })
+        .context("starting the run");
+        assert_eq!(exit_code_for(&busy), exit_codes::STACK_BUSY);
+        let production = anyhow::Error::from(crate::run::RunError::ProductionNotAllowed {
+            scenario: "s".into(),
+            stack: "prod-1".into(),
+        });
+        assert_eq!(exit_code_for(&production), exit_codes::INVALID_INPUT);
+        assert_eq!(
+            exit_code_for(&anyhow::anyhow!("the disk is on fire")),
+            exit_codes::ERROR
+        );
     }
 }

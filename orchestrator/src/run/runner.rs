@@ -638,7 +638,7 @@ where
                     // after `steady_state_within`.
                     let deadline = std::time::Instant::now() + opts.steady_state_within;
                     let waited = tokio::select! {
-                        j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => Some(j),
+                        j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1), opts.query_step) => Some(j),
                         _ = self.cancel.cancelled() => None,
                     };
                     match waited {
@@ -674,7 +674,7 @@ where
                     let check = self.driver.load_check(*tps);
                     let deadline = std::time::Instant::now() + settle_within.as_std();
                     let waited = tokio::select! {
-                        j = assert::wait_until_holds(self.slo, &check, deadline, Duration::from_secs(1)) => Some(j),
+                        j = assert::wait_until_holds(self.slo, &check, deadline, Duration::from_secs(1), opts.query_step) => Some(j),
                         _ = self.cancel.cancelled() => None,
                     };
                     match waited {
@@ -1038,7 +1038,7 @@ where
                 .step_started(index, Phase::Recovery, &label)
                 .await;
             let judgement = tokio::select! {
-                j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1)) => j,
+                j = assert::wait_until_holds(self.slo, check, deadline, Duration::from_secs(1), opts.query_step) => j,
                 _ = self.cancel.cancelled() => return None,
             };
             recovered &= judgement.verdict == Verdict::Passed;

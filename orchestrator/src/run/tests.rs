@@ -331,7 +331,7 @@ async fn a_then_step_over_its_threshold_fails_the_run() {
 #[tokio::test]
 async fn a_then_step_without_data_is_inconclusive_never_passed() {
     let setup = store().await;
-    let source = FakeSource::new();
+    let source = FakeSource::scraped_every(Duration::from_millis(50));
     let since = Utc::now() - chrono::Duration::seconds(60);
     source.push("steady", &[], since, 1.0);
     source.push("breach", &[], since, 0.0);
@@ -600,7 +600,17 @@ async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
     ] {
         let setup = store().await;
         let source = match phase {
-            "then" => with_healthy_values(FakeSource::new()),
+            "then" => {
+                // Scraped for the next 10 s as far as Given and recovery are concerned; the
+                // latency series keeps only its old sample, so its closing sample never lands.
+                let source = with_healthy_values(FakeSource::new());
+                let now = Utc::now();
+                for i in 0..200 {
+                    let at = now + chrono::Duration::milliseconds(50 * i - 1000);
+                    source.push("steady", &[], at, 1.0);
+                }
+                source
+            }
             _ => healthy(),
         };
         let mut opts = options();
