@@ -56,7 +56,7 @@ impl LocalDriver {
     fn inventory(&self) -> Result<Inventory, FaultError> {
         f3_sandbox::load_inventory(&self.state_dir, &self.stack).map_err(|e| FaultError::NotReady {
             stack: self.stack.clone(),
-            reason: e.to_string(),
+            reason: crate::fault::cause_text(&e),
         })
     }
 
@@ -154,7 +154,7 @@ impl FaultDriver for LocalDriver {
             }),
             Err(e) => Err(FaultError::NotReady {
                 stack: self.stack.clone(),
-                reason: e.to_string(),
+                reason: crate::fault::cause_text(&e),
             }),
         }
     }
@@ -222,7 +222,10 @@ impl FaultDriver for LocalDriver {
         };
         let watchdog = watchdog::spawn(&spec).map_err(|e| FaultError::Inject {
             step: fault.name.clone(),
-            reason: format!("could not start the fault watchdog: {e}"),
+            reason: format!(
+                "could not start the fault watchdog: {}",
+                crate::fault::cause_text(&e)
+            ),
         })?;
         let signal = match action {
             WatchdogAction::Resume => Signal::SIGSTOP,
@@ -254,7 +257,7 @@ impl FaultDriver for LocalDriver {
             description: describe_targets(verb, &targets),
             data: serde_json::to_value(&local).map_err(|e| FaultError::Inject {
                 step: fault.name.clone(),
-                reason: e.to_string(),
+                reason: crate::fault::cause_text(&e),
             })?,
         };
         if let Some(reason) = failure {
@@ -325,7 +328,7 @@ impl FaultDriver for LocalDriver {
         let inventory = self.inventory()?;
         f3_sandbox::current_fingerprint(&inventory).map_err(|e| FaultError::NotReady {
             stack: self.stack.clone(),
-            reason: format!("fingerprint: {e}"),
+            reason: format!("fingerprint: {}", crate::fault::cause_text(&e)),
         })
     }
 }

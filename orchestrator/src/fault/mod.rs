@@ -96,6 +96,25 @@ impl TargetClaim {
     }
 }
 
+/// The text of `error` and every cause under it (`std::error::Error::source`), joined with `: `,
+/// a cause left out when the text so far already shows it (`ChaosMeshError::Kube` prints its
+/// `kube::Error`; the hyper or I/O error under that still appears). [`FaultError`]'s reasons are
+/// text — they are stored in the ledger, step messages and the watchdog's spec — so a driver builds
+/// them with this, and the Kubernetes or HTTP cause at the bottom of the chain is never cut off.
+pub fn cause_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 impl FaultError {
     /// Whether the error describes the target's state rather than the scenario or the driver: a
     /// stack that is not ready or a selector that matches nothing. The runner ends such a
@@ -194,4 +213,39 @@ pub trait LoadGenerator: Send + Sync {
 
     /// A check that holds once the observed rate has reached `tps` (e.g. ≥ 90 % of it).
     fn load_check(&self, tps: f64) -> Check;
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::cause_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("create NetworkChaos uat-alpha/x: {source}")]
+    struct Outer {
+        #[source]
+        source: Middle,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error trying to connect")]
+    struct Middle {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn every_cause_is_named_once() {
+        let error = Outer {
+            source: Middle {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ),
+            },
+        };
+        assert_eq!(
+            cause_text(&error),
+            "create NetworkChaos uat-alpha/x: error trying to connect: connection refused"
+        );
+    }
 }

@@ -803,11 +803,11 @@ fn to_fault_error(stack: &str, step: &str, e: ChaosMeshError) -> FaultError {
         | ChaosMeshError::Forbidden { .. }
         | ChaosMeshError::Client { .. } => FaultError::NotReady {
             stack: stack.to_owned(),
-            reason: e.to_string(),
+            reason: crate::fault::cause_text(&e),
         },
         other => FaultError::Inject {
             step: step.to_owned(),
-            reason: other.to_string(),
+            reason: crate::fault::cause_text(&other),
         },
     }
 }
@@ -838,7 +838,7 @@ impl FaultDriver for ChaosMeshDriver {
                 .await
                 .map_err(|e| FaultError::NotReady {
                     stack: self.stack.name.clone(),
-                    reason: e.to_string(),
+                    reason: crate::fault::cause_text(&e),
                 })?;
         }
         Ok(())
@@ -904,7 +904,7 @@ impl FaultDriver for ChaosMeshDriver {
                     reverts.push(revert.to_string());
                 }
             }
-            let mut reason = e.to_string();
+            let mut reason = crate::fault::cause_text(&e);
             if !reverts.is_empty() {
                 reason.push_str(&format!(
                     "; reverting also failed (spec.duration still ends it): {}",
@@ -939,7 +939,7 @@ impl FaultDriver for ChaosMeshDriver {
     async fn revert(&self, handle: &FaultHandle) -> Result<(), FaultError> {
         let resources = handle_resources(handle).map_err(|e| FaultError::Revert {
             what: handle.description.clone(),
-            reason: e.to_string(),
+            reason: crate::fault::cause_text(&e),
         })?;
         let mut failed = Vec::new();
         for resource in &resources {
@@ -965,7 +965,7 @@ impl FaultDriver for ChaosMeshDriver {
             .await
             .map_err(|e| FaultError::NotReady {
                 stack: self.stack.name.clone(),
-                reason: e.to_string(),
+                reason: crate::fault::cause_text(&e),
             })?;
         Ok(resources
             .into_iter()
@@ -980,7 +980,7 @@ impl FaultDriver for ChaosMeshDriver {
     async fn fingerprint(&self) -> Result<String, FaultError> {
         let lines = self.inventory().await.map_err(|e| FaultError::NotReady {
             stack: self.stack.name.clone(),
-            reason: format!("fingerprint: {e}"),
+            reason: format!("fingerprint: {}", crate::fault::cause_text(&e)),
         })?;
         Ok(fingerprint_of(&lines))
     }
