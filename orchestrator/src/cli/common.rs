@@ -52,3 +52,32 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+/// The `--output` formats of every command; each command offers its own subset ([`offering`]),
+/// so the same value means the same thing everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// For people: one line per step or run, diagnostics, a summary.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+    /// Comma-separated values with a header row (`results --night`).
+    Csv,
+    /// GitHub Actions workflow commands, one annotation per diagnostic (`validate`).
+    Github,
+    /// One line per slot in start order, local times (`plan`).
+    Table,
+    /// A text Gantt chart, one row per stack across the window (`plan`).
+    Gantt,
+}
+
+/// The value parser of a command's `--output`: only `formats` are accepted (and listed in
+/// `--help`).
+pub fn offering(
+    formats: &'static [OutputFormat],
+) -> impl clap::builder::TypedValueParser<Value = OutputFormat> {
+    use clap::ValueEnum as _;
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(formats.iter().filter_map(|f| f.to_possible_value()))
+        .try_map(|name| OutputFormat::from_str(&name, false))
+}

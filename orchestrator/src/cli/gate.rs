@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
+use super::common::OutputFormat;
 use crate::duration::HumanDuration;
 use crate::exit_codes;
 use crate::store::{RunFilter, RunRecord};
@@ -64,9 +65,9 @@ pub struct GateArgs {
     /// Also write a JUnit XML report here (one testcase per scenario × stack).
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// Output format: `text` or `json`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = super::common::offering(&[OutputFormat::Text, OutputFormat::Json]))]
+    pub output: OutputFormat,
     /// `--config` and `--database-url`.
     #[command(flatten)]
     pub cfg: super::common::ConfigArgs,
@@ -321,7 +322,7 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
         let xml = junit(&lines, args.max_age)?;
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
-    if args.output == "json" {
+    if args.output == OutputFormat::Json {
         let doc = serde_json::json!({
             "passed": failing == 0,
             "max_age": args.max_age.to_string(),

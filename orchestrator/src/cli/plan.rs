@@ -8,21 +8,11 @@ use std::path::PathBuf;
 
 use chrono::{NaiveDate, Utc};
 
+use super::common::{OutputFormat, offering};
 use crate::exit_codes;
 use crate::plan::{self, PastRun, render};
 use crate::scenario::{Scenario, check_paths, load_library};
 use crate::store::Store;
-
-/// Output format of `plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlanOutput {
-    /// One line per slot in start order, then what is not planned and why (local times).
-    Table,
-    /// A text Gantt chart: one row per stack across the window (local times), then the legend.
-    Gantt,
-    /// `{night, window: {start, end}, slots: [...], skipped: [...], objective}`, RFC 3339 UTC.
-    Json,
-}
 
 /// Arguments of `f3-chaos plan`.
 #[derive(Debug, clap::Args)]
@@ -50,8 +40,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DIR")]
     pub scenarios: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanOutput::Table)]
-    pub output: PlanOutput,
+    #[arg(long, default_value = "table", value_parser = offering(&[OutputFormat::Table, OutputFormat::Gantt, OutputFormat::Json]))]
+    pub output: OutputFormat,
     /// Width of the Gantt chart's time axis, in characters.
     #[arg(long, default_value_t = 84, value_name = "COLUMNS")]
     pub width: usize,
@@ -104,9 +94,9 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
         "Night planned."
     );
     let text = match args.output {
-        PlanOutput::Table => render::table(&plan, config.timezone),
-        PlanOutput::Gantt => render::gantt(&input, &plan, config.timezone, args.width),
-        PlanOutput::Json => render::json(&plan) + "\n",
+        OutputFormat::Gantt => render::gantt(&input, &plan, config.timezone, args.width),
+        OutputFormat::Json => render::json(&plan) + "\n",
+        _ => render::table(&plan, config.timezone),
     };
     print!("{text}");
     Ok(exit_codes::PASSED)

@@ -1,6 +1,7 @@
 //! `f3-chaos results [RUN_ID]`: recent runs, or one run with its steps, evidence and the
 //! notifications recorded for it.
 
+use super::common::OutputFormat;
 use super::report::with_unit;
 use crate::exit_codes;
 use crate::run::fmt_value;
@@ -25,9 +26,9 @@ pub struct ResultsArgs {
     /// Every run of one chaos night (the date the 00:00–07:00 window starts), oldest first.
     #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "run_id")]
     pub night: Option<chrono::NaiveDate>,
-    /// Output format: `text` or `json`; `csv` with `--night`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json", "csv"])]
-    pub output: String,
+    /// Output format (`csv` with `--night`).
+    #[arg(long, default_value = "text", value_parser = super::common::offering(&[OutputFormat::Text, OutputFormat::Json, OutputFormat::Csv]))]
+    pub output: OutputFormat,
     /// `--config` and `--database-url`.
     #[command(flatten)]
     pub cfg: super::common::ConfigArgs,
@@ -49,13 +50,13 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             .as_ref()
             .map(crate::plan::NightCalendar::of)
             .unwrap_or_default();
-        return super::results_night::print_night(&store, night, calendar, &args.output).await;
+        return super::results_night::print_night(&store, night, calendar, args.output).await;
     }
-    if args.output == "csv" {
+    if args.output == OutputFormat::Csv {
         eprintln!("error: --output csv needs --night YYYY-MM-DD");
         return Ok(exit_codes::INVALID_INPUT);
     }
-    let json = args.output == "json";
+    let json = args.output == OutputFormat::Json;
     let Some(id) = &args.run_id else {
         let filter = RunFilter {
             scenario: args.scenario.clone(),

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use chrono::{NaiveDate, SecondsFormat};
 use serde_json::json;
 
+use super::common::OutputFormat;
 use crate::exit_codes;
 use crate::model::{RunOutcome, Verdict};
 use crate::store::{RunRecord, StepRecord, Store};
@@ -26,7 +27,7 @@ pub async fn print_night(
     store: &Store,
     night: NaiveDate,
     calendar: crate::plan::NightCalendar,
-    output: &str,
+    output: OutputFormat,
 ) -> anyhow::Result<u8> {
     let runs = store
         .runs_of_night(night, calendar.window_of(night))
@@ -37,8 +38,8 @@ pub async fn print_night(
         rows.push((run, steps));
     }
     let text = match output {
-        "json" => serde_json::to_string_pretty(&night_json(night, &rows))? + "\n",
-        "csv" => csv(night, &rows),
+        OutputFormat::Json => serde_json::to_string_pretty(&night_json(night, &rows))? + "\n",
+        OutputFormat::Csv => csv(night, &rows),
         _ => text(night, &rows),
     };
     print!("{text}");

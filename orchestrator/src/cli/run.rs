@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::common::{OutputFormat, offering};
 use super::report::{self, TerminalReporter};
 use crate::config::DriverConfig;
 use crate::exit_codes;
@@ -24,15 +25,6 @@ use crate::store::Store;
 
 /// How long `run --wait-for-assertions` spends delivering notifications at the end.
 const NOTIFY_BUDGET: Duration = Duration::from_secs(15);
-
-/// Output format of `run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// One line per step, then a summary.
-    Text,
-    /// One JSON document (the run report) on stdout at the end.
-    Json,
-}
 
 /// Arguments of `f3-chaos run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,7 +46,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub wait_for_stack: Option<crate::duration::HumanDuration>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, default_value = "text", value_parser = offering(&[OutputFormat::Text, OutputFormat::Json]))]
     pub output: OutputFormat,
     /// Also write a JUnit XML report (one testcase per step, owner as a property).
     #[arg(long, value_name = "FILE")]
@@ -337,7 +329,7 @@ async fn run_with(
     match (&reporter, args.output) {
         (Some(reporter), _) => reporter.finish(&report),
         (None, OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&report)?),
-        (None, OutputFormat::Text) => {}
+        (None, _) => {}
     }
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&report)?)

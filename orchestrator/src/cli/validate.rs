@@ -7,20 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::common::{OutputFormat, offering};
 use crate::exit_codes;
 use crate::scenario::{Checked, Diagnostic, check_library, check_paths};
-
-/// Output format of `validate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// rustc-style diagnostics on stderr and a summary on stdout.
-    Text,
-    /// One JSON object on stdout: `{ok, files, errors, warnings, diagnostics: [...], scenarios, slos}`.
-    Json,
-    /// GitHub Actions workflow commands on stdout (`::error file=…,line=…,col=…,title=…::…`),
-    /// one per diagnostic: a pull request shows each on its line.
-    Github,
-}
 
 /// Arguments of `f3-chaos validate`.
 #[derive(Debug, clap::Args)]
@@ -40,7 +29,7 @@ pub struct ValidateArgs {
     #[arg(long, env = "F3_CHAOS_CONFIG", value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, default_value = "text", value_parser = offering(&[OutputFormat::Text, OutputFormat::Json, OutputFormat::Github]))]
     pub output: OutputFormat,
 }
 
@@ -163,7 +152,8 @@ fn print(checked: &Checked, format: OutputFormat) -> anyhow::Result<()> {
                 plural(checked.files, "file")
             );
         }
-        OutputFormat::Text => {
+        // `text`, and the formats validate does not offer (its parser refuses them).
+        _ => {
             if !diags.is_empty() {
                 eprint!("{diags}");
             }
