@@ -252,7 +252,7 @@ fn unknown_scenario_hint(name: &str, library: Option<&[(String, Vec<String>)]>) 
     if names.iter().any(|n| n == name) {
         return None;
     }
-    Some(match crate::scenario::yaml::closest(name, &names) {
+    Some(match crate::input::yaml::closest(name, &names) {
         Some(guess) => {
             format!("`{name}` is not a scenario of the library: did you mean `{guess}`?")
         }

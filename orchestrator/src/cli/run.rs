@@ -153,7 +153,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
     let Some(scenario) = library.scenarios.get(&args.scenario) else {
         let known: Vec<String> = library.scenarios.keys().cloned().collect();
-        match crate::scenario::yaml::closest(&args.scenario, &known) {
+        match crate::input::yaml::closest(&args.scenario, &known) {
             Some(guess) => eprintln!(
                 "error: unknown scenario `{}`: did you mean `{guess}`?",
                 args.scenario
@@ -243,7 +243,7 @@ fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<
         };
         for manifest in manifests {
             let yaml =
-                crate::scenario::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
+                crate::input::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
             let comment = format!("# step {index}: {}\n", step.name);
             if let Some((_, docs)) = per_cluster
                 .iter_mut()

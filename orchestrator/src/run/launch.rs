@@ -256,7 +256,7 @@ pub fn choose_stack<'a>(
         Some(name) => {
             if !config.stacks.contains_key(name) {
                 let known: Vec<String> = config.stacks.keys().cloned().collect();
-                return Err(match crate::scenario::yaml::closest(name, &known) {
+                return Err(match crate::input::yaml::closest(name, &known) {
                     Some(guess) => format!("unknown stack `{name}`: did you mean `{guess}`?"),
                     None => format!(
                         "unknown stack `{name}` (stacks in this config: {})",
