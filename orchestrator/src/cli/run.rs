@@ -242,8 +242,7 @@ fn dry_run(scenario: &Scenario, stack: &crate::config::Stack) -> anyhow::Result<
             }
         };
         for manifest in manifests {
-            let yaml =
-                crate::input::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
+            let yaml = crate::input::yaml::to_yaml(&manifest.object).map_err(anyhow::Error::msg)?;
             let comment = format!("# step {index}: {}\n", step.name);
             if let Some((_, docs)) = per_cluster
                 .iter_mut()

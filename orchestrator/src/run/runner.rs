@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub lease_ttl: Duration,
     /// Wait this long for a busy stack instead of failing fast (None = fail fast).
     pub wait_for_stack: Option<Duration>,
+    /// While waiting for a busy stack, how often the lease and the target's claim are tried.
+    pub stack_poll: Duration,
     /// How often abort conditions are evaluated while faults are active.
     pub abort_poll: Duration,
     /// How long a Given steady-state check may take to hold (polled every second).
@@ -78,6 +80,7 @@ impl RunOptions {
             trigger: trigger.to_owned(),
             lease_ttl: Duration::from_secs(15),
             wait_for_stack: None,
+            stack_poll: Duration::from_secs(1),
             abort_poll: Duration::from_millis(250),
             steady_state_within: Duration::from_secs(15),
             recovery_timeout: Duration::from_secs(60),
@@ -410,7 +413,7 @@ where
 
     /// Takes the stack: the store's lease, then the target's claim ([`FaultDriver::claim`]).
     /// Either one held by another run is "stack busy"; with [`RunOptions::wait_for_stack`] both
-    /// are waited for (polled every second, the lease given back while the target is claimed),
+    /// are waited for (tried every [`RunOptions::stack_poll`], the lease given back while the target is claimed),
     /// else the first refusal is returned.
     async fn acquire_stack(
         &self,
@@ -463,7 +466,7 @@ where
             match give_up_at {
                 Some(deadline) if tokio::time::Instant::now() < deadline => {
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(opts.stack_poll) => {}
                         _ = self.cancel.cancelled() => return Err(busy),
                     }
                 }

@@ -915,6 +915,7 @@ async fn a_target_claimed_elsewhere_is_waited_for_like_a_lease() {
     let source = healthy();
     let mut opts = options();
     opts.wait_for_stack = Some(Duration::from_secs(10));
+    opts.stack_poll = Duration::from_millis(50);
     let report = run_with(&setup, &driver, &source, opts, None).await;
     assert_eq!(report.outcome, RunOutcome::Passed, "{:?}", report.reason);
     assert!(
