@@ -688,11 +688,12 @@ impl NightLoop<'_> {
                 return;
             }
             Err(e) => {
-                tracing::error!(stack = %end.stack, scenario = %end.scenario, error = %e, "Slot could not start.");
+                let cause = crate::fault::cause_text(&e);
+                tracing::error!(stack = %end.stack, scenario = %end.scenario, error = %cause, "Slot could not start.");
                 self.progress.started.retain(|r| r.scenario != end.scenario);
                 self.report
                     .skipped
-                    .push((end.scenario.clone(), format!("could not start: {e}")));
+                    .push((end.scenario.clone(), format!("could not start: {cause}")));
                 self.input.scenarios.retain(|s| s.name != end.scenario);
                 return;
             }

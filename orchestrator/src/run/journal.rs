@@ -45,7 +45,8 @@ impl<'a> Journal<'a> {
         self.steps
     }
 
-    /// Stores the event, then reports it.
+    /// Stores the event, then reports it. A refused store write is logged as an error and the
+    /// event is still reported (the run goes on; its record then lacks the event).
     pub(super) async fn emit(&mut self, event: RunEvent) {
         match serde_json::to_value(&event) {
             Ok(payload) => {

@@ -36,7 +36,7 @@ pub const SLO_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// The stack's fault driver cannot be set up (e.g. no usable kubeconfig context).
-    #[error("stack `{stack}`: {source}")]
+    #[error("stack `{stack}`: its fault driver cannot be set up")]
     Driver {
         /// Stack name.
         stack: String,
@@ -45,7 +45,7 @@ pub enum LaunchError {
         source: Box<crate::fault::chaos_mesh::ChaosMeshError>,
     },
     /// The stack's Prometheus URL is not usable.
-    #[error("stack `{stack}`: {source}")]
+    #[error("stack `{stack}`: its Prometheus URL is not usable")]
     Prometheus {
         /// Stack name.
         stack: String,
@@ -54,7 +54,7 @@ pub enum LaunchError {
         source: SloError,
     },
     /// The stack's Alertmanager URL is not usable.
-    #[error("stack `{stack}`: Alertmanager: {source}")]
+    #[error("stack `{stack}`: its Alertmanager URL is not usable")]
     Alertmanager {
         /// Stack name.
         stack: String,

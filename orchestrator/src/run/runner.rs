@@ -120,7 +120,7 @@ pub enum RunError {
     Launch(#[from] super::launch::LaunchError),
     /// The driver failed to claim the target for another reason than another holder (nothing
     /// was touched).
-    #[error("claiming the target: {0}")]
+    #[error("the target could not be claimed")]
     Claim(#[source] crate::fault::FaultError),
     /// The stack is production and the scenario does not opt in
     /// (`spec.targets.allowProduction: true`); nothing was touched.
@@ -566,8 +566,12 @@ where
         }
 
         if !self.before_inject(state, scenario, opts).await {
-            self.skip_rest(state, scenario, "the Alertmanager silence was not created")
-                .await;
+            self.skip_rest(
+                state,
+                scenario,
+                "a fault-window hook refused the injection (see the Given steps)",
+            )
+            .await;
             return;
         }
 

@@ -324,12 +324,12 @@ fn is_sqlite_memory(url: &str, options: &SqliteConnectOptions) -> bool {
         || options.get_filename().as_os_str() == ":memory:"
 }
 
-/// A migration error caused by another process migrating the same SQLite file concurrently.
 /// Whether a connect failed on SQLite's `SQLITE_BUSY` (code 5, "database is locked").
 fn is_sqlite_busy(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("5"))
 }
 
+/// A migration error caused by another process migrating the same SQLite file concurrently.
 fn is_retryable_migrate_error(error: &sqlx::migrate::MigrateError) -> bool {
     match error {
         sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db))
