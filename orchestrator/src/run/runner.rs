@@ -207,8 +207,6 @@ struct RunState<'a> {
     fault_ended_at: Option<DateTime<Utc>>,
     reverted_at: Option<DateTime<Utc>>,
     abort_latency_ms: Option<i64>,
-    /// Whether the fault-window hooks were told about the first injection.
-    hooks_told_injected: bool,
     /// Whether the fault-window hooks were told about the last revert (once per run).
     hooks_told_reverted: bool,
 }
@@ -314,7 +312,6 @@ where
             fault_ended_at: None,
             reverted_at: None,
             abort_latency_ms: None,
-            hooks_told_injected: false,
             hooks_told_reverted: false,
         };
         state
@@ -1227,13 +1224,13 @@ where
         opts: &RunOptions,
     ) -> bool {
         let stack = state.stack.clone();
+        let window = self.window(state, scenario, &stack, opts);
         for hook in &self.hooks {
             let index = state.journal.next_index();
             let started_at = Utc::now();
             if let Some(name) = hook.given_step() {
                 state.journal.step_started(index, Phase::Given, name).await;
             }
-            let window = self.window(state, scenario, &stack, opts);
             let report = hook.before_inject(window, started_at).await;
             for event in report.events {
                 state.journal.emit(event).await;
@@ -1252,14 +1249,11 @@ where
         true
     }
 
-    /// Tells the hooks, once, that the first fault is in.
+    /// Tells the hooks that the first fault is in (called once, after the When phase).
     fn after_inject(&self, state: &mut RunState<'_>, scenario: &Scenario, opts: &RunOptions) {
         let Some(injected_at) = state.injected_at else {
             return;
         };
-        if std::mem::replace(&mut state.hooks_told_injected, true) {
-            return;
-        }
         let window = self.window(state, scenario, &state.stack, opts);
         for hook in &self.hooks {
             hook.after_inject(window, injected_at);
@@ -1274,8 +1268,8 @@ where
             return;
         }
         let stack = state.stack.clone();
+        let window = self.window(state, scenario, &stack, opts);
         for hook in &self.hooks {
-            let window = self.window(state, scenario, &stack, opts);
             let report = hook.after_revert(window, state.reverted_at).await;
             for event in report.events {
                 state.journal.emit(event).await;

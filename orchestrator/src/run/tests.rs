@@ -731,6 +731,16 @@ struct RecordingHook {
 }
 
 impl RecordingHook {
+    /// A hook (refusing the injection when `refuse`) and the log of its calls.
+    fn new(refuse: bool) -> (Self, std::sync::Arc<Mutex<Vec<&'static str>>>) {
+        let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let hook = RecordingHook {
+            refuse,
+            calls: calls.clone(),
+        };
+        (hook, calls)
+    }
+
     fn call(&self, name: &'static str) {
         self.calls.lock().expect("lock").push(name);
     }
@@ -787,11 +797,7 @@ impl super::FaultWindowHook for RecordingHook {
 async fn hooks_hear_the_fault_window_once_each_in_order() {
     let setup = store().await;
     let driver = ScriptedDriver::default();
-    let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
-    let hook = RecordingHook {
-        refuse: false,
-        calls: calls.clone(),
-    };
+    let (hook, calls) = RecordingHook::new(false);
     let report = run_built(&setup, &driver, &healthy(), |r| r.with_hook(hook)).await;
     assert_eq!(report.outcome, RunOutcome::Passed, "{:?}", report.reason);
     assert_eq!(
@@ -816,11 +822,7 @@ async fn hooks_hear_the_fault_window_once_each_in_order() {
 async fn a_hook_that_refuses_stops_the_run_before_any_fault() {
     let setup = store().await;
     let driver = ScriptedDriver::default();
-    let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
-    let hook = RecordingHook {
-        refuse: true,
-        calls: calls.clone(),
-    };
+    let (hook, calls) = RecordingHook::new(true);
     let report = run_built(&setup, &driver, &healthy(), |r| r.with_hook(hook)).await;
     assert_eq!(report.outcome, RunOutcome::PreconditionFailed);
     assert_eq!(report.reason.as_deref(), Some("the hook refused"));
@@ -851,11 +853,7 @@ async fn hooks_hear_the_revert_once_when_an_injection_fails() {
         inject_fails: true,
         ..ScriptedDriver::default()
     };
-    let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
-    let hook = RecordingHook {
-        refuse: false,
-        calls: calls.clone(),
-    };
+    let (hook, calls) = RecordingHook::new(false);
     let report = run_built(&setup, &driver, &healthy(), |r| r.with_hook(hook)).await;
     assert_eq!(report.outcome, RunOutcome::Error);
     assert_eq!(
