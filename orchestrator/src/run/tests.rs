@@ -147,14 +147,20 @@ impl LoadGenerator for ScriptedDriver {
     }
 }
 
-/// A scenario on the `local` stack of config/local: steady state `steady`, a 1 s GCP loss, a
-/// Then step on `latency` held during the fault, and an abort condition on `breach`.
+/// How long the unit scenario's fault lasts: below what a scenario file may declare (1 s), so
+/// the suite stays fast; the runner takes the compiled duration as it is.
+const UNIT_FAULT: Duration = Duration::from_millis(300);
+
+/// A scenario on the `local` stack of config/local: steady state `steady`, a GCP loss of
+/// [`UNIT_FAULT`], a Then step on `latency` held during the fault, and an abort condition on
+/// `breach`.
 fn scenario() -> Scenario {
-    scenario_with_fault_of("1s")
+    scenario_with_fault_of(UNIT_FAULT)
 }
 
-/// The runner unit scenario with its fault lasting `duration`.
-fn scenario_with_fault_of(duration: &str) -> Scenario {
+/// The runner unit scenario with its fault lasting `duration` (set after compilation, which
+/// checks the file with a 1 s fault).
+fn scenario_with_fault_of(duration: Duration) -> Scenario {
     let text = r#"
 apiVersion: f3-chaos/v1
 kind: Scenario
@@ -193,16 +199,15 @@ spec:
 "#;
     let config = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local");
     let checked = crate::scenario::check_texts(
-        vec![(
-            "scripted.yaml".into(),
-            text.replace("FAULT_DURATION", duration),
-        )],
+        vec![("scripted.yaml".into(), text.replace("FAULT_DURATION", "1s"))],
         Some(&config),
     );
     let library = checked
         .library
         .unwrap_or_else(|| panic!("{}", checked.diagnostics));
-    library.scenarios["scripted"].clone()
+    let mut scenario = library.scenarios["scripted"].clone();
+    scenario.when[0].duration = crate::duration::HumanDuration(duration);
+    scenario
 }
 
 /// An SLO source where every query of the scenario has a value from a minute ago on, scraped
@@ -246,31 +251,22 @@ async fn store() -> Setup {
 
 /// Runs the scenario on `driver` and `source` with [`options`].
 async fn run(setup: &Setup, driver: &ScriptedDriver, source: &FakeSource) -> super::RunReport {
-    run_with(setup, driver, source, options(), None).await
+    run_with(setup, driver, source, options()).await
 }
 
-/// Runs the scenario with `opts`; `cancel_after` cancels the run that long after its start.
+/// Runs the scenario with `opts`.
 async fn run_with(
     setup: &Setup,
     driver: &ScriptedDriver,
     source: &FakeSource,
     opts: RunOptions,
-    cancel_after: Option<Duration>,
 ) -> super::RunReport {
-    let cancel = CancellationToken::new();
-    if let Some(after) = cancel_after {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            cancel.cancel();
-        });
-    }
     let runner = Runner::new(
         &setup.store,
         driver,
         source,
         crate::run::Reporters::none(),
-        cancel,
+        CancellationToken::new(),
     );
     runner
         .run(&scenario(), "local", &opts)
@@ -417,7 +413,9 @@ async fn run_losing_the_lease(
     driver: &ScriptedDriver,
     swept: bool,
 ) -> super::RunReport {
-    let opts = options();
+    let mut opts = options();
+    // Renewed every 300 ms (a third of it), so the loss is found that soon.
+    opts.lease_ttl = Duration::from_millis(900);
     let (store, run_id) = (setup.store.clone(), opts.run_id);
     let thief = Uuid::now_v7();
     let injected = driver.injected.clone();
@@ -454,7 +452,11 @@ async fn run_losing_the_lease(
         CancellationToken::new(),
     );
     let report = runner
-        .run(&scenario_with_fault_of("4s"), "local", &opts)
+        .run(
+            &scenario_with_fault_of(Duration::from_secs(4)),
+            "local",
+            &opts,
+        )
         .await
         .expect("the run starts");
     let reason = report.reason.clone().unwrap_or_default();
@@ -589,14 +591,15 @@ async fn a_breached_abort_condition_reverts_and_records_its_latency() {
 
 #[tokio::test]
 async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
-    // (phase, cancel after, a fault was injected): in Given while the steady state is awaited
-    // (it never holds; the bound is 5 s), during the 1 s fault, and in Then while the judge waits
-    // for the sample that closes the window (a Prometheus that scrapes nothing after the pushed
-    // values never brings it: the wait lasts its cap, a query step of 2 s after the fault's end).
+    // (phase, when to cancel, a fault was injected): in Given 150 ms in, while the steady state
+    // is awaited (it never holds; the bound is 5 s); in the fault as soon as the driver injected
+    // it; and in Then 1 s in, while the judge waits for the sample that closes the window (a
+    // Prometheus that scrapes nothing after the pushed values never brings it: the wait lasts
+    // its cap, a query step of 2 s after the fault's end at 0.3 s).
     for (phase, after_ms, injected) in [
-        ("given", 150, false),
-        ("fault", 500, true),
-        ("then", 1600, true),
+        ("given", Some(150), false),
+        ("fault", None, true),
+        ("then", Some(1000), true),
     ] {
         let setup = store().await;
         let source = match phase {
@@ -628,14 +631,31 @@ async fn a_cancel_in_any_phase_interrupts_and_reverts_everything() {
             _ => {}
         }
         let driver = ScriptedDriver::default();
-        let report = run_with(
-            &setup,
+        let cancel = CancellationToken::new();
+        let canceller = cancel.clone();
+        let seen = driver.injected.clone();
+        tokio::spawn(async move {
+            match after_ms {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => {
+                    while seen.lock().expect("lock").is_empty() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            canceller.cancel();
+        });
+        let runner = Runner::new(
+            &setup.store,
             &driver,
             &source,
-            opts,
-            Some(Duration::from_millis(after_ms)),
-        )
-        .await;
+            crate::run::Reporters::none(),
+            cancel,
+        );
+        let report = runner
+            .run(&scenario(), "local", &opts)
+            .await
+            .expect("the run starts");
         assert_eq!(
             report.outcome,
             RunOutcome::Interrupted,
@@ -914,7 +934,7 @@ async fn a_target_claimed_elsewhere_is_waited_for_like_a_lease() {
     let mut opts = options();
     opts.wait_for_stack = Some(Duration::from_secs(10));
     opts.stack_poll = Duration::from_millis(50);
-    let report = run_with(&setup, &driver, &source, opts, None).await;
+    let report = run_with(&setup, &driver, &source, opts).await;
     assert_eq!(report.outcome, RunOutcome::Passed, "{:?}", report.reason);
     assert!(
         driver
