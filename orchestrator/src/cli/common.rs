@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::config::Config;
+use crate::scenario::Runnable;
 use crate::store::Store;
 
 /// `--config DIR` and `--database-url URL`, flattened into each command that opens the store.
@@ -80,4 +81,35 @@ pub fn offering(
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(formats.iter().filter_map(|f| f.to_possible_value()))
         .try_map(|name| OutputFormat::from_str(&name, false))
+}
+
+/// Loads what a command works from ([`crate::scenario::load_runnable`]): a scenario file with
+/// errors is left out with a warning on stderr naming each such file at its first error; a
+/// config or catalogue error prints every diagnostic and gives exit code 2 (invalid input).
+pub fn load_runnable(config_dir: &std::path::Path) -> Result<Runnable, u8> {
+    match crate::scenario::load_runnable(config_dir) {
+        Ok(runnable) => {
+            warn_left_out(&runnable);
+            Ok(runnable)
+        }
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            Err(crate::exit_codes::INVALID_INPUT)
+        }
+    }
+}
+
+/// The stderr warning for the scenario files `runnable` leaves out (nothing when none is).
+pub fn warn_left_out(runnable: &Runnable) {
+    if runnable.left_out.is_empty() {
+        return;
+    }
+    let n = runnable.left_out.len();
+    eprintln!(
+        "warning: {n} scenario file{} with errors left out (`f3-chaos validate` shows every error):",
+        if n == 1 { "" } else { "s" }
+    );
+    for line in runnable.summary_lines() {
+        eprintln!("  {line}");
+    }
 }

@@ -37,8 +37,8 @@ pub struct DigestArgs {
 }
 
 async fn open(cfg: &super::common::ConfigArgs) -> anyhow::Result<Result<(Library, Store), u8>> {
-    let library = match super::run::load(&cfg.config) {
-        Ok(library) => library,
+    let library = match super::common::load_runnable(&cfg.config) {
+        Ok(runnable) => runnable.library,
         Err(code) => return Ok(Err(code)),
     };
     let store = cfg.open_store(Some(&library.config)).await?;

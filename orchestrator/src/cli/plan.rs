@@ -11,7 +11,7 @@ use chrono::{NaiveDate, Utc};
 use super::common::{OutputFormat, offering};
 use crate::exit_codes;
 use crate::plan::{self, PastRun, render};
-use crate::scenario::{Scenario, check_paths, load_library};
+use crate::scenario::{Scenario, check_paths, load_runnable};
 use crate::store::Store;
 
 /// Arguments of `f3-chaos plan`.
@@ -57,18 +57,22 @@ pub struct PlanArgs {
 
 /// Runs the command; returns the exit code.
 pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
+    // A scenario file with errors is left out (with a warning); the rest is planned.
     let loaded = match &args.scenarios {
         Some(dir) => {
             let checked = check_paths(std::slice::from_ref(dir), Some(&args.config));
-            checked.library.ok_or(checked.diagnostics)
+            checked.runnable.ok_or(checked.diagnostics)
         }
-        None => load_library(&args.config),
+        None => load_runnable(&args.config),
     };
     let library = match loaded {
-        Ok(l) => l,
+        Ok(runnable) => {
+            super::common::warn_left_out(&runnable);
+            runnable.library
+        }
         Err(diags) => {
             eprint!("{diags}");
-            eprintln!("error: the library does not compile; run `f3-chaos validate` for details");
+            eprintln!("error: the config does not compile; run `f3-chaos validate` for details");
             return Ok(exit_codes::INVALID_INPUT);
         }
     };

@@ -20,7 +20,7 @@ use crate::exit_codes;
 use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
 use crate::run::launch;
 use crate::run::{ChannelReporter, Reporters, RunEvent, RunOptions, sweep};
-use crate::scenario::{Library, Scenario, load_library};
+use crate::scenario::{Library, Scenario};
 use crate::store::Store;
 
 /// How long `run --wait-for-assertions` spends delivering notifications at the end.
@@ -138,20 +138,17 @@ fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
     tempfile::NamedTempFile::new_in(dir).map(drop)
 }
 
-/// Loads the library, or prints its diagnostics.
-pub(crate) fn load(config_dir: &std::path::Path) -> Result<Library, u8> {
-    load_library(config_dir).map_err(|diagnostics| {
-        eprintln!("{diagnostics}");
-        exit_codes::INVALID_INPUT
-    })
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let library = match load(&args.cfg.config) {
-        Ok(library) => library,
+    let runnable = match super::common::load_runnable(&args.cfg.config) {
+        Ok(runnable) => runnable,
         Err(code) => return Ok(code),
     };
+    let library = &runnable.library;
     let Some(scenario) = library.scenarios.get(&args.scenario) else {
+        if !runnable.left_out.is_empty() {
+            // The scenario asked for may be one of those left out: show why.
+            eprintln!("{}", runnable.errors);
+        }
         let known: Vec<String> = library.scenarios.keys().cloned().collect();
         match crate::input::yaml::closest(&args.scenario, &known) {
             Some(guess) => eprintln!(
@@ -187,7 +184,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit_codes::INVALID_INPUT);
     }
     if let Some(server) = &args.server {
-        return run_on_server(&args, server, &library, scenario, &stack.name).await;
+        return run_on_server(&args, server, library, scenario, &stack.name).await;
     }
     let store = args.cfg.open_store(Some(&library.config)).await?;
 
@@ -206,7 +203,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return start_detached(&args, &store, scenario, &stack.name).await;
     }
 
-    run_with(&args, &library, scenario, stack, &store).await
+    run_with(&args, library, scenario, stack, &store).await
 }
 
 /// `--dry-run`: the manifests of every When step, per cluster, as YAML documents on stdout.

@@ -95,8 +95,15 @@ pub fn execute(args: DaemonArgs) -> anyhow::Result<u8> {
 }
 
 async fn run(args: DaemonArgs) -> anyhow::Result<u8> {
-    let mut library = match crate::scenario::load_library(&args.config) {
-        Ok(library) => library,
+    // A scenario file with errors is left out of every night (logged, and shown as a warning
+    // on stderr); a config or catalogue error stops the daemon from starting.
+    let mut library = match crate::scenario::load_runnable(&args.config) {
+        Ok(runnable) => {
+            for line in runnable.summary_lines() {
+                tracing::warn!("Scenario file with errors left out of every night: {line}");
+            }
+            runnable.library
+        }
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
             return Ok(crate::exit_codes::INVALID_INPUT);

@@ -35,10 +35,55 @@ pub const KINDS: [&str; 5] = ["Scenario", "SloCatalogue", "Config", "Stacks", "T
 pub struct Checked {
     /// The compiled library, `None` if any error was found.
     pub library: Option<Library>,
+    /// The library without the scenario files that have errors: `Some` when every error lies in
+    /// a scenario file (or a file that could not be read as YAML at all), `None` when the
+    /// config or the SLO catalogue has one (then nothing can be trusted). Equal to `library`
+    /// when there is no error. See [`load_runnable`].
+    pub runnable: Option<Runnable>,
     /// Every diagnostic (errors and warnings), sorted by file and position.
     pub diagnostics: Diagnostics,
     /// Number of files read.
     pub files: usize,
+}
+
+/// What `run`, `plan` and the daemon work from: the library's good scenarios, and the errors of
+/// the scenario files left out. One broken scenario file must not stop every other experiment
+/// of the night; `validate` (and CI) still fail on it.
+#[derive(Debug, Clone)]
+pub struct Runnable {
+    /// Config, catalogue and every scenario whose file has no error (and that does not run
+    /// `after` a scenario left out).
+    pub library: Library,
+    /// The files left out, sorted, each once.
+    pub left_out: Vec<PathBuf>,
+    /// Their error diagnostics (and, for a scenario left out because one it runs after was,
+    /// an error saying so), sorted.
+    pub errors: Diagnostics,
+}
+
+impl Runnable {
+    /// One line per file left out, for a warning: `path:line:column: message (+N more)`.
+    pub fn summary_lines(&self) -> Vec<String> {
+        self.left_out
+            .iter()
+            .map(|file| {
+                let mut errors = self.errors.iter().filter(|d| &d.file == file);
+                let first = errors.next();
+                let more = errors.count();
+                let place = match first {
+                    Some(d) if d.line > 0 => {
+                        format!("{}:{}:{}", file.display(), d.line, d.column.max(1))
+                    }
+                    _ => file.display().to_string(),
+                };
+                let message = first.map(|d| d.message.as_str()).unwrap_or("has errors");
+                match more {
+                    0 => format!("{place}: {message}"),
+                    n => format!("{place}: {message} (+{n} more)"),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Loads a config directory; the config names where the scenario library and catalogue live
@@ -59,6 +104,14 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Library, Diagnostics> {
     checked.library.ok_or(checked.diagnostics)
 }
 
+/// Like [`load_library`], but a scenario file with errors is left out rather than failing the
+/// whole library (see [`Runnable`]). Errors (with every diagnostic) only when the config or the
+/// SLO catalogue has an error, or the config directory cannot be read.
+pub fn load_runnable(config_dir: &Path) -> Result<Runnable, Diagnostics> {
+    let checked = check_library(config_dir);
+    checked.runnable.ok_or(checked.diagnostics)
+}
+
 /// Like [`load_library`], keeping warnings.
 pub fn check_library(config_dir: &Path) -> Checked {
     let mut diags = Diagnostics::new();
@@ -70,6 +123,7 @@ pub fn check_library(config_dir: &Path) -> Checked {
         );
         return Checked {
             library: None,
+            runnable: None,
             diagnostics: diags,
             files: 0,
         };
@@ -332,19 +386,92 @@ fn check_files(
         }
     }
     diags.sort();
-    let library = match result {
-        Some((catalogue, scenarios)) if !diags.has_errors() => Some(Library {
+    // Files whose errors leave nothing trustworthy: config and catalogue files, any file in a
+    // config's directory (one that is not even YAML may be its teams), and the directories (a
+    // config directory without YAML, a library directory that cannot be read).
+    let mut blocking: std::collections::HashSet<&Path> = files
+        .iter()
+        .chain(extra_catalogue.iter())
+        .filter(|f| is_config_kind(f) || f.str_at("kind") == Some("SloCatalogue"))
+        .map(|f| f.path.as_path())
+        .collect();
+    blocking.extend(group_order.iter().map(PathBuf::as_path));
+    let runnable = result.and_then(|(catalogue, scenarios)| {
+        let library = Library {
             config: configs.into_iter().next().unwrap_or_default(),
             catalogue,
             scenarios,
-        }),
-        _ => None,
-    };
+        };
+        runnable_part(library, &diags, &blocking)
+    });
+    let library = runnable
+        .as_ref()
+        .filter(|r| r.left_out.is_empty())
+        .map(|r| r.library.clone());
     Checked {
         library,
+        runnable,
         diagnostics: diags,
         files: files.len() + extra_catalogue.len(),
     }
+}
+
+/// `library` without the files that have errors, or `None` when an error lies in a blocking
+/// file, a file in a blocking directory (a config's), or a directory. Scenarios that run `after` a left-out one are left out too (their plan
+/// would wait for a scenario that never runs), with an error naming it.
+fn runnable_part(
+    mut library: Library,
+    diags: &Diagnostics,
+    blocking: &std::collections::HashSet<&Path>,
+) -> Option<Runnable> {
+    let mut errors = Diagnostics::new();
+    let mut left_out = std::collections::BTreeSet::new();
+    for d in diags.iter().filter(|d| d.is_error()) {
+        let in_config_dir = d.file.parent().is_some_and(|dir| blocking.contains(dir));
+        if blocking.contains(d.file.as_path()) || in_config_dir || d.file.is_dir() {
+            return None;
+        }
+        left_out.insert(d.file.clone());
+        errors.push(d.clone());
+    }
+    library
+        .scenarios
+        .retain(|_, s| !left_out.contains(&s.source));
+    loop {
+        let orphaned: Vec<(String, String)> = library
+            .scenarios
+            .iter()
+            .filter_map(|(name, s)| {
+                s.schedule
+                    .after
+                    .iter()
+                    .find(|dep| !library.scenarios.contains_key(*dep))
+                    .map(|dep| (name.clone(), dep.clone()))
+            })
+            .collect();
+        if orphaned.is_empty() {
+            break;
+        }
+        for (name, dep) in orphaned {
+            if let Some(s) = library.scenarios.remove(&name) {
+                errors.push(
+                    Diagnostic::error(
+                        &s.source,
+                        format!("scenario `{name}` runs after `{dep}`, which is left out"),
+                    )
+                    .field("spec.schedule.after")
+                    .help(format!("fix `{dep}`, then `{name}` runs again")),
+                );
+                left_out.insert(s.source.clone());
+            }
+        }
+    }
+    errors.sort();
+    Some(Runnable {
+        library,
+        left_out: left_out.into_iter().collect(),
+        errors,
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub use crate::input::yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use library::{
-    Checked, Library, check_library, check_paths, check_texts, load_library, load_paths,
+    Checked, Library, Runnable, check_library, check_paths, check_texts, load_library, load_paths,
+    load_runnable,
 };
 pub use model::*;

@@ -1138,3 +1138,109 @@ proptest! {
         assert_located(&checked, &text)?;
     }
 }
+
+/// A copy of config/local whose library is the shipped scenarios plus `extra` files
+/// (`(file name, text)`); returns the temp dir (config in `config/`).
+fn local_config_with_scenarios(extra: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, scenarios) = (dir.path().join("config"), dir.path().join("scenarios"));
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::create_dir_all(&scenarios).expect("mkdir");
+    let text = std::fs::read_to_string(local_config().join("f3-chaos.yaml")).expect("read");
+    let text = text
+        .replace("../../scenarios", &scenarios.display().to_string())
+        .replace(
+            "../../assertions",
+            &repo().join("assertions").display().to_string(),
+        );
+    std::fs::write(config.join("f3-chaos.yaml"), text).expect("write");
+    for file in yaml_files(&repo().join("scenarios")) {
+        std::fs::copy(&file, scenarios.join(file.file_name().expect("name"))).expect("copy");
+    }
+    for (name, text) in extra {
+        std::fs::write(scenarios.join(name), text).expect("write");
+    }
+    dir
+}
+
+/// The reference scenario renamed `name`, with `edit` applied to its text.
+fn reference_renamed(name: &str, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(repo().join("scenarios/gcp-failover-validation.yaml"))
+        .expect("read");
+    edit(text.replace("name: gcp-failover-validation", &format!("name: {name}")))
+}
+
+#[test]
+fn a_broken_scenario_file_is_left_out_of_what_runs_and_the_rest_still_runs() {
+    let broken = reference_renamed("broken-duration", |t| {
+        t.replace("duration: 30s", "duration: 18446744073709551615s")
+    });
+    let follower = reference_renamed("follows-the-broken", |t| {
+        t.replace(
+            "    estimatedDuration: 2m\n",
+            "    estimatedDuration: 2m\n    after: [broken-duration]\n",
+        )
+    });
+    let dir = local_config_with_scenarios(&[("broken.yaml", broken), ("follower.yaml", follower)]);
+    let config = dir.path().join("config");
+    // validate (and so CI) still fails on it.
+    assert!(load_library(&config).is_err());
+    let runnable = load_runnable(&config).unwrap_or_else(|d| panic!("{d}"));
+    let shipped = yaml_files(&repo().join("scenarios")).len();
+    assert_eq!(runnable.library.scenarios.len(), shipped);
+    assert!(
+        runnable
+            .library
+            .scenarios
+            .contains_key("gcp-failover-validation")
+    );
+    let scenarios = dir.path().join("scenarios");
+    assert_eq!(
+        runnable.left_out,
+        [
+            scenarios.join("broken.yaml"),
+            scenarios.join("follower.yaml")
+        ]
+    );
+    let lines = runnable.summary_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("{}:39:", scenarios.join("broken.yaml").display())),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("duration"), "{lines:?}");
+    assert!(
+        lines[1].ends_with(
+            "scenario `follows-the-broken` runs after `broken-duration`, which is left out"
+        ),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_broken_config_leaves_nothing_to_run() {
+    let dir = local_config_with_scenarios(&[]);
+    let config = dir.path().join("config");
+    let path = config.join("f3-chaos.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace("timezone: Europe/London", "timezone: Mars/Olympus"),
+    )
+    .expect("write");
+    let errors = load_runnable(&config).expect_err("a config error stops everything");
+    assert!(
+        errors.iter().any(|d| d.file == path && d.is_error()),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_config_directory_file_that_is_not_yaml_leaves_nothing_to_run() {
+    let dir = local_config_with_scenarios(&[]);
+    let config = dir.path().join("config");
+    let teams = config.join("teams.yaml");
+    std::fs::write(&teams, "kind: Teams\nspec: [unclosed\n").expect("write");
+    let errors = load_runnable(&config).expect_err("a broken config file stops everything");
+    assert!(errors.iter().any(|d| d.file == teams && d.is_error()), "{errors}");
+}

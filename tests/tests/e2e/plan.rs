@@ -259,3 +259,55 @@ fn plan_learns_durations_from_the_run_history_in_the_store() {
     assert_eq!(slot_minutes(&plan, "gcp-failover-validation"), 2);
     assert!(!missing.exists(), "planning must not create a store");
 }
+
+#[test]
+fn plan_leaves_out_a_broken_scenario_file_and_plans_the_rest() {
+    // The shipped library plus one scenario whose fault duration cannot be read: `plan` warns,
+    // naming the file at the error, and plans every other scenario as without it.
+    let library = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(repo_root().join("scenarios")).expect("scenarios dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&path, library.path().join(path.file_name().expect("name")))
+                .expect("copy");
+        }
+    }
+    let broken = library.path().join("bad-duration.yaml");
+    std::fs::copy(
+        repo_root().join("tests/fixtures/broken/bad-duration.yaml"),
+        &broken,
+    )
+    .expect("copy");
+    let plan_of = |dir: &std::path::Path| -> (Value, String) {
+        let out = f3_chaos(&[
+            "plan",
+            "--night",
+            "2026-11-23",
+            "--config",
+            "config/example-production",
+            "--scenarios",
+            dir.to_str().expect("UTF-8 path"),
+            "--output",
+            "json",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (
+            serde_json::from_str(&ok_stdout(&out)).expect("JSON"),
+            stderr,
+        )
+    };
+    let (plan, stderr) = plan_of(library.path());
+    assert!(
+        stderr.contains(&format!(
+            "warning: 1 scenario file with errors left out (`f3-chaos validate` shows every error):\n  {}:18:17: invalid fault duration `5 parsecs`",
+            broken.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_file(&broken).expect("remove");
+    let (without, stderr) = plan_of(library.path());
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(plan["slots"], without["slots"]);
+    assert_eq!(plan["skipped"], without["skipped"]);
+    assert!(!plan["slots"].as_array().expect("slots").is_empty());
+}
