@@ -1,7 +1,9 @@
 //! The runner's durable writer: every event, step result and judgement of one run goes to the
 //! [`Store`] first and only then to the run's [`Reporters`], so the durable record is never
 //! behind what a person saw. It also keeps the run's steps in timeline order for the report and
-//! the notifications. A write the store refuses is logged as an error, never dropped silently.
+//! the notifications. A write the store refuses is logged as an error, never dropped silently,
+//! and the first one is kept ([`Journal::refused_write`]): the run then ends `error`, since its
+//! record is not whole.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -17,6 +19,8 @@ pub(super) struct Journal<'a> {
     run_id: Uuid,
     reporters: Reporters,
     steps: Vec<StepResult>,
+    /// The first write the store refused: what it was and the store's error.
+    refused: Option<String>,
 }
 
 impl<'a> Journal<'a> {
@@ -27,6 +31,20 @@ impl<'a> Journal<'a> {
             run_id,
             reporters,
             steps: Vec::new(),
+            refused: None,
+        }
+    }
+
+    /// The first write the store refused during the run (`"a run event: database or disk is
+    /// full"`), if any.
+    pub(super) fn refused_write(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// Remembers a refused write (the first one only).
+    fn refuse(&mut self, what: &str, error: &crate::store::StoreError) {
+        if self.refused.is_none() {
+            self.refused = Some(format!("{what}: {}", crate::fault::cause_text(error)));
         }
     }
 
@@ -56,6 +74,7 @@ impl<'a> Journal<'a> {
                     .await
                 {
                     tracing::error!(run_id = %self.run_id, error = %e, "Could not store a run event.");
+                    self.refuse("a run event", &e);
                 }
             }
             Err(e) => {
@@ -92,6 +111,7 @@ impl<'a> Journal<'a> {
         };
         if let Err(e) = self.store.upsert_step(self.run_id, &record).await {
             tracing::error!(run_id = %self.run_id, error = %e, "Could not store a step result.");
+            self.refuse("a step result", &e);
         }
         self.emit(RunEvent::StepFinished(result.clone())).await;
         self.steps.push(result);
@@ -147,6 +167,7 @@ impl<'a> Journal<'a> {
     ) {
         if let Err(e) = self.store.ledger_update(ledger_id, state, handle, at).await {
             tracing::error!(run_id = %self.run_id, error = %e, "Could not mark the fault {what} in the fault ledger; its TTL ends it on the target.");
+            self.refuse("the fault ledger", &e);
         }
     }
 }

@@ -212,6 +212,16 @@ struct RunState<'a> {
 }
 
 impl RunState<'_> {
+    /// The store lost part of the run's record (`why`): whatever was judged, the run is at
+    /// least `error`, and `why` leads its reason (the earlier reason follows it).
+    fn record_lost(&mut self, why: String) {
+        self.outcome = self.outcome.strongest(RunOutcome::Error);
+        self.reason = Some(match self.reason.take() {
+            Some(earlier) => format!("{why}; {earlier}"),
+            None => why,
+        });
+    }
+
     fn escalate(&mut self, outcome: RunOutcome, reason: Option<String>) {
         let before = self.outcome;
         self.outcome = self.outcome.strongest(outcome);
@@ -341,6 +351,15 @@ where
             ));
         }
 
+        // Durable first: a result is a result only once its record is whole.
+        if let Err(e) = self.store.check_in_place() {
+            state.record_lost(crate::fault::cause_text(&e));
+        } else if let Some(refused) = state.journal.refused_write() {
+            let why =
+                format!("the store refused a write ({refused}): the run's record is incomplete");
+            state.record_lost(why);
+        }
+
         let notifications = self.notifications(&state, scenario, stack, opts).await;
         let notified: Vec<String> = notifications
             .iter()
@@ -378,6 +397,10 @@ where
             }
             Err(e) => {
                 tracing::error!(run_id = %opts.run_id, error = %e, "Could not store the run's outcome and notifications.");
+                state.record_lost(format!(
+                    "the outcome and notifications could not be written to the store ({}): nothing is recorded or notified",
+                    crate::fault::cause_text(&e)
+                ));
                 Vec::new()
             }
         };

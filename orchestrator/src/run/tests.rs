@@ -237,7 +237,7 @@ fn options() -> RunOptions {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: Store,
 }
 
@@ -246,7 +246,7 @@ async fn store() -> Setup {
     let store = Store::open(&format!("sqlite://{}", dir.path().join("f3.db").display()))
         .await
         .expect("store");
-    Setup { _dir: dir, store }
+    Setup { dir, store }
 }
 
 /// Runs the scenario on `driver` and `source` with [`options`].
@@ -978,4 +978,96 @@ async fn a_target_claimed_elsewhere_is_busy_at_once_without_a_wait() {
             .is_empty(),
         "the lease was given back"
     );
+}
+
+/// Makes the store behind `setup` refuse some writes, as a full disk would: `trigger` is the
+/// body of a SQLite trigger (`BEFORE … ON table WHEN …`) that aborts the statement.
+async fn refuse_writes(setup: &Setup, trigger: &str) {
+    use sqlx::ConnectOptions as _;
+    let path = setup.dir.path().join("f3.db");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .expect("second connection");
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse {trigger} BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("create trigger");
+}
+
+#[tokio::test]
+async fn a_step_the_store_refuses_makes_the_run_an_error_never_passed() {
+    let setup = store().await;
+    refuse_writes(&setup, "BEFORE INSERT ON steps WHEN NEW.phase = 'then'").await;
+    let driver = ScriptedDriver::default();
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Error, "{:?}", report.reason);
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("the store refused a write (a step result: ")
+            && reason.contains("database or disk is full (test)")
+            && reason.ends_with("the run's record is incomplete"),
+        "{reason}"
+    );
+    assert_eq!(driver.injected(), driver.reverted());
+    let stored = setup
+        .store
+        .run(report.run_id)
+        .await
+        .expect("run")
+        .expect("stored");
+    assert_eq!(stored.outcome(), Some(RunOutcome::Error));
+}
+
+#[tokio::test]
+async fn an_outcome_the_store_cannot_write_is_reported_as_an_error_after_reverting() {
+    let setup = store().await;
+    refuse_writes(
+        &setup,
+        "BEFORE UPDATE OF status ON runs WHEN NEW.status <> 'running'",
+    )
+    .await;
+    let driver = ScriptedDriver::default();
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Error, "{:?}", report.reason);
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("the outcome and notifications could not be written to the store (")
+            && reason.contains("nothing is recorded or notified"),
+        "{reason}"
+    );
+    assert_eq!(driver.injected(), ["GCP connectivity lost"]);
+    assert_eq!(driver.reverted(), ["GCP connectivity lost"]);
+    assert!(report.notified.is_empty());
+}
+
+#[tokio::test]
+async fn a_store_file_removed_mid_run_makes_the_run_an_error_naming_it() {
+    let setup = store().await;
+    let path = setup.dir.path().join("f3.db");
+    let driver = ScriptedDriver::default();
+    let injected = driver.injected.clone();
+    let removed = path.clone();
+    tokio::spawn(async move {
+        while injected.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", removed.display()));
+        }
+    });
+    let report = run(&setup, &driver, &healthy()).await;
+    assert_eq!(report.outcome, RunOutcome::Error, "{:?}", report.reason);
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "The SQLite store {} was removed or replaced while it was open",
+            path.display()
+        )),
+        "{reason}"
+    );
+    assert_eq!(driver.injected(), driver.reverted());
 }

@@ -1242,5 +1242,8 @@ fn a_config_directory_file_that_is_not_yaml_leaves_nothing_to_run() {
     let teams = config.join("teams.yaml");
     std::fs::write(&teams, "kind: Teams\nspec: [unclosed\n").expect("write");
     let errors = load_runnable(&config).expect_err("a broken config file stops everything");
-    assert!(errors.iter().any(|d| d.file == teams && d.is_error()), "{errors}");
+    assert!(
+        errors.iter().any(|d| d.file == teams && d.is_error()),
+        "{errors}"
+    );
 }

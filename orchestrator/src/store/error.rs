@@ -40,6 +40,16 @@ pub enum StoreError {
         /// The URL (password redacted).
         url: String,
     },
+    /// The SQLite file is gone, or its path now names another file, while the store was open:
+    /// what was written since went to the old, unlinked file ([`super::Store::check_in_place`]).
+    #[error("The SQLite store {} was removed or replaced while it was open: what was written since is lost", path.display())]
+    Removed {
+        /// The file's path as opened.
+        path: PathBuf,
+        /// What reading it said, when it could not be read at all.
+        #[source]
+        source: Option<std::io::Error>,
+    },
     /// The directory that should hold the SQLite file could not be created.
     #[error("Could not create the database directory {}", path.display())]
     CreateDir {

@@ -58,6 +58,30 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migration
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// The SQLite file as opened (path, device, inode), to tell when it was removed or
+    /// replaced under the open connections ([`Store::check_in_place`]); `None` for PostgreSQL
+    /// and in-memory databases.
+    file: Option<FileIdentity>,
+}
+
+/// Which file a SQLite store opened: its path and `(st_dev, st_ino)` at open.
+#[derive(Debug, Clone)]
+struct FileIdentity {
+    path: std::path::PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -286,9 +310,45 @@ impl Store {
                 }
             }
         }
+        let file = if in_memory {
+            None
+        } else {
+            let path = options.get_filename();
+            Some(
+                FileIdentity::of(path).map_err(|source| StoreError::Removed {
+                    path: path.to_owned(),
+                    source: Some(source),
+                })?,
+            )
+        };
         Ok(Store {
             backend: Backend::Sqlite(pool),
+            file,
         })
+    }
+
+    /// Whether the store's file is still the one it opened: SQLite keeps writing to a file
+    /// that was deleted or replaced (the open descriptors hold the old inode), so every write
+    /// succeeds and the record is lost all the same. Always `Ok` for PostgreSQL and in-memory
+    /// SQLite.
+    ///
+    /// # Errors
+    /// [`StoreError::Removed`] naming the path when it is gone or is now another file.
+    pub fn check_in_place(&self) -> Result<(), StoreError> {
+        let Some(opened) = &self.file else {
+            return Ok(());
+        };
+        match FileIdentity::of(&opened.path) {
+            Ok(now) if (now.device, now.inode) == (opened.device, opened.inode) => Ok(()),
+            Ok(_) => Err(StoreError::Removed {
+                path: opened.path.clone(),
+                source: None,
+            }),
+            Err(source) => Err(StoreError::Removed {
+                path: opened.path.clone(),
+                source: Some(source),
+            }),
+        }
     }
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
@@ -313,6 +373,7 @@ impl Store {
             })?;
         Ok(Store {
             backend: Backend::Postgres(pool),
+            file: None,
         })
     }
 }

@@ -247,6 +247,11 @@ spec:
     /// Starts a run and returns it once its fault is injected (its `GCP connectivity lost` line);
     /// the rest of its output keeps being read so the run never sees a closed pipe.
     fn run_until_injected(&self, scenario: &str) -> LiveRun {
+        self.run_until_injected_with(scenario, &[])
+    }
+
+    /// [`Env::run_until_injected`] with `extra` arguments to `run`.
+    fn run_until_injected_with(&self, scenario: &str, extra: &[&str]) -> LiveRun {
         let mut child = self
             .f3(&[
                 "run",
@@ -256,6 +261,7 @@ spec:
                 &self.stack,
                 "--wait-for-assertions",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -774,6 +780,92 @@ fn a_run_recorded_in_another_store_is_refused_by_the_stack_itself() {
     assert!(output.contains("holds it at the target"), "{output}");
     let (code, output) = first.finish();
     assert_eq!(code, Some(0), "the first run was not disturbed: {output}");
+}
+
+/// A tmpfs of `size` mounted on a new directory under `parent`, unmounted on drop (the tests
+/// run as root, as CI does).
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(parent: &std::path::Path, size: &str) -> SmallDisk {
+        let path = parent.join("small-disk");
+        std::fs::create_dir_all(&path).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { path }
+    }
+
+    /// Writes zeros until the disk is full.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(self.path.join("filler")).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file
+            .write_all(&chunk)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).output();
+    }
+}
+
+#[test]
+fn a_disk_full_mid_run_ends_it_as_an_error_never_passed_and_reverts() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-diskfull", 26500, &[]);
+    let disk = SmallDisk::mount(env.dir.path(), "8m");
+    let url = format!("sqlite://{}", disk.path.join("store.db").display());
+    let live = env.run_until_injected_with("quick-gcp-loss", &["--database-url", &url]);
+    let gcp = env.gcp_pids();
+    disk.fill();
+    let (code, output) = live.finish();
+    assert_eq!(code, Some(10), "{output}");
+    assert!(!output.contains("PASSED"), "{output}");
+    assert!(
+        output.contains("the store refused a write (") && output.contains("full"),
+        "says why: {output}"
+    );
+    assert!(
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) != Some('T')),
+        "the fault is reverted: {output}"
+    );
+}
+
+#[test]
+fn a_store_removed_mid_run_ends_it_as_an_error_never_passed() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-storegone", 26600, &[]);
+    let store = env.dir.path().join("store.db");
+    let live = env.run_until_injected("quick-gcp-loss");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+    let (code, output) = live.finish();
+    assert_eq!(code, Some(10), "{output}");
+    assert!(!output.contains("PASSED"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "The SQLite store {} was removed or replaced while it was open",
+            store.display()
+        )),
+        "{output}"
+    );
 }
 
 #[test]
