@@ -65,6 +65,18 @@ enum Command {
     /// (internal) Stops the stack after its `--ttl` (started by `up --ttl`).
     #[command(hide = true)]
     Expire(ExpireArgs),
+    /// (internal) The stack's fault supervisor: undoes recorded faults at their deadline
+    /// (started by `up`, stopped by `down`; see `f3_sandbox::faults`).
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+/// Arguments of the hidden `supervise` process.
+#[derive(Debug, clap::Args)]
+struct SuperviseArgs {
+    /// The stack directory (`<state_dir>/<stack>`).
+    #[arg(long)]
+    stack_dir: PathBuf,
 }
 
 /// Arguments of the hidden `expire` process.
@@ -189,6 +201,10 @@ pub fn cli_exit_code(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::Node(args) => return child_exit(node::run(args)),
         Command::Gateway(args) => return child_exit(gateway::run(args)),
         Command::Simulator(args) => return child_exit(simulator::run(args)),
+        Command::Supervise(args) => {
+            init_cli_logging();
+            crate::faults::supervise(&args.stack_dir)
+        }
         Command::Expire(args) => {
             init_cli_logging();
             std::thread::sleep(args.after);
@@ -322,9 +338,11 @@ fn run(command: Command) -> Result<(), SandboxError> {
             out!("{}", current_fingerprint(&inv)?);
             Ok(())
         }
-        Command::Node(_) | Command::Gateway(_) | Command::Simulator(_) | Command::Expire(_) => {
-            Ok(())
-        }
+        Command::Node(_)
+        | Command::Gateway(_)
+        | Command::Simulator(_)
+        | Command::Expire(_)
+        | Command::Supervise(_) => Ok(()),
     }
 }
 

@@ -98,6 +98,9 @@ pub enum SandboxError {
         #[source]
         source: reqwest::Error,
     },
+    /// A fault record that cannot be written as asked (its id is no file name).
+    #[error("invalid fault record: {0}")]
+    InvalidFault(String),
     /// Stopping processes failed (some were still alive after SIGKILL).
     #[error("could not stop {0}")]
     StopFailed(String),

@@ -10,6 +10,7 @@ pub mod child;
 pub mod claim;
 pub mod cli;
 pub mod error;
+pub mod faults;
 pub mod fingerprint;
 pub mod inventory;
 pub mod ports;

@@ -388,6 +388,8 @@ pub fn up(state_dir: &Path, settings: &StackSettings) -> Result<Inventory, Sandb
         );
         procs::stop(&leftovers, STOP_GRACE);
     }
+    // Fault records of an earlier incarnation name processes that no longer exist.
+    crate::faults::forget_all(&paths);
     let me = self_command()?;
     let mut processes = plan(&me, &paths, settings)?;
     check_ports(&processes, settings.port_base)?;
@@ -462,6 +464,16 @@ pub fn up(state_dir: &Path, settings: &StackSettings) -> Result<Inventory, Sandb
         wait_ready(&paths, &all, deadline, started)?;
         inv.fingerprint = crate::current_fingerprint(&inv)?;
         inv.write(&paths.inventory())?;
+        // The stack's own dead-man switch for faults (`crate::faults`). Like the expiry below it
+        // is no part of the platform: not in the inventory; `down` finds it by its `--stack-dir`.
+        let mut supervise = me.clone();
+        supervise.extend([
+            "supervise".into(),
+            "--stack-dir".into(),
+            paths.dir.to_string_lossy().into_owned(),
+        ]);
+        let child = procs::spawn_detached(&supervise, &paths.log("supervise"))?;
+        procs::reap_in_background(child);
         if let Some(ttl) = settings.ttl_secs {
             // Not in the inventory (it is no part of the platform); `down` finds it by its
             // `--stack-dir` and stops it with the rest.
@@ -535,6 +547,7 @@ pub fn down(state_dir: &Path, stack: &str) -> Result<DownReport, SandboxError> {
             "processes {left:?} of stack `{stack}`"
         )));
     }
+    crate::faults::forget_all(&paths);
     if paths.inventory().exists() {
         fs::remove_file(paths.inventory()).map_err(SandboxError::io(format!(
             "cannot remove {}",

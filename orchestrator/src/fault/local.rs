@@ -2,8 +2,12 @@
 //!
 //! | fault | injection | revert | TTL (dead-man switch) |
 //! |---|---|---|---|
-//! | `network-partition`, `cloud-loss` | SIGSTOP the selected processes (they stop answering, as a partitioned cluster does) | SIGCONT | a detached watchdog process SIGCONTs them at the TTL |
-//! | `pod-kill` | SIGKILL the selected processes | the sandbox restarts them (`f3_sandbox::restart_process`) | the watchdog restarts them at the TTL |
+//! | `network-partition`, `cloud-loss` | SIGSTOP the selected processes (they stop answering, as a partitioned cluster does) | SIGCONT | a detached watchdog process SIGCONTs them at the TTL, and so does the stack's own supervisor |
+//! | `pod-kill` | SIGKILL the selected processes | the sandbox restarts them (`f3_sandbox::restart_process`) | the watchdog restarts them at the TTL, and so does the stack's own supervisor |
+//!
+//! Two dead-man switches, each enough alone: the watchdog (an f3-chaos process, started before the
+//! fault) and the stack's supervisor (an `f3-sandbox` process started by `up`, which reads the
+//! fault's record written before the fault; `f3_sandbox::faults`).
 //! | `network-delay`, `stress` | not supported locally (preflight says so) | | |
 //!
 //! A partition freezes the selected processes completely, whatever `direction`/`target` say: on
@@ -17,7 +21,7 @@ use f3_sandbox::{Inventory, ProcessEntry, Role};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::watchdog::{self, ProcessId, WatchdogAction, WatchdogSpec};
+use super::watchdog::{self, ProcessId, UndoAction, WatchdogSpec};
 use super::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
 use crate::scenario::{Check, Comparison, Fault, FaultStep, Labels};
 
@@ -32,11 +36,15 @@ pub struct LocalDriver {
 /// What the ledger keeps for a local fault.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LocalFault {
-    action: WatchdogAction,
+    action: UndoAction,
     stack: String,
     state_dir: PathBuf,
     targets: Vec<ProcessId>,
     watchdog: Option<ProcessId>,
+    /// The id of the fault's record for the stack's supervisor (`f3_sandbox::faults`); `None` for
+    /// an orphan found by the sweep (and in handles written before the supervisor existed).
+    #[serde(default)]
+    record: Option<String>,
 }
 
 impl LocalDriver {
@@ -65,18 +73,18 @@ impl LocalDriver {
         &self,
         inventory: &Inventory,
         fault: &Fault,
-    ) -> Result<(WatchdogAction, Vec<ProcessEntry>), FaultError> {
-        let (action, selector, limit): (WatchdogAction, Labels, Option<u32>) = match fault {
+    ) -> Result<(UndoAction, Vec<ProcessEntry>), FaultError> {
+        let (action, selector, limit): (UndoAction, Labels, Option<u32>) = match fault {
             Fault::NetworkPartition { selector, .. } => {
-                (WatchdogAction::Resume, selector.clone(), None)
+                (UndoAction::Resume, selector.clone(), None)
             }
             Fault::CloudLoss { cloud } => (
-                WatchdogAction::Resume,
+                UndoAction::Resume,
                 Labels::from([("cloud".to_owned(), cloud.as_str().to_owned())]),
                 None,
             ),
             Fault::PodKill { selector, max_pods } => {
-                (WatchdogAction::Restart, selector.clone(), *max_pods)
+                (UndoAction::Restart, selector.clone(), *max_pods)
             }
             Fault::NetworkDelay { .. } => {
                 return Err(FaultError::Unsupported {
@@ -175,6 +183,33 @@ impl FaultDriver for LocalDriver {
                 }
             }
         }
+        // A fault already in place, whoever put it there (a dead run whose TTL has not come, a
+        // run recorded in another store before it claimed, a hand-made SIGSTOP), would make this
+        // experiment's results someone else's: refuse until the stack is clean.
+        let frozen = frozen_payment_nodes(&inventory);
+        let stack_dir = f3_sandbox::state::StackPaths::new(&self.state_dir, &self.stack).dir;
+        let recorded = f3_sandbox::faults::recorded_faults(&stack_dir);
+        if !frozen.is_empty() || !recorded.is_empty() {
+            let mut in_place = Vec::new();
+            if !frozen.is_empty() {
+                in_place.push(describe_targets("frozen", &frozen));
+            }
+            for (_, record) in &recorded {
+                let until = chrono::DateTime::from_timestamp_millis(record.deadline_unix_ms)
+                    .map_or_else(
+                        || "?".to_owned(),
+                        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
+                in_place.push(format!("fault {} recorded until {until}", record.id));
+            }
+            return Err(FaultError::NotReady {
+                stack: self.stack.clone(),
+                reason: format!(
+                    "faults are already in place on the stack ({}); they end at their TTL, or the next sweep reverts them",
+                    in_place.join("; ")
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -227,9 +262,27 @@ impl FaultDriver for LocalDriver {
                 crate::fault::cause_text(&e)
             ),
         })?;
+        // Second switch, independent of every f3-chaos process: the stack's supervisor undoes
+        // the fault at the same deadline if this watchdog is gone too.
+        let record = f3_sandbox::faults::FaultRecord {
+            id: ctx.ledger_id.to_string(),
+            deadline_unix_ms: spec.deadline_unix_ms,
+            action,
+            targets: targets.clone(),
+        };
+        if let Err(e) = f3_sandbox::faults::record_fault(&self.state_dir, &self.stack, &record) {
+            let _ = watchdog.signal(Signal::SIGTERM);
+            return Err(FaultError::Inject {
+                step: fault.name.clone(),
+                reason: format!(
+                    "could not record the fault for the stack's supervisor: {}",
+                    crate::fault::cause_text(&e)
+                ),
+            });
+        }
         let signal = match action {
-            WatchdogAction::Resume => Signal::SIGSTOP,
-            WatchdogAction::Restart => Signal::SIGKILL,
+            UndoAction::Resume => Signal::SIGSTOP,
+            UndoAction::Restart => Signal::SIGKILL,
         };
         let mut failure = None;
         for target in &targets {
@@ -247,10 +300,11 @@ impl FaultDriver for LocalDriver {
             state_dir: self.state_dir.clone(),
             targets: targets.clone(),
             watchdog: Some(watchdog),
+            record: Some(record.id),
         };
         let verb = match action {
-            WatchdogAction::Resume => "SIGSTOP",
-            WatchdogAction::Restart => "SIGKILL",
+            UndoAction::Resume => "SIGSTOP",
+            UndoAction::Restart => "SIGKILL",
         };
         let handle = FaultHandle {
             driver: "local".into(),
@@ -284,11 +338,17 @@ impl FaultDriver for LocalDriver {
                 what: handle.description.clone(),
                 reason,
             });
-        // The watchdog is only needed while the fault may still be active.
-        if result.is_ok()
-            && let Some(watchdog) = &local.watchdog
-        {
-            let _ = watchdog.signal(Signal::SIGTERM);
+        // The watchdog and the supervisor's record are only needed while the fault may still
+        // be active.
+        if result.is_ok() {
+            if let Some(watchdog) = &local.watchdog {
+                let _ = watchdog.signal(Signal::SIGTERM);
+            }
+            if let Some(id) = &local.record
+                && let Err(e) = f3_sandbox::faults::clear_fault(&local.state_dir, &local.stack, id)
+            {
+                tracing::warn!(fault = %id, error = %e, "Could not clear the fault's record; the stack's supervisor finds it already undone at its deadline.");
+            }
         }
         result
     }
@@ -300,22 +360,17 @@ impl FaultDriver for LocalDriver {
             Ok(inventory) => inventory,
             Err(_) => return Ok(Vec::new()),
         };
-        let frozen: Vec<ProcessId> = inventory
-            .processes
-            .iter()
-            .filter(|p| p.role == Role::PaymentNode)
-            .filter_map(|p| ProcessId::of(&p.name, p.pid))
-            .filter(ProcessId::is_stopped)
-            .collect();
+        let frozen = frozen_payment_nodes(&inventory);
         if frozen.is_empty() {
             return Ok(Vec::new());
         }
         let local = LocalFault {
-            action: WatchdogAction::Resume,
+            action: UndoAction::Resume,
             stack: self.stack.clone(),
             state_dir: self.state_dir.clone(),
             targets: frozen.clone(),
             watchdog: None,
+            record: None,
         };
         Ok(vec![FaultHandle {
             driver: "local".into(),
@@ -362,4 +417,15 @@ impl LoadGenerator for LocalDriver {
             slo: None,
         }
     }
+}
+
+/// The stack's payment nodes that are stopped (SIGSTOP) now: only a fault freezes them.
+fn frozen_payment_nodes(inventory: &f3_sandbox::Inventory) -> Vec<ProcessId> {
+    inventory
+        .processes
+        .iter()
+        .filter(|p| p.role == Role::PaymentNode)
+        .filter_map(|p| ProcessId::of(&p.name, p.pid))
+        .filter(ProcessId::is_stopped)
+        .collect()
 }

@@ -5,87 +5,22 @@
 //! the deadline and then resumes (SIGCONT) or restarts the fault's targets. A normal revert
 //! terminates it. So `kill -9` of f3-chaos mid-fault still ends the fault at its TTL.
 //!
-//! Processes are identified by PID and start time (`/proc/PID/stat` field 22, clock ticks since
-//! boot; proc(5)), so a recycled PID is never signalled.
+//! Processes are identified by PID and start time (`f3_sandbox::faults::ProcessId`), so a
+//! recycled PID is never signalled. The stack's own supervisor (`f3_sandbox::faults`) is the
+//! second switch: it undoes the same fault at the same deadline if this watchdog is gone too.
 
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The hidden subcommand that runs a watchdog.
 pub const SUBCOMMAND: &str = "__fault-watchdog";
 
-/// How a fault is undone.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum WatchdogAction {
-    /// The targets were frozen (SIGSTOP): send SIGCONT.
-    Resume,
-    /// The targets were killed: have the sandbox restart them.
-    Restart,
-}
-
-/// A process identified beyond its PID.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProcessId {
-    /// Sandbox process name (`gcp-node-0`) or `watchdog`.
-    pub name: String,
-    /// PID.
-    pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
-    pub start_time: u64,
-}
-
-/// `(state, start_time)` of a live (non-zombie) process, from `/proc/PID/stat` (proc(5)).
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3 (state); start time is field 22, i.e. 19 fields further.
-    let start_time = fields.nth(18)?.parse().ok()?;
-    (state != 'Z' && state != 'X').then_some((state, start_time))
-}
-
-impl ProcessId {
-    /// Identifies the live process `pid` (None if it does not exist or is a zombie).
-    pub fn of(name: &str, pid: u32) -> Option<Self> {
-        proc_stat(pid).map(|(_, start_time)| Self {
-            name: name.to_owned(),
-            pid,
-            start_time,
-        })
-    }
-
-    /// Whether this very process (same PID and start time) is still alive.
-    pub fn is_alive(&self) -> bool {
-        proc_stat(self.pid).is_some_and(|(_, start)| start == self.start_time)
-    }
-
-    /// Whether this process is alive and stopped (SIGSTOP).
-    pub fn is_stopped(&self) -> bool {
-        proc_stat(self.pid).is_some_and(|(state, start)| start == self.start_time && state == 'T')
-    }
-
-    /// Sends `signal` if this is still the same process; a process that is gone is not an error.
-    pub fn signal(&self, signal: Signal) -> Result<(), nix::Error> {
-        if !self.is_alive() {
-            return Ok(());
-        }
-        let pid = i32::try_from(self.pid).map_err(|_| nix::Error::EINVAL)?;
-        match kill(Pid::from_raw(pid), signal) {
-            Err(nix::Error::ESRCH) => Ok(()),
-            other => other,
-        }
-    }
-}
+pub use f3_sandbox::faults::{ProcessId, UndoAction, undo};
 
 /// Everything the watchdog process needs, passed as JSON on its command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,7 +28,7 @@ pub struct WatchdogSpec {
     /// When to undo the fault (Unix epoch milliseconds).
     pub deadline_unix_ms: i64,
     /// How to undo it.
-    pub action: WatchdogAction,
+    pub action: UndoAction,
     /// The fault's targets.
     pub targets: Vec<ProcessId>,
     /// Sandbox state directory (for restarts).
@@ -195,48 +130,5 @@ pub fn main(detach: bool, spec_json: &str) -> anyhow::Result<u8> {
             eprintln!("fault watchdog {}: {e}", spec.ledger_id);
             Ok(crate::exit_codes::CLEANUP_FAILED)
         }
-    }
-}
-
-/// Undoes a local fault: resume frozen targets or restart killed ones. Idempotent: targets that
-/// are already running normally are left alone. Errors name the target that could not be undone.
-pub fn undo(
-    action: WatchdogAction,
-    targets: &[ProcessId],
-    state_dir: &Path,
-    stack: &str,
-) -> Result<(), String> {
-    let mut errors = Vec::new();
-    for target in targets {
-        match action {
-            WatchdogAction::Resume => {
-                if let Err(e) = target.signal(Signal::SIGCONT) {
-                    errors.push(format!("SIGCONT {} (pid {}): {e}", target.name, target.pid));
-                }
-            }
-            WatchdogAction::Restart => {
-                if target.is_alive() {
-                    continue; // never killed
-                }
-                // Already restarted (by the watchdog or an earlier revert)?
-                let current = f3_sandbox::load_inventory(state_dir, stack)
-                    .ok()
-                    .and_then(|inv| inv.processes.into_iter().find(|p| p.name == target.name));
-                if let Some(entry) = current
-                    && entry.pid != target.pid
-                    && ProcessId::of(&entry.name, entry.pid).is_some()
-                {
-                    continue;
-                }
-                if let Err(e) = f3_sandbox::restart_process(state_dir, stack, &target.name) {
-                    errors.push(format!("restart {}: {e}", target.name));
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
     }
 }

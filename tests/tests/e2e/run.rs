@@ -728,6 +728,140 @@ fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
     assert_eq!(faults[0]["state"], "reverted", "{run:#}");
 }
 
+/// PIDs of the fault watchdogs of the sandbox whose state directory is `state_dir`.
+fn watchdogs_of(state_dir: &std::path::Path) -> Vec<u32> {
+    let state = state_dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            f3_sandbox::procs::cmdline(*pid).is_some_and(|args| {
+                args.iter().any(|a| a == "__fault-watchdog")
+                    && args.iter().any(|a| a.contains(&state))
+            })
+        })
+        .collect()
+}
+
+/// The fault records the stack's supervisor holds.
+fn fault_records(env: &Env) -> Vec<PathBuf> {
+    match std::fs::read_dir(env.sandbox_state().join(&env.stack).join("faults")) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn kill_9_of_f3_chaos_and_its_watchdog_together_still_ends_the_fault_at_its_ttl() {
+    // The stack's own supervisor is the second dead-man switch: no f3-chaos process is left.
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-killboth", 26700, &[]);
+    let mut live = env.run_until_injected("quick-gcp-loss");
+    let injected_at = Instant::now();
+    let gcp = env.gcp_pids();
+    assert!(
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) == Some('T')),
+        "gcp nodes frozen"
+    );
+    assert_eq!(
+        fault_records(&env).len(),
+        1,
+        "the fault is recorded for the supervisor"
+    );
+    let watchdogs = watchdogs_of(&env.sandbox_state());
+    assert_eq!(watchdogs.len(), 1, "one watchdog: {watchdogs:?}");
+    live.child.kill().expect("kill -9 f3-chaos");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watchdogs[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the watchdog");
+    let _ = live.finish();
+    assert!(watchdogs_of(&env.sandbox_state()).is_empty());
+    // 10 s fault + 1 s grace = an 11 s TTL; ended within 2 s of it.
+    wait_until(
+        "gcp nodes resumed by the stack's supervisor",
+        Duration::from_secs(14),
+        || {
+            gcp.iter()
+                .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
+        },
+    );
+    let resumed_after = injected_at.elapsed();
+    assert!(
+        resumed_after <= Duration::from_secs(13),
+        "resumed {resumed_after:?} after injection"
+    );
+    assert!(
+        resumed_after >= Duration::from_secs(9),
+        "not before the declared duration: {resumed_after:?}"
+    );
+    wait_until("the record is removed", Duration::from_secs(2), || {
+        fault_records(&env).is_empty()
+    });
+}
+
+#[test]
+fn a_run_suspended_past_its_heartbeat_loses_its_stack_and_never_reports_passed() {
+    // Ctrl-Z mid-fault: another run's sweep judges the silent run dead, reverts its fault and
+    // frees its lease; the resumed run must stop judging and end interrupted, saying so.
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-suspended", 26900, &[]);
+    let live = env.run_until_injected("quick-gcp-loss");
+    let run_id = live.run_id();
+    let gcp = env.gcp_pids();
+    let pid = nix::unistd::Pid::from_raw(live.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP the run");
+    // Past the 4 s heartbeat TTL, well inside the 10 s fault.
+    std::thread::sleep(Duration::from_secs(5));
+    let other = env.run("impossible-given");
+    let other_output = text(&other);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT the run");
+    assert!(
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) != Some('T')),
+        "the other run's sweep reverted the silent run's fault: {other_output}"
+    );
+    let (code, output) = live.finish();
+    assert!(!output.contains("PASSED"), "{output}");
+    assert_eq!(
+        code,
+        Some(9),
+        "interrupted: {output}\n--- other run:\n{other_output}"
+    );
+    assert!(output.contains("stack lease lost"), "says why: {output}");
+    let run = env.results_json(&run_id);
+    assert_eq!(run["run"]["status"], "interrupted", "{run}");
+}
+
+#[test]
+fn a_fault_already_in_place_from_anyone_fails_the_preflight_and_nothing_is_injected() {
+    // A node frozen by hand stands for a fault no store knows (a run recorded elsewhere that
+    // died, a person with `kill -STOP`): the run must not add its fault on top of it.
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-foreign", 27000, &[]);
+    let gcp = env.gcp_pids();
+    let frozen = nix::unistd::Pid::from_raw(gcp[0] as i32);
+    nix::sys::signal::kill(frozen, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP a node");
+    scopeguard::defer! {
+        let _ = nix::sys::signal::kill(frozen, nix::sys::signal::Signal::SIGCONT);
+    };
+    let out = env.run("quick-gcp-loss");
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(4), "precondition-failed: {output}");
+    assert!(
+        output.contains("faults are already in place on the stack (frozen gcp-node-")
+            && output.contains(&format!("(pid {}))", gcp[0])),
+        "names what is in place: {output}"
+    );
+    assert_ne!(
+        f3_sandbox::procs::state(gcp[1]),
+        Some('T'),
+        "the other gcp node was never frozen: {output}"
+    );
+}
+
 #[test]
 fn a_second_run_on_a_busy_stack_is_refused_with_the_holder() {
     let _lock = heavy_test_lock();
@@ -901,6 +1035,10 @@ fn ctrl_c_mid_fault_reverts_before_exiting() {
     let run = env.results_json(&run_id);
     assert_eq!(run["run"]["status"], "interrupted");
     assert_eq!(run["faults"][0]["state"], "reverted");
+    assert!(
+        fault_records(&env).is_empty(),
+        "the revert cleared the supervisor's record"
+    );
 }
 
 #[test]
