@@ -251,9 +251,16 @@ impl Store {
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let in_memory = is_sqlite_memory(url, &options);
         if !in_memory {
+            // A rollback journal, not WAL, and no mmap: WAL's wal-index (`-shm`) is a shared
+            // memory map of a file, and a write to a mapped page of a file that became immutable
+            // or unwritable is SIGBUS — the process dies mid-fault, its revert never runs. With
+            // plain reads and writes the same trouble is an I/O error the durable writer
+            // reports (the run ends `error`, its faults reverted). FULL, because NORMAL in
+            // rollback mode risks corruption on power loss (sqlite.org/pragma.html#pragma_synchronous).
             options = options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+                .journal_mode(SqliteJournalMode::Delete)
+                .synchronous(SqliteSynchronous::Full)
+                .pragma("mmap_size", "0");
             if let Some(dir) = options.get_filename().parent()
                 && !dir.as_os_str().is_empty()
             {

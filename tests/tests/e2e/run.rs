@@ -1002,6 +1002,58 @@ fn a_store_removed_mid_run_ends_it_as_an_error_never_passed() {
     );
 }
 
+/// `chattr ±i` on every file of a SQLite store (the tests run as root on ext4).
+fn set_immutable(store: &std::path::Path, immutable: bool) {
+    let dir = store.parent().expect("store dir");
+    let name = store
+        .file_name()
+        .expect("store file")
+        .to_string_lossy()
+        .into_owned();
+    for entry in std::fs::read_dir(dir).expect("store dir") {
+        let path = entry.expect("entry").path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&name))
+        {
+            let out = Command::new("chattr")
+                .arg(if immutable { "+i" } else { "-i" })
+                .arg(&path)
+                .output()
+                .expect("chattr (e2fsprogs)");
+            assert!(
+                out.status.success(),
+                "chattr needs root and ext4: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_store_made_immutable_mid_run_ends_it_as_an_error_not_a_crash_and_reverts() {
+    let _lock = heavy_test_lock();
+    let env = Env::start("run-immutable", 26800, &[]);
+    let store = env.dir.path().join("store.db");
+    let live = env.run_until_injected("quick-gcp-loss");
+    let gcp = env.gcp_pids();
+    set_immutable(&store, true);
+    // Even when an assertion fails, so the temp dir can be removed.
+    scopeguard::defer! { set_immutable(&store, false) };
+    let (code, output) = live.finish();
+    assert_eq!(code, Some(10), "an error, not SIGBUS: {output}");
+    assert!(!output.contains("PASSED"), "{output}");
+    assert!(
+        output.contains("the store refused a write ("),
+        "says why: {output}"
+    );
+    assert!(
+        gcp.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) != Some('T')),
+        "the fault is reverted: {output}"
+    );
+}
+
 #[test]
 fn ctrl_c_mid_fault_reverts_before_exiting() {
     let _lock = heavy_test_lock();
