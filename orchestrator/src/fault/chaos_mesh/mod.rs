@@ -17,9 +17,13 @@
 //! annotation is never used: it would leave the fault in place. A revert that cannot reach the
 //! API fails naming the resource; its `spec.duration` still ends it.
 //!
+//! The target claim ([`FaultDriver::claim`]) is a `coordination.k8s.io/v1` Lease per cluster,
+//! renewed while the run lasts ([`lease`]).
+//!
 //! Load (the payment simulators) is not driven through Kubernetes by this build: `set_tps` fails
 //! with a clear error (see docs/drivers.md).
 
+pub mod lease;
 pub mod manifest;
 #[cfg(test)]
 mod tests;
@@ -40,6 +44,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub use lease::{LEASE_DURATION, LeaseTiming, StackLease};
 pub use manifest::{ChaosKind, Manifest, RenderContext, ResourceRef};
 
 use super::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
@@ -134,6 +139,16 @@ pub enum ChaosMeshError {
     /// A fault handle could not be read.
     #[error("unreadable fault handle: {0}")]
     Handle(String),
+    /// The stack's Lease in a cluster is live and held by another run ([`lease`]).
+    #[error("cluster `{cluster}`: Lease {lease} is held by {holder}")]
+    LeaseHeld {
+        /// Cluster name.
+        cluster: String,
+        /// The Lease, `namespace/name`.
+        lease: String,
+        /// Its `spec.holderIdentity` (the holder line of the run holding it).
+        holder: String,
+    },
 }
 
 /// Timeouts of the driver's waits.
@@ -174,11 +189,17 @@ pub struct ChaosMeshDriver {
     max_pods: u32,
     clients: BTreeMap<String, OnceCell<kube::Client>>,
     timeouts: Timeouts,
+    lease_timing: LeaseTiming,
 }
 
 /// Verbs on each Chaos Mesh kind in the chaos namespace that preflight checks with a
 /// SelfSubjectAccessReview (besides `list`, checked by listing).
 const CHAOS_VERBS: [&str; 4] = ["create", "patch", "delete", "get"];
+
+/// Verbs on `coordination.k8s.io` `leases` in the chaos namespace that the target claim uses
+/// ([`lease`]): create, read, replace (take over, renew) and delete (release). Preflight checks
+/// each with a SelfSubjectAccessReview.
+const LEASE_VERBS: [&str; 4] = ["create", "get", "update", "delete"];
 
 /// `(API group, resource)` the driver lists in every allowed namespace: pods for the blast
 /// radius, deployments and statefulsets for the fingerprint.
@@ -227,6 +248,14 @@ pub fn required_permissions() -> Vec<Permission> {
             });
         }
     }
+    for verb in LEASE_VERBS {
+        out.push(Permission {
+            group: "coordination.k8s.io",
+            resource: "leases",
+            verb,
+            scope: PermissionScope::ChaosNamespace,
+        });
+    }
     for (group, resource) in TARGET_READS {
         out.push(Permission {
             group,
@@ -266,6 +295,7 @@ impl ChaosMeshDriver {
                 .map(|c| (c.name.clone(), OnceCell::new()))
                 .collect(),
             timeouts: Timeouts::default(),
+            lease_timing: LeaseTiming::default(),
         })
     }
 
@@ -280,6 +310,15 @@ impl ChaosMeshDriver {
     /// Replaces the wait timeouts.
     pub fn with_timeouts(self, timeouts: Timeouts) -> Self {
         ChaosMeshDriver { timeouts, ..self }
+    }
+
+    /// Replaces the target Lease's duration and renewal interval (default [`LeaseTiming`]:
+    /// 60 s, renewed every 20 s).
+    pub fn with_lease_timing(self, lease_timing: LeaseTiming) -> Self {
+        ChaosMeshDriver {
+            lease_timing,
+            ..self
+        }
     }
 
     /// The manifests `fault` would be applied as, per cluster (`--dry-run`; no API call).
@@ -347,7 +386,9 @@ impl ChaosMeshDriver {
     ///    [`ChaosMeshError::CrdMissing`], 403 ⇒ [`ChaosMeshError::Forbidden`]), then a
     ///    SelfSubjectAccessReview each for `create`, `patch`, `delete`, `get` in the chaos
     ///    namespace;
-    /// 3. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
+    /// 3. SelfSubjectAccessReviews for `create`, `get`, `update`, `delete` on
+    ///    `coordination.k8s.io` `leases` in the chaos namespace (the target claim);
+    /// 4. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
     ///    `list deployments` and `list statefulsets` (fingerprint). Denied ⇒
     ///    [`ChaosMeshError::Forbidden`] with the API server's reason.
     async fn preflight_cluster(
@@ -419,6 +460,17 @@ impl ChaosMeshDriver {
                 )
                 .await?;
             }
+        }
+        for verb in LEASE_VERBS {
+            self.access_review(
+                &client,
+                &cluster.name,
+                "coordination.k8s.io",
+                "leases",
+                verb,
+                &self.namespace,
+            )
+            .await?;
         }
         for namespace in &cluster.namespaces {
             for (group, resource) in TARGET_READS {
@@ -820,6 +872,21 @@ fn handle_resources(handle: &FaultHandle) -> Result<Vec<ResourceRef>, ChaosMeshE
 impl FaultDriver for ChaosMeshDriver {
     fn name(&self) -> &'static str {
         "chaos-mesh"
+    }
+
+    /// The stack's Lease in every cluster ([`lease`]), renewed until the claim is dropped.
+    async fn claim(&self, holder: &str) -> Result<super::TargetClaim, FaultError> {
+        match self.claim_stack(holder).await {
+            Ok(lease) => Ok(super::TargetClaim::holding(lease)),
+            Err(ChaosMeshError::LeaseHeld { holder, .. }) => Err(FaultError::TargetBusy {
+                stack: self.stack.name.clone(),
+                holder,
+            }),
+            Err(e) => Err(FaultError::NotReady {
+                stack: self.stack.name.clone(),
+                reason: crate::fault::cause_text(&e),
+            }),
+        }
     }
 
     async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
