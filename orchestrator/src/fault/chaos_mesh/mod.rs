@@ -18,7 +18,8 @@
 //! API fails naming the resource; its `spec.duration` still ends it.
 //!
 //! The target claim ([`FaultDriver::claim`]) is a `coordination.k8s.io/v1` Lease per cluster,
-//! renewed while the run lasts ([`lease`]).
+//! renewed while the run lasts ([`lease`]). Preflight refuses a stack whose chaos namespace holds
+//! live Chaos Mesh objects (anybody's: the run has injected nothing yet).
 //!
 //! Load (the payment simulators) is not driven through Kubernetes by this build: `set_tps` fails
 //! with a clear error (see docs/drivers.md).
@@ -148,6 +149,18 @@ pub enum ChaosMeshError {
         lease: String,
         /// Its `spec.holderIdentity` (the holder line of the run holding it).
         holder: String,
+    },
+    /// Preflight found Chaos Mesh objects still acting on the stack (not finished or paused).
+    #[error(
+        "cluster `{cluster}`: live chaos objects from another run or tool: {}; wait until they \
+         finish or delete them",
+        objects.join(", ")
+    )]
+    LiveChaos {
+        /// Cluster name.
+        cluster: String,
+        /// Each object as `Kind namespace/name`, e.g. `NetworkChaos chaos-mesh/foo`.
+        objects: Vec<String>,
     },
 }
 
@@ -382,13 +395,16 @@ impl ChaosMeshDriver {
     /// 1. namespaces allowed (no API call): the cluster lists at least one namespace, and none
     ///    of them is a Kubernetes system namespace ([`PROTECTED_NAMESPACES`]) or the chaos
     ///    namespace itself ⇒ [`ChaosMeshError::BlastRadius`];
-    /// 2. per Chaos Mesh kind: the CRD answers a `limit=1` list (404 ⇒
+    /// 2. per Chaos Mesh kind: the chaos namespace's objects are listed (404 ⇒
     ///    [`ChaosMeshError::CrdMissing`], 403 ⇒ [`ChaosMeshError::Forbidden`]), then a
     ///    SelfSubjectAccessReview each for `create`, `patch`, `delete`, `get` in the chaos
     ///    namespace;
-    /// 3. SelfSubjectAccessReviews for `create`, `get`, `update`, `delete` on
+    /// 3. no listed object is live ([`is_live_chaos`]) ⇒ else [`ChaosMeshError::LiveChaos`]
+    ///    naming every live one: the run has injected nothing yet, so they belong to another run
+    ///    (of another store or daemon, or a dead one the sweep could not revert) or to a person;
+    /// 4. SelfSubjectAccessReviews for `create`, `get`, `update`, `delete` on
     ///    `coordination.k8s.io` `leases` in the chaos namespace (the target claim);
-    /// 4. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
+    /// 5. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
     ///    `list deployments` and `list statefulsets` (fingerprint). Denied ⇒
     ///    [`ChaosMeshError::Forbidden`] with the API server's reason.
     async fn preflight_cluster(
@@ -415,6 +431,7 @@ impl ChaosMeshDriver {
             )));
         }
         let client = self.client(&cluster.name).await?;
+        let mut live = Vec::new();
         for kind in ChaosKind::ALL {
             let resource = ResourceRef {
                 cluster: cluster.name.clone(),
@@ -423,10 +440,17 @@ impl ChaosMeshDriver {
                 name: String::new(),
             };
             match Self::api(client.clone(), &resource)
-                .list(&ListParams::default().limit(1))
+                .list(&ListParams::default())
                 .await
             {
-                Ok(_) => {}
+                Ok(list) => live.extend(list.items.iter().filter(|o| is_live_chaos(o)).map(|o| {
+                    format!(
+                        "{} {}/{}",
+                        kind.kind(),
+                        o.metadata.namespace.as_deref().unwrap_or(&self.namespace),
+                        o.metadata.name.as_deref().unwrap_or("?")
+                    )
+                })),
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     return Err(ChaosMeshError::CrdMissing {
                         cluster: cluster.name.clone(),
@@ -460,6 +484,12 @@ impl ChaosMeshDriver {
                 )
                 .await?;
             }
+        }
+        if !live.is_empty() {
+            return Err(ChaosMeshError::LiveChaos {
+                cluster: cluster.name.clone(),
+                objects: live,
+            });
         }
         for verb in LEASE_VERBS {
             self.access_review(
@@ -839,6 +869,22 @@ pub fn changed_objects(before: &str, after: &str) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys.into_iter().filter(|k| a.get(k) != b.get(k)).collect()
+}
+
+/// Whether a Chaos Mesh object may still be acting on its targets: anything but finished or paused
+/// (both: `status.experiment.desiredPhase` is `Stop` and condition `AllRecovered` is `True`). An
+/// object without a status yet (just created) or being deleted but not yet recovered is live.
+pub fn is_live_chaos(object: &DynamicObject) -> bool {
+    let stopped = object
+        .data
+        .pointer("/status/experiment/desiredPhase")
+        .and_then(Value::as_str)
+        == Some("Stop");
+    let recovered = object
+        .data
+        .pointer("/status/conditions")
+        .is_some_and(|c| condition_true(c, "AllRecovered"));
+    !(stopped && recovered)
 }
 
 /// Whether `conditions` (a Chaos Mesh status.conditions array) has `type` with status `True`.

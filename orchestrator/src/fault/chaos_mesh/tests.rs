@@ -775,7 +775,7 @@ async fn preflight_reports_a_missing_crd() {
         handle,
         vec![expect(
             Method::GET,
-            &format!("{NC}?&limit=1"),
+            &format!("{NC}?"),
             404,
             not_found("networkchaos"),
         )],
@@ -803,7 +803,7 @@ async fn preflight_reports_rbac_denied_by_self_subject_access_review() {
     let server = serve(
         handle,
         vec![
-            expect(Method::GET, &format!("{NC}?&limit=1"), 200, list),
+            expect(Method::GET, &format!("{NC}?"), 200, list),
             expect(
                 Method::POST,
                 "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?",
@@ -963,7 +963,7 @@ fn preflight_script() -> Vec<Expect> {
     ] {
         script.push(expect(
             Method::GET,
-            &format!("{path}?&limit=1"),
+            &format!("{path}?"),
             200,
             empty_list("chaos-mesh.org/v1alpha1", kind),
         ));

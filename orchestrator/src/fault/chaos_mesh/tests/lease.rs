@@ -1,5 +1,5 @@
-//! Tests of the target claim (a `coordination.k8s.io/v1` Lease per cluster), against tower-test
-//! mock API servers.
+//! Tests of the target claim (a `coordination.k8s.io/v1` Lease per cluster) and of preflight's
+//! refusal of live chaos objects, against tower-test mock API servers.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -405,6 +405,70 @@ fn a_lease_is_live_until_renew_time_plus_its_duration() {
         2,
         "whole seconds, rounded up"
     );
+}
+
+// ---------------------------------------------------------------- preflight: live chaos objects
+
+fn chaos_object(kind: &str, name: &str, phase: &str, recovered: bool) -> Value {
+    json!({
+        "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind,
+        "metadata": { "name": name, "namespace": "chaos-mesh" },
+        "spec": {},
+        "status": { "experiment": { "desiredPhase": phase },
+            "conditions": [{ "type": "AllRecovered", "status": if recovered { "True" } else { "False" } }] }
+    })
+}
+
+#[tokio::test]
+async fn preflight_refuses_live_chaos_objects_naming_them() {
+    let stack = gcp_only();
+    let (driver, handle) = mocked(&stack, Cloud::Gcp);
+    let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items });
+    let mut script = vec![expect(
+        Method::GET,
+        &format!("{NC}?"),
+        200,
+        list(
+            "NetworkChaosList",
+            vec![
+                chaos_object("NetworkChaos", "foo", "Run", false),
+                // Finished: stopped and recovered — no longer acting on anything.
+                chaos_object("NetworkChaos", "finished", "Stop", true),
+            ],
+        ),
+    )];
+    script.extend((0..4).map(|_| expect(Method::POST, SSAR, 201, review(true))));
+    script.push(expect(
+        Method::GET,
+        &format!("{PC}?"),
+        200,
+        list(
+            "PodChaosList",
+            // Stopping but not yet recovered: still acting.
+            vec![chaos_object("PodChaos", "recovering", "Stop", false)],
+        ),
+    ));
+    script.extend((0..4).map(|_| expect(Method::POST, SSAR, 201, review(true))));
+    script.push(expect(
+        Method::GET,
+        &format!("{SC}?"),
+        200,
+        list("StressChaosList", vec![]),
+    ));
+    script.extend((0..4).map(|_| expect(Method::POST, SSAR, 201, review(true))));
+    let server = serve(handle, script);
+    let err = driver.preflight(&[pod_kill()]).await.expect_err("refused");
+    assert!(err.is_target_state(), "the stack must change: {err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "live chaos objects from another run or tool: NetworkChaos chaos-mesh/foo, PodChaos chaos-mesh/recovering"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("finished"), "{text}");
+    drop(driver);
+    finished(server).await;
 }
 
 #[test]
