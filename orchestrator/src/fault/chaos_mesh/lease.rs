@@ -210,6 +210,37 @@ impl ChaosMeshDriver {
         })
     }
 
+    /// The first cluster (in stack order) whose Lease of this stack is live and held, with its
+    /// holder: `(cluster, holderIdentity)`; `None` when no cluster's is (missing, released or
+    /// expired).
+    ///
+    /// # Errors
+    /// [`ChaosMeshError::Forbidden`], [`ChaosMeshError::Client`] or [`ChaosMeshError::Kube`]
+    /// when a cluster cannot say.
+    pub async fn lease_holder(&self) -> Result<Option<(String, String)>, ChaosMeshError> {
+        let name = lease_name(&self.stack.name);
+        for cluster in &self.stack.clusters {
+            let api: Api<Lease> =
+                Api::namespaced(self.client(&cluster.name).await?, &self.namespace);
+            let lease = api.get_opt(&name).await.map_err(|e| {
+                self.lease_error(
+                    &cluster.name,
+                    "get",
+                    format!("reading {}/Lease {}/{name}", cluster.name, self.namespace),
+                    e,
+                )
+            })?;
+            let holder = lease
+                .filter(|l| is_live(l, Timestamp::now()))
+                .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+                .filter(|h| !h.is_empty());
+            if let Some(holder) = holder {
+                return Ok(Some((cluster.name.clone(), holder)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Claims one cluster's Lease (create, or take over an expired one).
     async fn claim_one(
         &self,

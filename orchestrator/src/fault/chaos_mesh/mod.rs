@@ -1071,15 +1071,20 @@ impl FaultDriver for ChaosMeshDriver {
         }
     }
 
+    /// Every managed resource of the stack, unless a run holds the stack's Lease in any cluster
+    /// (then none: whichever store or daemon recorded that run, its faults are its own).
     async fn orphans(&self) -> Result<Vec<FaultHandle>, FaultError> {
-        // The sweep calls this only for ledger entries whose run is dead, so no run is alive here.
-        let resources = self
-            .orphans_except(&[])
-            .await
-            .map_err(|e| FaultError::NotReady {
-                stack: self.stack.name.clone(),
-                reason: crate::fault::cause_text(&e),
-            })?;
+        let fail = |e: ChaosMeshError| FaultError::NotReady {
+            stack: self.stack.name.clone(),
+            reason: crate::fault::cause_text(&e),
+        };
+        // The sweep calls this only when no run of its own store is alive on the stack; a run of
+        // another store (or daemon) may still be, and it holds the Lease.
+        if let Some((cluster, holder)) = self.lease_holder().await.map_err(fail)? {
+            tracing::info!(stack = %self.stack.name, cluster = %cluster, holder = %holder, "Stack claimed at the target; its chaos objects are not orphans.");
+            return Ok(Vec::new());
+        }
+        let resources = self.orphans_except(&[]).await.map_err(fail)?;
         Ok(resources
             .into_iter()
             .map(|r| FaultHandle {

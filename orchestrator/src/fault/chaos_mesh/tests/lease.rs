@@ -488,6 +488,76 @@ fn lease_names_are_valid_object_names() {
     }
 }
 
+// ---------------------------------------------------------------- orphans: claimed stacks
+
+#[tokio::test]
+async fn a_stack_claimed_at_the_target_has_no_orphans() {
+    let stack = gcp_only();
+    let (driver, handle) = mocked(&stack, Cloud::Gcp);
+    let server = serve(
+        handle,
+        vec![expect(
+            Method::GET,
+            LEASE,
+            200,
+            lease(OTHER, Duration::from_secs(5), "41", 0),
+        )],
+    );
+    let orphans = driver.orphans().await.expect("answered");
+    assert!(orphans.is_empty(), "{orphans:?}");
+    drop(driver);
+    assert_eq!(finished(server).await.len(), 1, "no chaos object listed");
+}
+
+#[tokio::test]
+async fn an_unclaimed_stack_reports_its_managed_objects_as_orphans() {
+    let stack = gcp_only();
+    let (driver, handle) = mocked(&stack, Cloud::Gcp);
+    let selector = "?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Df3-chaos";
+    let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items });
+    let server = serve(
+        handle,
+        vec![
+            // Expired: whoever held it is gone.
+            expect(
+                Method::GET,
+                LEASE,
+                200,
+                lease(OTHER, Duration::from_secs(120), "41", 0),
+            ),
+            expect(
+                Method::GET,
+                &format!("{NC}{selector}"),
+                200,
+                list(
+                    "NetworkChaosList",
+                    vec![chaos("NetworkChaos", NAME, json!([]))],
+                ),
+            ),
+            expect(
+                Method::GET,
+                &format!("{PC}{selector}"),
+                200,
+                list("PodChaosList", vec![]),
+            ),
+            expect(
+                Method::GET,
+                &format!("{SC}{selector}"),
+                200,
+                list("StressChaosList", vec![]),
+            ),
+        ],
+    );
+    let orphans = driver.orphans().await.expect("answered");
+    assert_eq!(orphans.len(), 1);
+    assert!(
+        orphans[0].description.contains(NAME),
+        "{}",
+        orphans[0].description
+    );
+    finished(server).await;
+}
+
 #[tokio::test]
 async fn a_lease_released_between_create_and_read_is_created_again() {
     let stack = gcp_only();
