@@ -17,9 +17,14 @@
 //! annotation is never used: it would leave the fault in place. A revert that cannot reach the
 //! API fails naming the resource; its `spec.duration` still ends it.
 //!
+//! The target claim ([`FaultDriver::claim`]) is a `coordination.k8s.io/v1` Lease per cluster,
+//! renewed while the run lasts ([`lease`]). Preflight refuses a stack whose chaos namespace holds
+//! live Chaos Mesh objects (anybody's: the run has injected nothing yet).
+//!
 //! Load (the payment simulators) is not driven through Kubernetes by this build: `set_tps` fails
 //! with a clear error (see docs/drivers.md).
 
+pub mod lease;
 pub mod manifest;
 #[cfg(test)]
 mod tests;
@@ -40,6 +45,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub use lease::{LEASE_DURATION, LeaseTiming, StackLease};
 pub use manifest::{ChaosKind, Manifest, RenderContext, ResourceRef};
 
 use super::{FaultContext, FaultDriver, FaultError, FaultHandle, LoadGenerator};
@@ -134,6 +140,28 @@ pub enum ChaosMeshError {
     /// A fault handle could not be read.
     #[error("unreadable fault handle: {0}")]
     Handle(String),
+    /// The stack's Lease in a cluster is live and held by another run ([`lease`]).
+    #[error("cluster `{cluster}`: Lease {lease} is held by {holder}")]
+    LeaseHeld {
+        /// Cluster name.
+        cluster: String,
+        /// The Lease, `namespace/name`.
+        lease: String,
+        /// Its `spec.holderIdentity` (the holder line of the run holding it).
+        holder: String,
+    },
+    /// Preflight found Chaos Mesh objects still acting on the stack (not finished or paused).
+    #[error(
+        "cluster `{cluster}`: live chaos objects from another run or tool: {}; wait until they \
+         finish or delete them",
+        objects.join(", ")
+    )]
+    LiveChaos {
+        /// Cluster name.
+        cluster: String,
+        /// Each object as `Kind namespace/name`, e.g. `NetworkChaos chaos-mesh/foo`.
+        objects: Vec<String>,
+    },
 }
 
 /// Timeouts of the driver's waits.
@@ -174,11 +202,17 @@ pub struct ChaosMeshDriver {
     max_pods: u32,
     clients: BTreeMap<String, OnceCell<kube::Client>>,
     timeouts: Timeouts,
+    lease_timing: LeaseTiming,
 }
 
 /// Verbs on each Chaos Mesh kind in the chaos namespace that preflight checks with a
 /// SelfSubjectAccessReview (besides `list`, checked by listing).
 const CHAOS_VERBS: [&str; 4] = ["create", "patch", "delete", "get"];
+
+/// Verbs on `coordination.k8s.io` `leases` in the chaos namespace that the target claim uses
+/// ([`lease`]): create, read, replace (take over, renew) and delete (release). Preflight checks
+/// each with a SelfSubjectAccessReview.
+const LEASE_VERBS: [&str; 4] = ["create", "get", "update", "delete"];
 
 /// `(API group, resource)` the driver lists in every allowed namespace: pods for the blast
 /// radius, deployments and statefulsets for the fingerprint.
@@ -227,6 +261,14 @@ pub fn required_permissions() -> Vec<Permission> {
             });
         }
     }
+    for verb in LEASE_VERBS {
+        out.push(Permission {
+            group: "coordination.k8s.io",
+            resource: "leases",
+            verb,
+            scope: PermissionScope::ChaosNamespace,
+        });
+    }
     for (group, resource) in TARGET_READS {
         out.push(Permission {
             group,
@@ -266,6 +308,7 @@ impl ChaosMeshDriver {
                 .map(|c| (c.name.clone(), OnceCell::new()))
                 .collect(),
             timeouts: Timeouts::default(),
+            lease_timing: LeaseTiming::default(),
         })
     }
 
@@ -280,6 +323,15 @@ impl ChaosMeshDriver {
     /// Replaces the wait timeouts.
     pub fn with_timeouts(self, timeouts: Timeouts) -> Self {
         ChaosMeshDriver { timeouts, ..self }
+    }
+
+    /// Replaces the target Lease's duration and renewal interval (default [`LeaseTiming`]:
+    /// 60 s, renewed every 20 s).
+    pub fn with_lease_timing(self, lease_timing: LeaseTiming) -> Self {
+        ChaosMeshDriver {
+            lease_timing,
+            ..self
+        }
     }
 
     /// The manifests `fault` would be applied as, per cluster (`--dry-run`; no API call).
@@ -343,11 +395,16 @@ impl ChaosMeshDriver {
     /// 1. namespaces allowed (no API call): the cluster lists at least one namespace, and none
     ///    of them is a Kubernetes system namespace ([`PROTECTED_NAMESPACES`]) or the chaos
     ///    namespace itself ⇒ [`ChaosMeshError::BlastRadius`];
-    /// 2. per Chaos Mesh kind: the CRD answers a `limit=1` list (404 ⇒
+    /// 2. per Chaos Mesh kind: the chaos namespace's objects are listed (404 ⇒
     ///    [`ChaosMeshError::CrdMissing`], 403 ⇒ [`ChaosMeshError::Forbidden`]), then a
     ///    SelfSubjectAccessReview each for `create`, `patch`, `delete`, `get` in the chaos
     ///    namespace;
-    /// 3. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
+    /// 3. no listed object is live ([`is_live_chaos`]) ⇒ else [`ChaosMeshError::LiveChaos`]
+    ///    naming every live one: the run has injected nothing yet, so they belong to another run
+    ///    (of another store or daemon, or a dead one the sweep could not revert) or to a person;
+    /// 4. SelfSubjectAccessReviews for `create`, `get`, `update`, `delete` on
+    ///    `coordination.k8s.io` `leases` in the chaos namespace (the target claim);
+    /// 5. per allowed namespace: SelfSubjectAccessReviews for `list pods` (blast radius),
     ///    `list deployments` and `list statefulsets` (fingerprint). Denied ⇒
     ///    [`ChaosMeshError::Forbidden`] with the API server's reason.
     async fn preflight_cluster(
@@ -374,6 +431,7 @@ impl ChaosMeshDriver {
             )));
         }
         let client = self.client(&cluster.name).await?;
+        let mut live = Vec::new();
         for kind in ChaosKind::ALL {
             let resource = ResourceRef {
                 cluster: cluster.name.clone(),
@@ -382,10 +440,17 @@ impl ChaosMeshDriver {
                 name: String::new(),
             };
             match Self::api(client.clone(), &resource)
-                .list(&ListParams::default().limit(1))
+                .list(&ListParams::default())
                 .await
             {
-                Ok(_) => {}
+                Ok(list) => live.extend(list.items.iter().filter(|o| is_live_chaos(o)).map(|o| {
+                    format!(
+                        "{} {}/{}",
+                        kind.kind(),
+                        o.metadata.namespace.as_deref().unwrap_or(&self.namespace),
+                        o.metadata.name.as_deref().unwrap_or("?")
+                    )
+                })),
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     return Err(ChaosMeshError::CrdMissing {
                         cluster: cluster.name.clone(),
@@ -419,6 +484,23 @@ impl ChaosMeshDriver {
                 )
                 .await?;
             }
+        }
+        if !live.is_empty() {
+            return Err(ChaosMeshError::LiveChaos {
+                cluster: cluster.name.clone(),
+                objects: live,
+            });
+        }
+        for verb in LEASE_VERBS {
+            self.access_review(
+                &client,
+                &cluster.name,
+                "coordination.k8s.io",
+                "leases",
+                verb,
+                &self.namespace,
+            )
+            .await?;
         }
         for namespace in &cluster.namespaces {
             for (group, resource) in TARGET_READS {
@@ -789,6 +871,22 @@ pub fn changed_objects(before: &str, after: &str) -> Vec<String> {
     keys.into_iter().filter(|k| a.get(k) != b.get(k)).collect()
 }
 
+/// Whether a Chaos Mesh object may still be acting on its targets: anything but finished or paused
+/// (both: `status.experiment.desiredPhase` is `Stop` and condition `AllRecovered` is `True`). An
+/// object without a status yet (just created) or being deleted but not yet recovered is live.
+pub fn is_live_chaos(object: &DynamicObject) -> bool {
+    let stopped = object
+        .data
+        .pointer("/status/experiment/desiredPhase")
+        .and_then(Value::as_str)
+        == Some("Stop");
+    let recovered = object
+        .data
+        .pointer("/status/conditions")
+        .is_some_and(|c| condition_true(c, "AllRecovered"));
+    !(stopped && recovered)
+}
+
 /// Whether `conditions` (a Chaos Mesh status.conditions array) has `type` with status `True`.
 fn condition_true(conditions: &Value, kind: &str) -> bool {
     conditions.as_array().is_some_and(|list| {
@@ -820,6 +918,21 @@ fn handle_resources(handle: &FaultHandle) -> Result<Vec<ResourceRef>, ChaosMeshE
 impl FaultDriver for ChaosMeshDriver {
     fn name(&self) -> &'static str {
         "chaos-mesh"
+    }
+
+    /// The stack's Lease in every cluster ([`lease`]), renewed until the claim is dropped.
+    async fn claim(&self, holder: &str) -> Result<super::TargetClaim, FaultError> {
+        match self.claim_stack(holder).await {
+            Ok(lease) => Ok(super::TargetClaim::holding(lease)),
+            Err(ChaosMeshError::LeaseHeld { holder, .. }) => Err(FaultError::TargetBusy {
+                stack: self.stack.name.clone(),
+                holder,
+            }),
+            Err(e) => Err(FaultError::NotReady {
+                stack: self.stack.name.clone(),
+                reason: crate::fault::cause_text(&e),
+            }),
+        }
     }
 
     async fn preflight(&self, faults: &[FaultStep]) -> Result<(), FaultError> {
@@ -958,15 +1071,20 @@ impl FaultDriver for ChaosMeshDriver {
         }
     }
 
+    /// Every managed resource of the stack, unless a run holds the stack's Lease in any cluster
+    /// (then none: whichever store or daemon recorded that run, its faults are its own).
     async fn orphans(&self) -> Result<Vec<FaultHandle>, FaultError> {
-        // The sweep calls this only for ledger entries whose run is dead, so no run is alive here.
-        let resources = self
-            .orphans_except(&[])
-            .await
-            .map_err(|e| FaultError::NotReady {
-                stack: self.stack.name.clone(),
-                reason: crate::fault::cause_text(&e),
-            })?;
+        let fail = |e: ChaosMeshError| FaultError::NotReady {
+            stack: self.stack.name.clone(),
+            reason: crate::fault::cause_text(&e),
+        };
+        // The sweep calls this only when no run of its own store is alive on the stack; a run of
+        // another store (or daemon) may still be, and it holds the Lease.
+        if let Some((cluster, holder)) = self.lease_holder().await.map_err(fail)? {
+            tracing::info!(stack = %self.stack.name, cluster = %cluster, holder = %holder, "Stack claimed at the target; its chaos objects are not orphans.");
+            return Ok(Vec::new());
+        }
+        let resources = self.orphans_except(&[]).await.map_err(fail)?;
         Ok(resources
             .into_iter()
             .map(|r| FaultHandle {

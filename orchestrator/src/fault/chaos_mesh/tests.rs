@@ -16,6 +16,8 @@ use crate::duration::HumanDuration;
 use crate::model::Cloud;
 use crate::scenario::{Direction, Fault, FaultStep, Labels};
 
+mod lease;
+
 // ---------------------------------------------------------------- fixtures
 
 fn config_dir() -> std::path::PathBuf {
@@ -773,7 +775,7 @@ async fn preflight_reports_a_missing_crd() {
         handle,
         vec![expect(
             Method::GET,
-            &format!("{NC}?&limit=1"),
+            &format!("{NC}?"),
             404,
             not_found("networkchaos"),
         )],
@@ -801,7 +803,7 @@ async fn preflight_reports_rbac_denied_by_self_subject_access_review() {
     let server = serve(
         handle,
         vec![
-            expect(Method::GET, &format!("{NC}?&limit=1"), 200, list),
+            expect(Method::GET, &format!("{NC}?"), 200, list),
             expect(
                 Method::POST,
                 "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?",
@@ -961,13 +963,17 @@ fn preflight_script() -> Vec<Expect> {
     ] {
         script.push(expect(
             Method::GET,
-            &format!("{path}?&limit=1"),
+            &format!("{path}?"),
             200,
             empty_list("chaos-mesh.org/v1alpha1", kind),
         ));
         for _ in 0..4 {
             script.push(expect(Method::POST, SSAR, 201, review(true)));
         }
+    }
+    // Leases (the target claim), then the reads in the allowed namespace.
+    for _ in 0..4 {
+        script.push(expect(Method::POST, SSAR, 201, review(true)));
     }
     for _ in 0..3 {
         script.push(expect(Method::POST, SSAR, 201, review(true)));
@@ -1011,10 +1017,39 @@ async fn preflight_checks_every_crd_and_every_permission_the_driver_uses() {
             expected.push(format!("{verb} chaos-mesh.org/{kind} in chaos-mesh"));
         }
     }
+    for verb in ["create", "get", "update", "delete"] {
+        expected.push(format!("{verb} coordination.k8s.io/leases in chaos-mesh"));
+    }
     expected.push("list /pods in payments".to_owned());
     expected.push("list apps/deployments in payments".to_owned());
     expected.push("list apps/statefulsets in payments".to_owned());
     assert_eq!(reviews, expected);
+    // What preflight asks for is what `required_permissions()` (and so deploy/base) grants: the
+    // reviews, plus `list` on the chaos kinds (checked by listing) and the review itself.
+    let mut reviewed: Vec<(String, String, String)> = seen
+        .iter()
+        .filter(|(method, _, _)| *method == Method::POST)
+        .map(|(_, _, body)| {
+            let a = &body["spec"]["resourceAttributes"];
+            let field = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            (field("group"), field("resource"), field("verb"))
+        })
+        .collect();
+    for kind in ChaosKind::ALL {
+        reviewed.push(("chaos-mesh.org".into(), kind.plural().into(), "list".into()));
+    }
+    reviewed.push((
+        "authorization.k8s.io".into(),
+        "selfsubjectaccessreviews".into(),
+        "create".into(),
+    ));
+    reviewed.sort();
+    let mut required: Vec<(String, String, String)> = required_permissions()
+        .into_iter()
+        .map(|p| (p.group.into(), p.resource.into(), p.verb.into()))
+        .collect();
+    required.sort();
+    assert_eq!(reviewed, required);
 }
 
 #[tokio::test]
@@ -1147,7 +1182,17 @@ async fn api_unreachable_mid_fault_ends_the_run_cleanup_failed_naming_the_resour
     scenario.when = vec![fault];
 
     let injected = json!([{ "type": "AllInjected", "status": "True" }]);
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/chaos-mesh/leases";
     let mut script = vec![
+        // The target claim first: the stack's Lease.
+        expect(
+            Method::POST,
+            &format!("{leases}?"),
+            201,
+            json!({ "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": { "name": "f3-chaos-uat-alpha", "namespace": "chaos-mesh", "resourceVersion": "1" },
+                "spec": { "holderIdentity": "run", "leaseDurationSeconds": 60 } }),
+        ),
         expect(
             Method::GET,
             DEPLOYMENTS,
@@ -1187,6 +1232,11 @@ async fn api_unreachable_mid_fault_ends_the_run_cleanup_failed_naming_the_resour
         script.push(unreachable(Method::DELETE, &format!("{PC}/{NAME}?")));
     }
     script.push(unreachable(Method::GET, DEPLOYMENTS));
+    // The claim is released when the run ends (the API is still gone: the Lease expires).
+    script.push(unreachable(
+        Method::DELETE,
+        &format!("{leases}/f3-chaos-uat-alpha?"),
+    ));
     let server = serve(handle, script);
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1211,8 +1261,10 @@ async fn api_unreachable_mid_fault_ends_the_run_cleanup_failed_naming_the_resour
         .run(&scenario, &stack.name, &opts)
         .await
         .expect("the run starts");
-    let seen = server
+    // Bounded: the last request (the claim's release) is made by a task the claim's drop spawns.
+    let seen = tokio::time::timeout(Duration::from_secs(10), server)
         .await
+        .expect("every scripted request came within 10 s")
         .expect("verifier: every scripted request was made");
 
     assert_eq!(report.outcome, crate::model::RunOutcome::CleanupFailed);
