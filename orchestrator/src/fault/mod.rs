@@ -82,17 +82,36 @@ pub enum FaultError {
     },
 }
 
-/// A run's hold on its target ([`FaultDriver::claim`]); dropping it releases the target.
+/// A run's hold on its target ([`FaultDriver::claim`]): [`TargetClaim::release`] gives it back
+/// and waits until the target has it; dropping it releases it too, as best it can (a guard that
+/// must call an API can only spawn the call, which a runtime shutting down may never make).
 #[derive(Default)]
-pub struct TargetClaim(
-    #[allow(dead_code, reason = "held for its guard, released on drop")]
-    Option<Box<dyn std::any::Any + Send + Sync>>,
-);
+pub struct TargetClaim(Option<Box<dyn ClaimGuard>>);
+
+/// What a [`TargetClaim`] holds: released on drop, or by [`ClaimGuard::release`] when the release
+/// must be awaited (e.g. deleting a Kubernetes Lease).
+pub trait ClaimGuard: Send + Sync + 'static {
+    /// Releases the claim and resolves once the target has it back. Default: drop it.
+    fn release(self: Box<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        drop(self);
+        Box::pin(async {})
+    }
+}
+
+/// The sandbox's `flock`: the kernel releases it when the file closes.
+impl ClaimGuard for f3_sandbox::ExperimentClaim {}
 
 impl TargetClaim {
-    /// A claim holding `guard` until dropped.
-    pub fn holding(guard: impl std::any::Any + Send + Sync) -> Self {
+    /// A claim holding `guard` until released or dropped.
+    pub fn holding(guard: impl ClaimGuard) -> Self {
         Self(Some(Box::new(guard)))
+    }
+
+    /// Releases the claim and waits until the target has it back.
+    pub async fn release(self) {
+        if let Some(guard) = self.0 {
+            guard.release().await;
+        }
     }
 }
 

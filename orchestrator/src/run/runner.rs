@@ -290,7 +290,7 @@ where
         opts: &RunOptions,
     ) -> Result<RunReport, RunError> {
         let started_at = Utc::now();
-        let _target_claim = self.acquire_stack(scenario, stack, opts).await?;
+        let target_claim = self.acquire_stack(scenario, stack, opts).await?;
         let new_run = NewRun {
             id: opts.run_id,
             scenario: scenario.name.clone(),
@@ -413,6 +413,8 @@ where
             })
             .await;
         heartbeat.cancel();
+        // The target first (awaited: a Kubernetes Lease is a DELETE), then the store's lease.
+        target_claim.release().await;
         if let Err(e) = self.store.release_lease(stack, opts.run_id).await {
             tracing::warn!(run_id = %opts.run_id, error = %e, "Could not release the stack lease; it expires by itself.");
         }

@@ -149,6 +149,22 @@ fn lock(held: &Mutex<Vec<Held>>) -> std::sync::MutexGuard<'_, Vec<Held>> {
     held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl StackLease {
+    /// Stops the renewals and deletes the Leases, waiting for the API server's answers (a Lease
+    /// that cannot be deleted is logged and expires after `leaseDurationSeconds`).
+    pub async fn release(self) {
+        self.renewal.abort();
+        let held = std::mem::take(&mut *lock(&self.held));
+        release(held).await;
+    }
+}
+
+impl crate::fault::ClaimGuard for StackLease {
+    fn release(self: Box<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(StackLease::release(*self))
+    }
+}
+
 impl Drop for StackLease {
     fn drop(&mut self) {
         self.renewal.abort();

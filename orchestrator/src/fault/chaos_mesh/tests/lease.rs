@@ -591,3 +591,41 @@ async fn a_lease_released_between_create_and_read_is_created_again() {
     assert_ours(&seen[2].2);
     assert_eq!(seen[3].2["preconditions"]["resourceVersion"], "5");
 }
+
+/// `f3-chaos run` ends its runtime right after the run: the Lease must be deleted before the
+/// claim's release returns, not by a task that the runtime's shutdown cancels (the next run would
+/// find the stack busy for up to `leaseDurationSeconds`).
+#[test]
+fn releasing_the_claim_waits_for_the_delete_so_a_runtime_ending_right_after_leaves_no_lease() {
+    let server_runtime = tokio::runtime::Runtime::new().expect("server runtime");
+    let run_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("run runtime");
+    let stack = gcp_only();
+    let (driver, handle) = run_runtime.block_on(async { mocked(&stack, Cloud::Gcp) });
+    let server = {
+        // The mock API server lives on its own runtime, which outlives the run's.
+        let _server_context = server_runtime.enter();
+        serve(
+            handle,
+            vec![
+                expect(
+                    Method::POST,
+                    &format!("{LEASES}?"),
+                    201,
+                    lease(HOLDER, Duration::ZERO, "101", 0),
+                ),
+                expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
+            ],
+        )
+    };
+    run_runtime.block_on(async {
+        let claim = driver.claim(HOLDER).await.expect("claimed");
+        claim.release().await;
+    });
+    drop(run_runtime);
+    let seen = server_runtime.block_on(finished(server));
+    assert_eq!(seen[1].0, Method::DELETE, "the Lease was deleted");
+    assert_eq!(seen[1].2["preconditions"]["resourceVersion"], "101");
+}
