@@ -68,13 +68,52 @@ pub const TABLE: &[(u8, &str, &str)] = &[
     (ERROR, "error", "infrastructure or internal error"),
 ];
 
-/// The exit-code section of `--help` and the man page, generated from [`TABLE`].
+/// The exit-code section of the top-level `--help` and the man page: every row of [`TABLE`].
 pub fn help_table() -> String {
+    let all: Vec<u8> = TABLE.iter().map(|(code, _, _)| *code).collect();
+    help_for(&all, &[])
+}
+
+/// The exit-code section of one command's `--help`: the rows of [`TABLE`] for `codes` (in the
+/// table's order), with a row's meaning replaced where `meanings` has one for its code (the gate's
+/// `failed` is about runs, not Then steps). Every command can exit 8 (invalid arguments, said by
+/// clap) and 10 (an error), so callers list both.
+pub fn help_for(codes: &[u8], meanings: &[(u8, &str)]) -> String {
     let mut text = String::from("Exit codes:");
-    for (code, name, meaning) in TABLE {
+    for (code, name, meaning) in TABLE.iter().filter(|(code, _, _)| codes.contains(code)) {
+        let meaning = meanings
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or(*meaning, |(_, m)| m);
         text.push_str(&format!("\n {code:>2}  {name:<19}  {meaning}"));
     }
     text
+}
+
+/// The codes of a command that runs a scenario (`run`, `trigger`): every one.
+pub const RUN_CODES: &[u8] = &[
+    PASSED,
+    FAILED,
+    ABORTED,
+    INCONCLUSIVE,
+    PRECONDITION_FAILED,
+    VOID,
+    CLEANUP_FAILED,
+    STACK_BUSY,
+    INVALID_INPUT,
+    INTERRUPTED,
+    ERROR,
+];
+
+/// The codes of a command that judges no run: success, invalid input, error.
+pub const PLAIN_CODES: &[u8] = &[PASSED, INVALID_INPUT, ERROR];
+
+/// The exit-code section of a command that judges no run ([`PLAIN_CODES`]).
+pub fn plain_help() -> String {
+    help_for(
+        PLAIN_CODES,
+        &[(PASSED, "the command did what it was asked")],
+    )
 }
 
 #[cfg(test)]

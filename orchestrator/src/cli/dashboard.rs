@@ -10,6 +10,7 @@ use crate::exit_codes;
 
 /// Arguments of `f3-chaos dashboard`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit_codes::plain_help())]
 pub struct DashboardArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:7071")]

@@ -42,16 +42,28 @@ use crate::store::{RunFilter, RunRecord};
 const LOOKBACK: u32 = 50;
 
 /// Exit codes of `f3-chaos gate`, shown by `f3-chaos gate --help`.
-pub const GATE_EXIT_CODES: &str = "\
-Exit codes:
-   0  passed         every selected scenario (× stack) has a recent passing run
-   1  failed         at least one line is FAIL, MISSING or STALE
-   8  invalid-input  a malformed selector, or a glob/tag that selects no scenario
-  10  error          the store or the JUnit file could not be used";
+fn gate_exit_codes() -> String {
+    use crate::exit_codes::{ERROR, FAILED, INVALID_INPUT, PASSED, help_for};
+    help_for(
+        &[PASSED, FAILED, INVALID_INPUT, ERROR],
+        &[
+            (
+                PASSED,
+                "every selected scenario (× stack) has a recent passing run",
+            ),
+            (FAILED, "at least one line is FAIL, MISSING or STALE"),
+            (
+                INVALID_INPUT,
+                "a malformed selector, or a glob/tag that selects no scenario",
+            ),
+            (ERROR, "the store or the JUnit file could not be used"),
+        ],
+    )
+}
 
 /// Arguments of `f3-chaos gate`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = GATE_EXIT_CODES)]
+#[command(after_help = gate_exit_codes())]
 pub struct GateArgs {
     /// Scenarios to gate: comma-separated names, globs (`*-failover-*`) and/or `tag=TAG`.
     #[arg(long, required = true, value_delimiter = ',')]

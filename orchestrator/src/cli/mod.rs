@@ -214,6 +214,87 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
 mod exit_code_tests {
     use super::*;
 
+    /// The `Exit codes:` section of a rendered help: `(code, line)` pairs.
+    fn exit_code_lines(help: &str) -> Vec<(u8, String)> {
+        help.lines()
+            .skip_while(|l| *l != "Exit codes:")
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| {
+                let code = l.split_whitespace().next().and_then(|c| c.parse().ok());
+                (
+                    code.unwrap_or_else(|| panic!("not an exit-code line: {l:?}")),
+                    l.to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_command_lists_its_exit_codes_from_the_one_table() {
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        cli.build();
+        // `sandbox` is f3-sandbox's own command line, with its own codes (docs/sandbox.md);
+        // `completions` and `man` only print.
+        let own_codes = ["sandbox", "completions", "man", "help"];
+        let mut checked = Vec::new();
+        for command in cli.get_subcommands_mut() {
+            let name = command.get_name().to_owned();
+            if command.is_hide_set() || own_codes.contains(&name.as_str()) {
+                continue;
+            }
+            let help = command.render_long_help().to_string();
+            let lines = exit_code_lines(&help);
+            let codes: Vec<u8> = lines.iter().map(|(code, _)| *code).collect();
+            // Any command can be given bad arguments (clap: 8) or fail (10).
+            for always in [exit_codes::INVALID_INPUT, exit_codes::ERROR] {
+                assert!(
+                    codes.contains(&always),
+                    "`{name} --help` lacks {always}: {help}"
+                );
+            }
+            for (code, line) in &lines {
+                let (_, table_name, _) = exit_codes::TABLE
+                    .iter()
+                    .find(|(c, _, _)| c == code)
+                    .unwrap_or_else(|| panic!("`{name}`: code {code} is not in the table"));
+                assert!(
+                    line.split_whitespace().nth(1) == Some(*table_name),
+                    "`{name}`: {line:?} is not the table's name for {code}"
+                );
+            }
+            if name == "run" || name == "trigger" {
+                // A run's exit code is its outcome's: every outcome is listed.
+                for outcome in crate::model::RunOutcome::ALL {
+                    assert!(
+                        codes.contains(&outcome.exit_code()),
+                        "`{name} --help` lacks {outcome} ({})",
+                        outcome.exit_code()
+                    );
+                }
+                assert!(codes.contains(&exit_codes::STACK_BUSY), "{help}");
+            }
+            checked.push(name);
+        }
+        assert_eq!(
+            checked,
+            [
+                "validate",
+                "schema",
+                "plan",
+                "run",
+                "trigger",
+                "results",
+                "gate",
+                "notify",
+                "digest",
+                "dashboard",
+                "daemon"
+            ],
+            "a new command needs its exit codes in its help"
+        );
+    }
+
     #[test]
     fn errors_map_to_their_codes() {
         let busy = anyhow::Error::from(crate::run::RunError::TargetBusy {

@@ -12,6 +12,7 @@ use crate::store::Store;
 
 /// Arguments of `f3-chaos notify`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit_codes::plain_help())]
 pub struct NotifyArgs {
     /// `--config` and `--database-url`.
     #[command(flatten)]
@@ -24,6 +25,7 @@ pub struct NotifyArgs {
 
 /// Arguments of `f3-chaos digest`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit_codes::plain_help())]
 pub struct DigestArgs {
     /// The night, `YYYY-MM-DD` (the window starting that local day); default: last night.
     #[arg(long)]

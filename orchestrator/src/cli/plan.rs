@@ -16,13 +16,17 @@ use crate::store::Store;
 
 /// Arguments of `f3-chaos plan`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
+#[command(after_help = format!(
+    "{}\n\n{}",
+    "Examples:
   f3-chaos plan                                                  # tonight, config/local
   f3-chaos plan --night 2026-03-29 --config config/example-production --output gantt
   f3-chaos plan --night 2026-11-23 --output json | jq '.skipped'
 
 A night YYYY-MM-DD is the chaos window that starts on that local date (00:00–07:00 Europe/London
-by default; 6 h of real time when clocks go forward, 8 h when they go back).")]
+by default; 6 h of real time when clocks go forward, 8 h when they go back).",
+    crate::exit_codes::plain_help()
+))]
 pub struct PlanArgs {
     /// The night to plan (local date on which the window starts). Default: the night in progress,
     /// or the next one.

@@ -11,6 +11,7 @@ use crate::store::{Liveness, RunFilter};
 
 /// Arguments of `f3-chaos results`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit_codes::plain_help())]
 pub struct ResultsArgs {
     /// A run id (or a unique prefix of one). Without it: the most recent runs.
     pub run_id: Option<String>,

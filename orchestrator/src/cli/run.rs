@@ -28,6 +28,7 @@ const NOTIFY_BUDGET: Duration = Duration::from_secs(15);
 
 /// Arguments of `f3-chaos run`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = crate::exit_codes::help_for(crate::exit_codes::RUN_CODES, &[]))]
 pub struct RunArgs {
     /// Scenario name (`metadata.name`).
     #[arg(long)]
@@ -69,6 +70,7 @@ pub struct RunArgs {
 
 /// Arguments of `f3-chaos trigger`: fire and forget.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit_codes::help_for(crate::exit_codes::RUN_CODES, &[]))]
 pub struct TriggerArgs {
     /// Scenario name.
     #[arg(long)]

@@ -14,6 +14,7 @@ pub enum SchemaKind {
 
 /// Arguments of `f3-chaos schema`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit_codes::plain_help())]
 pub struct SchemaArgs {
     /// The file kind (default: scenario).
     #[arg(long, value_enum, default_value_t = SchemaKind::Scenario)]

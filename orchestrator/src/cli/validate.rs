@@ -13,12 +13,16 @@ use crate::scenario::{Checked, Diagnostic, check_library, check_paths};
 
 /// Arguments of `f3-chaos validate`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
+#[command(after_help = format!(
+    "{}\n\n{}",
+    "Examples:
   f3-chaos validate                              # the default config dir and the library it names
   f3-chaos validate scenarios assertions config  # everything shipped
   f3-chaos validate scenarios/my-new.yaml        # one file, against --config's stacks and teams
   f3-chaos validate --output json scenarios      # for tools
-  f3-chaos validate --output github scenarios    # annotations on a GitHub pull request")]
+  f3-chaos validate --output github scenarios    # annotations on a GitHub pull request",
+    crate::exit_codes::plain_help()
+))]
 pub struct ValidateArgs {
     /// Files or directories (searched recursively for *.yaml/*.yml). Each file is classified by
     /// its `kind:` (Scenario, SloCatalogue, Config, Stacks, Teams). Without paths, validates the

@@ -42,6 +42,7 @@ pub const LEADER_POLL: Duration = Duration::from_secs(3);
 
 /// Arguments of `f3-chaos daemon`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = crate::exit_codes::plain_help())]
 pub struct DaemonArgs {
     /// Config directory (stacks, teams, window; it names the scenario library).
     #[arg(long, env = "F3_CHAOS_CONFIG", default_value = "config/local")]

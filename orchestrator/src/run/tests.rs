@@ -242,7 +242,16 @@ struct Setup {
 }
 
 async fn store() -> Setup {
-    let dir = tempfile::tempdir().expect("temp dir");
+    // The store's real settings, on a RAM disk where there is one: these tests are about the
+    // state machine, and the store's fsyncs (rollback journal, `synchronous = FULL`) would be most
+    // of their time on a slow disk.
+    let ram = std::path::Path::new("/dev/shm");
+    let dir = if ram.is_dir() {
+        tempfile::tempdir_in(ram)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("temp dir");
     let store = Store::open(&format!("sqlite://{}", dir.path().join("f3.db").display()))
         .await
         .expect("store");
