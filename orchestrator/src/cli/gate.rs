@@ -261,15 +261,7 @@ pub fn select(
 /// near (`did you mean …`). None when the name is known or the library could not be loaded.
 fn unknown_scenario_hint(name: &str, library: Option<&[(String, Vec<String>)]>) -> Option<String> {
     let names: Vec<String> = library?.iter().map(|(n, _)| n.clone()).collect();
-    if names.iter().any(|n| n == name) {
-        return None;
-    }
-    Some(match crate::input::yaml::closest(name, &names) {
-        Some(guess) => {
-            format!("`{name}` is not a scenario of the library: did you mean `{guess}`?")
-        }
-        None => format!("`{name}` is not a scenario of the library"),
-    })
+    super::common::unknown_name_hint("scenario of the library", name, &names)
 }
 
 /// Runs the command; returns the exit code.
@@ -297,6 +289,9 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
         .cfg
         .open_store(library.as_ref().map(|l| &l.config))
         .await?;
+    let known_stacks: Option<Vec<String>> = library
+        .as_ref()
+        .map(|l| l.config.stacks.keys().cloned().collect());
     let now = Utc::now();
     let stacks: Vec<Option<&str>> = if args.stack.is_empty() {
         vec![None]
@@ -318,10 +313,18 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
                 .into_iter()
                 .find(|r| !r.is_running());
             let mut line = judge(scenario, *stack, latest, now, args.max_age);
-            if line.status == GateStatus::Missing
-                && let Some(hint) = unknown_scenario_hint(scenario, catalogue.as_deref())
-            {
-                line.reason = format!("{}; {hint}", line.reason);
+            if line.status == GateStatus::Missing {
+                let hints = [
+                    unknown_scenario_hint(scenario, catalogue.as_deref()),
+                    stack
+                        .zip(known_stacks.as_deref())
+                        .and_then(|(stack, known)| {
+                            super::common::unknown_name_hint("stack of the config", stack, known)
+                        }),
+                ];
+                for hint in hints.into_iter().flatten() {
+                    line.reason = format!("{}; {hint}", line.reason);
+                }
             }
             lines.push(line);
         }

@@ -35,6 +35,31 @@ pub struct ResultsArgs {
     pub cfg: super::common::ConfigArgs,
 }
 
+/// When a `--scenario` / `--stack` filter matched no run: the filter names the library or the
+/// config does not know, each with its `did you mean` (a library that does not load gives none).
+fn unknown_filter_hints(args: &ResultsArgs, config: Option<&crate::config::Config>) -> Vec<String> {
+    let mut hints = Vec::new();
+    if let Some(scenario) = &args.scenario
+        && let Ok(library) = crate::scenario::load_library(&args.cfg.config)
+    {
+        let names: Vec<String> = library.scenarios.keys().cloned().collect();
+        hints.extend(super::common::unknown_name_hint(
+            "scenario of the library",
+            scenario,
+            &names,
+        ));
+    }
+    if let (Some(stack), Some(config)) = (&args.stack, config) {
+        let names: Vec<String> = config.stacks.keys().cloned().collect();
+        hints.extend(super::common::unknown_name_hint(
+            "stack of the config",
+            stack,
+            &names,
+        ));
+    }
+    hints
+}
+
 /// Runs the command; returns the exit code.
 pub fn execute(args: ResultsArgs) -> anyhow::Result<u8> {
     let runtime = super::common::runtime()?;
@@ -70,10 +95,15 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             println!("{}", serde_json::to_string_pretty(&runs)?);
             return Ok(exit_codes::PASSED);
         }
-        if runs.is_empty() {
+        if runs.is_empty() && args.scenario.is_none() && args.stack.is_none() {
             println!(
                 "No runs yet. Start one with: f3-chaos run --scenario NAME --wait-for-assertions"
             );
+        } else if runs.is_empty() {
+            println!("No runs match.");
+            for hint in unknown_filter_hints(&args, config.as_ref()) {
+                eprintln!("hint: {hint}");
+            }
         }
         let (now, host) = (Utc::now(), crate::store::local_hostname());
         for run in runs {

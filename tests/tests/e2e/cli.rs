@@ -86,6 +86,39 @@ fn a_mistyped_stack_gets_a_did_you_mean() {
 }
 
 #[test]
+fn results_filtered_by_a_mistyped_scenario_or_stack_get_a_did_you_mean() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("f3.db").display());
+    let out = f3(&[
+        "results",
+        "--scenario",
+        "gcp-failover-validaton",
+        "--stack",
+        "locl",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "No runs match.\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "hint: `gcp-failover-validaton` is not a scenario of the library: did you mean `gcp-failover-validation`?"
+        ) && stderr.contains("hint: `locl` is not a stack of the config: did you mean `local`?"),
+        "{stderr}"
+    );
+    // Known names that simply have no runs yet get no hint.
+    let out = f3(&[
+        "results",
+        "--scenario",
+        "gcp-failover-validation",
+        "--database-url",
+        &url,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
 fn outside_the_repository_the_missing_config_names_both_ways_to_point_at_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(binary("f3-chaos"))

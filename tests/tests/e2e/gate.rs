@@ -277,6 +277,21 @@ async fn fails_when_a_run_is_missing() {
         "{}",
         describe(&out)
     );
+
+    // So is a mistyped stack.
+    let out = db.f3_chaos(&[
+        "gate",
+        "--scenarios",
+        "gcp-failover-validation",
+        "--stack",
+        "locl",
+    ]);
+    assert_eq!(out.status.code(), Some(FAILED), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("`locl` is not a stack of the config: did you mean `local`?"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[test]
