@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod repeats;
 pub mod run;
 pub mod scenario;
 pub mod store;

@@ -411,30 +411,8 @@ async fn sleep_until(t: DateTime<Utc>) {
     }
 }
 
-/// How long the same query failure is logged once: a Prometheus that is down fails every poll
-/// of every step the same way, and one warning says it (the steps say it too).
-const REPEAT_WARNING_AFTER: Duration = Duration::from_secs(60);
-
-/// Remembers which messages were logged when, so a message repeats at most once per
-/// [`REPEAT_WARNING_AFTER`].
-#[derive(Debug, Default)]
-struct Repeats(std::collections::HashMap<String, std::time::Instant>);
-
-impl Repeats {
-    /// Whether `message` should be logged at `now` (and records it if so).
-    fn first_in_a_while(&mut self, message: &str, now: std::time::Instant) -> bool {
-        self.0
-            .retain(|_, at| now.duration_since(*at) < REPEAT_WARNING_AFTER);
-        if self.0.contains_key(message) {
-            return false;
-        }
-        self.0.insert(message.to_owned(), now);
-        true
-    }
-}
-
 fn from_error(check: &Check, window: Window, e: &SloError) -> Judgement {
-    static REPEATS: std::sync::LazyLock<std::sync::Mutex<Repeats>> =
+    static REPEATS: std::sync::LazyLock<std::sync::Mutex<crate::repeats::Repeats>> =
         std::sync::LazyLock::new(Default::default);
     let verdict = if e.is_definition_error() {
         Verdict::Error
@@ -442,14 +420,20 @@ fn from_error(check: &Check, window: Window, e: &SloError) -> Judgement {
         Verdict::Inconclusive
     };
     let message = e.chain();
-    let first = REPEATS
+    let repeated = REPEATS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .first_in_a_while(&message, std::time::Instant::now());
-    if first {
-        tracing::warn!(error = %message, %verdict, "SLO query failed (the same failure is logged once a minute).");
-    } else {
-        tracing::debug!(query = %check.query, error = %message, %verdict, "SLO query failed again.");
+        .note(&message, std::time::Instant::now());
+    match repeated {
+        Some(0) => {
+            tracing::warn!(error = %message, %verdict, "SLO query failed (the same failure is logged at most once a minute, with a count).")
+        }
+        Some(repeated) => {
+            tracing::warn!(error = %message, %verdict, repeated, "SLO query failed again ({repeated} more times since the last warning).")
+        }
+        None => {
+            tracing::debug!(query = %check.query, error = %message, %verdict, "SLO query failed again.")
+        }
     }
     Judgement::without_data(verdict, check, window, message)
 }
@@ -761,22 +745,4 @@ fn judge_all_points(check: &Check, window: Window, series: Vec<Series>, grid: &G
         Verdict::Passed
     };
     Judgement { verdict, evidence }
-}
-
-#[cfg(test)]
-mod repeat_tests {
-    use super::{REPEAT_WARNING_AFTER, Repeats};
-
-    #[test]
-    fn the_same_failure_is_logged_once_a_minute() {
-        let mut repeats = Repeats::default();
-        let t0 = std::time::Instant::now();
-        let down = "Prometheus at http://127.0.0.1:9090 is unreachable: connection refused";
-        assert!(repeats.first_in_a_while(down, t0));
-        for s in 1..15 {
-            assert!(!repeats.first_in_a_while(down, t0 + std::time::Duration::from_secs(s)));
-        }
-        assert!(repeats.first_in_a_while("another failure", t0));
-        assert!(repeats.first_in_a_while(down, t0 + REPEAT_WARNING_AFTER));
-    }
 }

@@ -471,6 +471,15 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
     Some(config)
 }
 
+/// A stack's scrape interval with the `local` driver: the sandbox's Prometheus scrapes every
+/// second (`f3_sandbox::prometheus::SCRAPE_INTERVAL`).
+const DEFAULT_LOCAL_SCRAPE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A stack's scrape interval otherwise (a common setting; the stack config states its own).
+const DEFAULT_SCRAPE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+/// Bounds of `scrapeInterval`.
+const MIN_SCRAPE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_SCRAPE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn compile_stack(
     file: &YamlFile,
     at: &str,
@@ -592,6 +601,35 @@ fn compile_stack(
             });
         }
     }
+    let default_scrape = match driver {
+        DriverConfig::Local { .. } => DEFAULT_LOCAL_SCRAPE_INTERVAL,
+        DriverConfig::ChaosMesh { .. } => DEFAULT_SCRAPE_INTERVAL,
+    };
+    let scrape_interval = match &raw.scrape_interval {
+        None => default_scrape,
+        Some(text) => match text.parse::<HumanDuration>() {
+            Ok(d) if (MIN_SCRAPE_INTERVAL..=MAX_SCRAPE_INTERVAL).contains(&d.as_std()) => {
+                d.as_std()
+            }
+            Ok(_) => {
+                diags.push(
+                    file.error_at(
+                        &f("scrapeInterval"),
+                        format!("scrape interval `{text}` is out of range"),
+                    )
+                    .help("Prometheus' `scrape_interval` for the stack, between 1s and 5m"),
+                );
+                default_scrape
+            }
+            Err(e) => {
+                diags.push(
+                    file.error_at(&f("scrapeInterval"), format!("invalid duration `{text}`"))
+                        .help(format!("{}; write e.g. `15s`", e.reason)),
+                );
+                default_scrape
+            }
+        },
+    };
     (diags.error_count() == before).then(|| Stack {
         name: raw.name.clone(),
         environment,
@@ -599,6 +637,7 @@ fn compile_stack(
         clusters,
         driver,
         prometheus_url: raw.prometheus_url.trim_end_matches('/').to_owned(),
+        scrape_interval,
         alertmanager_url: raw
             .alertmanager_url
             .as_ref()
@@ -718,6 +757,36 @@ mod tests {
         );
         std::fs::write(dir.path().join("f3-chaos.yaml"), yaml).unwrap();
         load(dir.path())
+    }
+
+    #[test]
+    fn the_scrape_interval_is_the_stacks_own_with_a_default_per_driver() {
+        let config = load_with("").unwrap();
+        assert_eq!(config.stacks["uat-beta"].scrape_interval.as_secs(), 15);
+        let config = load_with("      scrapeInterval: 30s\n").unwrap();
+        assert_eq!(config.stacks["uat-beta"].scrape_interval.as_secs(), 30);
+        let local = crate::config::load(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local"),
+        )
+        .unwrap();
+        assert_eq!(
+            local.stacks["local"].scrape_interval,
+            std::time::Duration::from_secs(1),
+            "the sandbox's Prometheus scrapes every second"
+        );
+        let text = load_with("      scrapeInterval: 0s\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("scrape interval `0s` is out of range")
+                && text.contains("spec.stacks[0].scrapeInterval")
+                && text.contains("between 1s and 5m"),
+            "{text}"
+        );
+        let text = load_with("      scrapeInterval: often\n")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("invalid duration `often`"), "{text}");
     }
 
     #[test]

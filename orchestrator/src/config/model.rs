@@ -192,6 +192,9 @@ pub struct Stack {
     pub driver: DriverConfig,
     /// Prometheus base URL for SLO queries, e.g. `http://127.0.0.1:9090`.
     pub prometheus_url: String,
+    /// How often that Prometheus scrapes the stack (seconds resolution, 1 s–5 min): the step of
+    /// range queries and of the freshness rule ([`crate::run::RunOptions::query_step`]).
+    pub scrape_interval: std::time::Duration,
     /// Alertmanager base URL for silences during experiments (optional; without it nothing is
     /// silenced).
     pub alertmanager_url: Option<String>,

@@ -238,6 +238,12 @@ pub struct RawStack {
     pub driver: RawDriver,
     /// Prometheus base URL.
     pub prometheus_url: String,
+    /// How often that Prometheus scrapes the stack's SLIs (its `scrape_interval`): the step of
+    /// SLO range queries and of the freshness rule (default `1s` with the `local` driver — the
+    /// sandbox's — else `15s`).
+    #[serde(default)]
+    #[schemars(with = "Option<HumanDuration>")]
+    pub scrape_interval: Option<String>,
     /// Alertmanager base URL: while faults are active the stack's alerts are silenced there.
     #[serde(default)]
     pub alertmanager_url: Option<String>,

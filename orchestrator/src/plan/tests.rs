@@ -431,6 +431,7 @@ mod adapter_tests {
                     max_pods: 5,
                 },
                 prometheus_url: "http://127.0.0.1:9090".into(),
+                scrape_interval: std::time::Duration::from_secs(15),
                 alertmanager_url: None,
                 silence: crate::config::SilenceConfig::for_stack(name),
                 grafana: None,

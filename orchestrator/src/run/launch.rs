@@ -342,6 +342,16 @@ pub fn production_rule(scenario: &Scenario, stack: &Stack) -> Result<(), RunErro
     Ok(())
 }
 
+/// The run's options on `stack`: queries step at the stack's own scrape interval
+/// ([`Stack::scrape_interval`]) — a finer step would find every window "stale" on a stack that
+/// scrapes every 15 s.
+pub(crate) fn options_for(stack: &Stack, opts: RunOptions) -> RunOptions {
+    RunOptions {
+        query_step: stack.scrape_interval,
+        ..opts
+    }
+}
+
 /// Starts and runs `launch` to its end (see the module docs).
 ///
 /// # Errors
@@ -365,6 +375,7 @@ pub async fn launch(launch: Launch<'_>) -> Result<RunReport, RunError> {
         reporters = reporters.with(MetricsReporter::new(metrics.clone()));
     }
     let runner = tools.runner(store, reporters, cancel);
+    let opts = options_for(stack, opts);
     let result = runner.run(scenario, &stack.name, &opts).await;
     if let (Err(e), Some(metrics)) = (&result, &metrics)
         && e.is_stack_busy()

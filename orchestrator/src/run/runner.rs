@@ -509,6 +509,8 @@ where
             // The heartbeat is what other processes judge this run's liveness by
             // (`RunRecord::liveness`): every HEARTBEAT_EVERY, with the lease renewed alongside.
             let period = crate::store::HEARTBEAT_EVERY.min(ttl / 3);
+            // A store that refuses writes refuses every heartbeat: a line a minute, with a count.
+            let mut repeats = crate::repeats::Repeats::default();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(period) => {}
@@ -537,11 +539,21 @@ where
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(run_id = %run_id, error = %e, "Could not renew the stack lease.")
+                        let error = crate::fault::cause_text(&e);
+                        if let Some(repeated) =
+                            repeats.note(&format!("lease: {error}"), std::time::Instant::now())
+                        {
+                            tracing::warn!(run_id = %run_id, %error, repeated, "Could not renew the stack lease (logged at most once a minute; `repeated` = times since the last line).");
+                        }
                     }
                 }
                 if let Err(e) = store.heartbeat_run(run_id, now).await {
-                    tracing::warn!(run_id = %run_id, error = %e, "Could not write the run heartbeat.");
+                    let error = crate::fault::cause_text(&e);
+                    if let Some(repeated) =
+                        repeats.note(&format!("heartbeat: {error}"), std::time::Instant::now())
+                    {
+                        tracing::warn!(run_id = %run_id, %error, repeated, "Could not write the run heartbeat (logged at most once a minute; `repeated` = times since the last line).");
+                    }
                 }
             }
         });

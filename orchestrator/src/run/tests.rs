@@ -891,6 +891,25 @@ async fn hooks_hear_the_revert_once_when_an_injection_fails() {
     );
 }
 
+#[test]
+fn the_launcher_queries_at_the_stacks_scrape_interval() {
+    let config = crate::config::load(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/local"),
+    )
+    .expect("config/local loads");
+    let mut stack = config.stacks["local"].clone();
+    stack.scrape_interval = Duration::from_secs(15);
+    let caller = options();
+    let (run_id, grace) = (caller.run_id, caller.ttl_grace);
+    let opts = super::launch::options_for(&stack, caller);
+    assert_eq!(opts.query_step, Duration::from_secs(15));
+    assert_eq!(
+        (opts.run_id, opts.ttl_grace),
+        (run_id, grace),
+        "the rest is the caller's"
+    );
+}
+
 #[tokio::test]
 async fn the_launcher_refuses_a_production_stack_unless_the_scenario_opts_in() {
     let setup = store().await;

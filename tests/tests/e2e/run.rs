@@ -1042,6 +1042,12 @@ fn a_store_made_immutable_mid_run_ends_it_as_an_error_not_a_crash_and_reverts() 
     scopeguard::defer! { set_immutable(&store, false) };
     let (code, output) = live.finish();
     assert_eq!(code, Some(10), "an error, not SIGBUS: {output}");
+    // Every heartbeat of the fault's 10 s fails the same way: said once, not ten times.
+    assert_eq!(
+        output.matches("Could not write the run heartbeat").count(),
+        1,
+        "{output}"
+    );
     assert!(!output.contains("PASSED"), "{output}");
     assert!(
         output.contains("the store refused a write ("),
