@@ -85,7 +85,7 @@ pub fn offering(
 
 /// Loads what a command works from ([`crate::scenario::load_runnable`]): a scenario file with
 /// errors is left out with a warning on stderr naming each such file at its first error; a
-/// config or catalogue error prints every diagnostic and gives exit code 2 (invalid input).
+/// config or catalogue error prints every diagnostic and gives exit code 8 (invalid input).
 pub fn load_runnable(config_dir: &std::path::Path) -> Result<Runnable, u8> {
     match crate::scenario::load_runnable(config_dir) {
         Ok(runnable) => {

@@ -1,5 +1,5 @@
 //! `f3-chaos dashboard --listen 127.0.0.1:7071`: serve the read-only dashboard from the store
-//! (standalone, until the daemon mounts [`crate::dashboard::router`] itself).
+//! on its own, without a daemon (the daemon serves the same [`crate::dashboard::router`] too).
 
 use std::net::SocketAddr;
 
