@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
+use crate::procs;
 use crate::state::StackPaths;
 
 /// How often the supervisor reads the fault records: a fault ends at most this long after its
@@ -51,16 +52,9 @@ pub struct ProcessId {
     pub start_time: u64,
 }
 
-/// `(state, start_time)` of a live (non-zombie) process, from `/proc/PID/stat` (proc(5)).
+/// `(state, start_time)` of a live (non-zombie) process (see [`procs::stat`]).
 fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // `rest` starts at field 3 (state); start time is field 22, i.e. 19 fields further.
-    let start_time = fields.nth(18)?.parse().ok()?;
-    (state != 'Z' && state != 'X').then_some((state, start_time))
+    procs::stat(pid).filter(|(state, _)| !matches!(state, 'Z' | 'X'))
 }
 
 impl ProcessId {

@@ -70,10 +70,21 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
 
 /// The scheduler state letter of `pid` from `/proc/PID/stat` (`R`, `S`, `T` stopped, `Z` zombie…).
 pub fn state(pid: u32) -> Option<char> {
+    stat(pid).map(|(state, _)| state)
+}
+
+/// `(state, start_time)` of `pid` from `/proc/PID/stat` (proc(5)): the state letter (field 3) and
+/// the start time in clock ticks after boot (field 22), which tells a process from a later one
+/// given the same PID. None if there is no such process.
+pub fn stat(pid: u32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Format: `pid (comm) state …`; comm may contain spaces and parentheses, so split at the last `)`.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next())
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3 (state); start time is field 22, i.e. 19 fields further.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some((state, start_time))
 }
 
 /// Whether `pid` exists and is not a zombie.

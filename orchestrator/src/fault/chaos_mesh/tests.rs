@@ -831,6 +831,37 @@ async fn preflight_reports_rbac_denied_by_self_subject_access_review() {
     );
 }
 
+/// A chaos-mesh.org list of `kind` (e.g. `NetworkChaosList`) holding `items`.
+fn chaos_list(kind: &str, items: Vec<Value>) -> Value {
+    json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items })
+}
+
+/// The orphan sweep's three lists by the managed-by label: `network_chaos` in the NetworkChaos
+/// list, the PodChaos and StressChaos lists empty.
+fn managed_object_lists(network_chaos: Vec<Value>) -> Vec<Expect> {
+    let selector = "?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Df3-chaos";
+    vec![
+        expect(
+            Method::GET,
+            &format!("{NC}{selector}"),
+            200,
+            chaos_list("NetworkChaosList", network_chaos),
+        ),
+        expect(
+            Method::GET,
+            &format!("{PC}{selector}"),
+            200,
+            chaos_list("PodChaosList", vec![]),
+        ),
+        expect(
+            Method::GET,
+            &format!("{SC}{selector}"),
+            200,
+            chaos_list("StressChaosList", vec![]),
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn orphans_are_listed_by_the_managed_by_label() {
     let mut stack = small_stack();
@@ -842,33 +873,9 @@ async fn orphans_are_listed_by_the_managed_by_label() {
         json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
         "metadata": { "name": name, "namespace": "chaos-mesh", "labels": { "app.kubernetes.io/managed-by": "f3-chaos", "f3-chaos.io/run-id": run.to_string() } } })
     };
-    let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items });
-    let selector = "?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Df3-chaos";
     let server = serve(
         handle,
-        vec![
-            expect(
-                Method::GET,
-                &format!("{NC}{selector}"),
-                200,
-                list(
-                    "NetworkChaosList",
-                    vec![item("f3-live", live), item("f3-dead", dead)],
-                ),
-            ),
-            expect(
-                Method::GET,
-                &format!("{PC}{selector}"),
-                200,
-                list("PodChaosList", vec![]),
-            ),
-            expect(
-                Method::GET,
-                &format!("{SC}{selector}"),
-                200,
-                list("StressChaosList", vec![]),
-            ),
-        ],
+        managed_object_lists(vec![item("f3-live", live), item("f3-dead", dead)]),
     );
     let orphans = driver.orphans_except(&[live]).await.expect("listed");
     assert_eq!(

@@ -42,6 +42,53 @@ fn deleted() -> Value {
     json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200 })
 }
 
+// The scripted exchanges of a claim, as the API server answers them.
+
+/// `POST` of our Lease, created at `version`.
+fn created(version: &str) -> Expect {
+    expect(
+        Method::POST,
+        &format!("{LEASES}?"),
+        201,
+        lease(HOLDER, Duration::ZERO, version, 0),
+    )
+}
+
+/// `POST` of our Lease, refused: one exists.
+fn already_exists() -> Expect {
+    expect(
+        Method::POST,
+        &format!("{LEASES}?"),
+        409,
+        status(409, "AlreadyExists"),
+    )
+}
+
+/// `GET` of the Lease: `holder`'s, renewed `age` ago, at `version`.
+fn reads(holder: &str, age: Duration, version: &str, transitions: i32) -> Expect {
+    expect(
+        Method::GET,
+        LEASE,
+        200,
+        lease(holder, age, version, transitions),
+    )
+}
+
+/// `PUT` of our Lease (a renewal or a takeover), accepted at `version`.
+fn writes(version: &str, transitions: i32) -> Expect {
+    expect(
+        Method::PUT,
+        &format!("{LEASE}?"),
+        200,
+        lease(HOLDER, Duration::ZERO, version, transitions),
+    )
+}
+
+/// `DELETE` of the Lease, accepted.
+fn deletes() -> Expect {
+    expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted())
+}
+
 /// The verifier's requests, failing (instead of hanging) when a scripted request never comes —
 /// e.g. the `DELETE` a dropped claim spawns.
 async fn finished(
@@ -105,18 +152,7 @@ fn assert_ours(body: &Value) {
 async fn claim_creates_the_lease_and_dropping_it_deletes_it() {
     let stack = gcp_only();
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
-    let server = serve(
-        handle,
-        vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                201,
-                lease(HOLDER, Duration::ZERO, "101", 0),
-            ),
-            expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
-        ],
-    );
+    let server = serve(handle, vec![created("101"), deletes()]);
     let claim = driver.claim(HOLDER).await.expect("claimed");
     drop(claim);
     let seen = finished(server).await;
@@ -141,25 +177,10 @@ async fn the_lease_is_renewed_every_third_of_its_duration() {
     let server = serve(
         handle,
         vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                201,
-                lease(HOLDER, Duration::ZERO, "101", 0),
-            ),
-            expect(
-                Method::PUT,
-                &format!("{LEASE}?"),
-                200,
-                lease(HOLDER, Duration::ZERO, "102", 0),
-            ),
-            expect(
-                Method::PUT,
-                &format!("{LEASE}?"),
-                200,
-                lease(HOLDER, Duration::ZERO, "103", 0),
-            ),
-            expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
+            created("101"),
+            writes("102", 0),
+            writes("103", 0),
+            deletes(),
         ],
     );
     let claim = driver.claim(HOLDER).await.expect("claimed");
@@ -190,18 +211,8 @@ async fn a_live_lease_held_by_another_run_refuses_naming_it_and_writes_nothing()
     let server = serve(
         handle,
         vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                409,
-                status(409, "AlreadyExists"),
-            ),
-            expect(
-                Method::GET,
-                LEASE,
-                200,
-                lease(OTHER, Duration::from_secs(10), "41", 0),
-            ),
+            already_exists(),
+            reads(OTHER, Duration::from_secs(10), "41", 0),
         ],
     );
     let err = driver.claim(HOLDER).await.err().expect("busy");
@@ -224,26 +235,11 @@ async fn an_expired_lease_is_taken_over_on_its_resource_version() {
     let server = serve(
         handle,
         vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                409,
-                status(409, "AlreadyExists"),
-            ),
+            already_exists(),
             // Renewed 61 s ago with a 60 s duration: expired a second ago.
-            expect(
-                Method::GET,
-                LEASE,
-                200,
-                lease(OTHER, Duration::from_secs(61), "41", 2),
-            ),
-            expect(
-                Method::PUT,
-                &format!("{LEASE}?"),
-                200,
-                lease(HOLDER, Duration::ZERO, "42", 3),
-            ),
-            expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
+            reads(OTHER, Duration::from_secs(61), "41", 2),
+            writes("42", 3),
+            deletes(),
         ],
     );
     let claim = driver
@@ -272,30 +268,15 @@ async fn losing_the_takeover_race_refuses_naming_the_winner() {
     let server = serve(
         handle,
         vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                409,
-                status(409, "AlreadyExists"),
-            ),
-            expect(
-                Method::GET,
-                LEASE,
-                200,
-                lease(OTHER, Duration::from_secs(300), "41", 0),
-            ),
+            already_exists(),
+            reads(OTHER, Duration::from_secs(300), "41", 0),
             expect(
                 Method::PUT,
                 &format!("{LEASE}?"),
                 409,
                 status(409, "Conflict"),
             ),
-            expect(
-                Method::GET,
-                LEASE,
-                200,
-                lease(winner, Duration::ZERO, "42", 1),
-            ),
+            reads(winner, Duration::ZERO, "42", 1),
         ],
     );
     let err = driver.claim(HOLDER).await.err().expect("busy");
@@ -317,31 +298,13 @@ async fn when_the_second_cluster_is_busy_the_first_lease_is_deleted() {
     let aws = serve(
         handles.pop().expect("aws mock"),
         vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                409,
-                status(409, "AlreadyExists"),
-            ),
-            expect(
-                Method::GET,
-                LEASE,
-                200,
-                lease(OTHER, Duration::from_secs(5), "9", 0),
-            ),
+            already_exists(),
+            reads(OTHER, Duration::from_secs(5), "9", 0),
         ],
     );
     let gcp = serve(
         handles.pop().expect("gcp mock"),
-        vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                201,
-                lease(HOLDER, Duration::ZERO, "7", 0),
-            ),
-            expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
-        ],
+        vec![created("7"), deletes()],
     );
     let err = driver.claim(HOLDER).await.err().expect("busy");
     let text = err.to_string();
@@ -423,12 +386,11 @@ fn chaos_object(kind: &str, name: &str, phase: &str, recovered: bool) -> Value {
 async fn preflight_refuses_live_chaos_objects_naming_them() {
     let stack = gcp_only();
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
-    let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items });
     let mut script = vec![expect(
         Method::GET,
         &format!("{NC}?"),
         200,
-        list(
+        chaos_list(
             "NetworkChaosList",
             vec![
                 chaos_object("NetworkChaos", "foo", "Run", false),
@@ -442,7 +404,7 @@ async fn preflight_refuses_live_chaos_objects_naming_them() {
         Method::GET,
         &format!("{PC}?"),
         200,
-        list(
+        chaos_list(
             "PodChaosList",
             // Stopping but not yet recovered: still acting.
             vec![chaos_object("PodChaos", "recovering", "Stop", false)],
@@ -453,7 +415,7 @@ async fn preflight_refuses_live_chaos_objects_naming_them() {
         Method::GET,
         &format!("{SC}?"),
         200,
-        list("StressChaosList", vec![]),
+        chaos_list("StressChaosList", vec![]),
     ));
     script.extend((0..4).map(|_| expect(Method::POST, SSAR, 201, review(true))));
     let server = serve(handle, script);
@@ -494,15 +456,7 @@ fn lease_names_are_valid_object_names() {
 async fn a_stack_claimed_at_the_target_has_no_orphans() {
     let stack = gcp_only();
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
-    let server = serve(
-        handle,
-        vec![expect(
-            Method::GET,
-            LEASE,
-            200,
-            lease(OTHER, Duration::from_secs(5), "41", 0),
-        )],
-    );
+    let server = serve(handle, vec![reads(OTHER, Duration::from_secs(5), "41", 0)]);
     let orphans = driver.orphans().await.expect("answered");
     assert!(orphans.is_empty(), "{orphans:?}");
     drop(driver);
@@ -513,41 +467,16 @@ async fn a_stack_claimed_at_the_target_has_no_orphans() {
 async fn an_unclaimed_stack_reports_its_managed_objects_as_orphans() {
     let stack = gcp_only();
     let (driver, handle) = mocked(&stack, Cloud::Gcp);
-    let selector = "?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Df3-chaos";
-    let list = |kind: &str, items: Vec<Value>| json!({ "apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind, "metadata": {}, "items": items });
-    let server = serve(
-        handle,
-        vec![
-            // Expired: whoever held it is gone.
-            expect(
-                Method::GET,
-                LEASE,
-                200,
-                lease(OTHER, Duration::from_secs(120), "41", 0),
-            ),
-            expect(
-                Method::GET,
-                &format!("{NC}{selector}"),
-                200,
-                list(
-                    "NetworkChaosList",
-                    vec![chaos("NetworkChaos", NAME, json!([]))],
-                ),
-            ),
-            expect(
-                Method::GET,
-                &format!("{PC}{selector}"),
-                200,
-                list("PodChaosList", vec![]),
-            ),
-            expect(
-                Method::GET,
-                &format!("{SC}{selector}"),
-                200,
-                list("StressChaosList", vec![]),
-            ),
-        ],
-    );
+    let mut script = vec![
+        // Expired: whoever held it is gone.
+        reads(OTHER, Duration::from_secs(120), "41", 0),
+    ];
+    script.extend(managed_object_lists(vec![chaos(
+        "NetworkChaos",
+        NAME,
+        json!([]),
+    )]));
+    let server = serve(handle, script);
     let orphans = driver.orphans().await.expect("answered");
     assert_eq!(orphans.len(), 1);
     assert!(
@@ -565,20 +494,10 @@ async fn a_lease_released_between_create_and_read_is_created_again() {
     let server = serve(
         handle,
         vec![
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                409,
-                status(409, "AlreadyExists"),
-            ),
+            already_exists(),
             expect(Method::GET, LEASE, 404, status(404, "NotFound")),
-            expect(
-                Method::POST,
-                &format!("{LEASES}?"),
-                201,
-                lease(HOLDER, Duration::ZERO, "5", 0),
-            ),
-            expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
+            created("5"),
+            deletes(),
         ],
     );
     drop(
@@ -607,18 +526,7 @@ fn releasing_the_claim_waits_for_the_delete_so_a_runtime_ending_right_after_leav
     let server = {
         // The mock API server lives on its own runtime, which outlives the run's.
         let _server_context = server_runtime.enter();
-        serve(
-            handle,
-            vec![
-                expect(
-                    Method::POST,
-                    &format!("{LEASES}?"),
-                    201,
-                    lease(HOLDER, Duration::ZERO, "101", 0),
-                ),
-                expect(Method::DELETE, &format!("{LEASE}?"), 200, deleted()),
-            ],
-        )
+        serve(handle, vec![created("101"), deletes()])
     };
     run_runtime.block_on(async {
         let claim = driver.claim(HOLDER).await.expect("claimed");
