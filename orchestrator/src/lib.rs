@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;
+pub mod document;
 pub mod duration;
 pub mod exit_codes;
 pub mod fault;

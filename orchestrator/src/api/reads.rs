@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
+use crate::document::{RunDocument, RunListDocument};
 use crate::model::RunStatus;
 use crate::plan::{self, night_window};
 use crate::scenario::Scenario;
@@ -123,13 +124,14 @@ pub(super) struct RunsQuery {
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/runs?scenario=&stack=&status=&night=&since=&until=&limit=`: stored runs, newest
-/// first (default 100, at most 1000; page with `until` = the oldest `started_at` seen).
+/// `GET /api/v1/runs?scenario=&stack=&status=&night=&since=&until=&limit=`: a
+/// [`RunListDocument`] of stored runs, newest first (default 100, at most 1000; page with
+/// `until` = the oldest `startedAt` seen).
 pub(super) async fn runs(
     State(state): State<ApiState>,
     _caller: Caller,
     Query(q): Query<RunsQuery>,
-) -> Result<Json<Vec<RunRecord>>, ApiError> {
+) -> Result<Json<RunListDocument>, ApiError> {
     let status = q
         .status
         .as_deref()
@@ -145,7 +147,8 @@ pub(super) async fn runs(
         until: q.until,
         limit: Some(q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)),
     };
-    Ok(Json(state.inner.store.runs(&filter).await?))
+    let runs = state.inner.store.runs(&filter).await?;
+    Ok(Json(RunListDocument::of(&runs)))
 }
 
 /// The run with id (or unambiguous id prefix) `id`; 404 when none matches or `id` cannot be a
@@ -164,13 +167,17 @@ pub(super) async fn find_run(state: &ApiState, id: &str) -> Result<RunRecord, Ap
     }
 }
 
-/// `GET /api/v1/runs/{id}`: the stored run (status, who, when, summary).
+/// `GET /api/v1/runs/{id}`: the run's [`RunDocument`] (schema `docs/schemas/run.schema.json`,
+/// the same document as `f3-chaos results ID --output json`).
 pub(super) async fn run(
     State(state): State<ApiState>,
     _caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<RunRecord>, ApiError> {
-    Ok(Json(find_run(&state, &id).await?))
+) -> Result<Json<RunDocument>, ApiError> {
+    let run = find_run(&state, &id).await?;
+    Ok(Json(
+        RunDocument::of_stored(&state.inner.store, &run).await?,
+    ))
 }
 
 /// `GET /api/v1/runs/{id}/steps`: the run's steps in order, without evidence

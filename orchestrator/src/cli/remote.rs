@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::report::TerminalReporter;
 use crate::api::{StartRequest, StartedRun};
 use crate::config::Config;
+use crate::document::RunDocument;
 use crate::exit_codes;
 use crate::model::RunOutcome;
 use crate::run::{RunEvent, RunReport, StepResult};
@@ -92,6 +93,23 @@ impl Remote {
         self.base
             .join(path.trim_start_matches('/'))
             .with_context(|| format!("joining {path} to {}", self.base))
+    }
+
+    /// `GET /api/v1/runs/{id}`: the run's [`RunDocument`], as `results ID --output json` prints it.
+    ///
+    /// # Errors
+    /// The server cannot be reached, or does not answer 2xx with a run document.
+    pub async fn run_document(&self, id: Uuid) -> anyhow::Result<RunDocument> {
+        let response = self
+            .http
+            .get(self.url(&format!("api/v1/runs/{id}"))?)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("calling {}", self.base))?
+            .error_for_status()
+            .with_context(|| format!("reading run {id}"))?;
+        response.json().await.context("reading the run document")
     }
 
     async fn start(

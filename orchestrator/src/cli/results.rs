@@ -92,7 +92,8 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
         };
         let runs = store.runs(&filter).await?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&runs)?);
+            let doc = crate::document::RunListDocument::of(&runs);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
             return Ok(exit_codes::PASSED);
         }
         if runs.is_empty() && args.scenario.is_none() && args.stack.is_none() {
@@ -137,7 +138,7 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     let outbox = store.outbox_for_run(run.id).await?;
     let ledger = store.ledger_for_run(run.id).await?;
     if json {
-        let doc = serde_json::json!({ "run": run, "steps": steps, "notifications": outbox, "faults": ledger });
+        let doc = crate::document::RunDocument::from_records(&run, &steps, &outbox, &ledger);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(exit_codes::PASSED);
     }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::common::{OutputFormat, offering};
 use super::report::{self, TerminalReporter};
 use crate::config::DriverConfig;
+use crate::document::RunDocument;
 use crate::exit_codes;
 use crate::fault::chaos_mesh::{ChaosMeshDriver, RenderContext};
 use crate::run::launch;
@@ -324,10 +325,8 @@ async fn run_with(
         }
         Err(e) => return Err(e.into()),
     };
-    match (&reporter, args.output) {
-        (Some(reporter), _) => reporter.finish(&report),
-        (None, OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&report)?),
-        (None, _) => {}
+    if let Some(reporter) = &reporter {
+        reporter.finish(&report);
     }
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&report)?)
@@ -347,6 +346,25 @@ async fn run_with(
         Err(_) => eprintln!(
             "warning: notifications stay queued (delivery took longer than {NOTIFY_BUDGET:?})"
         ),
+    }
+    if args.output == OutputFormat::Json {
+        // The stored run, as `results ID --output json` and the API give it (after delivery,
+        // so the notifications' status is current). A run whose record cannot be read back has
+        // no result to give.
+        match RunDocument::load(store, report.run_id).await {
+            Ok(Some(document)) => println!("{}", serde_json::to_string_pretty(&document)?),
+            Ok(None) => {
+                eprintln!("error: run {} is not in the store", report.run_id);
+                return Ok(exit_codes::ERROR);
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: reading run {} back from the store: {e}",
+                    report.run_id
+                );
+                return Ok(exit_codes::ERROR);
+            }
+        }
     }
     Ok(report.outcome.exit_code())
 }
@@ -374,7 +392,8 @@ async fn run_on_server(
     let remote_run = run_remote(&remote, &req, &library.config, text).await?;
     if let Some(report) = &remote_run.report {
         if args.output == OutputFormat::Json {
-            println!("{}", serde_json::to_string_pretty(report)?);
+            let document = remote.run_document(report.run_id).await?;
+            println!("{}", serde_json::to_string_pretty(&document)?);
         }
         if let Some(path) = &args.junit {
             std::fs::write(path, report::junit(report)?)

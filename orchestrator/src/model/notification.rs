@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// What a notification is about. Stored in the outbox's `kind` column under
 /// [`NotificationKind::stored_name`] (`step-failures`, …); serialised in message documents (the
 /// webhook body's `kind`) under the short kebab-case name (`failures`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NotificationKind {
     /// Steps owned by the team failed (or were inconclusive) in a run (one row per team per run).

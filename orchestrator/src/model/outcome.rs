@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit_codes;
 
 /// The outcome of a whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// Every Then step passed.
@@ -232,6 +232,20 @@ impl std::str::FromStr for RunStatus {
 impl Serialize for RunStatus {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+impl schemars::JsonSchema for RunStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RunStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "`running`, or the outcome the run finished with.",
+            "enum": RunStatus::names(),
+        })
     }
 }
 

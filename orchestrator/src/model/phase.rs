@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Phase of a step in the Given/When/Then timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Preconditions: steady state and load.

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// A half-open span of UTC time `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 pub struct Window {
     /// First instant (inclusive), UTC.
     pub start: DateTime<Utc>,
@@ -96,7 +97,7 @@ pub struct StackOption {
 }
 
 /// One scenario on one stack at one time.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 pub struct Slot {
     /// Scenario name.
     pub scenario: String,
@@ -109,12 +110,13 @@ pub struct Slot {
 }
 
 /// A scenario the plan leaves out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Skipped {
     /// Scenario name.
     pub scenario: String,
     /// Why it is not planned (plain English in JSON; see [`SkipReason`]).
     #[serde(serialize_with = "serialize_reason")]
+    #[schemars(with = "String")]
     pub reason: SkipReason,
     /// Machine-readable kind of the reason (`not-due`, `no-eligible-stack`, …).
     pub code: &'static str,
@@ -189,7 +191,7 @@ impl fmt::Display for SkipReason {
 }
 
 /// The plan of one night.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Plan {
     /// The night planned (`YYYY-MM-DD`).
     pub night: NaiveDate,
@@ -201,6 +203,33 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// Total weight of the planned scenarios (the quantity the planner maximises).
     pub objective: u64,
+}
+
+/// A plan as tools read it (`plan --output json`; schema `docs/schemas/plan.schema.json`, see
+/// [`crate::document`]): `schemaVersion` and the [`Plan`]'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDocument {
+    /// [`crate::document::SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: Plan,
+}
+
+impl PlanDocument {
+    /// The document of `plan`.
+    pub fn of(plan: &Plan) -> PlanDocument {
+        PlanDocument {
+            schema_version: crate::document::SCHEMA_VERSION,
+            plan: plan.clone(),
+        }
+    }
+}
+
+/// The JSON Schema (draft 2020-12) of [`PlanDocument`].
+pub fn plan_schema() -> serde_json::Value {
+    schemars::schema_for!(PlanDocument).to_value()
 }
 
 /// What happened so far on a night that is being executed, for [`super::replan`].

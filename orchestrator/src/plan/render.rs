@@ -159,8 +159,10 @@ pub fn gantt(input: &PlanInput, plan: &Plan, tz: Tz, width: usize) -> String {
     out
 }
 
-/// The plan as pretty JSON: `{ "night", "window": {"start","end"}, "slots": [...], "skipped":
-/// [{"scenario","reason","code"}], "objective" }`, instants in RFC 3339 UTC.
+/// The plan's [`PlanDocument`] as pretty JSON: `{ "schemaVersion", "night", "window":
+/// {"start","end"}, "slots": [...], "skipped": [{"scenario","reason","code"}], "objective" }`,
+/// instants in RFC 3339 UTC.
 pub fn json(plan: &Plan) -> String {
-    serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    serde_json::to_string_pretty(&super::PlanDocument::of(plan))
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }

@@ -253,7 +253,7 @@ pub struct Lease {
 }
 
 /// State of a fault-ledger entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LedgerState {
     /// Recorded; injection is about to happen (or crashed half-way).
@@ -336,7 +336,7 @@ pub struct LedgerEntry {
 }
 
 /// Where an outbox row's delivery stands (the `status` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutboxStatus {
     /// Waiting for a (first or further) delivery attempt.

@@ -201,7 +201,7 @@ async fn missing_or_unknown_token_is_401_with_bearer_challenge() {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs, serde_json::json!([]));
+    assert_eq!(runs["runs"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +231,7 @@ async fn roles_are_enforced_for_starting_runs() {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs, serde_json::json!([]));
+    assert_eq!(runs["runs"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,6 +266,8 @@ async fn viewer_reads_scenarios_plans_and_runs() {
         .get("/api/v1/runs?status=passed&limit=5", Some(VIEWER))
         .await;
     assert_eq!(runs.status().as_u16(), 200);
+    let runs: Value = runs.json().await.unwrap();
+    crate::schemas::assert_valid(crate::schemas::Document::Runs, &runs);
     let bad = api.get("/api/v1/runs?status=great", Some(VIEWER)).await;
     assert_eq!(bad.status().as_u16(), 400);
     let missing = api
@@ -328,9 +330,19 @@ fn operator_runs_on_the_sandbox_and_follows_the_event_stream() {
             .json()
             .await
             .unwrap();
-        assert_eq!(record["started_by"], "ci-operator", "{record}");
-        assert_eq!(record["trigger"], "api", "{record}");
-        assert_eq!(record["status"], "passed", "{record}");
+        crate::schemas::assert_valid(crate::schemas::Document::Run, &record);
+        assert_eq!(record["run"]["startedBy"], "ci-operator", "{record}");
+        assert_eq!(record["run"]["trigger"], "api", "{record}");
+        assert_eq!(record["run"]["status"], "passed", "{record}");
+        // The list carries the same summary of the run as its document.
+        let list: Value = api
+            .get("/api/v1/runs", Some(VIEWER))
+            .await
+            .json()
+            .await
+            .unwrap();
+        crate::schemas::assert_valid(crate::schemas::Document::Runs, &list);
+        assert_eq!(list["runs"][0], record["run"], "{list:#}");
 
         // The finished run's stream is replayed from the store: the same events, same order.
         let replay = api

@@ -223,7 +223,9 @@ impl Night {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("results JSON")
+        let doc = serde_json::from_slice(&out.stdout).expect("results JSON");
+        crate::schemas::assert_valid(crate::schemas::Document::Run, &doc);
+        doc
     }
 
     /// Every sandbox process of every stack is running (none frozen by a fault).
@@ -579,7 +581,7 @@ fn two_daemons_on_postgres_the_standby_finishes_the_night_after_the_leader_is_ki
     assert_eq!(killed["run"]["status"], "interrupted", "{killed:#}");
     // Ended at its last heartbeat (at most one heartbeat period before the kill), not when
     // the sweep found it (at least a heartbeat TTL later).
-    let ended_at: chrono::DateTime<Utc> = killed["run"]["ended_at"]
+    let ended_at: chrono::DateTime<Utc> = killed["run"]["endedAt"]
         .as_str()
         .expect("ended_at")
         .parse()
@@ -744,7 +746,7 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
         (metrics, dashboard.status(), runs)
     });
     // The run started through the daemon's API is counted under its scenario, stack and outcome.
-    let outcome = runs["status"].as_str().unwrap_or_default();
+    let outcome = runs["run"]["status"].as_str().unwrap_or_default();
     assert!(
         metrics.contains(&format!(
             "f3_chaos_runs_total{{scenario=\"by-hand\",stack=\"night-api\",outcome=\"{outcome}\"}} 1"
@@ -1184,16 +1186,16 @@ fn a_resource_is_held_by_its_live_holder_past_the_planned_end() {
         .as_array()
         .expect("ledger")
         .iter()
-        .map(|f| at(&f["updated_at"]))
+        .map(|f| at(&f["updatedAt"]))
         .max()
         .expect("a fault");
     assert!(
-        at(&next["run"]["started_at"]) >= reverted,
+        at(&next["run"]["startedAt"]) >= reverted,
         "next started before the holder's fault was reverted: {holder:#} {next:#}"
     );
     let planned_end = at(&journal[position("slot-start", "holder")]["plannedEnd"]);
     assert!(
-        at(&next["run"]["started_at"]) > planned_end + chrono::Duration::seconds(5),
+        at(&next["run"]["startedAt"]) > planned_end + chrono::Duration::seconds(5),
         "next started near the holder's planned end: {journal:#?}"
     );
     night.assert_no_fault_left();

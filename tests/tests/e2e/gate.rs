@@ -249,6 +249,7 @@ async fn fails_when_a_run_is_missing() {
     ]);
     assert_eq!(out.status.code(), Some(FAILED), "{}", describe(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    crate::schemas::assert_valid(crate::schemas::Document::Gate, &doc);
     assert_eq!(doc["passed"], json!(false));
     let lines = doc["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 4, "{doc:#}");

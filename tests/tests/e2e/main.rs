@@ -18,6 +18,7 @@ mod notify;
 mod plan;
 mod run;
 mod sandbox;
+mod schemas;
 mod silence;
 mod store;
 mod validate;

@@ -45,7 +45,9 @@ fn plan_json(night: &str) -> Value {
         "--output",
         "json",
     ]);
-    serde_json::from_str(&ok_stdout(&out)).expect("plan --output json prints JSON")
+    let doc = serde_json::from_str(&ok_stdout(&out)).expect("plan --output json prints JSON");
+    crate::schemas::assert_valid(crate::schemas::Document::Plan, &doc);
+    doc
 }
 
 fn instant(v: &Value) -> DateTime<Utc> {

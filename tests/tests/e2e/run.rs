@@ -311,7 +311,9 @@ spec:
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("results JSON")
+        let doc = serde_json::from_slice(&out.stdout).expect("results JSON");
+        crate::schemas::assert_valid(crate::schemas::Document::Run, &doc);
+        doc
     }
 
     fn inventory(&self) -> f3_sandbox::Inventory {
@@ -511,7 +513,7 @@ fn a_breached_abort_condition_reverts_at_once_and_stores_the_latency() {
     }
     let run = env.results_json(&run_id_of(&output));
     assert_eq!(run["run"]["status"], "aborted");
-    let latency = run["run"]["summary"]["abort_latency_ms"]
+    let latency = run["run"]["abortLatencyMs"]
         .as_i64()
         .expect("abort latency stored");
     assert!((0..5_000).contains(&latency), "latency {latency} ms");
@@ -622,7 +624,11 @@ fn given_not_met_injects_no_fault() {
         .expect("f3-chaos run --output json");
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report on stdout");
-    assert_eq!(report["outcome"], "precondition-failed");
+    crate::schemas::assert_valid(crate::schemas::Document::Run, &report);
+    // The same document `results ID --output json` gives for the stored run.
+    let run_id = report["run"]["id"].as_str().expect("run id");
+    assert_eq!(report, env.results_json(run_id));
+    assert_eq!(report["run"]["status"], "precondition-failed");
     assert_eq!(report["steps"][0]["verdict"], "failed");
     assert_eq!(report["steps"][1]["verdict"], "skipped");
 }
@@ -700,22 +706,11 @@ fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
     let _ = live.finish();
     // The watchdog resumes them at the TTL: 10 s fault + 1 s grace, checked within 2 s of the
     // declared duration.
-    wait_until(
+    assert_resumed_between(
         "gcp nodes resumed by the TTL",
-        Duration::from_secs(13),
-        || {
-            gcp.iter()
-                .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
-        },
-    );
-    let resumed_after = injected_at.elapsed();
-    assert!(
-        resumed_after <= Duration::from_secs(12),
-        "resumed {resumed_after:?} after injection"
-    );
-    assert!(
-        resumed_after >= Duration::from_secs(9),
-        "not before the declared duration: {resumed_after:?}"
+        &gcp,
+        injected_at,
+        Duration::from_secs(9)..=Duration::from_secs(12),
     );
 
     // The next start sweeps the ledger: the dead run is closed and its fault marked reverted.
@@ -726,6 +721,32 @@ fn kill_9_mid_fault_is_reverted_by_the_ttl_and_reconciled_on_the_next_start() {
     let faults = run["faults"].as_array().expect("ledger");
     assert_eq!(faults.len(), 1);
     assert_eq!(faults[0]["state"], "reverted", "{run:#}");
+}
+
+/// Waits until none of `pids` is stopped (state `T`), then asserts that this came `within` the
+/// given span after `injected_at`: not before the fault's declared duration, not after its TTL's
+/// allowance. The wait gives up 1 s past the span's end.
+fn assert_resumed_between(
+    what: &str,
+    pids: &[u32],
+    injected_at: Instant,
+    within: std::ops::RangeInclusive<Duration>,
+) {
+    let deadline = within.end().saturating_sub(injected_at.elapsed()) + Duration::from_secs(1);
+    wait_until(what, deadline, || {
+        pids.iter()
+            .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
+    });
+    let resumed_after = injected_at.elapsed();
+    assert!(
+        resumed_after <= *within.end(),
+        "{what}: resumed {resumed_after:?} after injection, later than {:?}",
+        within.end()
+    );
+    assert!(
+        resumed_after >= *within.start(),
+        "{what}: resumed {resumed_after:?} after injection, before the declared duration"
+    );
 }
 
 /// PIDs of the fault watchdogs of the sandbox whose state directory is `state_dir`.
@@ -780,22 +801,11 @@ fn kill_9_of_f3_chaos_and_its_watchdog_together_still_ends_the_fault_at_its_ttl(
     let _ = live.finish();
     assert!(watchdogs_of(&env.sandbox_state()).is_empty());
     // 10 s fault + 1 s grace = an 11 s TTL; ended within 2 s of it.
-    wait_until(
+    assert_resumed_between(
         "gcp nodes resumed by the stack's supervisor",
-        Duration::from_secs(14),
-        || {
-            gcp.iter()
-                .all(|&pid| f3_sandbox::procs::state(pid) != Some('T'))
-        },
-    );
-    let resumed_after = injected_at.elapsed();
-    assert!(
-        resumed_after <= Duration::from_secs(13),
-        "resumed {resumed_after:?} after injection"
-    );
-    assert!(
-        resumed_after >= Duration::from_secs(9),
-        "not before the declared duration: {resumed_after:?}"
+        &gcp,
+        injected_at,
+        Duration::from_secs(9)..=Duration::from_secs(13),
     );
     wait_until("the record is removed", Duration::from_secs(2), || {
         fault_records(&env).is_empty()
