@@ -454,10 +454,32 @@ fn gcp_failover_validation_passes_on_the_default_sandbox() {
 fn slow_gateway_health_checks_fail_an_owned_step() {
     let _lock = heavy_test_lock();
     let env = Env::start("run-fail", 24100, &["--gateway-profile", "slow"]);
-    let out = env.run("gcp-failover-validation");
+    // The reference scenario without its abort condition: with slow health checks the success
+    // ratio may collapse below the abort threshold in the first second of the fault, and a run
+    // aborted then judges its Then steps on a window of a second or two (see #18's note on short
+    // windows). This test is about the owned steps the slow failover fails, judged over the
+    // whole fault; aborts have their own tests.
+    let reference =
+        std::fs::read_to_string(repo_root().join("scenarios/gcp-failover-validation.yaml"))
+            .expect("reference scenario");
+    let (without_abort, abort) = reference
+        .split_once("\n  abort:\n")
+        .expect("an abort block");
+    assert!(
+        abort.lines().all(|l| l.starts_with("    ")),
+        "the abort block is the scenario's last: {abort}"
+    );
+    std::fs::write(
+        env.dir.path().join("scenarios/gcp-failover-no-abort.yaml"),
+        without_abort.replace(
+            "name: gcp-failover-validation",
+            "name: gcp-failover-no-abort",
+        ) + "\n",
+    )
+    .expect("write scenario");
+    let out = env.run("gcp-failover-no-abort");
     let output = text(&out);
-    // Failed, or aborted when the success ratio also breaches the scenario's abort condition.
-    assert!(matches!(out.status.code(), Some(1) | Some(2)), "{output}");
+    assert_eq!(out.status.code(), Some(1), "{output}");
     let failed: Vec<&str> = output
         .lines()
         .filter(|l| l.starts_with("[FAILED] Assertion:"))
@@ -467,17 +489,13 @@ fn slow_gateway_health_checks_fail_an_owned_step() {
         failed
             .iter()
             .any(|l| l.contains("owner: payments") || l.contains("owner: infrastructure")),
-        "a latency or success step owned by its team fails: {failed:#?}"
+        "a latency or success step owned by its team fails: {failed:#?}\n{output}"
     );
     assert!(
         failed.iter().all(|l| l.contains("(observed ")),
         "observed values shown: {failed:#?}"
     );
-    assert!(
-        output.contains("FAILED: gcp-failover-validation")
-            || output.contains("ABORTED: gcp-failover-validation"),
-        "{output}"
-    );
+    assert!(output.contains("FAILED: gcp-failover-no-abort"), "{output}");
     assert!(output.contains("Notifying "), "{output}");
     let run = env.results_json(&run_id_of(&output));
     assert!(
