@@ -665,6 +665,7 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
         .find_map(|l| l.strip_prefix("Run ")?.split(':').next())
         .expect("the run id is printed")
         .to_owned();
+
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (metrics, dashboard, runs) = runtime.block_on(async {
         let client = reqwest::Client::new();
@@ -761,6 +762,44 @@ fn the_daemon_serves_the_api_and_run_with_server_prints_the_same_run() {
     assert!(
         text.contains("ci-operator") && text.contains("\"api\""),
         "{runs:#}"
+    );
+
+    // `--output json` through the server prints the run document the server stores.
+    let json_run = night
+        .f3(&[
+            "run",
+            "--scenario",
+            "by-hand",
+            "--wait-for-assertions",
+            "--server",
+            &base,
+            "--output",
+            "json",
+        ])
+        .env("F3_CHAOS_TOKEN", OPERATOR_TOKEN)
+        .output()
+        .expect("run --server --output json");
+    let document: Value = serde_json::from_slice(&json_run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "a run document on stdout ({e}): {}\n{}",
+            String::from_utf8_lossy(&json_run.stdout),
+            String::from_utf8_lossy(&json_run.stderr)
+        )
+    });
+    crate::schemas::assert_valid(crate::schemas::Document::Run, &document);
+    let stored = night.results(document["run"]["id"].as_str().expect("run id"));
+    // Notifications may be delivered in between; the run and its steps are final.
+    assert_eq!(document["run"], stored["run"], "{document:#}");
+    assert_eq!(document["steps"], stored["steps"], "{document:#}");
+    assert_eq!(
+        json_run.status.code().map(i64::from),
+        Some(match document["run"]["status"].as_str() {
+            Some("passed") => 0,
+            Some("failed") => 1,
+            Some("inconclusive") => 3,
+            other => panic!("a judged run, not {other:?}: {document:#}"),
+        }),
+        "the exit code is the outcome's"
     );
 
     // SIGTERM: the daemon stops within 10 s.
