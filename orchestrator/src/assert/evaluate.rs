@@ -20,7 +20,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::error::SloError;
-use super::promql::{clip_ranges, closing_sample_queries, newest_sample_query, series_selectors};
+use super::promql::{
+    clip_ranges, closing_sample_queries, longest_range, newest_sample_query, series_selectors,
+};
 use super::series::{Series, format_prom_float};
 use super::source::SloSource;
 use super::verdict::{Evidence, Judgement, Observation, Window};
@@ -195,14 +197,12 @@ pub async fn judge_then<S: SloSource>(
     match step.hold {
         Hold::DuringFault => {
             wait_for_closing_sample(src, &step.check, times.fault_ended_at, step_interval).await;
-            check_range(
-                src,
-                &step.check,
-                times.injected_at,
-                times.fault_ended_at,
-                step_interval,
-            )
-            .await
+            let (start, end) = (times.injected_at, times.fault_ended_at);
+            let whole = check_range(src, &step.check, start, end, step_interval).await;
+            if whole.verdict != Verdict::Passed {
+                return whole;
+            }
+            pass_on_samples_inside(src, &step.check, start, end, step_interval, whole).await
         }
         Hold::AtEnd => {
             wait_for_closing_sample(src, &step.check, times.fault_ended_at, step_interval).await;
@@ -218,6 +218,62 @@ pub async fn judge_then<S: SloSource>(
             check_instant_fresh(src, &step.check, at, step_interval).await
         }
     }
+}
+
+/// A window that `whole` judged passed, passed only where samples scraped inside `[start, end]`
+/// prove it. A point at `t` of a check whose longest range is `R` ([`longest_range`]) is
+/// computed from the samples of `[t − R, t]`, so the points before `start + R` mix in pre-fault
+/// samples: they may fail a step (an observed breach is a breach) but not pass it.
+/// - Window at least `R` long: the points from `start + R` on must pass with the usual coverage
+///   rule, or the step is what they give (inconclusive, naming why).
+/// - Window shorter than `R` (a short fault, or a run aborted early): the check is judged once at
+///   `end` with every range cut to the window ([`clip_ranges`]), i.e. on the fault's samples
+///   alone; too short for that (a rate needs two samples) is inconclusive.
+async fn pass_on_samples_inside<S: SloSource>(
+    src: &S,
+    check: &Check,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+    whole: Judgement,
+) -> Judgement {
+    let Some(range) = longest_range(&check.query) else {
+        return whole;
+    };
+    let range_text = crate::duration::HumanDuration::from(range).to_string();
+    let span = (end - start).to_std().unwrap_or_default();
+    if span >= range {
+        let from = start + chrono::Duration::from_std(range).unwrap_or(chrono::TimeDelta::MAX);
+        let mut tail = check_range(src, check, from, end, step).await;
+        if tail.verdict == Verdict::Passed {
+            return whole;
+        }
+        tail.evidence.reason = Some(format!(
+            "judged from {} on, where the check's {range_text} range reads only samples of the \
+             window: {}",
+            from.format("%H:%M:%S%.3f UTC"),
+            tail.evidence.reason.as_deref().unwrap_or("no verdict")
+        ));
+        return tail;
+    }
+    let cut = Duration::from_millis(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
+    let Some((query, _)) = clip_ranges(&check.query, cut) else {
+        return whole;
+    };
+    let mut inside = check.clone();
+    inside.query = query;
+    let mut judgement = check_instant_fresh(src, &inside, end, step).await;
+    if judgement.verdict == Verdict::Passed {
+        return whole;
+    }
+    judgement.evidence.reason = Some(format!(
+        "the window ({}) is shorter than the check's {range_text} range, so it was judged once \
+         at its end with the ranges cut to the window (`{}`): {}",
+        crate::duration::HumanDuration::from(cut),
+        inside.query,
+        judgement.evidence.reason.as_deref().unwrap_or("no verdict")
+    ));
+    judgement
 }
 
 /// [`check_instant`] at `at`, made inconclusive when some series selector of the check has no

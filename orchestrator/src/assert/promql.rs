@@ -64,6 +64,31 @@ pub fn newest_sample_query(selector: &str) -> String {
     format!("max(timestamp({selector}))")
 }
 
+/// The longest range `query` reads back from an evaluation instant (range selectors `x[15s]`
+/// and subqueries `(…)[1m:]`; offsets aside): a point of a range query at `t` is computed from
+/// samples of `[t − range, t]`. `None` when the query has no range or does not parse.
+pub fn longest_range(query: &str) -> Option<Duration> {
+    struct Longest(Option<Duration>);
+    impl ExprVisitor for Longest {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            let range = match expr {
+                Expr::MatrixSelector(ms) => Some(ms.range),
+                Expr::Subquery(sq) => Some(sq.range),
+                _ => None,
+            };
+            if let Some(range) = range {
+                self.0 = Some(self.0.map_or(range, |longest| longest.max(range)));
+            }
+            Ok(true)
+        }
+    }
+    let expr = promql_parser::parser::parse(query).ok()?;
+    let mut longest = Longest(None);
+    let Ok(_) = walk_expr(&mut longest, &expr);
+    longest.0
+}
+
 /// `query` with every range (range selectors `x[15s]` and subqueries `(…)[1m:]`) shortened
 /// to at most `longest`, rendered back to PromQL, and whether any range was shortened. `None`
 /// when the query does not parse or has no range at all (nothing to clip).
@@ -107,6 +132,18 @@ pub fn clip_ranges(query: &str, longest: Duration) -> Option<(String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_range_of_selectors_and_subqueries() {
+        let q = "sum(rate(a[15s])) / sum(rate(b[1m]))";
+        assert_eq!(longest_range(q), Some(Duration::from_secs(60)));
+        assert_eq!(
+            longest_range("max_over_time(rate(a[5s])[2m:10s])"),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(longest_range("min(gateway_backend_healthy)"), None);
+        assert_eq!(longest_range("sum(("), None);
+    }
 
     #[test]
     fn ranges_are_clipped_to_the_span_since_injection() {

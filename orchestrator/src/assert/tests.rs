@@ -450,3 +450,111 @@ fn evidence_and_verdict_round_trip_through_json() {
     let back: Judgement = serde_json::from_str(&json).unwrap();
     assert_eq!(back, j);
 }
+
+/// A during-fault step on `sum(rate(payments_total[15s]))`-like data: `RATE` is what the check
+/// reads, `payments_total` its series (scraped every second, so every instant is fresh).
+mod samples_inside_the_window {
+    use super::*;
+    use crate::assert::clip_ranges;
+
+    const SELECTOR: &str = "payments_total";
+    const RATE: &str = "sum(rate(payments_total[15s]))";
+
+    fn source(t: DateTime<Utc>, seconds: i64) -> FakeSource {
+        let src = FakeSource::scraped_every(SEC);
+        for i in 0..=seconds {
+            src.push(SELECTOR, &[], t + secs(i), i as f64);
+        }
+        src
+    }
+
+    fn throughput_step() -> ThenStep {
+        ThenStep {
+            name: "throughput".into(),
+            owner: "sre-chaos".into(),
+            check: Check {
+                query: RATE.into(),
+                op: Comparison::Gt,
+                threshold: 250.0,
+                unit: Some("tps".into()),
+                slo: None,
+            },
+            hold: Hold::DuringFault,
+        }
+    }
+
+    fn times(injected_at: DateTime<Utc>, fault_ended_at: DateTime<Utc>) -> PhaseTimes {
+        PhaseTimes {
+            injected_at,
+            fault_ended_at,
+            reverted_at: fault_ended_at,
+            recovered_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_shorter_than_the_range_is_judged_on_the_fault_samples_alone() {
+        // The run aborted 2 s after injection: the 15 s rate still shows the pre-fault 300 tps,
+        // the fault's own 2 s show 200 tps.
+        let t = t0();
+        let src = source(t, 40);
+        let (injected, ended) = (t + secs(30), t + secs(32));
+        for i in 30..=32 {
+            src.push(RATE, &[], t + secs(i), 300.0);
+        }
+        let (cut, _) = clip_ranges(RATE, Duration::from_secs(2)).expect("a range to cut");
+        src.push(&cut, &[], ended, 200.0);
+        let j = judge_then(&src, &throughput_step(), &times(injected, ended), SEC).await;
+        assert_eq!(j.verdict, Verdict::Failed, "{:?}", j.evidence);
+        let reason = j.evidence.reason.unwrap_or_default();
+        assert!(
+            reason.contains("the window (2s) is shorter than the check's 15s range")
+                && reason.contains(&cut),
+            "{reason}"
+        );
+
+        // Nothing computable from the fault's samples alone: inconclusive, not passed.
+        let src = source(t, 40);
+        for i in 30..=32 {
+            src.push(RATE, &[], t + secs(i), 300.0);
+        }
+        let j = judge_then(&src, &throughput_step(), &times(injected, ended), SEC).await;
+        assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence);
+    }
+
+    #[tokio::test]
+    async fn a_longer_window_passes_only_on_the_points_past_the_range() {
+        let t = t0();
+        let (injected, ended) = (t + secs(10), t + secs(40));
+        // Every point passes, and those from injection + 15 s on are there: passed, over the
+        // whole window.
+        let src = source(t, 50);
+        for i in 10..=40 {
+            src.push(RATE, &[], t + secs(i), 300.0);
+        }
+        let j = judge_then(&src, &throughput_step(), &times(injected, ended), SEC).await;
+        assert_eq!(j.verdict, Verdict::Passed, "{:?}", j.evidence);
+        assert!(
+            matches!(j.evidence.window, Window::Range { start, end, .. } if start == injected && end == ended)
+        );
+
+        // The last 3 s have no value: enough coverage for the whole window (28 of 31 points),
+        // not for the points that read only the fault's samples (13 of 16).
+        let src = source(t, 50);
+        for i in 10..=40 {
+            let value = if i < 38 { 300.0 } else { f64::NAN };
+            src.push(RATE, &[], t + secs(i), value);
+        }
+        let whole = check_range(&src, &throughput_step().check, injected, ended, SEC).await;
+        assert_eq!(
+            whole.verdict,
+            Verdict::Passed,
+            "the whole-window rule alone would pass it: {:?}",
+            whole.evidence
+        );
+        let j = judge_then(&src, &throughput_step(), &times(injected, ended), SEC).await;
+        assert_eq!(j.verdict, Verdict::Inconclusive, "{:?}", j.evidence);
+        let reason = j.evidence.reason.unwrap_or_default();
+        assert!(reason.contains("judged from"), "{reason}");
+    }
+}

@@ -62,27 +62,43 @@ fn completions_for_every_shell_and_a_man_page() {
 
 #[test]
 fn a_mistyped_scenario_gets_a_did_you_mean() {
-    let out = f3(&["run", "--scenario", "gcp-failover-validaton"]);
-    assert_eq!(out.status.code(), Some(8));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("did you mean `gcp-failover-validation`?"),
-        "{stderr}"
-    );
+    for command in [
+        &["run", "--scenario", "gcp-failover-validaton"][..],
+        &[
+            "trigger",
+            "--scenario",
+            "gcp-failover-validaton",
+            "--stack",
+            "local",
+        ],
+    ] {
+        let out = f3(command);
+        assert_eq!(out.status.code(), Some(8), "{command:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("did you mean `gcp-failover-validation`?"),
+            "{command:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
 fn a_mistyped_stack_gets_a_did_you_mean() {
-    let out = f3(&[
-        "run",
-        "--scenario",
-        "gcp-failover-validation",
-        "--stack",
-        "locl",
-    ]);
-    assert_eq!(out.status.code(), Some(8));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("did you mean `local`?"), "{stderr}");
+    for command in ["run", "trigger"] {
+        let out = f3(&[
+            command,
+            "--scenario",
+            "gcp-failover-validation",
+            "--stack",
+            "locl",
+        ]);
+        assert_eq!(out.status.code(), Some(8), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("did you mean `local`?"),
+            "{command}: {stderr}"
+        );
+    }
 }
 
 #[test]

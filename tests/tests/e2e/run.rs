@@ -456,9 +456,10 @@ fn slow_gateway_health_checks_fail_an_owned_step() {
     let env = Env::start("run-fail", 24100, &["--gateway-profile", "slow"]);
     // The reference scenario without its abort condition: with slow health checks the success
     // ratio may collapse below the abort threshold in the first second of the fault, and a run
-    // aborted then judges its Then steps on a window of a second or two (see #18's note on short
-    // windows). This test is about the owned steps the slow failover fails, judged over the
-    // whole fault; aborts have their own tests.
+    // aborted then has a window of a second or two to judge its Then steps on (failed or
+    // inconclusive, by the short-window rule of docs/assertions.md). This test is about the
+    // owned steps the slow failover fails, judged over the whole fault; aborts have their own
+    // tests.
     let reference =
         std::fs::read_to_string(repo_root().join("scenarios/gcp-failover-validation.yaml"))
             .expect("reference scenario");

@@ -266,7 +266,9 @@ spec:
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let doc = serde_json::from_slice(&out.stdout).unwrap();
+        crate::schemas::assert_valid(crate::schemas::Document::Run, &doc);
+        doc
     }
 }
 
@@ -540,7 +542,7 @@ fn an_unreachable_alertmanager_is_a_given_failure_and_no_fault_is_injected() {
         let results = env.results(&run_id);
         assert_eq!(results["run"]["status"], "precondition-failed");
         assert!(
-            results["run"]["summary"]["reason"]
+            results["run"]["reason"]
                 .as_str()
                 .unwrap()
                 .contains("no fault was injected"),
