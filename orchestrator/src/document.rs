@@ -1,7 +1,7 @@
 //! The JSON documents f3-chaos publishes for tools, one shape per thing whoever asks: a run
 //! ([`RunDocument`]: `run --output json`, `results ID --output json`, `GET /api/v1/runs/{id}`), a
 //! list of runs ([`RunListDocument`]: `results --output json`, `GET /api/v1/runs`), a
-//! gate decision (`gate --output json`, [`crate::cli::gate::GateDocument`]) and a plan
+//! gate decision ([`GateDocument`]: `gate --output json`) and a plan
 //! (`plan --output json`, [`crate::plan::PlanDocument`]).
 //!
 //! Each carries `schemaVersion` ([`SCHEMA_VERSION`]) and is published as a JSON Schema
@@ -177,6 +177,67 @@ pub struct FaultDocument {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The gate's judgement of one scenario × stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateStatus {
+    /// Latest run passed and is fresh.
+    Pass,
+    /// Latest run has another outcome.
+    Fail,
+    /// No finished run.
+    Missing,
+    /// Latest run is older than `--max-age`.
+    Stale,
+}
+
+impl GateStatus {
+    /// The upper-case label printed in the list.
+    pub fn label(self) -> &'static str {
+        match self {
+            GateStatus::Pass => "PASS",
+            GateStatus::Fail => "FAIL",
+            GateStatus::Missing => "MISSING",
+            GateStatus::Stale => "STALE",
+        }
+    }
+}
+
+/// The gate's decision as tools read it (`gate --output json`; schema
+/// `docs/schemas/gate.schema.json`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GateDocument {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Whether every line passed (the gate's exit code is 0).
+    pub passed: bool,
+    /// `--max-age` as given, e.g. `24h`.
+    pub max_age: String,
+    /// `--max-age` in seconds.
+    pub max_age_seconds: u64,
+    /// When the gate judged.
+    pub checked_at: DateTime<Utc>,
+    /// One line per scenario × stack asked for, in the order asked.
+    pub lines: Vec<GateDocumentLine>,
+}
+
+/// One scenario × stack of a [`GateDocument`].
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GateDocumentLine {
+    /// Scenario name.
+    pub scenario: String,
+    /// Stack asked for; null = any stack.
+    pub stack: Option<String>,
+    /// The judgement.
+    pub status: GateStatus,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// The latest finished run judged, if any (the `run` of its run document).
+    pub run: Option<RunSummary>,
+}
+
 impl RunSummary {
     /// The summary of the stored `run` (its runner's summary document gives reason, pass rate,
     /// abort latency and notified teams).
@@ -318,4 +379,9 @@ pub fn run_schema() -> Value {
 /// The JSON Schema (draft 2020-12) of [`RunListDocument`].
 pub fn run_list_schema() -> Value {
     schemars::schema_for!(RunListDocument).to_value()
+}
+
+/// The JSON Schema (draft 2020-12) of [`GateDocument`].
+pub fn gate_schema() -> serde_json::Value {
+    schemars::schema_for!(GateDocument).to_value()
 }

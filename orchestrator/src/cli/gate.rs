@@ -31,10 +31,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
-use serde::Serialize;
 
 use super::common::OutputFormat;
-use crate::document::RunSummary;
+use crate::document::{GateDocument, GateDocumentLine, GateStatus, RunSummary};
 use crate::duration::HumanDuration;
 use crate::exit_codes;
 use crate::store::{RunFilter, RunRecord};
@@ -86,32 +85,6 @@ pub struct GateArgs {
     pub cfg: super::common::ConfigArgs,
 }
 
-/// The gate's judgement of one scenario × stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum GateStatus {
-    /// Latest run passed and is fresh.
-    Pass,
-    /// Latest run has another outcome.
-    Fail,
-    /// No finished run.
-    Missing,
-    /// Latest run is older than `--max-age`.
-    Stale,
-}
-
-impl GateStatus {
-    /// The upper-case label printed in the list.
-    pub fn label(self) -> &'static str {
-        match self {
-            GateStatus::Pass => "PASS",
-            GateStatus::Fail => "FAIL",
-            GateStatus::Missing => "MISSING",
-            GateStatus::Stale => "STALE",
-        }
-    }
-}
-
 /// One line of the gate's list.
 #[derive(Debug, Clone)]
 pub struct GateLine {
@@ -127,67 +100,29 @@ pub struct GateLine {
     pub reason: String,
 }
 
-/// The gate's decision as tools read it (`gate --output json`; schema
-/// `docs/schemas/gate.schema.json`, see [`crate::document`]).
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GateDocument {
-    /// [`crate::document::SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// Whether every line passed (the gate's exit code is 0).
-    pub passed: bool,
-    /// `--max-age` as given, e.g. `24h`.
-    pub max_age: String,
-    /// `--max-age` in seconds.
-    pub max_age_seconds: u64,
-    /// When the gate judged.
-    pub checked_at: DateTime<Utc>,
-    /// One line per scenario × stack asked for, in the order asked.
-    pub lines: Vec<GateDocumentLine>,
-}
-
-/// One scenario × stack of a [`GateDocument`].
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GateDocumentLine {
-    /// Scenario name.
-    pub scenario: String,
-    /// Stack asked for; null = any stack.
-    pub stack: Option<String>,
-    /// The judgement.
-    pub status: GateStatus,
-    /// Why, in one sentence.
-    pub reason: String,
-    /// The latest finished run judged, if any (the `run` of its run document).
-    pub run: Option<RunSummary>,
-}
-
-impl GateDocument {
-    /// The document of the judged `lines`.
-    pub fn of(lines: &[GateLine], max_age: HumanDuration, checked_at: DateTime<Utc>) -> Self {
-        GateDocument {
-            schema_version: crate::document::SCHEMA_VERSION,
-            passed: lines.iter().all(|l| l.status == GateStatus::Pass),
-            max_age: max_age.to_string(),
-            max_age_seconds: max_age.as_std().as_secs(),
-            checked_at,
-            lines: lines
-                .iter()
-                .map(|l| GateDocumentLine {
-                    scenario: l.scenario.clone(),
-                    stack: l.stack.clone(),
-                    status: l.status,
-                    reason: l.reason.clone(),
-                    run: l.run.as_ref().map(RunSummary::of),
-                })
-                .collect(),
-        }
+/// The decision document of the judged `lines` ([`GateDocument`]).
+pub fn document(
+    lines: &[GateLine],
+    max_age: HumanDuration,
+    checked_at: DateTime<Utc>,
+) -> GateDocument {
+    GateDocument {
+        schema_version: crate::document::SCHEMA_VERSION,
+        passed: lines.iter().all(|l| l.status == GateStatus::Pass),
+        max_age: max_age.to_string(),
+        max_age_seconds: max_age.as_std().as_secs(),
+        checked_at,
+        lines: lines
+            .iter()
+            .map(|l| GateDocumentLine {
+                scenario: l.scenario.clone(),
+                stack: l.stack.clone(),
+                status: l.status,
+                reason: l.reason.clone(),
+                run: l.run.as_ref().map(RunSummary::of),
+            })
+            .collect(),
     }
-}
-
-/// The JSON Schema (draft 2020-12) of [`GateDocument`].
-pub fn gate_schema() -> serde_json::Value {
-    schemars::schema_for!(GateDocument).to_value()
 }
 
 /// Judges the latest finished run (`latest`) of one scenario × stack at `now`.
@@ -402,7 +337,7 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.output == OutputFormat::Json {
-        let doc = GateDocument::of(&lines, args.max_age, now);
+        let doc = document(&lines, args.max_age, now);
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", text(&lines, args.max_age));

@@ -31,7 +31,7 @@ impl SchemaKind {
             SchemaKind::Config => crate::scenario::schema::config_schema(),
             SchemaKind::Run => crate::document::run_schema(),
             SchemaKind::Runs => crate::document::run_list_schema(),
-            SchemaKind::Gate => super::gate::gate_schema(),
+            SchemaKind::Gate => crate::document::gate_schema(),
             SchemaKind::Plan => crate::plan::plan_schema(),
         }
     }
