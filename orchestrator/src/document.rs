@@ -137,7 +137,7 @@ pub struct StepDocument {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationDocument {
-    /// Outbox id (also the webhook's `delivery_id`).
+    /// Outbox id (also the webhook's `deliveryId` and `X-F3-Chaos-Delivery` header).
     pub id: i64,
     /// Team short name.
     pub team: String,

@@ -1,7 +1,8 @@
 //! `f3-chaos schema`: prints a JSON Schema (schemars, draft 2020-12): of scenario, catalogue and
 //! config files, for editors such as yaml-language-server
 //! (`# yaml-language-server: $schema=scenario.schema.json`), and of the JSON documents f3-chaos
-//! prints and serves ([`crate::document`]), published under `docs/schemas/`.
+//! prints, serves and sends ([`crate::document`], the webhook body), published under
+//! `docs/schemas/`.
 
 /// Which file kind to describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +21,8 @@ pub enum SchemaKind {
     Gate,
     /// The plan (`plan --output json`).
     Plan,
+    /// The generic webhook's body (notifications to a `kind: webhook` route).
+    Webhook,
 }
 
 impl SchemaKind {
@@ -33,6 +36,7 @@ impl SchemaKind {
             SchemaKind::Runs => crate::document::run_list_schema(),
             SchemaKind::Gate => crate::document::gate_schema(),
             SchemaKind::Plan => crate::plan::plan_schema(),
+            SchemaKind::Webhook => crate::notify::webhook::webhook_schema(),
         }
     }
 
@@ -45,6 +49,7 @@ impl SchemaKind {
             SchemaKind::Runs => Some("docs/schemas/runs.schema.json"),
             SchemaKind::Gate => Some("docs/schemas/gate.schema.json"),
             SchemaKind::Plan => Some("docs/schemas/plan.schema.json"),
+            SchemaKind::Webhook => Some("docs/schemas/webhook.schema.json"),
         }
     }
 }

@@ -123,7 +123,7 @@ pub struct Payload {
 }
 
 /// Body of a digest message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DigestBody {
     /// One-line summary.
     pub headline: String,
@@ -160,6 +160,10 @@ pub struct Message {
     pub overrun_seconds: Option<u64>,
     /// Plain-text rendering (Slack `text`, PagerDuty summary prefix, logs).
     pub text: String,
+    /// The run as stored at delivery time, for routes that embed it
+    /// ([`super::Notifier::wants_run_document`]); `None` until the worker loads it, for a digest,
+    /// and when the run is no longer stored.
+    pub run: Option<crate::document::RunDocument>,
 }
 
 impl Message {
@@ -191,6 +195,7 @@ impl Message {
             digest: payload.digest,
             overrun_seconds: payload.overrun_seconds,
             text: String::new(),
+            run: None,
         };
         message.text = message.render_text();
         Ok(message)

@@ -36,6 +36,12 @@ pub trait Notifier: Send + Sync {
     /// Route kind for logs and the outbox: `slack`, `pagerduty` or `webhook`.
     fn kind(&self) -> &'static str;
 
+    /// Whether [`Message::run`] must be loaded for this route (the webhook embeds the run
+    /// document); `false` spares the other routes the store reads.
+    fn wants_run_document(&self) -> bool {
+        false
+    }
+
     /// Delivers `message` once. A retryable error leaves the outbox row pending.
     fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }

@@ -23,6 +23,8 @@ use super::slack::SlackNotifier;
 use super::webhook::WebhookNotifier;
 use super::{DeliveryError, Message, Notifier, SecretLookup, process_env};
 use crate::config::{Config, Route};
+use crate::document::RunDocument;
+use crate::model::NotificationKind;
 use crate::scenario::Library;
 use crate::store::{OutboxRecord, Store, StoreError};
 
@@ -276,7 +278,13 @@ async fn deliver_row(
     };
     let result = match Message::from_outbox(row, &team.display, notifiers.dashboard_url.as_deref())
     {
-        Ok(message) => notifier.deliver(&message).await,
+        Ok(mut message) => {
+            if notifier.wants_run_document() && row.kind != NotificationKind::Digest {
+                // A store error fails this pass (retried at the next poll), not the delivery.
+                message.run = RunDocument::load(store, row.run_id).await?;
+            }
+            notifier.deliver(&message).await
+        }
         Err(error) => Err(DeliveryError::Permanent(error)),
     };
     let route_kind = notifier.kind();

@@ -924,6 +924,24 @@ impl WebhookReceiver {
         counts
     }
 
+    /// Panics unless every body received is a valid webhook document addressed to the team of
+    /// its path, with the run document for a run's messages and none for a digest.
+    fn assert_documents(&self) {
+        for (path, body) in self.received.lock().expect("log").iter() {
+            crate::schemas::assert_valid(crate::schemas::Document::Webhook, body);
+            assert_eq!(
+                Some(body["team"]["name"].as_str().unwrap_or_default()),
+                path.strip_prefix("/team/"),
+                "{body:#}"
+            );
+            if body["kind"] == "digest" {
+                assert!(body["run"].is_null(), "{body:#}");
+            } else {
+                crate::schemas::assert_valid(crate::schemas::Document::Run, &body["run"]);
+            }
+        }
+    }
+
     /// Waits until `kind` messages reached `paths` paths.
     fn wait_for(&self, kind: &str, paths: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -1081,6 +1099,7 @@ fn a_night_that_ends_early_is_drained_closed_and_digested_once_per_team() {
         counts.values().all(|&n| n == 1),
         "one digest per team: {counts:?}"
     );
+    receiver.assert_documents();
 }
 
 /// Two daemons on PostgreSQL; the leader runs the night and is killed with `kill -9` after the

@@ -25,6 +25,8 @@ use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::schemas::{Document, assert_valid};
+
 const SCENARIO: &str = "gcp-failover-validation";
 const STACK: &str = "local";
 const LATENCY: &str = "Product SLO latency < 250ms";
@@ -588,10 +590,55 @@ async fn failed_run_notifies_the_owner_once_and_resolves_when_it_passes() {
 
     let hook = receiver.accepted("/hook/payments");
     assert_eq!(hook.len(), 1);
-    assert_eq!(hook[0].body["version"], 1);
-    assert_eq!(hook[0].body["kind"], "failures");
-    assert_eq!(hook[0].body["run_id"], run1.to_string());
-    assert_eq!(hook[0].body["steps"][0]["name"], LATENCY);
+    let body = &hook[0].body;
+    assert_valid(Document::Webhook, body);
+    assert_eq!(body["kind"], "failures");
+    assert_eq!(
+        body["team"],
+        json!({"name": "payments", "displayName": "payments team"})
+    );
+    let steps: Vec<(&str, &str, u64)> = body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["verdict"].as_str().unwrap(),
+                s["nightsFailing"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [(LATENCY, "failed", 1)], "only the team's own step");
+    // The run as every other tool sees it: the same run document as `results ID --output json`,
+    // read at delivery (when this delivery itself was still pending).
+    assert_valid(Document::Run, &body["run"]);
+    let stored = serde_json::to_value(
+        f3_chaos::document::RunDocument::load(&store, run1)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["run"]["run"], stored["run"]);
+    assert_eq!(body["run"]["steps"], stored["steps"]);
+    assert_eq!(body["run"]["faults"], stored["faults"]);
+    let delivery: i64 = hook[0].headers["x-f3-chaos-delivery"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(body["deliveryId"], delivery);
+    let status_of = |doc: &Value| {
+        doc["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == delivery)
+            .map(|n| n["status"].clone())
+    };
+    assert_eq!(status_of(&body["run"]), Some(json!("pending")));
+    assert_eq!(status_of(&stored), Some(json!("delivered")));
     let signature = hook[0].headers["x-f3-chaos-signature"]
         .to_str()
         .unwrap()

@@ -16,6 +16,8 @@ pub enum Document {
     Gate,
     /// `docs/schemas/plan.schema.json`.
     Plan,
+    /// `docs/schemas/webhook.schema.json`.
+    Webhook,
 }
 
 impl Document {
@@ -25,6 +27,7 @@ impl Document {
             Document::Runs => "runs.schema.json",
             Document::Gate => "gate.schema.json",
             Document::Plan => "plan.schema.json",
+            Document::Webhook => "webhook.schema.json",
         }
     }
 }
