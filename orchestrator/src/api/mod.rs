@@ -139,6 +139,16 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// 404 for a scenario `name` the library does not hold: "unknown scenario `x`", with "did you
+/// mean `y`?" when a scenario name is close ([`crate::input::yaml::closest`]).
+pub(crate) fn unknown_scenario(library: &crate::scenario::Library, name: &str) -> ApiError {
+    let known: Vec<String> = library.scenarios.keys().cloned().collect();
+    ApiError::NotFound(match crate::input::yaml::closest(name, &known) {
+        Some(guess) => format!("unknown scenario `{name}`: did you mean `{guess}`?"),
+        None => format!("unknown scenario `{name}`"),
+    })
+}
+
 /// An error answer: a status and `{"error": "...", "code": "...", "required_role": "admin"?}`.
 #[derive(Debug)]
 pub enum ApiError {

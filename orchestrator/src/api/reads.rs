@@ -59,7 +59,7 @@ pub(super) async fn scenario(
         .get(&name)
         .cloned()
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown scenario `{name}`")))
+        .ok_or_else(|| super::unknown_scenario(&state.inner.library, &name))
 }
 
 /// `GET /api/v1/plans/{night}` with `night` = `YYYY-MM-DD` or `next` (the night in progress, else

@@ -81,7 +81,7 @@ fn authorize<'a>(
     let scenario = library
         .scenarios
         .get(&req.scenario)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown scenario `{}`", req.scenario)))?;
+        .ok_or_else(|| super::unknown_scenario(library, &req.scenario))?;
     let production_check = |stack: &crate::config::Stack| -> Result<(), ApiError> {
         if stack.environment != Environment::Production {
             return Ok(());

@@ -35,9 +35,14 @@ async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
         .as_ref()
         .map_or(chrono_tz::Europe::London, |c| c.timezone);
     let store = args.cfg.open_store(config.as_ref()).await?;
-    let state = DashboardState::new(store, timezone)
+    let mut state = DashboardState::new(store, timezone)
         .context("compiling the dashboard templates")?
         .with_window(config.as_ref().map(|c| c.window).unwrap_or_default());
+    // The library's names make a mistyped scenario or team a 404 with a did-you-mean; without a
+    // readable library the pages still serve what the history holds.
+    if let Ok(runnable) = crate::scenario::load_runnable(&args.cfg.config) {
+        state = state.with_known(crate::dashboard::KnownNames::of(&runnable.library));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -184,6 +184,22 @@ async fn run(State(state): State<DashboardState>, Path(id): Path<String>) -> Res
     }
 }
 
+/// The 404 text for a scenario or team name neither known nor in the history: "No scenario
+/// gcp-failover-validaton in the library or in the history. Did you mean
+/// gcp-failover-validation?" (the guess of [`crate::input::yaml::closest`]).
+fn not_known(
+    what: &str,
+    source: &str,
+    name: &str,
+    known: &std::collections::BTreeSet<String>,
+) -> String {
+    let known: Vec<String> = known.iter().cloned().collect();
+    let guess = crate::input::yaml::closest(name, &known)
+        .map(|g| format!(" Did you mean {g}?"))
+        .unwrap_or_default();
+    format!("No {what} {name} in the {source} or in the history.{guess}")
+}
+
 async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
     if !state.known.scenarios.contains(&name) {
         let filter = RunFilter {
@@ -195,7 +211,7 @@ async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>)
             Ok(runs) if runs.is_empty() => {
                 return error(
                     StatusCode::NOT_FOUND,
-                    &format!("No scenario {name} in the library or in the history."),
+                    &not_known("scenario", "library", &name, &state.known.scenarios),
                 );
             }
             Ok(_) => {}
@@ -222,7 +238,7 @@ async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> 
             Ok(steps) if steps.is_empty() => {
                 return error(
                     StatusCode::NOT_FOUND,
-                    &format!("No team {name} in the config or in the history."),
+                    &not_known("team", "config", &name, &state.known.teams),
                 );
             }
             Ok(_) => {}

@@ -222,8 +222,19 @@ async fn roles_are_enforced_for_starting_runs() {
         "{body}"
     );
     // Not a blanket refusal: the admin's request for an unknown scenario gets past auth (404).
-    let (status, _) = api.post_run(ADMIN, "no-such-scenario", "prod-a").await;
+    let (status, body) = api.post_run(ADMIN, "no-such-scenario", "prod-a").await;
     assert_eq!(status, 404);
+    assert_eq!(
+        body["error"], "unknown scenario `no-such-scenario`",
+        "{body}"
+    );
+    // A typo is answered with the name it most likely meant.
+    let (status, body) = api.post_run(ADMIN, "quick-gcp-los", "prod-a").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["error"], "unknown scenario `quick-gcp-los`: did you mean `quick-gcp-loss`?",
+        "{body}"
+    );
     // No run was created by any refused request.
     let runs: Value = api
         .get("/api/v1/runs", Some(VIEWER))
@@ -256,6 +267,15 @@ async fn viewer_reads_scenarios_plans_and_runs() {
     assert_eq!(one.status().as_u16(), 200);
     let one: Value = one.json().await.unwrap();
     assert_eq!(one["when"][0]["name"], "GCP connectivity lost", "{one}");
+    let typo = api
+        .get("/api/v1/scenarios/quikc-gcp-loss", Some(VIEWER))
+        .await;
+    assert_eq!(typo.status().as_u16(), 404);
+    let typo: Value = typo.json().await.unwrap();
+    assert_eq!(
+        typo["error"], "unknown scenario `quikc-gcp-loss`: did you mean `quick-gcp-loss`?",
+        "{typo}"
+    );
     let plan = api.get("/api/v1/plans/2026-11-23", Some(VIEWER)).await;
     assert_eq!(plan.status().as_u16(), 200);
     let plan: Value = plan.json().await.unwrap();

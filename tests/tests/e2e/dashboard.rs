@@ -134,6 +134,19 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         page.contains("Assertion: Product SLO latency &lt; 250ms"),
         "{page}"
     );
+    // A mistyped scenario or team is a 404 that names the likely one.
+    for (path, guess) in [
+        (
+            "/scenario/gcp-failover-validaton",
+            "Did you mean gcp-failover-validation?",
+        ),
+        ("/team/paymnets", "Did you mean payments?"),
+    ] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(guess), "{path}: {page}");
+    }
     let css = get("/assets/dashboard.css").await;
     assert!(css.contains(".gantt"));
     let page = get("/").await; // redirects to the latest night
