@@ -275,13 +275,7 @@ impl RunSummary {
 impl StepDocument {
     /// The document of a stored step (`op` and `unit` come from its evidence).
     pub fn of(step: &StepRecord) -> StepDocument {
-        let evidence_text = |name: &str| {
-            step.evidence
-                .as_ref()
-                .and_then(|e| e.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let evidence_text = |name: &str| step.evidence_text(name).map(str::to_owned);
         StepDocument {
             index: step.index,
             phase: step.phase,

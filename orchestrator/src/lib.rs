@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod present;
 pub mod repeats;
 pub mod run;
 pub mod scenario;

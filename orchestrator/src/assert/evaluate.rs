@@ -23,7 +23,7 @@ use super::error::SloError;
 use super::promql::{
     clip_ranges, closing_sample_queries, longest_range, newest_sample_query, series_selectors,
 };
-use super::series::{Series, format_prom_float};
+use super::series::Series;
 use super::source::SloSource;
 use super::verdict::{Evidence, Judgement, Observation, Window};
 use crate::model::Verdict;
@@ -777,7 +777,7 @@ fn judge_all_points(check: &Check, window: Window, series: Vec<Series>, grid: &G
             evidence.reason = Some(format!(
                 "{} point{plural} broke the check, first {} at {}",
                 tally.failures,
-                format_prom_float(f.value),
+                crate::present::quantity(f.value, evidence.unit.as_deref()),
                 f.at.format("%H:%M:%S%.3f UTC")
             ));
         }

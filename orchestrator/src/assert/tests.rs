@@ -61,7 +61,7 @@ async fn instant_passes_and_fails_with_worst_value() {
     );
     assert_eq!(j.evidence.series.len(), 3);
     assert!(
-        j.evidence.describe().contains("observed 0.4 s"),
+        j.evidence.describe().contains("observed 400 ms"),
         "{}",
         j.evidence.describe()
     );

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::series::{Series, SeriesLabels, float, format_labels, format_prom_float};
+use super::series::{Series, SeriesLabels, float, format_labels};
 use crate::model::Verdict;
 use crate::scenario::model::Check;
 
@@ -109,18 +109,14 @@ impl Evidence {
         }
     }
 
-    /// One line for people: `observed 0.31 s (threshold < 0.25 s)`, or the reason when there was
-    /// no value. Uses the first failure's series labels when there are several series.
+    /// One line for people: `observed 310 ms (needs < 250 ms)` ([`crate::present`]), or the
+    /// reason when there was no value. Names the worst series' labels when there are several.
     pub fn describe(&self) -> String {
-        let unit = self
-            .unit
-            .as_deref()
-            .map(|u| format!(" {u}"))
-            .unwrap_or_default();
+        let unit = self.unit.as_deref();
         let threshold = format!(
-            "threshold {} {}{unit}",
+            "needs {} {}",
             self.op,
-            format_prom_float(self.threshold)
+            crate::present::quantity(self.threshold, unit)
         );
         match &self.worst {
             Some(w) => {
@@ -130,8 +126,8 @@ impl Evidence {
                     String::new()
                 };
                 let mut text = format!(
-                    "observed {}{unit}{labels} ({threshold})",
-                    format_prom_float(w.value)
+                    "observed {}{labels} ({threshold})",
+                    crate::present::quantity(w.value, unit)
                 );
                 if let Some(reason) = &self.reason {
                     text.push_str("; ");

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::model::Phase;
 use crate::model::RunOutcome;
 use crate::model::Verdict;
-use crate::run::{RunEvent, RunReport, StepResult, fmt_value};
+use crate::present;
+use crate::run::{RunEvent, RunReport, StepResult};
 
 /// Prints run events as they arrive, one line per finished step.
 pub struct TerminalReporter {
@@ -82,12 +83,22 @@ impl TerminalReporter {
             RunEvent::AbortTriggered {
                 condition,
                 observed,
+                threshold,
+                op,
+                unit,
                 latency_ms,
                 ..
             } => {
+                let evidence = match (threshold, op) {
+                    (Some(threshold), Some(op)) => format!(
+                        "observed {}, abort when {op} {}",
+                        present::quantity(*observed, unit.as_deref()),
+                        present::quantity(*threshold, unit.as_deref())
+                    ),
+                    _ => format!("observed {}", present::quantity(*observed, unit.as_deref())),
+                };
                 let text = format!(
-                    "[ABORTED] Abort condition `{condition}` breached (observed {}); faults reverted in {latency_ms} ms",
-                    fmt_value(*observed)
+                    "[ABORTED] Abort condition `{condition}` breached ({evidence}); faults reverted in {latency_ms} ms"
                 );
                 self.println(format!(
                     "{}",
@@ -201,19 +212,9 @@ fn tag(verdict: Verdict) -> String {
     }
 }
 
-/// A value with its unit for people: ratios as percentages, seconds with `s`.
-pub fn with_unit(value: f64, unit: Option<&str>) -> String {
-    match unit {
-        Some("ratio") => format!("{} %", fmt_value(value * 100.0)),
-        Some("percent") => format!("{} %", fmt_value(value)),
-        Some("boolean") => fmt_value(value),
-        Some(unit) => format!("{} {unit}", fmt_value(value)),
-        None => fmt_value(value),
-    }
-}
-
 /// One terminal line for a finished step, e.g.
-/// `[FAILED] Assertion: Product SLO latency < 250ms (observed 0.31 s, threshold < 0.25 s) — owner: payments`.
+/// `[FAILED] Assertion: Product SLO latency < 250ms (observed 310 ms, needs < 250 ms) — owner: payments (Payments team)`
+/// ([`present::comparison`]).
 pub fn step_line(step: &StepResult, config: &Config) -> String {
     let label = match step.phase {
         Phase::When => step.name.clone(),
@@ -222,19 +223,15 @@ pub fn step_line(step: &StepResult, config: &Config) -> String {
         Phase::Recovery => step.name.clone(),
     };
     let mut line = format!("{} {label}", tag(step.verdict));
-    let unit = step.unit.as_deref();
-    match (step.observed, step.threshold, step.op.as_deref()) {
-        (Some(observed), Some(threshold), Some(op)) => {
-            line.push_str(&format!(
-                " (observed {}, threshold {op} {})",
-                with_unit(observed, unit),
-                with_unit(threshold, unit)
-            ));
-        }
-        (None, Some(threshold), Some(op)) => {
-            line.push_str(&format!(" (threshold {op} {})", with_unit(threshold, unit)));
-        }
-        _ => {}
+    if step.threshold.is_some()
+        && let Some(evidence) = present::comparison(
+            step.observed,
+            step.op.as_deref(),
+            step.threshold,
+            step.unit.as_deref(),
+        )
+    {
+        line.push_str(&format!(" ({evidence})"));
     }
     let explained =
         step.verdict != Verdict::Passed || (step.phase != Phase::When && step.observed.is_none());
@@ -279,9 +276,9 @@ pub fn summary_line(report: &RunReport) -> String {
     };
     let steps = match report.pass_rate {
         Some(rate) => format!(
-            "{passed}/{} steps passed ({} % pass rate)",
+            "{passed}/{} steps passed ({} pass rate)",
             experiment.len(),
-            fmt_value((rate * 1000.0).round() / 10.0)
+            present::ratio(rate)
         ),
         None => "no experiment step ran".to_owned(),
     };
@@ -309,15 +306,15 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
         };
         if step.verdict != Verdict::Passed {
             let mut message = format!("{}", step.verdict);
-            if let (Some(o), Some(t), Some(op)) =
-                (step.observed, step.threshold, step.op.as_deref())
+            if step.threshold.is_some()
+                && let Some(evidence) = present::comparison(
+                    step.observed,
+                    step.op.as_deref(),
+                    step.threshold,
+                    step.unit.as_deref(),
+                )
             {
-                let unit = step.unit.as_deref();
-                message = format!(
-                    "{message}: observed {}, threshold {op} {}",
-                    with_unit(o, unit),
-                    with_unit(t, unit)
-                );
+                message = format!("{message}: {evidence}");
             }
             if let Some(m) = &step.message {
                 message = format!("{message}: {m}");
@@ -343,6 +340,68 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One failed latency step reads the same in the terminal, JUnit, the notifiers' text (Slack,
+    /// PagerDuty, webhook), the stored step the dashboard and `results` show, and the digest.
+    #[test]
+    fn the_same_value_reads_the_same_everywhere() {
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let step = StepResult {
+            index: 3,
+            phase: Phase::Then,
+            name: "Product SLO latency < 250ms".into(),
+            owner: Some("payments".into()),
+            verdict: Verdict::Failed,
+            observed: Some(0.41),
+            threshold: Some(0.25),
+            op: Some("<".into()),
+            unit: Some("s".into()),
+            message: None,
+            started_at: at,
+            ended_at: at,
+        };
+        let expected = "observed 410 ms, needs < 250 ms";
+        let config: Config = crate::scenario::load_library(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/local"),
+        )
+        .expect("the shipped config")
+        .config;
+        let terminal = step_line(&step, &config);
+        assert!(terminal.contains(&format!("({expected})")), "{terminal}");
+        let junit = junit(&report(RunOutcome::Failed, Some(0.0), vec![step.clone()])).unwrap();
+        assert!(
+            junit.contains("failed: observed 410 ms, needs &lt; 250 ms"),
+            "{junit}"
+        );
+        let notified = crate::notify::MessageStep {
+            name: step.name.clone(),
+            verdict: step.verdict,
+            observed: step.observed,
+            threshold: step.threshold,
+            op: step.op.clone(),
+            unit: step.unit.clone(),
+            message: None,
+            slo: None,
+            impact: None,
+            action: None,
+            nights_failing: 1,
+        };
+        assert_eq!(notified.evidence(), expected);
+        let stored = crate::store::StepRecord {
+            index: 3,
+            phase: step.phase,
+            name: step.name.clone(),
+            owner: step.owner.clone(),
+            verdict: Some(step.verdict),
+            started_at: at,
+            ended_at: Some(at),
+            observed: step.observed,
+            threshold: step.threshold,
+            evidence: Some(serde_json::json!({"op": "<", "unit": "s"})),
+            message: None,
+        };
+        assert_eq!(stored.comparison().as_deref(), Some(expected));
+    }
 
     fn report(outcome: RunOutcome, pass_rate: Option<f64>, steps: Vec<StepResult>) -> RunReport {
         let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();

@@ -2,9 +2,8 @@
 //! notifications recorded for it.
 
 use super::common::OutputFormat;
-use super::report::with_unit;
 use crate::exit_codes;
-use crate::run::fmt_value;
+use crate::present;
 use chrono::Utc;
 
 use crate::store::{Liveness, RunFilter};
@@ -160,10 +159,7 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
     }
     if let Some(summary) = &run.summary {
         if let Some(rate) = summary.get("pass_rate").and_then(|v| v.as_f64()) {
-            println!(
-                "  pass rate:  {} %",
-                fmt_value((rate * 1000.0).round() / 10.0)
-            );
+            println!("  pass rate:  {}", present::ratio(rate));
         }
         if let Some(reason) = summary.get("reason").and_then(|v| v.as_str()) {
             println!("  reason:     {reason}");
@@ -186,17 +182,8 @@ async fn results(args: ResultsArgs) -> anyhow::Result<u8> {
             step.phase,
             step.name
         );
-        let unit = step
-            .evidence
-            .as_ref()
-            .and_then(|e| e.get("unit"))
-            .and_then(|u| u.as_str());
-        if let (Some(observed), Some(threshold)) = (step.observed, step.threshold) {
-            println!(
-                "      observed {} (worst), threshold {}",
-                with_unit(observed, unit),
-                with_unit(threshold, unit)
-            );
+        if let Some(comparison) = step.comparison() {
+            println!("      {comparison}");
         }
         if let Some(evidence) = &step.evidence {
             if let Some(query) = evidence.get("query").and_then(|q| q.as_str()) {

@@ -195,8 +195,8 @@ struct StepRow {
     verdict: &'static str,
     start: String,
     duration: String,
-    observed: Option<f64>,
-    threshold: Option<f64>,
+    /// `observed 410 ms, needs < 250 ms` ([`crate::present::comparison`]).
+    evidence: Option<String>,
     message: Option<String>,
     graph: Option<Value>,
 }
@@ -232,8 +232,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
             verdict: s.verdict.map_or("pending", Verdict::as_str),
             start: local(state, s.started_at, "%H:%M:%S"),
             duration: fmt_duration(s.ended_at.and_then(|e| (e - s.started_at).to_std().ok())),
-            observed: s.observed,
-            threshold: s.threshold,
+            evidence: s.comparison(),
             message: s.message.clone(),
             graph: s
                 .evidence
@@ -501,8 +500,7 @@ pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
                 run => row(state, run, None),
                 step => step.name,
                 verdict => step.verdict,
-                observed => step.observed,
-                threshold => step.threshold,
+                evidence => step.comparison(),
                 message => step.message,
             })
         })

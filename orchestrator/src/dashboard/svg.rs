@@ -10,7 +10,9 @@ const H: f64 = 160.0;
 const PAD: f64 = 24.0;
 
 /// An SVG of the evidence document's `series[].points[]` (`{at, value}`), the `threshold` as a
-/// dashed line and `fault` (inject..revert) shaded; `None` when there are no finite points.
+/// dashed line labelled as everywhere else (`needs < 250 ms`, [`crate::present`], with the
+/// evidence's `op` and `unit`) and `fault` (inject..revert) shaded; `None` when there are no
+/// finite points.
 pub fn evidence_graph(
     evidence: &Value,
     threshold: Option<f64>,
@@ -95,10 +97,14 @@ pub fn evidence_graph(
         );
     }
     if let Some(th) = threshold.filter(|t| t.is_finite()) {
+        let text = |field: &str| evidence.get(field).and_then(Value::as_str);
+        let label = crate::present::comparison(None, text("op"), Some(th), text("unit"))
+            .unwrap_or_default();
+        let label = minijinja::HtmlEscape(&label);
         let _ = write!(
             out,
-            "<line class=\"threshold\" x1=\"{PAD}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\"><title>threshold {th}</title></line>\
-             <text class=\"label\" x=\"{1:.1}\" y=\"{2:.1}\" text-anchor=\"end\">threshold {th}</text>",
+            "<line class=\"threshold\" x1=\"{PAD}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\"><title>{label}</title></line>\
+             <text class=\"label\" x=\"{1:.1}\" y=\"{2:.1}\" text-anchor=\"end\">{label}</text>",
             y(th),
             W - PAD,
             y(th) - 3.0
@@ -128,7 +134,7 @@ mod tests {
 
     #[test]
     fn draws_series_threshold_and_fault() {
-        let ev = json!({"series": [{"labels": {}, "points": [
+        let ev = json!({"op": "<", "unit": "s", "series": [{"labels": {}, "points": [
             {"at": "2026-11-21T01:00:00Z", "value": 0.1},
             {"at": "2026-11-21T01:01:00Z", "value": 0.3}]}]});
         let a = "2026-11-21T01:00:30Z".parse().ok();
@@ -136,7 +142,7 @@ mod tests {
         let svg = super::evidence_graph(&ev, Some(0.25), a.zip(b)).unwrap_or_default();
         assert!(
             svg.contains("polyline")
-                && svg.contains("threshold 0.25")
+                && svg.contains(">needs &lt; 250 ms</text>")
                 && svg.contains("class=\"fault\"")
         );
         assert!(super::evidence_graph(&json!({}), None, None).is_none());

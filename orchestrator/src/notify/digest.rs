@@ -34,12 +34,6 @@ fn taught_nothing(run: &RunRecord) -> bool {
     run.outcome().is_some_and(RunOutcome::teaches_nothing)
 }
 
-fn fmt_value(value: Option<f64>) -> String {
-    value
-        .map(|v| format!("{v}"))
-        .unwrap_or_else(|| "—".to_owned())
-}
-
 /// One digest per configured team for `night` (teams in name order).
 ///
 /// # Errors
@@ -94,14 +88,11 @@ pub async fn build(
             {
                 if let Some(verdict) = step.verdict.filter(|v| v.needs_attention()) {
                     own_failures += 1;
-                    let detail = match (&step.observed, &step.threshold) {
-                        (Some(_), Some(_)) => format!(
-                            "observed {} vs threshold {}",
-                            fmt_value(step.observed),
-                            fmt_value(step.threshold)
-                        ),
-                        _ => step.message.clone().unwrap_or_default(),
-                    };
+                    let detail = step
+                        .comparison()
+                        .filter(|_| step.observed.is_some())
+                        .or_else(|| step.message.clone())
+                        .unwrap_or_default();
                     lines.push(format!(
                         "{} on {}: {} — {verdict} ({detail})",
                         run.scenario, run.stack, step.name

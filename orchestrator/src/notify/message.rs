@@ -49,26 +49,17 @@ pub struct MessageStep {
 }
 
 impl MessageStep {
-    /// `observed 0.41 s vs threshold < 0.25 s`, or the step's message when there is no value.
+    /// `observed 410 ms, needs < 250 ms` ([`crate::present::comparison`]), or the step's
+    /// message when nothing was observed.
     pub fn evidence(&self) -> String {
-        let unit = self
-            .unit
-            .as_deref()
-            .map(|u| format!(" {u}"))
-            .unwrap_or_default();
         match (self.observed, self.threshold) {
-            (Some(observed), Some(threshold)) => {
-                let op = self
-                    .op
-                    .as_deref()
-                    .map(|op| format!("{op} "))
-                    .unwrap_or_default();
-                format!(
-                    "observed {}{unit} vs threshold {op}{}{unit}",
-                    fmt_number(observed),
-                    fmt_number(threshold)
-                )
-            }
+            (Some(_), Some(_)) => crate::present::comparison(
+                self.observed,
+                self.op.as_deref(),
+                self.threshold,
+                self.unit.as_deref(),
+            )
+            .unwrap_or_default(),
             _ => self
                 .message
                 .clone()
@@ -83,15 +74,6 @@ impl MessageStep {
         } else {
             "first night failing".to_owned()
         }
-    }
-}
-
-fn fmt_number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e12 {
-        format!("{value:.0}")
-    } else {
-        let text = format!("{value:.4}");
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 

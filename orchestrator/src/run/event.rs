@@ -67,8 +67,17 @@ pub enum RunEvent {
     AbortTriggered {
         /// Abort condition name.
         condition: String,
-        /// Observed value that breached it.
+        /// Observed value that breached it, in `unit`.
         observed: f64,
+        /// The condition's threshold, in `unit` (absent in events stored before it was added).
+        #[serde(default)]
+        threshold: Option<f64>,
+        /// The comparison that aborts (`<`, …).
+        #[serde(default)]
+        op: Option<String>,
+        /// Unit of `observed` and `threshold` (`ratio`, `s`, …).
+        #[serde(default)]
+        unit: Option<String>,
         /// When the breach was seen.
         detected_at: DateTime<Utc>,
         /// When every fault was reverted.

@@ -16,4 +16,4 @@ mod tests;
 pub use event::{RunEvent, StepResult};
 pub use hooks::{FaultWindow, FaultWindowHook, HookReport, HookStep};
 pub use reporter::{ChannelReporter, FnReporter, MetricsReporter, Reporter, Reporters};
-pub use runner::{RunError, RunOptions, RunReport, Runner, fmt_value, pass_rate};
+pub use runner::{RunError, RunOptions, RunReport, Runner, pass_rate};

@@ -32,6 +32,7 @@ use super::reporter::Reporters;
 use crate::assert::{self, PhaseTimes, SloSource};
 use crate::fault::{FaultContext, FaultDriver, FaultHandle, LoadGenerator};
 use crate::model::{Phase, RunOutcome, StepResult, Verdict};
+use crate::present;
 use crate::scenario::{GivenStep, Hold, Scenario};
 use crate::store::{
     LeaseHolder, LedgerEntry, LedgerState, NewNotification, NewRun, Store, StoreError,
@@ -946,9 +947,12 @@ where
                             Some(format!(
                                 "abort condition `{}` breached (observed {}, abort when {} {}); faults reverted in {latency_ms} ms",
                                 condition.name,
-                                fmt_value(observed),
+                                present::quantity(observed, condition.check.unit.as_deref()),
                                 condition.check.op.symbol(),
-                                fmt_value(condition.check.threshold)
+                                present::quantity(
+                                    condition.check.threshold,
+                                    condition.check.unit.as_deref()
+                                )
                             )),
                         );
                         state
@@ -956,6 +960,9 @@ where
                             .emit(RunEvent::AbortTriggered {
                                 condition: condition.name.clone(),
                                 observed,
+                                threshold: Some(condition.check.threshold),
+                                op: Some(condition.check.op.symbol().to_owned()),
+                                unit: condition.check.unit.clone(),
                                 detected_at,
                                 reverted_at,
                                 latency_ms,
@@ -1376,16 +1383,6 @@ pub fn pass_rate(steps: &[StepResult]) -> Option<f64> {
         .filter(|s| s.verdict == Verdict::Passed)
         .count();
     Some(passed as f64 / experiment.len() as f64)
-}
-
-/// Formats a value compactly for messages (`0.3125`, `300`, `0.99995`).
-pub fn fmt_value(value: f64) -> String {
-    if value.is_finite() && value == value.trunc() && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else {
-        let text = format!("{value:.5}");
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    }
 }
 
 fn short(fingerprint: &str) -> &str {

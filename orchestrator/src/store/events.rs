@@ -129,9 +129,10 @@ impl Store {
     }
 
     /// Steps owned by `team` whose verdict is one of `verdicts` and that started at or after
-    /// `since`, newest first, at most `limit`; each with the id of its run. Evidence is left out
-    /// (`evidence: None`): this feeds lists, not graphs. Uses the `steps_owner_verdict_started`
-    /// index, so it stays fast over a year of history.
+    /// `since`, newest first, at most `limit`; each with the id of its run. The evidence is cut
+    /// to its `op` and `unit` (`{"op": "<", "unit": "s"}`, what [`StepRecord::comparison`]
+    /// needs): this feeds lists, not graphs. Uses the `steps_owner_verdict_started` index, so it
+    /// stays fast over a year of history.
     ///
     /// # Errors
     /// [`StoreError::Query`], [`StoreError::Corrupt`].
@@ -147,9 +148,15 @@ impl Store {
         }
         let placeholders: Vec<String> =
             (0..verdicts.len()).map(|i| format!("${}", i + 4)).collect();
+        let evidence = match self.backend_name() {
+            "postgres" => "jsonb_build_object('op', evidence->'op', 'unit', evidence->'unit')",
+            _ => {
+                "json_object('op', json_extract(evidence, '$.op'), 'unit', json_extract(evidence, '$.unit'))"
+            }
+        };
         let sql = format!(
             "SELECT run_id, step_index, phase, name, owner, verdict, started_at, ended_at, \
-             observed, threshold, NULL AS evidence, message FROM steps \
+             observed, threshold, {evidence} AS evidence, message FROM steps \
              WHERE owner = $1 AND started_at >= $2 AND verdict IN ({}) \
              ORDER BY started_at DESC, run_id DESC LIMIT $3",
             placeholders.join(", ")

@@ -222,6 +222,30 @@ pub struct StepRecord {
     pub message: Option<String>,
 }
 
+impl StepRecord {
+    /// A text field of the evidence document (`op`, `unit`, `query`, …).
+    pub fn evidence_text(&self, field: &str) -> Option<&str> {
+        self.evidence.as_ref()?.get(field)?.as_str()
+    }
+
+    /// The comparison that had to hold (`<`, `>=`, …), from the evidence.
+    pub fn op(&self) -> Option<&str> {
+        self.evidence_text("op")
+    }
+
+    /// Unit of `observed` and `threshold` (`s`, `ratio`, …), from the evidence.
+    pub fn unit(&self) -> Option<&str> {
+        self.evidence_text("unit")
+    }
+
+    /// `observed 410 ms, needs < 250 ms` for a step with a threshold
+    /// ([`crate::present::comparison`]); `None` without one.
+    pub fn comparison(&self) -> Option<String> {
+        self.threshold?;
+        crate::present::comparison(self.observed, self.op(), self.threshold, self.unit())
+    }
+}
+
 /// Who asks for a stack lease.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseHolder {

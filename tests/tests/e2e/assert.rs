@@ -82,7 +82,7 @@ async fn instant_check_passes_then_fails_with_the_observed_value() {
         "Prometheus' target labels are kept"
     );
     assert!(
-        j.evidence.describe().contains("observed 0.31 s"),
+        j.evidence.describe().contains("observed 310 ms"),
         "{}",
         j.evidence.describe()
     );

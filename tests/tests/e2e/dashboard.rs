@@ -59,7 +59,9 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
                 ended_at: Some(start + Duration::minutes(5)),
                 observed: Some(0.31),
                 threshold: Some(0.25),
-                evidence: Some(json!({"series": [{"labels": {}, "points": points}], "unit": "s"})),
+                evidence: Some(
+                    json!({"series": [{"labels": {}, "points": points}], "op": "<", "unit": "s"}),
+                ),
                 message: None,
             },
         )
@@ -121,7 +123,14 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         "{page}"
     );
     assert!(
-        page.contains("<svg") && page.contains("threshold 0.25") && page.contains("80 %"),
+        page.contains("<svg")
+            && page.contains(">needs &lt; 250 ms</text>")
+            && page.contains("80 %"),
+        "{page}"
+    );
+    // Observed against the threshold, with the unit and the comparison, as in the terminal.
+    assert!(
+        page.contains("<td>observed 310 ms, needs &lt; 250 ms</td>"),
         "{page}"
     );
     let page = get("/scenario/gcp-failover-validation").await;
@@ -131,7 +140,8 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     );
     let page = get("/team/payments").await;
     assert!(
-        page.contains("Assertion: Product SLO latency &lt; 250ms"),
+        page.contains("Assertion: Product SLO latency &lt; 250ms")
+            && page.contains("<td>observed 310 ms, needs &lt; 250 ms</td>"),
         "{page}"
     );
     // A mistyped scenario or team is a 404 that names the likely one.

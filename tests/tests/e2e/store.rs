@@ -89,6 +89,7 @@ stories!(
     run_ids_are_found_by_prefix,
     events_keep_their_order,
     steps_are_upserted_by_index,
+    a_teams_steps_keep_the_comparison_but_not_the_series,
     one_lease_holder_per_stack,
     expired_leases_can_be_taken_over,
     lease_renew_and_release,
@@ -459,6 +460,35 @@ async fn steps_are_upserted_by_index(db: &Db) {
     store.upsert_step(run, &then).await.unwrap();
     assert_eq!(store.steps(run).await.unwrap()[2], then);
     assert!(store.steps(Uuid::now_v7()).await.unwrap().is_empty());
+}
+
+/// The team page's list reads a step's `op` and `unit` (to show "observed 310 ms, needs < 250
+/// ms") without loading its series.
+async fn a_teams_steps_keep_the_comparison_but_not_the_series(db: &Db) {
+    let store = db.open().await;
+    let run = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let mut failed = step(2, "then", "Assertion: Product SLO latency < 250ms");
+    failed.owner = Some("payments".into());
+    failed.verdict = Some(Verdict::Failed);
+    failed.observed = Some(0.31);
+    failed.threshold = Some(0.25);
+    failed.evidence = Some(json!({
+        "query": "histogram_quantile(0.99, …)", "op": "<", "unit": "s",
+        "series": [{"labels": {}, "points": [{"at": "2026-11-21T01:00:00Z", "value": 0.31}]}]
+    }));
+    store.upsert_step(run, &failed).await.unwrap();
+    let steps = store
+        .team_steps("payments", &[Verdict::Failed], t(-60), 10)
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), 1);
+    let (id, listed) = &steps[0];
+    assert_eq!(*id, run);
+    assert_eq!(listed.evidence, Some(json!({"op": "<", "unit": "s"})));
+    assert_eq!(
+        listed.comparison().as_deref(),
+        Some("observed 310 ms, needs < 250 ms")
+    );
 }
 
 async fn one_lease_holder_per_stack(db: &Db) {
