@@ -75,7 +75,8 @@ async fn run(
         .await?;
     let fault_at = start + Duration::minutes(3);
     let fault_end = fault_at + Duration::minutes(5);
-    let series = |base: f64, bad: f64| {
+    // Evidence as the runner stores it: the series, the comparison and the unit.
+    let series = |base: f64, bad: f64, op: &str, unit: &str| {
         let points: Vec<Value> = (0..40)
             .map(|i| {
                 let at = start + Duration::seconds(15 * i);
@@ -87,7 +88,7 @@ async fn run(
                 json!({"at": at, "value": v + (i % 5) as f64 * base * 0.02})
             })
             .collect();
-        json!({"series": [{"labels": {"cloud": "aws"}, "points": points}]})
+        json!({"series": [{"labels": {"cloud": "aws"}, "points": points}], "op": op, "unit": unit})
     };
     let latency = if latency_ok { 0.19 } else { 0.31 };
     let steps = [
@@ -125,7 +126,7 @@ async fn run(
             "passed",
             Some(296.0),
             Some(250.0),
-            Some(series(300.0, 296.0)),
+            Some(series(300.0, 296.0, ">", "tps")),
         ),
         (
             "then",
@@ -134,7 +135,7 @@ async fn run(
             if latency_ok { "passed" } else { "failed" },
             Some(latency),
             Some(0.25),
-            Some(series(0.12, latency)),
+            Some(series(0.12, latency, "<", "s")),
         ),
         (
             "then",
@@ -143,7 +144,7 @@ async fn run(
             "passed",
             Some(0.99995),
             Some(0.9999),
-            Some(series(0.99998, 0.99995)),
+            Some(series(0.99998, 0.99995, ">", "ratio")),
         ),
     ];
     for (index, (phase, name, owner, verdict, observed, threshold, evidence)) in

@@ -44,6 +44,8 @@ pub struct KnownNames {
     pub scenarios: std::collections::BTreeSet<String>,
     /// Team slugs of the config.
     pub teams: std::collections::BTreeSet<String>,
+    /// Display name of each team slug (`payments` → `Payments team`).
+    pub team_names: std::collections::BTreeMap<String, String>,
 }
 
 impl KnownNames {
@@ -52,11 +54,22 @@ impl KnownNames {
         Self {
             scenarios: library.scenarios.keys().cloned().collect(),
             teams: library.config.teams.keys().cloned().collect(),
+            team_names: library
+                .config
+                .teams
+                .values()
+                .map(|t| (t.name.clone(), t.display_name.clone()))
+                .collect(),
         }
     }
 }
 
 impl DashboardState {
+    /// The display name of team `slug`, or the slug when the config does not know it.
+    pub fn team_name<'a>(&'a self, slug: &'a str) -> &'a str {
+        self.known.team_names.get(slug).map_or(slug, String::as_str)
+    }
+
     /// A state over `store`, showing times in `timezone`.
     ///
     /// # Errors

@@ -31,6 +31,8 @@ struct RunRow {
     stack: String,
     status: String,
     night: Option<String>,
+    /// How it was started (`cli`, `daemon`, `api`, `trigger`).
+    trigger: String,
     start: String,
     end: String,
     duration: String,
@@ -46,18 +48,12 @@ pub(crate) fn local(state: &DashboardState, at: DateTime<Utc>, format: &str) -> 
         .to_string()
 }
 
+/// `410 ms`, `31 s`, `5m 12s` ([`crate::present::duration`]); `—` while unknown.
 fn fmt_duration(d: Option<std::time::Duration>) -> String {
-    match d {
-        None => "—".to_owned(),
-        Some(d) => {
-            let s = d.as_secs();
-            if s >= 3600 {
-                format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-            } else {
-                format!("{}m{:02}s", s / 60, s % 60)
-            }
-        }
-    }
+    d.map_or_else(
+        || "—".to_owned(),
+        |d| crate::present::duration(d.as_secs_f64()),
+    )
 }
 
 fn row(state: &DashboardState, run: &RunRecord, span: Option<(i64, i64)>) -> RunRow {
@@ -83,6 +79,7 @@ fn row(state: &DashboardState, run: &RunRecord, span: Option<(i64, i64)>) -> Run
         stack: run.stack.clone(),
         status: run.status.to_string(),
         night: run.night.map(|n| n.to_string()),
+        trigger: run.trigger.clone(),
         start: local(state, run.started_at, "%Y-%m-%d %H:%M"),
         end: run
             .ended_at
@@ -130,7 +127,7 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
         .filter(|r| r.outcome() == Some(crate::model::RunOutcome::Passed))
         .count();
     let rate = if finished > 0 {
-        format!("{:.1} %", passed as f64 * 100.0 / finished as f64)
+        crate::present::ratio(passed as f64 / finished as f64)
     } else {
         "n/a".to_owned()
     };
@@ -191,6 +188,9 @@ struct StepRow {
     phase: Phase,
     name: String,
     owner: Option<String>,
+    /// The owner's display name (`Payments team`), its short name when the config does not
+    /// know it.
+    owner_name: Option<String>,
     /// The verdict's name, `pending` while the step runs.
     verdict: &'static str,
     start: String,
@@ -229,6 +229,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
             phase: s.phase,
             name: s.name.clone(),
             owner: s.owner.clone(),
+            owner_name: s.owner.as_deref().map(|o| state.team_name(o).to_owned()),
             verdict: s.verdict.map_or("pending", Verdict::as_str),
             start: local(state, s.started_at, "%H:%M:%S"),
             duration: fmt_duration(s.ended_at.and_then(|e| (e - s.started_at).to_std().ok())),
@@ -263,7 +264,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
         steps => rows,
         faults => faults,
         notifications => notifications,
-        pass_rate => summary.get("pass_rate").and_then(|v| v.as_f64()).map(|r| format!("{:.0} %", r * 100.0)),
+        pass_rate => summary.get("pass_rate").and_then(|v| v.as_f64()).map(crate::present::ratio),
         reason => summary.get("reason").and_then(|v| v.as_str()).map(str::to_owned),
         abort_latency_ms => summary.get("abort_latency_ms").and_then(|v| v.as_i64()),
     }))
@@ -273,6 +274,8 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
 struct StepStats {
     name: String,
     owner: Option<String>,
+    /// The owner's display name.
+    owner_name: Option<String>,
     runs: usize,
     passed: usize,
     rate: String,
@@ -305,8 +308,8 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
             "n/a".to_owned()
         } else {
             format!(
-                "{:.0} % of {}",
-                passed as f64 * 100.0 / window.len() as f64,
+                "{} of {}",
+                crate::present::ratio(passed as f64 / window.len() as f64),
                 window.len()
             )
         }
@@ -340,7 +343,8 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
         }
     }
     for s in stats.values_mut() {
-        s.rate = format!("{:.0} %", s.passed as f64 * 100.0 / s.runs.max(1) as f64);
+        s.owner_name = s.owner.as_deref().map(|o| state.team_name(o).to_owned());
+        s.rate = crate::present::ratio(s.passed as f64 / s.runs.max(1) as f64);
     }
     // Duration trend, planned vs actual: the last TREND_RUNS finished runs, oldest left; the
     // planned duration is the run's slot in its night's final stored plan.
@@ -506,8 +510,9 @@ pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
         })
         .collect();
     Ok(context! {
-        title => format!("Team {team}"),
+        title => state.team_name(team).to_owned(),
         team => team,
+        team_name => state.team_name(team),
         days => TEAM_DAYS,
         zone => state.calendar.tz.name(),
         failed => failed,

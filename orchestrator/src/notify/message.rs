@@ -3,7 +3,8 @@
 //! the link to the run page.
 //!
 //! Outbox payload (written by [`super::record`], version 1):
-//! `{"version": 1, "scenario", "stack", "outcome", "steps": [MessageStep…]}`; the worker adds
+//! `{"version": 1, "scenario", "stack", "outcome", "reason", "faults": ["name (duration)"…],
+//! "steps": [MessageStep…]}` (`reason` and `faults` may be absent in older rows); the worker adds
 //! `"route": {"index", "kind"}` when it fans a row out to one route.
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,12 @@ pub struct Payload {
     /// Run outcome (`failed`, `aborted`, …).
     #[serde(default)]
     pub outcome: Option<String>,
+    /// Why the run ended so (abort condition, error), when it says.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The faults the scenario injects, `name (duration)`.
+    #[serde(default)]
+    pub faults: Vec<String>,
     /// The team's steps.
     #[serde(default)]
     pub steps: Vec<MessageStep>,
@@ -132,6 +139,10 @@ pub struct Message {
     pub stack: String,
     /// Run outcome.
     pub outcome: Option<String>,
+    /// Why the run ended so (abort condition, error), when it says.
+    pub reason: Option<String>,
+    /// The faults the scenario injects, `name (duration)`.
+    pub faults: Vec<String>,
     /// `{dashboardUrl}/runs/{run id}` when a dashboard is configured.
     pub run_url: Option<String>,
     /// The steps.
@@ -172,6 +183,8 @@ impl Message {
             scenario: payload.scenario,
             stack: payload.stack,
             outcome: payload.outcome,
+            reason: payload.reason,
+            faults: payload.faults,
             run_url,
             steps: payload.steps,
             digest: payload.digest,
@@ -214,6 +227,16 @@ impl Message {
                     self.scenario,
                     self.stack
                 ));
+                if let Some(outcome) = self.outcome.as_deref().filter(|o| *o != "failed") {
+                    // An aborted or errored run is said as such, with why.
+                    match &self.reason {
+                        Some(reason) => out.push_str(&format!(" — run {outcome}: {reason}")),
+                        None => out.push_str(&format!(" — run {outcome}")),
+                    }
+                }
+                if !self.faults.is_empty() {
+                    out.push_str(&format!("\nFault injected: {}", self.faults.join(", ")));
+                }
                 for step in &self.steps {
                     out.push_str(&format!(
                         "\n• {} — {}: {} ({})",

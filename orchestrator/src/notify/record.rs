@@ -118,6 +118,9 @@ pub struct FinishedRun<'a> {
     pub stack: &'a str,
     /// Its outcome.
     pub outcome: RunOutcome,
+    /// Why it ended so, for outcomes other than passed/failed (the abort condition that
+    /// breached, the error), as the run records it.
+    pub reason: Option<&'a str>,
     /// Every step it judged.
     pub steps: &'a [StepResult],
 }
@@ -136,6 +139,7 @@ pub async fn notifications(
         scenario,
         stack,
         outcome,
+        reason,
         steps,
     } = *run;
     if matches!(
@@ -180,12 +184,21 @@ pub async fn notifications(
             _ => {}
         }
     }
+    // What was broken: the scenario's When steps, with their duration (`GCP connectivity lost
+    // (30s)`).
+    let faults: Vec<String> = scenario
+        .when
+        .iter()
+        .map(|w| format!("{} ({})", w.name, w.duration))
+        .collect();
     let payload = |steps: Vec<MessageStep>| {
         json!({
             "version": 1,
             "scenario": scenario.name,
             "stack": stack,
             "outcome": outcome.as_str(),
+            "reason": reason,
+            "faults": faults,
             "steps": steps,
         })
     };

@@ -34,9 +34,13 @@ impl SlackNotifier {
 pub fn body(message: &Message) -> Value {
     let mut blocks = Vec::new();
     let header = match message.kind {
-        NotificationKind::Failures => {
-            format!("Chaos: {} failed on {}", message.scenario, message.stack)
-        }
+        NotificationKind::Failures => match message.outcome.as_deref() {
+            // Named as it ended: an aborted run is not announced as "failed".
+            Some(outcome) if outcome != "failed" => {
+                format!("Chaos: {} {outcome} on {}", message.scenario, message.stack)
+            }
+            _ => format!("Chaos: {} failed on {}", message.scenario, message.stack),
+        },
         NotificationKind::Resolved => format!(
             "Chaos: {} passes again on {}",
             message.scenario, message.stack
@@ -51,6 +55,18 @@ pub fn body(message: &Message) -> Value {
     );
     match message.kind {
         NotificationKind::Failures => {
+            let mut what = Vec::new();
+            if !message.faults.is_empty() {
+                what.push(format!("*Fault injected:* {}", message.faults.join(", ")));
+            }
+            if let (Some(outcome), Some(reason)) = (&message.outcome, &message.reason)
+                && outcome != "failed"
+            {
+                what.push(format!("*Run {outcome}:* {reason}"));
+            }
+            if !what.is_empty() {
+                blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&what.join("\n"), 3000)}}));
+            }
             for step in &message.steps {
                 let mut text = format!(
                     "*{}* — {} ({})\n{}",

@@ -1342,6 +1342,7 @@ where
             scenario,
             stack,
             outcome: state.outcome,
+            reason: state.reason.as_deref(),
             steps: state.journal.steps(),
         };
         let rows = crate::notify::record::notifications(self.store, &finished, opts.calendar).await;

@@ -261,9 +261,13 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
     let timeline = text(client, "table.timeline").await;
     for expected in [
         "Product SLO: end-to-end latency p99 < 250 ms",
-        "payments",
-        "infrastructure",
-        "sre-chaos",
+        // Owners by display name; values with their unit and comparison.
+        "Payments team",
+        "Infrastructure team",
+        "SRE chaos lead",
+        "observed 310 ms, needs < 250 ms",
+        "observed 99.995 %, needs > 99.99 %",
+        "observed 296 tps, needs > 250 tps",
         "failed",
         "passed",
     ] {

@@ -128,9 +128,44 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
             && page.contains("80 %"),
         "{page}"
     );
-    // Observed against the threshold, with the unit and the comparison, as in the terminal.
+    // Observed against the threshold, with the unit and the comparison, as in the terminal;
+    // the owner by display name; durations for people.
     assert!(
         page.contains("<td>observed 310 ms, needs &lt; 250 ms</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<a href=\"/team/payments\">Payments team</a>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<dd>6m</dd>") && page.contains("<td>5m</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<a href=\"/night/2026-11-20\">Night 2026-11-20</a>"),
+        "{page}"
+    );
+    // An ad-hoc run belongs to no night: no "Night none" link.
+    let ad_hoc = Uuid::now_v7();
+    store
+        .create_run(&NewRun {
+            id: ad_hoc,
+            scenario: "gcp-failover-validation".into(),
+            stack: "local".into(),
+            trigger: "cli".into(),
+            started_by: "alice".into(),
+            started_at: start,
+            pid: 1,
+            host: "laptop".into(),
+            scenario_digest: None,
+            night: None,
+        })
+        .await
+        .unwrap();
+    let page = get(&format!("/run/{ad_hoc}")).await;
+    assert!(
+        page.contains("Ad-hoc run (started by cli") && !page.to_lowercase().contains("night none"),
         "{page}"
     );
     let page = get("/scenario/gcp-failover-validation").await;
@@ -140,7 +175,8 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     );
     let page = get("/team/payments").await;
     assert!(
-        page.contains("Assertion: Product SLO latency &lt; 250ms")
+        page.contains("<h1>Payments team")
+            && page.contains("Assertion: Product SLO latency &lt; 250ms")
             && page.contains("<td>observed 310 ms, needs &lt; 250 ms</td>"),
         "{page}"
     );

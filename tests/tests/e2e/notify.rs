@@ -313,6 +313,23 @@ async fn ad_hoc_run(store: &Store, scenario: &str, t: DateTime<Utc>) -> Uuid {
 /// Stores a finished run of the reference scenario and queues its notifications the way the
 /// runner does. `failing` lists the step names that fail.
 async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &[&str]) -> Uuid {
+    let outcome = if failing.is_empty() {
+        RunOutcome::Passed
+    } else {
+        RunOutcome::Failed
+    };
+    seed_run_ending(store, library, night, failing, outcome, None).await
+}
+
+/// [`seed_run`] with the run's outcome and reason given.
+async fn seed_run_ending(
+    store: &Store,
+    library: &Library,
+    night: NaiveDate,
+    failing: &[&str],
+    outcome: RunOutcome,
+    reason: Option<&str>,
+) -> Uuid {
     let t = at(night, 1);
     let id = Uuid::now_v7();
     store
@@ -345,11 +362,6 @@ async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &
     for s in &steps {
         store.upsert_step(id, &record(s)).await.unwrap();
     }
-    let outcome = if failing.is_empty() {
-        RunOutcome::Passed
-    } else {
-        RunOutcome::Failed
-    };
     let scenario = &library.scenarios[SCENARIO];
     let finished = notify::record::FinishedRun {
         run_id: id,
@@ -357,6 +369,7 @@ async fn seed_run(store: &Store, library: &Library, night: NaiveDate, failing: &
         scenario,
         stack: STACK,
         outcome,
+        reason,
         steps: &steps,
     };
     for row in
@@ -501,6 +514,7 @@ async fn failure_streaks_count_local_nights_not_utc_dates() {
             scenario,
             stack: STACK,
             outcome: RunOutcome::Failed,
+            reason: None,
             steps: &steps,
         };
         last = notify::record::notifications(&store, &finished, calendar).await;
@@ -562,6 +576,14 @@ async fn failed_run_notifies_the_owner_once_and_resolves_when_it_passes() {
         "{text}"
     );
     assert!(text.contains("observed 410 ms, needs < 250 ms"), "{text}");
+    assert!(
+        text.contains("Fault injected: GCP connectivity lost (30s)"),
+        "the fault is named: {text}"
+    );
+    assert_eq!(
+        slack[0].body["blocks"][0]["text"]["text"],
+        format!("Chaos: {SCENARIO} failed on {STACK}")
+    );
     let slo = &library.catalogue["payments-e2e-latency-p99"];
     assert!(text.contains(slo.impact.trim()), "impact in: {text}");
     assert!(
@@ -702,6 +724,45 @@ async fn failed_run_notifies_the_owner_once_and_resolves_when_it_passes() {
             .contains("passes again")
     );
     assert!(receiver.accepted("/slack/infrastructure").is_empty());
+}
+
+/// An aborted run is announced as aborted, with the abort reason and the fault, not as a plain
+/// failure.
+#[tokio::test]
+async fn an_aborted_run_is_announced_with_its_reason() {
+    let receiver = Receiver::start().await;
+    let library = library(&receiver);
+    let db = Db::new();
+    let store = db.open().await;
+    let reason = "abort condition `Success ratio collapses` breached (observed 89.8 %, abort when < 99 %); faults reverted in 412 ms";
+    seed_run_ending(
+        &store,
+        &library,
+        night(18),
+        &[LATENCY],
+        RunOutcome::Aborted,
+        Some(reason),
+    )
+    .await;
+    notify::deliver_due_with(&store, &notifiers(&library, &receiver), at(night(18), 2))
+        .await
+        .unwrap();
+    let slack = receiver.accepted("/slack/payments");
+    assert_eq!(slack.len(), 1);
+    let body = &slack[0].body;
+    assert_eq!(
+        body["blocks"][0]["text"]["text"],
+        format!("Chaos: {SCENARIO} aborted on {STACK}")
+    );
+    assert_eq!(
+        body["blocks"][1]["text"]["text"],
+        format!("*Fault injected:* GCP connectivity lost (30s)\n*Run aborted:* {reason}")
+    );
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("did not pass — run aborted: {reason}")),
+        "{text}"
+    );
 }
 
 /// A receiver that answers 503, then refuses connections, still gets every message exactly once
