@@ -456,6 +456,24 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
                 }
             });
         }
+        // On a laptop sandbox nobody expects a message; with a real stack, a team without routes
+        // means its failures reach nobody (their rows end `no-route`).
+        let real_stack = config
+            .stacks
+            .values()
+            .any(|s| !matches!(s.driver, crate::config::DriverConfig::Local { .. }));
+        if routes.is_empty() && real_stack {
+            diags.push(
+                file.warning_at(
+                    &f("routes"),
+                    format!(
+                        "team `{}` has no notification routes: failures of the steps it owns reach nobody",
+                        raw.name
+                    ),
+                )
+                .help("add a route, e.g. `{kind: slack, webhookUrlEnv: SLACK_WEBHOOK_PAYMENTS}`"),
+            );
+        }
         config.teams.insert(
             raw.name.clone(),
             Team {

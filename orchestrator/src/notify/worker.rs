@@ -238,8 +238,9 @@ async fn deliver_row(
         .and_then(Value::as_u64);
     let Some(index) = route else {
         if team.routes.is_empty() {
-            // A team without routes (the laptop sandbox) is "routed" to nobody: not an error.
-            tracing::debug!(outbox_id = row.id, team = %row.team, "The team has no notification routes.");
+            // Nobody is told, by configuration (the laptop sandbox): the row is `no-route`, and
+            // a config with real stacks warns about such teams in `validate`.
+            tracing::info!(outbox_id = row.id, team = %row.team, "The team has no notification routes: nobody is told about this notification.");
         }
         let payloads: Vec<Value> = team
             .routes

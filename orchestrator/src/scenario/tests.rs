@@ -1247,3 +1247,55 @@ fn a_config_directory_file_that_is_not_yaml_leaves_nothing_to_run() {
         "{errors}"
     );
 }
+
+/// With real (Chaos Mesh) stacks, a team without routes is a warning naming the team at its
+/// `routes` field; the sandbox config, whose teams have none on purpose, stays quiet.
+#[test]
+fn a_team_without_routes_is_a_warning_when_the_config_has_real_stacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = repo().join("config/example-production");
+    for name in ["stacks.yaml", "f3-chaos.yaml", "teams.yaml"] {
+        let mut text = std::fs::read_to_string(source.join(name)).expect("read");
+        if name == "f3-chaos.yaml" {
+            text = text
+                .replace(
+                    "../../scenarios",
+                    &repo().join("scenarios").display().to_string(),
+                )
+                .replace(
+                    "../../assertions",
+                    &repo().join("assertions").display().to_string(),
+                );
+        }
+        if name == "teams.yaml" {
+            let routed = "      routes:\n        - kind: slack\n          webhookUrlEnv: SLACK_WEBHOOK_SRE_CHAOS\n";
+            assert!(text.contains(routed), "{text}");
+            text = text.replace(routed, "      routes: []\n");
+        }
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let checked = library::check_library(dir.path());
+    assert!(checked.library.is_some(), "{}", checked.diagnostics);
+    let warnings: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| format!("{}:{} {} {}", d.file.display(), d.line, d.field, d.message))
+        .collect();
+    let teams = dir.path().join("teams.yaml").display().to_string();
+    assert_eq!(
+        warnings,
+        [format!(
+            "{teams}:11 spec.teams[0].routes team `sre-chaos` has no notification routes: failures of the steps it owns reach nobody"
+        )]
+    );
+    let sandbox = library::check_library(&repo().join("config/local"));
+    assert!(
+        !sandbox
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("no notification routes")),
+        "{}",
+        sandbox.diagnostics
+    );
+}

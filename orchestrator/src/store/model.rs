@@ -372,24 +372,29 @@ pub enum OutboxStatus {
     Routed,
     /// The worker gave up: every attempt failed and nobody was told.
     Dead,
+    /// A team's row for a team without notification routes (`routes: []`): nobody was told,
+    /// by configuration.
+    NoRoute,
 }
 
 impl OutboxStatus {
     /// Every status.
-    pub const ALL: [OutboxStatus; 4] = [
+    pub const ALL: [OutboxStatus; 5] = [
         OutboxStatus::Pending,
         OutboxStatus::Delivered,
         OutboxStatus::Routed,
         OutboxStatus::Dead,
+        OutboxStatus::NoRoute,
     ];
 
-    /// The stored name (`pending`, `delivered`, `routed`, `dead`).
+    /// The stored name (`pending`, `delivered`, `routed`, `dead`, `no-route`).
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxStatus::Pending => "pending",
             OutboxStatus::Delivered => "delivered",
             OutboxStatus::Routed => "routed",
             OutboxStatus::Dead => "dead",
+            OutboxStatus::NoRoute => "no-route",
         }
     }
 }

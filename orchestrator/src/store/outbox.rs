@@ -173,7 +173,8 @@ impl Store {
 
 impl Store {
     /// Splits outbox row `id` into one pending row per payload (same run, team and kind, due at
-    /// `at`) and marks it [`OutboxStatus::Routed`], in one transaction: a crash leaves either the parent
+    /// `at`) and marks it [`OutboxStatus::Routed`] — [`OutboxStatus::NoRoute`] when there is no
+    /// payload (a team without routes) — in one transaction: a crash leaves either the parent
     /// pending or the children queued, never both.
     ///
     /// # Errors
@@ -191,7 +192,12 @@ impl Store {
                  WHERE id = $1 AND status = $4",
             )
             .bind(id)
-            .bind(OutboxStatus::Routed.as_str())
+            .bind(if payloads.is_empty() {
+                OutboxStatus::NoRoute
+            } else {
+                OutboxStatus::Routed
+            }
+            .as_str())
             .bind(to_ms(at))
             .bind(OutboxStatus::Pending.as_str())
             .execute(&mut *tx)

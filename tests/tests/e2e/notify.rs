@@ -765,6 +765,43 @@ async fn an_aborted_run_is_announced_with_its_reason() {
     );
 }
 
+/// A team without routes is told nothing, and its row says so (`no-route`, in the run
+/// document too) rather than "routed" to nobody.
+#[tokio::test]
+async fn a_team_without_routes_is_marked_no_route() {
+    let receiver = Receiver::start().await;
+    let mut library = library(&receiver);
+    library
+        .config
+        .teams
+        .get_mut("infrastructure")
+        .unwrap()
+        .routes
+        .clear();
+    let db = Db::new();
+    let store = db.open().await;
+    let run = seed_run(&store, &library, night(18), &[SUCCESS]).await;
+    let report =
+        notify::deliver_due_with(&store, &notifiers(&library, &receiver), at(night(18), 2))
+            .await
+            .unwrap();
+    assert_eq!((report.routed, report.delivered), (1, 0), "{report:?}");
+    assert!(receiver.all().is_empty(), "{:?}", receiver.all());
+    let outbox = store.outbox_for_run(run).await.unwrap();
+    let rows: Vec<(&str, OutboxStatus)> =
+        outbox.iter().map(|r| (r.team.as_str(), r.status)).collect();
+    assert_eq!(rows, [("infrastructure", OutboxStatus::NoRoute)]);
+    let document = serde_json::to_value(
+        f3_chaos::document::RunDocument::load(&store, run)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_valid(Document::Run, &document);
+    assert_eq!(document["notifications"][0]["status"], "no-route");
+}
+
 /// A receiver that answers 503, then refuses connections, still gets every message exactly once
 /// when it is back — with a worker restart (new store handle, new notifiers) in between.
 #[tokio::test]
