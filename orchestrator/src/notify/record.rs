@@ -155,11 +155,27 @@ pub async fn notifications(
         let Some(owner) = step.owner.as_deref() else {
             continue;
         };
-        let slo = scenario
-            .then
-            .iter()
-            .find(|t| t.name == step.name)
-            .and_then(|t| t.check.slo.as_ref());
+        let then = scenario.then.iter().find(|t| t.name == step.name);
+        let slo = then.and_then(|t| t.check.slo.as_ref());
+        // A check of its own (no SLO in the catalogue) still says what it checked and what to
+        // do, rather than arriving with no impact and no action.
+        let (impact, action) = match (slo, then) {
+            (Some(slo), _) => (Some(slo.impact.clone()), Some(slo.action.clone())),
+            (None, Some(then)) => (
+                Some(format!(
+                    "The check `{}` {} {} did not hold; no SLO in the catalogue states its business impact.",
+                    then.check.query,
+                    then.check.op.symbol(),
+                    crate::present::quantity(then.check.threshold, then.check.unit.as_deref())
+                )),
+                Some(
+                    "Open the run page for the evidence. Then give the check an entry in the SLO \
+                     catalogue (its impact and what to do), so the next message says them."
+                        .to_owned(),
+                ),
+            ),
+            (None, None) => (None, None),
+        };
         let message_step = |nights_failing| MessageStep {
             name: step.name.clone(),
             verdict: step.verdict,
@@ -169,8 +185,8 @@ pub async fn notifications(
             unit: step.unit.clone(),
             message: step.message.clone(),
             slo: slo.map(|s| s.name.clone()),
-            impact: slo.map(|s| s.impact.clone()),
-            action: slo.map(|s| s.action.clone()),
+            impact: impact.clone(),
+            action: action.clone(),
             nights_failing,
         };
         match step.verdict {

@@ -802,6 +802,61 @@ async fn a_team_without_routes_is_marked_no_route() {
     assert_eq!(document["notifications"][0]["status"], "no-route");
 }
 
+/// A Then step with its own check (no SLO in the catalogue) still tells its team what was
+/// checked and what to do.
+#[tokio::test]
+async fn a_check_without_an_slo_says_what_it_checked_and_what_to_do() {
+    const FAILOVERS: &str = "All automated failover assertions pass";
+    let receiver = Receiver::start().await;
+    let library = library(&receiver);
+    let db = Db::new();
+    let store = db.open().await;
+    let t = at(night(18), 1);
+    let id = ad_hoc_run(&store, SCENARIO, t).await;
+    let mut failed = step(3, FAILOVERS, "sre-chaos", Verdict::Failed, t);
+    failed.observed = Some(0.0);
+    failed.threshold = Some(0.0);
+    failed.unit = Some("failovers".into());
+    store.upsert_step(id, &record(&failed)).await.unwrap();
+    let calendar = NightCalendar::of(&library.config);
+    let steps = [failed];
+    let finished = notify::record::FinishedRun {
+        run_id: id,
+        night: night(18),
+        scenario: &library.scenarios[SCENARIO],
+        stack: STACK,
+        outcome: RunOutcome::Failed,
+        reason: None,
+        steps: &steps,
+    };
+    for row in notify::record::notifications(&store, &finished, calendar).await {
+        store
+            .outbox_insert(id, &row.team, row.kind, &row.payload, t)
+            .await
+            .unwrap();
+    }
+    notify::deliver_due_with(&store, &notifiers(&library, &receiver), at(night(18), 2))
+        .await
+        .unwrap();
+    let slack = receiver.accepted("/slack/sre-chaos");
+    assert_eq!(slack.len(), 1);
+    let text = slack[0].body["text"].as_str().unwrap();
+    assert!(
+        text.contains("observed 0 failovers, needs > 0 failovers"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Impact: The check `sum(increase(gateway_failovers_total{from_cloud=\"gcp\"}[1m]))` > 0 failovers did not hold; no SLO in the catalogue states its business impact."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("What to do: Open the run page for the evidence."),
+        "{text}"
+    );
+}
+
 /// A receiver that answers 503, then refuses connections, still gets every message exactly once
 /// when it is back — with a worker restart (new store handle, new notifiers) in between.
 #[tokio::test]
