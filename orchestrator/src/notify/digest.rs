@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::message::DigestBody;
 use crate::config::Config;
-use crate::model::{NotificationKind, RunOutcome};
+use crate::model::{NotificationKind, RunOutcome, Verdict};
 use crate::store::{RunRecord, Store, StoreError};
 
 /// The digest of one team for one night.
@@ -93,10 +93,38 @@ pub async fn build(
                         .filter(|_| step.observed.is_some())
                         .or_else(|| step.message.clone())
                         .unwrap_or_default();
-                    lines.push(format!(
+                    let mut line = format!(
                         "{} on {}: {} — {verdict} ({detail})",
                         run.scenario, run.stack, step.name
-                    ));
+                    );
+                    // Did a later run of the same scenario on the same stack pass it that night?
+                    let passed_later = runs.iter().find(|later| {
+                        (later.started_at, later.id) > (run.started_at, run.id)
+                            && later.scenario == run.scenario
+                            && later.stack == run.stack
+                            && steps.get(&later.id).is_some_and(|ls| {
+                                ls.iter().any(|l| {
+                                    l.name == step.name && l.verdict == Some(Verdict::Passed)
+                                })
+                            })
+                    });
+                    if let Some(later) = passed_later {
+                        line.push_str(&format!(
+                            "; passed again at {}",
+                            later
+                                .started_at
+                                .with_timezone(&config.timezone)
+                                .format("%H:%M")
+                        ));
+                    }
+                    if let Some(base) = &config.dashboard_url {
+                        line.push_str(&format!(
+                            " — {}/runs/{}",
+                            base.trim_end_matches('/'),
+                            run.id
+                        ));
+                    }
+                    lines.push(line);
                 }
             }
         }

@@ -172,8 +172,17 @@ impl Message {
         let payload: Payload = serde_json::from_value(row.payload.clone())
             .map_err(|e| format!("outbox payload of #{}: {e}", row.id))?;
         let kind = row.kind;
-        let run_url =
-            dashboard_url.map(|base| format!("{}/runs/{}", base.trim_end_matches('/'), row.run_id));
+        // A digest links to its night's page; every other message to its run's page.
+        let run_url = dashboard_url.map(|base| {
+            let base = base.trim_end_matches('/');
+            match (
+                row.kind == NotificationKind::Digest,
+                payload.night.as_deref(),
+            ) {
+                (true, Some(night)) => format!("{base}/night/{night}"),
+                _ => format!("{base}/runs/{}", row.run_id),
+            }
+        });
         let mut message = Message {
             kind,
             outbox_id: row.id,

@@ -395,7 +395,8 @@ fn record(s: &StepResult) -> StepRecord {
         ended_at: Some(s.ended_at),
         observed: s.observed,
         threshold: s.threshold,
-        evidence: None,
+        // As the runner stores it: the comparison and the unit ride in the evidence.
+        evidence: Some(json!({"op": s.op, "unit": s.unit})),
         message: s.message.clone(),
     }
 }
@@ -1009,8 +1010,8 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
     let store = db.open().await;
     let d = night(20);
     // Inside the window of night 20 (00:00–07:00 Europe/London = UTC in November).
-    seed_run(&store, &library, d, &[LATENCY]).await; // failed: payments
-    seed_run(&store, &library, d, &[]).await; // passed
+    let failed = seed_run(&store, &library, d, &[LATENCY]).await; // failed: payments
+    seed_run(&store, &library, d, &[]).await; // passed, later
     let void = ad_hoc_run(&store, "payment-node-loss", at(d, 3)).await; // found by its start time
     let mut skipped = step(
         0,
@@ -1056,10 +1057,12 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
         payments.headline
     );
     assert_eq!(payments.lines.len(), 2, "{:?}", payments.lines);
-    assert!(
-        payments.lines[0].contains(LATENCY) && payments.lines[0].contains("failed"),
-        "{:?}",
-        payments.lines
+    // The failing run's own page, and that a later run passed the step that night.
+    assert_eq!(
+        payments.lines[0],
+        format!(
+            "{SCENARIO} on {STACK}: {LATENCY} — failed (observed 410 ms, needs < 250 ms); passed again at 01:00 — https://chaos.example.test/runs/{failed}"
+        )
     );
     assert!(
         payments.lines[1].contains("void") && payments.lines[1].contains("deployment of gateway"),
@@ -1100,10 +1103,11 @@ async fn digest_of_a_mixed_night_is_correct_per_team() {
         .iter()
         .find(|r| r.path == "/slack/payments")
         .unwrap();
+    let text = payments_digest.body["text"].as_str().unwrap();
+    assert!(text.contains("deployment of gateway"), "{text}");
+    // The digest links to the night's page, not to one of its runs.
     assert!(
-        payments_digest.body["text"]
-            .as_str()
-            .unwrap()
-            .contains("deployment of gateway")
+        text.ends_with("\nRun: https://chaos.example.test/night/2026-11-20"),
+        "{text}"
     );
 }
