@@ -238,7 +238,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
             graph: s
                 .evidence
                 .as_ref()
-                .and_then(|e| evidence_graph(e, s.threshold, fault))
+                .and_then(|e| evidence_graph(e, s.threshold, fault, state.calendar.tz))
                 .map(Value::from_safe_string),
         })
         .collect();

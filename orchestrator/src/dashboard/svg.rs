@@ -5,18 +5,24 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-const W: f64 = 640.0;
-const H: f64 = 160.0;
+const W: f64 = 1000.0;
+const H: f64 = 200.0;
 const PAD: f64 = 24.0;
+/// Series with at most this many points get a marker on each.
+pub const MARKED_POINTS: usize = 60;
 
 /// An SVG of the evidence document's `series[].points[]` (`{at, value}`), the `threshold` as a
 /// dashed line labelled as everywhere else (`needs < 250 ms`, [`crate::present`], with the
 /// evidence's `op` and `unit`) and `fault` (inject..revert) shaded; `None` when there are no
-/// finite points.
+/// finite points. Every point of a short series (at most [`MARKED_POINTS`]) gets a marker, so an
+/// instant check's single point shows; the x axis is labelled with the first and last instants
+/// in `tz`, the value axis's bounds in the evidence's unit. The SVG scales to
+/// its container's width (`viewBox`).
 pub fn evidence_graph(
     evidence: &Value,
     threshold: Option<f64>,
     fault: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    tz: chrono_tz::Tz,
 ) -> Option<String> {
     let mut series: Vec<Vec<(i64, f64)>> = Vec::new();
     for s in evidence.get("series")?.as_array()? {
@@ -62,7 +68,7 @@ pub fn evidence_graph(
     let x = |t: i64| PAD + (t - t0) as f64 / span * (W - 2.0 * PAD);
     let y = |v: f64| H - PAD - (v - v0) / (v1 - v0) * (H - 2.0 * PAD);
     let mut out = format!(
-        "<svg class=\"graph\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
+        "<svg class=\"graph\" viewBox=\"0 0 {W} {H}\" width=\"100%\" preserveAspectRatio=\"xMidYMid meet\" role=\"img\" \
          aria-label=\"evidence graph\">"
     );
     if let Some((a, b)) = fault {
@@ -84,6 +90,12 @@ pub fn evidence_graph(
         H - PAD,
         W - PAD
     );
+    let unit = evidence.get("unit").and_then(Value::as_str);
+    let at = |t: i64| {
+        DateTime::<Utc>::from_timestamp_millis(t)
+            .map(|t| t.with_timezone(&tz).format("%H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
     for (i, s) in series.iter().enumerate() {
         let path: Vec<String> = s
             .iter()
@@ -95,7 +107,38 @@ pub fn evidence_graph(
             i % 4,
             path.join(" ")
         );
+        if s.len() <= MARKED_POINTS {
+            for (t, v) in s {
+                let _ = write!(
+                    out,
+                    "<circle class=\"point s{}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\"><title>{} {}</title></circle>",
+                    i % 4,
+                    x(*t),
+                    y(*v),
+                    at(*t),
+                    minijinja::HtmlEscape(&crate::present::quantity(*v, unit))
+                );
+            }
+        }
     }
+    // Axes: first and last instant below; the value axis's top and bottom (in the unit) at the
+    // left, above and on the baseline.
+    let _ = write!(
+        out,
+        "<text class=\"label time\" x=\"{PAD}\" y=\"{0:.1}\">{1}</text>\
+         <text class=\"label time\" x=\"{2:.1}\" y=\"{0:.1}\" text-anchor=\"end\">{3} {4}</text>\
+         <text class=\"label value\" x=\"2\" y=\"{5:.1}\">{6}</text>\
+         <text class=\"label value\" x=\"2\" y=\"{7:.1}\">{8}</text>",
+        H - PAD + 14.0,
+        at(t0),
+        W - PAD,
+        at(t1),
+        tz.name(),
+        PAD - 6.0,
+        minijinja::HtmlEscape(&crate::present::quantity(v1, unit)),
+        H - PAD - 3.0,
+        minijinja::HtmlEscape(&crate::present::quantity(v0, unit)),
+    );
     if let Some(th) = threshold.filter(|t| t.is_finite()) {
         let text = |field: &str| evidence.get(field).and_then(Value::as_str);
         let label = crate::present::comparison(None, text("op"), Some(th), text("unit"))
@@ -110,22 +153,8 @@ pub fn evidence_graph(
             y(th) - 3.0
         );
     }
-    let _ = write!(
-        out,
-        "<text class=\"label\" x=\"2\" y=\"{PAD}\">{}</text><text class=\"label\" x=\"2\" y=\"{:.1}\">{}</text></svg>",
-        fmt(v1),
-        H - PAD,
-        fmt(v0)
-    );
+    out.push_str("</svg>");
     Some(out)
-}
-
-fn fmt(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 #[cfg(test)]
@@ -139,12 +168,32 @@ mod tests {
             {"at": "2026-11-21T01:01:00Z", "value": 0.3}]}]});
         let a = "2026-11-21T01:00:30Z".parse().ok();
         let b = "2026-11-21T01:01:00Z".parse().ok();
-        let svg = super::evidence_graph(&ev, Some(0.25), a.zip(b)).unwrap_or_default();
+        let svg = super::evidence_graph(&ev, Some(0.25), a.zip(b), chrono_tz::Europe::London)
+            .unwrap_or_default();
         assert!(
             svg.contains("polyline")
                 && svg.contains(">needs &lt; 250 ms</text>")
                 && svg.contains("class=\"fault\"")
         );
-        assert!(super::evidence_graph(&json!({}), None, None).is_none());
+        // Markers on the points, both axes labelled in the unit and the zone.
+        assert_eq!(svg.matches("<circle class=\"point").count(), 2, "{svg}");
+        assert!(svg.contains(">01:00:00</text>"), "{svg}");
+        assert!(svg.contains(">01:01:00 Europe/London</text>"), "{svg}");
+        assert!(
+            // The value axis runs from 0 to the highest value plus a tenth, in ms.
+            svg.contains(">330 ms</text>") && svg.contains(">0 ms</text>"),
+            "{svg}"
+        );
+        assert!(super::evidence_graph(&json!({}), None, None, chrono_tz::Europe::London).is_none());
+    }
+
+    /// An instant check (one point) is drawn as a visible marker, not an empty box.
+    #[test]
+    fn a_single_point_is_marked() {
+        let ev = json!({"unit": "ratio", "series": [{"labels": {}, "points": [
+            {"at": "2026-11-21T01:00:00Z", "value": 0.9999}]}]});
+        let svg = super::evidence_graph(&ev, Some(0.999), None, chrono_tz::UTC).unwrap();
+        assert_eq!(svg.matches("<circle class=\"point").count(), 1, "{svg}");
+        assert!(svg.contains("<title>01:00:00 99.99 %</title>"), "{svg}");
     }
 }

@@ -283,6 +283,22 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
     assert!(graph.find(Locator::Css("line.threshold")).await.is_ok());
     assert!(graph.find(Locator::Css("rect.fault")).await.is_ok());
     assert!(graph.rectangle().await.unwrap().2 > 300.0, "graph is drawn");
+    // The chart fills its card, and labels its axes.
+    let figure = client
+        .find(Locator::Css("figure.evidence"))
+        .await
+        .unwrap()
+        .rectangle()
+        .await
+        .unwrap()
+        .2;
+    let width = graphs[0].rectangle().await.unwrap().2;
+    assert!(
+        width > 0.9 * (figure - 20.0),
+        "graph {width} px wide in a {figure} px card"
+    );
+    assert!(graph.find(Locator::Css("text.label.time")).await.is_ok());
+    assert!(graph.find(Locator::Css("text.label.value")).await.is_ok());
     let page = client.source().await.unwrap();
     assert!(
         page.contains("payments: step-failures"),
