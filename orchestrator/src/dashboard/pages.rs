@@ -197,8 +197,44 @@ struct StepRow {
     duration: String,
     /// `observed 410 ms, needs < 250 ms` ([`crate::present::comparison`]).
     evidence: Option<String>,
+    /// For a step that did not pass: where its owner's notification stands
+    /// ([`notification_sentence`]).
+    notified: Option<String>,
     message: Option<String>,
     graph: Option<Value>,
+}
+
+/// Where one team's notification about a run stands, from its outbox rows (the team's row and
+/// the per-route rows it was split into): "Payments team notified 03:12" (every route
+/// delivered), "Notifying Payments team…" (waiting or retrying), "Notifying Payments team failed:
+/// …" (given up), "Payments team has no notification route: nobody was told".
+fn notification_sentence(
+    state: &DashboardState,
+    team: &str,
+    rows: &[&crate::store::OutboxRecord],
+) -> String {
+    use crate::store::OutboxStatus;
+    if rows.iter().any(|r| r.status == OutboxStatus::NoRoute) {
+        return format!("{team} has no notification route: nobody was told");
+    }
+    let routes: Vec<&&crate::store::OutboxRecord> = rows
+        .iter()
+        .filter(|r| r.status != OutboxStatus::Routed)
+        .collect();
+    if routes.iter().any(|r| r.status == OutboxStatus::Pending) || routes.is_empty() {
+        return format!("Notifying {team}…");
+    }
+    if let Some(dead) = routes.iter().find(|r| r.status == OutboxStatus::Dead) {
+        return format!(
+            "Notifying {team} failed: {}",
+            dead.last_error.as_deref().unwrap_or("no reason recorded")
+        );
+    }
+    let at = routes.iter().filter_map(|r| r.delivered_at).max();
+    match at {
+        Some(at) => format!("{team} notified {}", local(state, at, "%H:%M")),
+        None => format!("{team} notified"),
+    }
 }
 
 /// Run page: steps with owners and verdicts, faults, evidence graphs, notifications.
@@ -223,7 +259,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
                 .zip(whens.iter().filter_map(|s| s.ended_at).max())
         }
     };
-    let rows: Vec<StepRow> = steps
+    let mut rows: Vec<StepRow> = steps
         .iter()
         .map(|s| StepRow {
             phase: s.phase,
@@ -234,6 +270,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
             start: local(state, s.started_at, "%H:%M:%S"),
             duration: fmt_duration(s.ended_at.and_then(|e| (e - s.started_at).to_std().ok())),
             evidence: s.comparison(),
+            notified: None,
             message: s.message.clone(),
             graph: s
                 .evidence
@@ -256,6 +293,29 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
         .iter()
         .map(|n| context! { team => n.team, kind => n.kind.stored_name(), status => n.status, at => local(state, n.created_at, "%H:%M:%S") })
         .collect();
+    // Each owner's failure notification, as one sentence ("Payments team notified 03:12").
+    let mut told: BTreeMap<&str, Vec<&crate::store::OutboxRecord>> = BTreeMap::new();
+    for n in outbox
+        .iter()
+        .filter(|n| n.kind == crate::model::NotificationKind::Failures)
+    {
+        told.entry(n.team.as_str()).or_default().push(n);
+    }
+    let told: BTreeMap<&str, String> = told
+        .into_iter()
+        .map(|(team, rows)| {
+            (
+                team,
+                notification_sentence(state, state.team_name(team), &rows),
+            )
+        })
+        .collect();
+    for (row, step) in rows.iter_mut().zip(&steps) {
+        if step.verdict.is_some_and(Verdict::needs_attention) {
+            row.notified = step.owner.as_deref().and_then(|o| told.get(o)).cloned();
+        }
+    }
+    let told: Vec<&String> = told.values().collect();
     let summary = run.summary.clone().unwrap_or_default();
     Ok(Some(context! {
         title => format!("{} on {}", run.scenario, run.stack),
@@ -264,6 +324,7 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
         steps => rows,
         faults => faults,
         notifications => notifications,
+        told => told,
         pass_rate => summary.get("pass_rate").and_then(|v| v.as_f64()).map(crate::present::ratio),
         reason => summary.get("reason").and_then(|v| v.as_str()).map(str::to_owned),
         abort_latency_ms => summary.get("abort_latency_ms").and_then(|v| v.as_i64()),

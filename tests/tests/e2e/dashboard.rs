@@ -146,6 +146,44 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         page.contains("<a href=\"/night/2026-11-20\">Night 2026-11-20</a>"),
         "{page}"
     );
+    // The failed step's owner: being notified, then notified (every route delivered).
+    let team_row = store
+        .outbox_insert(
+            id,
+            "payments",
+            f3_chaos::model::NotificationKind::Failures,
+            &json!({}),
+            start + Duration::minutes(6),
+        )
+        .await
+        .unwrap();
+    let page = get(&format!("/run/{id}")).await;
+    assert!(
+        page.contains("<div class=\"message notified\">Notifying Payments team…</div>"),
+        "{page}"
+    );
+    let routes = store
+        .outbox_fan_out(
+            team_row,
+            &[json!({}), json!({})],
+            start + Duration::minutes(6),
+        )
+        .await
+        .unwrap();
+    let delivered = start + Duration::minutes(7);
+    for route in &routes {
+        store.outbox_delivered(*route, delivered).await.unwrap();
+    }
+    let page = get(&format!("/run/{id}")).await;
+    let at = delivered
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%H:%M");
+    assert!(
+        page.contains(&format!(
+            "<div class=\"message notified\">Payments team notified {at}</div>"
+        )),
+        "{page}"
+    );
     // An ad-hoc run belongs to no night: no "Night none" link.
     let ad_hoc = Uuid::now_v7();
     store
