@@ -328,6 +328,8 @@ fn then(hold: Hold, threshold: f64) -> ThenStep {
         owner: "payments".into(),
         check: check(Comparison::Lt, threshold),
         hold,
+        impact: None,
+        action: None,
     }
 }
 
@@ -480,6 +482,8 @@ mod samples_inside_the_window {
                 slo: None,
             },
             hold: Hold::DuringFault,
+            impact: None,
+            action: None,
         }
     }
 

@@ -223,14 +223,7 @@ pub fn step_line(step: &StepResult, config: &Config) -> String {
         Phase::Recovery => step.name.clone(),
     };
     let mut line = format!("{} {label}", tag(step.verdict));
-    if step.threshold.is_some()
-        && let Some(evidence) = present::comparison(
-            step.observed,
-            step.op.as_deref(),
-            step.threshold,
-            step.unit.as_deref(),
-        )
-    {
+    if let Some(evidence) = step.comparison() {
         line.push_str(&format!(" ({evidence})"));
     }
     let explained =
@@ -306,14 +299,7 @@ pub fn junit(report: &RunReport) -> anyhow::Result<String> {
         };
         if step.verdict != Verdict::Passed {
             let mut message = format!("{}", step.verdict);
-            if step.threshold.is_some()
-                && let Some(evidence) = present::comparison(
-                    step.observed,
-                    step.op.as_deref(),
-                    step.threshold,
-                    step.unit.as_deref(),
-                )
-            {
+            if let Some(evidence) = step.comparison() {
                 message = format!("{message}: {evidence}");
             }
             if let Some(m) = &step.message {
@@ -387,6 +373,39 @@ mod tests {
             nights_failing: 1,
         };
         assert_eq!(notified.evidence(), expected);
+        let message = crate::notify::Message {
+            kind: crate::model::NotificationKind::Failures,
+            outbox_id: 1,
+            run_id: uuid::Uuid::nil(),
+            team: "payments".into(),
+            team_display: "Payments team".into(),
+            scenario: "gcp-failover-validation".into(),
+            stack: "uat-beta".into(),
+            outcome: Some("failed".into()),
+            reason: None,
+            faults: vec![],
+            run_url: None,
+            steps: vec![notified.clone()],
+            digest: None,
+            overrun_seconds: None,
+            text: String::new(),
+            run: None,
+        };
+        let slack = crate::notify::slack::body(&message);
+        assert!(
+            slack["blocks"][1]["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains(expected)),
+            "{slack}"
+        );
+        let pagerduty = crate::notify::pagerduty::events(&message, "key");
+        assert_eq!(
+            pagerduty[0]["payload"]["summary"],
+            format!(
+                "gcp-failover-validation failed on uat-beta: {} ({expected})",
+                step.name
+            )
+        );
         let stored = crate::store::StepRecord {
             index: 3,
             phase: step.phase,

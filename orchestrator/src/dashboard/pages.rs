@@ -207,7 +207,7 @@ struct StepRow {
 /// Where one team's notification about a run stands, from its outbox rows (the team's row and
 /// the per-route rows it was split into): "Payments team notified 03:12" (every route
 /// delivered), "Notifying Payments team…" (waiting or retrying), "Notifying Payments team failed:
-/// …" (given up), "Payments team has no notification route: nobody was told".
+/// …" (given up), "Payments team: not delivered: no route".
 fn notification_sentence(
     state: &DashboardState,
     team: &str,
@@ -215,7 +215,7 @@ fn notification_sentence(
 ) -> String {
     use crate::store::OutboxStatus;
     if rows.iter().any(|r| r.status == OutboxStatus::NoRoute) {
-        return format!("{team} has no notification route: nobody was told");
+        return format!("{team}: not delivered: no route");
     }
     let routes: Vec<&&crate::store::OutboxRecord> = rows
         .iter()

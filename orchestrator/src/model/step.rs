@@ -35,6 +35,18 @@ pub struct StepResult {
 }
 
 impl StepResult {
+    /// `observed 410 ms, needs < 250 ms` for a step with a threshold
+    /// ([`crate::present::comparison`]); `None` without one.
+    pub fn comparison(&self) -> Option<String> {
+        self.threshold?;
+        crate::present::comparison(
+            self.observed,
+            self.op.as_deref(),
+            self.threshold,
+            self.unit.as_deref(),
+        )
+    }
+
     /// A step of `phase` at `index` that started at `started_at` and ends now, `skipped` until
     /// given a verdict.
     pub fn new(

@@ -64,9 +64,11 @@ pub fn events(message: &Message, routing_key: &str) -> Vec<Value> {
                 "dedup_key": message.dedup_key(step),
             });
             if action == "trigger" {
+                // Named as the run ended: an aborted run is not "failed".
                 let summary = format!(
-                    "{} failed on {}: {} ({})",
+                    "{} {} on {}: {} ({})",
                     message.scenario,
+                    message.outcome.as_deref().unwrap_or("failed"),
                     message.stack,
                     step.name,
                     step.evidence()

@@ -157,25 +157,32 @@ pub async fn notifications(
         };
         let then = scenario.then.iter().find(|t| t.name == step.name);
         let slo = then.and_then(|t| t.check.slo.as_ref());
-        // A check of its own (no SLO in the catalogue) still says what it checked and what to
-        // do, rather than arriving with no impact and no action.
-        let (impact, action) = match (slo, then) {
-            (Some(slo), _) => (Some(slo.impact.clone()), Some(slo.action.clone())),
-            (None, Some(then)) => (
-                Some(format!(
-                    "The check `{}` {} {} did not hold; no SLO in the catalogue states its business impact.",
-                    then.check.query,
-                    then.check.op.symbol(),
-                    crate::present::quantity(then.check.threshold, then.check.unit.as_deref())
-                )),
-                Some(
+        // The step's own impact and action first, then its SLO's; a check of its own with
+        // neither still says what it checked and what to do, rather than arriving with nothing.
+        let impact = then
+            .and_then(|t| t.impact.clone())
+            .or_else(|| slo.map(|s| s.impact.clone()))
+            .or_else(|| {
+                then.map(|t| {
+                    format!(
+                        "The check `{}` {} {} did not hold; no SLO in the catalogue states its business impact.",
+                        t.check.query,
+                        t.check.op.symbol(),
+                        crate::present::quantity(t.check.threshold, t.check.unit.as_deref())
+                    )
+                })
+            });
+        let action = then
+            .and_then(|t| t.action.clone())
+            .or_else(|| slo.map(|s| s.action.clone()))
+            .or_else(|| {
+                then.map(|_| {
                     "Open the run page for the evidence. Then give the check an entry in the SLO \
-                     catalogue (its impact and what to do), so the next message says them."
-                        .to_owned(),
-                ),
-            ),
-            (None, None) => (None, None),
-        };
+                     catalogue (its impact and what to do), or `impact`/`action` on the step, so \
+                     the next message says them."
+                        .to_owned()
+                })
+            });
         let message_step = |nights_failing| MessageStep {
             name: step.name.clone(),
             verdict: step.verdict,

@@ -712,6 +712,8 @@ pub(crate) fn compile_scenario(
                 owner: step.owner.clone(),
                 check,
                 hold,
+                impact: step.impact.clone(),
+                action: step.action.clone(),
             });
         }
     }

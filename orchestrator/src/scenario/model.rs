@@ -309,6 +309,11 @@ pub struct ThenStep {
     pub check: Check,
     /// When it must hold.
     pub hold: Hold,
+    /// Business impact in plain English, for its owner's notification; overrides the SLO's
+    /// (an inline check has no other).
+    pub impact: Option<String>,
+    /// What to do when it fails; overrides the SLO's.
+    pub action: Option<String>,
 }
 
 /// An abort condition: when `check` holds, the experiment stops and reverts at once.

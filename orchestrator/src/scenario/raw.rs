@@ -367,6 +367,13 @@ pub struct RawThenStep {
     /// When it must hold (default `during-fault`).
     #[serde(default)]
     pub hold: Option<RawHold>,
+    /// Business impact in plain English, told to the owner when the step fails; overrides the
+    /// SLO's (an inline check has no other).
+    #[serde(default)]
+    pub impact: Option<String>,
+    /// What the owner should do when it fails; overrides the SLO's.
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 /// When a Then check must hold (a name, or `{recover-within: 30s}`).

@@ -1299,3 +1299,23 @@ fn a_team_without_routes_is_a_warning_when_the_config_has_real_stacks() {
         sandbox.diagnostics
     );
 }
+
+/// A Then step's own `impact` and `action` are read (for its owner's notification); without
+/// them the step has none of its own.
+#[test]
+fn a_then_step_may_state_its_impact_and_action() {
+    let spec = MINIMAL_SPEC.replace(
+        "      slo: payments-success-ratio\n",
+        "      query: up\n      op: \"==\"\n      threshold: 1\n      impact: Payments stall.\n      action: Page the gateway team.\n",
+    );
+    let checked = check_one(scenario(&spec));
+    assert!(checked.diagnostics.is_empty(), "{}", checked.diagnostics);
+    let lib = checked.library.expect("library");
+    let then = &lib.scenarios["t"].then[0];
+    assert_eq!(
+        (then.impact.as_deref(), then.action.as_deref()),
+        (Some("Payments stall."), Some("Page the gateway team."))
+    );
+    let lib = check_one(scenario(MINIMAL_SPEC)).library.expect("library");
+    assert_eq!(lib.scenarios["t"].then[0].impact, None);
+}

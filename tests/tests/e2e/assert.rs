@@ -31,6 +31,8 @@ fn then(hold: Hold) -> ThenStep {
         owner: "payments".into(),
         check: check(LATENCY, Comparison::Lt, 0.25),
         hold,
+        impact: None,
+        action: None,
     }
 }
 

@@ -807,9 +807,50 @@ async fn a_team_without_routes_is_marked_no_route() {
 /// checked and what to do.
 #[tokio::test]
 async fn a_check_without_an_slo_says_what_it_checked_and_what_to_do() {
-    const FAILOVERS: &str = "All automated failover assertions pass";
     let receiver = Receiver::start().await;
-    let library = library(&receiver);
+    let text = failover_step_message(&receiver, library(&receiver)).await;
+    assert!(
+        text.contains("observed 0 failovers, needs > 0 failovers"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Impact: The check `sum(increase(gateway_failovers_total{from_cloud=\"gcp\"}[1m]))` > 0 failovers did not hold; no SLO in the catalogue states its business impact."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("What to do: Open the run page for the evidence."),
+        "{text}"
+    );
+}
+
+/// A Then step's own `impact` and `action` are what its owner reads.
+#[tokio::test]
+async fn a_steps_own_impact_and_action_are_told() {
+    let receiver = Receiver::start().await;
+    let mut library = library(&receiver);
+    let step = library
+        .scenarios
+        .get_mut(SCENARIO)
+        .unwrap()
+        .then
+        .iter_mut()
+        .find(|t| t.name == "All automated failover assertions pass")
+        .unwrap();
+    step.impact = Some("Payments stall while GCP is down.".into());
+    step.action = Some("Check the gateway's failover config.".into());
+    let text = failover_step_message(&receiver, library).await;
+    assert!(
+        text.contains("Impact: Payments stall while GCP is down.\n  What to do: Check the gateway's failover config."),
+        "{text}"
+    );
+}
+
+/// The Slack text sre-chaos gets when the reference scenario's failover step (a check of its
+/// own, no SLO) fails.
+async fn failover_step_message(receiver: &Receiver, library: Library) -> String {
+    const FAILOVERS: &str = "All automated failover assertions pass";
     let db = Db::new();
     let store = db.open().await;
     let t = at(night(18), 1);
@@ -836,26 +877,12 @@ async fn a_check_without_an_slo_says_what_it_checked_and_what_to_do() {
             .await
             .unwrap();
     }
-    notify::deliver_due_with(&store, &notifiers(&library, &receiver), at(night(18), 2))
+    notify::deliver_due_with(&store, &notifiers(&library, receiver), at(night(18), 2))
         .await
         .unwrap();
     let slack = receiver.accepted("/slack/sre-chaos");
     assert_eq!(slack.len(), 1);
-    let text = slack[0].body["text"].as_str().unwrap();
-    assert!(
-        text.contains("observed 0 failovers, needs > 0 failovers"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "Impact: The check `sum(increase(gateway_failovers_total{from_cloud=\"gcp\"}[1m]))` > 0 failovers did not hold; no SLO in the catalogue states its business impact."
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("What to do: Open the run page for the evidence."),
-        "{text}"
-    );
+    slack[0].body["text"].as_str().unwrap().to_owned()
 }
 
 /// A receiver that answers 503, then refuses connections, still gets every message exactly once
