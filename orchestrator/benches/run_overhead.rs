@@ -132,6 +132,8 @@ async fn bench(state_dir: &std::path::Path, prometheus_url: &str) -> anyhow::Res
             "s",
         ),
         hold: Hold::DuringFault,
+        impact: None,
+        action: None,
     };
     let plain = scenario("bench-overhead", vec![], vec![latency_then]);
     let mut overheads = Vec::new();
