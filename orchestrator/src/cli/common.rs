@@ -113,5 +113,3 @@ pub fn warn_left_out(runnable: &Runnable) {
         eprintln!("  {line}");
     }
 }
-
-pub use crate::input::unknown_name_hint;

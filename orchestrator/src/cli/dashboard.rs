@@ -30,7 +30,16 @@ pub fn execute(args: DashboardArgs) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
-    let config = crate::config::load(&args.cfg.config).ok();
+    // The library's names make a mistyped scenario or team a 404 with a did-you-mean; its
+    // config is the one the pages use. Without a readable library, the config alone (or none)
+    // still serves what the history holds.
+    let (config, known) = match crate::scenario::load_runnable(&args.cfg.config) {
+        Ok(runnable) => {
+            let known = crate::dashboard::KnownNames::of(&runnable.library);
+            (Some(runnable.library.config), Some(known))
+        }
+        Err(_) => (crate::config::load(&args.cfg.config).ok(), None),
+    };
     let timezone = config
         .as_ref()
         .map_or(chrono_tz::Europe::London, |c| c.timezone);
@@ -38,10 +47,8 @@ async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
     let mut state = DashboardState::new(store, timezone)
         .context("compiling the dashboard templates")?
         .with_window(config.as_ref().map(|c| c.window).unwrap_or_default());
-    // The library's names make a mistyped scenario or team a 404 with a did-you-mean; without a
-    // readable library the pages still serve what the history holds.
-    if let Ok(runnable) = crate::scenario::load_runnable(&args.cfg.config) {
-        state = state.with_known(crate::dashboard::KnownNames::of(&runnable.library));
+    if let Some(known) = known {
+        state = state.with_known(known);
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

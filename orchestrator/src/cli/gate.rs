@@ -260,7 +260,7 @@ pub fn select(
 /// near (`did you mean …`). None when the name is known or the library could not be loaded.
 fn unknown_scenario_hint(name: &str, library: Option<&[(String, Vec<String>)]>) -> Option<String> {
     let names: Vec<String> = library?.iter().map(|(n, _)| n.clone()).collect();
-    super::common::unknown_name_hint("scenario of the library", name, &names)
+    crate::input::unknown_name_hint("scenario of the library", name, &names)
 }
 
 /// Runs the command; returns the exit code.
@@ -318,7 +318,7 @@ async fn gate(args: GateArgs) -> anyhow::Result<u8> {
                     stack
                         .zip(known_stacks.as_deref())
                         .and_then(|(stack, known)| {
-                            super::common::unknown_name_hint("stack of the config", stack, known)
+                            crate::input::unknown_name_hint("stack of the config", stack, known)
                         }),
                 ];
                 for hint in hints.into_iter().flatten() {

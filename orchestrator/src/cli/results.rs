@@ -42,7 +42,7 @@ fn unknown_filter_hints(args: &ResultsArgs, config: Option<&crate::config::Confi
         && let Ok(library) = crate::scenario::load_library(&args.cfg.config)
     {
         let names: Vec<String> = library.scenarios.keys().cloned().collect();
-        hints.extend(super::common::unknown_name_hint(
+        hints.extend(crate::input::unknown_name_hint(
             "scenario of the library",
             scenario,
             &names,
@@ -50,7 +50,7 @@ fn unknown_filter_hints(args: &ResultsArgs, config: Option<&crate::config::Confi
     }
     if let (Some(stack), Some(config)) = (&args.stack, config) {
         let names: Vec<String> = config.stacks.keys().cloned().collect();
-        hints.extend(super::common::unknown_name_hint(
+        hints.extend(crate::input::unknown_name_hint(
             "stack of the config",
             stack,
             &names,

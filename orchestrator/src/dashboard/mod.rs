@@ -42,9 +42,7 @@ pub struct DashboardState {
 pub struct KnownNames {
     /// Scenario names of the library.
     pub scenarios: std::collections::BTreeSet<String>,
-    /// Team slugs of the config.
-    pub teams: std::collections::BTreeSet<String>,
-    /// Display name of each team slug (`payments` → `Payments team`).
+    /// The config's teams: display name by slug (`payments` → `Payments team`).
     pub team_names: std::collections::BTreeMap<String, String>,
 }
 
@@ -53,7 +51,6 @@ impl KnownNames {
     pub fn of(library: &crate::scenario::Library) -> Self {
         Self {
             scenarios: library.scenarios.keys().cloned().collect(),
-            teams: library.config.teams.keys().cloned().collect(),
             team_names: library
                 .config
                 .teams
@@ -200,13 +197,13 @@ async fn run(State(state): State<DashboardState>, Path(id): Path<String>) -> Res
 /// The 404 text for a scenario or team name neither known nor in the history: "No scenario
 /// gcp-failover-validaton in the library or in the history. Did you mean
 /// gcp-failover-validation?" (the guess of [`crate::input::yaml::closest`]).
-fn not_known(
+fn not_known<'a>(
     what: &str,
     source: &str,
     name: &str,
-    known: &std::collections::BTreeSet<String>,
+    known: impl Iterator<Item = &'a String>,
 ) -> String {
-    let known: Vec<String> = known.iter().cloned().collect();
+    let known: Vec<String> = known.cloned().collect();
     let guess = crate::input::yaml::closest(name, &known)
         .map(|g| format!(" Did you mean {g}?"))
         .unwrap_or_default();
@@ -224,7 +221,7 @@ async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>)
             Ok(runs) if runs.is_empty() => {
                 return error(
                     StatusCode::NOT_FOUND,
-                    &not_known("scenario", "library", &name, &state.known.scenarios),
+                    &not_known("scenario", "library", &name, state.known.scenarios.iter()),
                 );
             }
             Ok(_) => {}
@@ -238,7 +235,7 @@ async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>)
 }
 
 async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
-    if !state.known.teams.contains(&name) {
+    if !state.known.team_names.contains_key(&name) {
         let since = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         let verdicts = [
             Verdict::Passed,
@@ -251,7 +248,7 @@ async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> 
             Ok(steps) if steps.is_empty() => {
                 return error(
                     StatusCode::NOT_FOUND,
-                    &not_known("team", "config", &name, &state.known.teams),
+                    &not_known("team", "config", &name, state.known.team_names.keys()),
                 );
             }
             Ok(_) => {}

@@ -140,9 +140,8 @@ pub fn evidence_graph(
         minijinja::HtmlEscape(&crate::present::quantity(v0, unit)),
     );
     if let Some(th) = threshold.filter(|t| t.is_finite()) {
-        let text = |field: &str| evidence.get(field).and_then(Value::as_str);
-        let label = crate::present::comparison(None, text("op"), Some(th), text("unit"))
-            .unwrap_or_default();
+        let op = evidence.get("op").and_then(Value::as_str);
+        let label = crate::present::comparison(None, op, Some(th), unit).unwrap_or_default();
         let label = minijinja::HtmlEscape(&label);
         let _ = write!(
             out,

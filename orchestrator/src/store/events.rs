@@ -148,9 +148,11 @@ impl Store {
         }
         let placeholders: Vec<String> =
             (0..verdicts.len()).map(|i| format!("${}", i + 4)).collect();
-        let evidence = match self.backend_name() {
-            "postgres" => "jsonb_build_object('op', evidence->'op', 'unit', evidence->'unit')",
-            _ => {
+        let evidence = match self.backend {
+            super::Backend::Postgres(_) => {
+                "jsonb_build_object('op', evidence->'op', 'unit', evidence->'unit')"
+            }
+            super::Backend::Sqlite(_) => {
                 "json_object('op', json_extract(evidence, '$.op'), 'unit', json_extract(evidence, '$.unit'))"
             }
         };
