@@ -352,6 +352,12 @@ pub(crate) fn options_for(stack: &Stack, opts: RunOptions) -> RunOptions {
     }
 }
 
+/// `reporters` with the process's [`MetricsReporter`] ahead of them: by the time a live client
+/// hears `run-finished` (and reads `/metrics`), `f3_chaos_runs_total` counts the run.
+pub(crate) fn counted_first(reporters: Reporters, metrics: &Metrics) -> Reporters {
+    reporters.with_first(MetricsReporter::new(metrics.clone()))
+}
+
 /// Starts and runs `launch` to its end (see the module docs).
 ///
 /// # Errors
@@ -372,7 +378,7 @@ pub async fn launch(launch: Launch<'_>) -> Result<RunReport, RunError> {
     let mut tools = StackTools::for_stack(stack)?;
     if let Some(metrics) = &metrics {
         tools.slo = tools.slo.with_observer(metrics.query_observer());
-        reporters = reporters.with(MetricsReporter::new(metrics.clone()));
+        reporters = counted_first(reporters, metrics);
     }
     let runner = tools.runner(store, reporters, cancel);
     let opts = options_for(stack, opts);

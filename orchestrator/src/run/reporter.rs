@@ -7,7 +7,8 @@
 //!   `f3-chaos run | less`, never stalls a run with faults injected);
 //! - the live API stream (`GET /api/v1/runs/{id}/events`): the API's hub of live runs;
 //! - metrics ([`MetricsReporter`]): the lease wait and `f3_chaos_runs_total` of the process that
-//!   serves `/metrics`.
+//!   serves `/metrics`; it hears each event first, so whoever hears `run-finished` next finds the
+//!   run counted.
 //!
 //! A reporter must not block: it is called on the runner's task between two transitions.
 
@@ -47,6 +48,15 @@ impl Reporters {
     #[must_use]
     pub fn with_shared(mut self, reporter: Arc<dyn Reporter>) -> Self {
         self.0.push(reporter);
+        self
+    }
+
+    /// `reporter`, then these reporters: for a record that must be up to date before anyone
+    /// else hears the event (a client that sees `run-finished` on the live stream and then reads
+    /// `/metrics` finds the run counted).
+    #[must_use]
+    pub fn with_first(mut self, reporter: impl Reporter + 'static) -> Self {
+        self.0.insert(0, Arc::new(reporter));
         self
     }
 

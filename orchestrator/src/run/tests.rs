@@ -1100,3 +1100,45 @@ async fn a_store_file_removed_mid_run_makes_the_run_an_error_naming_it() {
     );
     assert_eq!(driver.injected(), driver.reverted());
 }
+
+#[test]
+fn a_live_listener_that_hears_the_run_finish_finds_it_counted() {
+    // The API's live stream is one of the caller's reporters; the launcher adds the metrics. A
+    // client that sees `run-finished` and then scrapes `/metrics` must find the run counted.
+    let metrics = crate::metrics::Metrics::new();
+    let seen_by_listener = std::sync::Arc::new(Mutex::new(None::<bool>));
+    let listener = {
+        let (metrics, seen) = (metrics.clone(), seen_by_listener.clone());
+        crate::run::FnReporter(move |_run_id, event: &super::RunEvent| {
+            if matches!(event, super::RunEvent::RunFinished { .. }) {
+                let counted = metrics
+                    .encode(crate::metrics::ExpositionFormat::Classic)
+                    .contains(
+                        "f3_chaos_runs_total{scenario=\"s\",stack=\"local\",outcome=\"passed\"} 1",
+                    );
+                *seen.lock().expect("lock") = Some(counted);
+            }
+        })
+    };
+    let reporters =
+        super::launch::counted_first(crate::run::Reporters::none().with(listener), &metrics);
+    let run_id = Uuid::now_v7();
+    reporters.report(
+        run_id,
+        &super::RunEvent::RunStarted {
+            run_id,
+            scenario: "s".into(),
+            stack: "local".into(),
+            started_by: "test".into(),
+        },
+    );
+    reporters.report(
+        run_id,
+        &super::RunEvent::RunFinished {
+            outcome: RunOutcome::Passed,
+            pass_rate: Some(1.0),
+            reason: None,
+        },
+    );
+    assert_eq!(*seen_by_listener.lock().expect("lock"), Some(true));
+}
