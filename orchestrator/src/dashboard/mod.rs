@@ -2,9 +2,11 @@
 //! into the binary, no CDN, no JS needed for the tables), as one self-contained axum [`Router`]
 //! that the daemon mounts and `f3-chaos dashboard` serves standalone.
 //!
-//! Pages: `/` (latest night), `/night/{YYYY-MM-DD}`, `/run/{id}` (also `/runs/{id}`, the form
-//! notifications link to), `/scenario/{name}`, `/team/{name}`. Times are shown in the configured
-//! zone. See `docs/dashboard.md`.
+//! Pages: `/` (latest night), `/night/{YYYY-MM-DD}` (its failed Then steps first, then its
+//! scenario × stack matrix and Gantt), `/run/{id}` (also `/runs/{id}`, the form notifications
+//! link to), `/scenario/{name}`, `/team/{name}`, and the lists the header links to: `/nights`,
+//! `/scenarios`, `/teams`, `/stacks`. Times are shown in the configured zone. See
+//! `docs/dashboard.md`.
 
 use std::sync::Arc;
 
@@ -20,7 +22,9 @@ use crate::model::Verdict;
 use crate::store::{RunFilter, Store};
 
 mod gantt;
+mod lists;
 mod pages;
+mod review;
 mod svg;
 
 /// What the dashboard reads: the store and the display time zone.
@@ -44,6 +48,9 @@ pub struct KnownNames {
     pub scenarios: std::collections::BTreeSet<String>,
     /// The config's teams: display name by slug (`payments` → `Payments team`).
     pub team_names: std::collections::BTreeMap<String, String>,
+    /// The config's stacks (the `/stacks` page shows their environment, driver, clusters and
+    /// reservations).
+    pub stacks: std::collections::BTreeMap<String, crate::config::Stack>,
 }
 
 impl KnownNames {
@@ -57,6 +64,7 @@ impl KnownNames {
                 .values()
                 .map(|t| (t.name.clone(), t.display_name.clone()))
                 .collect(),
+            stacks: library.config.stacks.clone(),
         }
     }
 }
@@ -111,13 +119,17 @@ impl DashboardState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("templates/base.html")),
     ("night.html", include_str!("templates/night.html")),
     ("run.html", include_str!("templates/run.html")),
     ("scenario.html", include_str!("templates/scenario.html")),
     ("team.html", include_str!("templates/team.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("nights.html", include_str!("templates/nights.html")),
+    ("scenarios.html", include_str!("templates/scenarios.html")),
+    ("teams.html", include_str!("templates/teams.html")),
+    ("stacks.html", include_str!("templates/stacks.html")),
 ];
 
 const CSS: &str = include_str!("templates/dashboard.css");
@@ -132,6 +144,10 @@ pub fn router(state: DashboardState) -> Router {
         .route("/runs/{id}", get(run))
         .route("/scenario/{name}", get(scenario))
         .route("/team/{name}", get(team))
+        .route("/nights", get(list_nights))
+        .route("/scenarios", get(list_scenarios))
+        .route("/teams", get(list_teams))
+        .route("/stacks", get(list_stacks))
         .route("/assets/dashboard.css", get(css))
         .with_state(state)
 }
@@ -257,6 +273,29 @@ async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> 
     }
     match pages::team(&state, &name).await {
         Ok(ctx) => state.render("team.html", ctx),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+    }
+}
+
+async fn list_nights(State(state): State<DashboardState>) -> Response {
+    list(&state, "nights.html", lists::nights(&state).await)
+}
+
+async fn list_scenarios(State(state): State<DashboardState>) -> Response {
+    list(&state, "scenarios.html", lists::scenarios(&state).await)
+}
+
+async fn list_teams(State(state): State<DashboardState>) -> Response {
+    list(&state, "teams.html", lists::teams(&state).await)
+}
+
+async fn list_stacks(State(state): State<DashboardState>) -> Response {
+    list(&state, "stacks.html", lists::stacks(&state).await)
+}
+
+fn list(state: &DashboardState, template: &str, ctx: anyhow::Result<minijinja::Value>) -> Response {
+    match ctx {
+        Ok(ctx) => state.render(template, ctx),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
     }
 }

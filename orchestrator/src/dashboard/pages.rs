@@ -156,6 +156,8 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
             }
         })
         .collect();
+    let failures = super::review::failures(state, &runs).await?;
+    let matrix = matrix(state, &runs, last.as_ref());
     let window = last.as_ref().and_then(|p| p.window.as_ref()).map(|w| {
         format!(
             "{}–{}",
@@ -170,6 +172,8 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
         next => night.succ_opt().map(|d| d.to_string()),
         zone => state.calendar.tz.name(),
         gantt => Value::from_serialize(&chart),
+        failures => failures,
+        matrix => matrix,
         stacks => stacks,
         by_outcome => by_outcome,
         total => runs.len(),
@@ -181,6 +185,56 @@ pub async fn night(state: &DashboardState, night: NaiveDate) -> anyhow::Result<V
         skipped => last.map(|p| p.skipped).unwrap_or_default(),
         revisions => revisions,
     })
+}
+
+/// One cell of the night's scenario × stack matrix: the pair's latest run, or its planned slot
+/// when it has none.
+#[derive(Serialize)]
+struct MatrixCell {
+    /// The latest run's id and status.
+    run: Option<(String, String)>,
+    /// `HH:MM–HH:MM` of the final plan's slot, when the pair was planned but has no run.
+    planned: Option<String>,
+}
+
+/// The night's scenario × stack matrix: `stacks` (columns) and, per scenario (rows, by name),
+/// one cell per stack (`None` where the scenario neither ran nor was planned).
+fn matrix(state: &DashboardState, runs: &[RunRecord], plan: Option<&PlanView>) -> Value {
+    let mut stacks: std::collections::BTreeSet<&str> =
+        runs.iter().map(|r| r.stack.as_str()).collect();
+    let mut cells: BTreeMap<&str, BTreeMap<&str, MatrixCell>> = BTreeMap::new();
+    for slot in plan.map(|p| p.slots.as_slice()).unwrap_or_default() {
+        stacks.insert(&slot.stack);
+        cells.entry(&slot.scenario).or_default().insert(
+            &slot.stack,
+            MatrixCell {
+                run: None,
+                planned: Some(format!(
+                    "{}–{}",
+                    local(state, slot.start, "%H:%M"),
+                    local(state, slot.end, "%H:%M")
+                )),
+            },
+        );
+    }
+    // Oldest first: the latest run of a pair is the one that stays.
+    for run in runs {
+        cells.entry(&run.scenario).or_default().insert(
+            &run.stack,
+            MatrixCell {
+                run: Some((run.id.to_string(), run.status.to_string())),
+                planned: None,
+            },
+        );
+    }
+    let rows: Vec<Value> = cells
+        .iter()
+        .map(|(scenario, by_stack)| {
+            let row: Vec<Option<&MatrixCell>> = stacks.iter().map(|s| by_stack.get(s)).collect();
+            context! { scenario => scenario, cells => Value::from_serialize(&row) }
+        })
+        .collect();
+    context! { stacks => stacks, rows => rows }
 }
 
 #[derive(Serialize)]
@@ -235,6 +289,29 @@ fn notification_sentence(
         Some(at) => format!("{team} notified {}", local(state, at, "%H:%M")),
         None => format!("{team} notified"),
     }
+}
+
+/// Each owner's failure notification about one run, as one sentence by team slug ("Payments
+/// team notified 03:12", [`notification_sentence`]), from the run's outbox rows.
+pub(crate) fn notification_sentences(
+    state: &DashboardState,
+    outbox: &[crate::store::OutboxRecord],
+) -> BTreeMap<String, String> {
+    let mut told: BTreeMap<&str, Vec<&crate::store::OutboxRecord>> = BTreeMap::new();
+    for n in outbox
+        .iter()
+        .filter(|n| n.kind == crate::model::NotificationKind::Failures)
+    {
+        told.entry(n.team.as_str()).or_default().push(n);
+    }
+    told.into_iter()
+        .map(|(team, rows)| {
+            (
+                team.to_owned(),
+                notification_sentence(state, state.team_name(team), &rows),
+            )
+        })
+        .collect()
 }
 
 /// Run page: steps with owners and verdicts, faults, evidence graphs, notifications.
@@ -293,26 +370,10 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
         .iter()
         .map(|n| context! { team => n.team, kind => n.kind.stored_name(), status => n.status, at => local(state, n.created_at, "%H:%M:%S") })
         .collect();
-    // Each owner's failure notification, as one sentence ("Payments team notified 03:12").
-    let mut told: BTreeMap<&str, Vec<&crate::store::OutboxRecord>> = BTreeMap::new();
-    for n in outbox
-        .iter()
-        .filter(|n| n.kind == crate::model::NotificationKind::Failures)
-    {
-        told.entry(n.team.as_str()).or_default().push(n);
-    }
-    let told: BTreeMap<&str, String> = told
-        .into_iter()
-        .map(|(team, rows)| {
-            (
-                team,
-                notification_sentence(state, state.team_name(team), &rows),
-            )
-        })
-        .collect();
+    let told = notification_sentences(state, &outbox);
     for (row, step) in rows.iter_mut().zip(&steps) {
         if step.verdict.is_some_and(Verdict::needs_attention) {
-            row.notified = step.owner.as_deref().and_then(|o| told.get(o)).cloned();
+            row.notified = step.owner.as_ref().and_then(|o| told.get(o)).cloned();
         }
     }
     let told: Vec<&String> = told.values().collect();

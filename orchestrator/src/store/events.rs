@@ -148,14 +148,7 @@ impl Store {
         }
         let placeholders: Vec<String> =
             (0..verdicts.len()).map(|i| format!("${}", i + 4)).collect();
-        let evidence = match self.backend {
-            super::Backend::Postgres(_) => {
-                "jsonb_build_object('op', evidence->'op', 'unit', evidence->'unit')"
-            }
-            super::Backend::Sqlite(_) => {
-                "json_object('op', json_extract(evidence, '$.op'), 'unit', json_extract(evidence, '$.unit'))"
-            }
-        };
+        let evidence = self.evidence_comparison_sql();
         let sql = format!(
             "SELECT run_id, step_index, phase, name, owner, verdict, started_at, ended_at, \
              observed, threshold, {evidence} AS evidence, message FROM steps \
@@ -182,6 +175,21 @@ impl Store {
                 Ok((id, StepRecord::try_from(row.step)?))
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// The SQL expression that cuts a step's `evidence` to `{"op": …, "unit": …}` (what
+    /// [`StepRecord::comparison`] needs) in this store's dialect: lists read it, not the series.
+    pub(super) fn evidence_comparison_sql(&self) -> &'static str {
+        match self.backend {
+            super::Backend::Postgres(_) => {
+                "jsonb_build_object('op', evidence->'op', 'unit', evidence->'unit')"
+            }
+            super::Backend::Sqlite(_) => {
+                "json_object('op', json_extract(evidence, '$.op'), 'unit', json_extract(evidence, '$.unit'))"
+            }
+        }
     }
 }
 

@@ -42,8 +42,9 @@ fn chromium_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
-/// Starts chromedriver on a free loopback port and opens a headless 1440×900 session.
-async fn browser() -> (Driver, Client) {
+/// Starts chromedriver on a free loopback port and opens a headless session whose viewport is
+/// `width`×`height` (1440×900 desktop, 390×844 phone).
+async fn browser(width: u32, height: u32) -> (Driver, Client) {
     let driver = chromedriver_path();
     let chromium = chromium_path();
     assert!(
@@ -75,21 +76,29 @@ async fn browser() -> (Driver, Client) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     format!("--window-size={WIDTH},{HEIGHT}"), "--hide-scrollbars",
-                     "--force-device-scale-factor=1"],
-        }
+    // A phone's viewport is narrower than Chromium's smallest window: emulate the device.
+    let phone = width < 500;
+    let mut options = json!({
+        "binary": chromium,
+        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 format!("--window-size={width},{height}"), "--hide-scrollbars",
+                 "--force-device-scale-factor=1"],
     });
+    if phone {
+        options["mobileEmulation"] =
+            json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}});
+    }
+    let caps = json!({ "goog:chromeOptions": options });
     let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(caps.as_object().unwrap().clone())
         .connect(&url)
         .await
         .expect("open a Chromium session through chromedriver");
+    if phone {
+        return (driver, client);
+    }
     // Headless Chromium still reserves room for window decorations: grow the window until the
-    // viewport (what screenshots capture) is exactly WIDTH×HEIGHT.
+    // viewport (what screenshots capture) is exactly width×height.
     let inner = client
         .execute("return [window.innerWidth, window.innerHeight];", vec![])
         .await
@@ -97,7 +106,7 @@ async fn browser() -> (Driver, Client) {
     let (w, h) = (inner[0].as_u64().unwrap(), inner[1].as_u64().unwrap());
     let (w, h) = (u32::try_from(w).unwrap(), u32::try_from(h).unwrap());
     client
-        .set_window_size(2 * WIDTH - w, 2 * HEIGHT - h)
+        .set_window_size(2 * width - w, 2 * height - h)
         .await
         .unwrap();
     (driver, client)
@@ -111,12 +120,17 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 }
 
 async fn screenshot(client: &Client, name: &str) {
+    screenshot_sized(client, name, (WIDTH, HEIGHT)).await;
+}
+
+async fn screenshot_sized(client: &Client, name: &str, size: (u32, u32)) {
     let png = client.screenshot().await.unwrap();
-    assert_eq!(png_size(&png), (WIDTH, HEIGHT), "{name} screenshot size");
+    assert_eq!(png_size(&png), size, "{name} screenshot size");
     let dir = repo_root().join("target/dashboard-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
-    if std::env::var_os("F3_CHAOS_UPDATE_SCREENSHOTS").is_some() && matches!(name, "night" | "run")
+    if std::env::var_os("F3_CHAOS_UPDATE_SCREENSHOTS").is_some()
+        && matches!(name, "night" | "run" | "phone-night" | "stacks")
     {
         let docs = repo_root().join("docs/screenshots");
         std::fs::create_dir_all(&docs).unwrap();
@@ -151,8 +165,65 @@ async fn chromium_renders_night_run_scenario_and_team_pages() {
     let seeded = seed_night(&store).await.unwrap();
     store.close().await;
     let dashboard = Dashboard::start(&url).unwrap();
-    let (_driver, client) = browser().await;
+    let (_driver, client) = browser(WIDTH, HEIGHT).await;
     check_pages(&client, &dashboard.base, &seeded).await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_the_morning_review_on_a_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let seeded = seed_night(&store).await.unwrap();
+    store.close().await;
+    let dashboard = Dashboard::start(&url).unwrap();
+    let (_driver, client) = browser(390, 844).await;
+    let base = &dashboard.base;
+    client.goto(&format!("{base}/")).await.unwrap();
+    // On a 390 px screen the failed step, its owner and the notification are there to read,
+    // each failure a card, and the page does not scroll sideways.
+    let failure = client
+        .find(Locator::Css("#failures tr.failure"))
+        .await
+        .unwrap();
+    let card = failure.rectangle().await.unwrap();
+    assert!(card.2 <= 390.0, "a failure card {} px wide", card.2);
+    let text = failure.text().await.unwrap();
+    for expected in [
+        "Product SLO: end-to-end latency p99 < 250 ms",
+        "Payments team",
+        "observed 310 ms, needs < 250 ms",
+        "Notifying Payments team…",
+    ] {
+        assert!(text.contains(expected), "{expected} not in {text}");
+    }
+    for path in [
+        format!("/night/{}", seeded.night),
+        format!("/run/{}", seeded.failed_run),
+        "/nights".to_owned(),
+        "/scenarios".to_owned(),
+        "/teams".to_owned(),
+        "/stacks".to_owned(),
+    ] {
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(i64::MAX) <= 0,
+            "{path} scrolls sideways by {overflow} px on a phone"
+        );
+    }
+    client
+        .goto(&format!("{base}/night/{}", seeded.night))
+        .await
+        .unwrap();
+    screenshot_sized(&client, "phone-night", (390, 844)).await;
     client.close().await.unwrap();
 }
 
@@ -249,6 +320,25 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
         failed_total.contains("198, 40, 40"),
         "failed total is red, not {failed_total}"
     );
+    // The night opens on its failed Then step: whose, what was injected, how it compares with
+    // the step's history (failed 3 nights ago, passed twice since: a known flake), and where
+    // the owner's notification stands.
+    let failures = text(client, "#failures").await;
+    for expected in [
+        "Product SLO: end-to-end latency p99 < 250 ms",
+        "Payments team",
+        "GCP cloud connectivity is completely lost",
+        "observed 310 ms, needs < 250 ms",
+        "known flake: 4 flips in the last 7 runs",
+        "Notifying Payments team…",
+    ] {
+        assert!(failures.contains(expected), "{expected} not in {failures}");
+    }
+    let matrix = text(client, "#matrix").await;
+    assert!(
+        matrix.contains("dns-degradation") && matrix.contains("not run"),
+        "{matrix}"
+    );
     let zone = text(client, "header .zone").await;
     assert_eq!(zone, "times in Europe/London");
     screenshot(client, "night").await;
@@ -339,4 +429,27 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
         "the failed latency step of three failed runs"
     );
     screenshot(client, "team").await;
+
+    // The lists the header links to.
+    client.goto(&format!("{base}/")).await.unwrap();
+    client
+        .find(Locator::Css("nav.site a[href=\"/stacks\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let stacks = text(client, "#stacks").await;
+    assert!(
+        stacks.contains("uat-beta") && stacks.contains("local sandbox"),
+        "{stacks}"
+    );
+    screenshot(client, "stacks").await;
+    client.goto(&format!("{base}/nights")).await.unwrap();
+    let nights = text(client, "#nights").await;
+    assert!(
+        nights.contains(&seeded.night.to_string()) && nights.contains("33.3 % pass rate"),
+        "the seeded night: 1 of 3 runs passed: {nights}"
+    );
+    screenshot(client, "nights").await;
 }

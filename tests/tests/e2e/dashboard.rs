@@ -117,6 +117,31 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         page.contains("gcp-failover-validation") && page.contains("o-failed"),
         "{page}"
     );
+    // The night opens on its failed Then step: owner by display name, the fault, observed vs
+    // needed, its place in the step's history, where the owner's notification stands.
+    let failures = section(&page, "failures");
+    for expected in [
+        "<a href=\"/run/ID\">Assertion: Product SLO latency &lt; 250ms</a>",
+        "<td class=\"owner\"><a href=\"/team/payments\">Payments team</a></td>",
+        "<td class=\"fault\">no fault injected</td>",
+        "<td class=\"observed\">observed 310 ms, needs &lt; 250 ms</td>",
+        "<span class=\"standing s-new\">new: first failing night</span>",
+        "<td class=\"notified\">Payments team: no notification queued</td>",
+    ] {
+        let expected = expected.replace("ID", &id.to_string());
+        assert!(failures.contains(&expected), "{expected} not in {failures}");
+    }
+    // The scenario × stack matrix links the pair's run.
+    assert!(
+        section(&page, "matrix").contains(&format!(
+            "<a class=\"pill o-failed\" href=\"/run/{id}\">failed</a>"
+        )),
+        "{page}"
+    );
+    // Every page links the lists.
+    for list in ["/nights", "/scenarios", "/teams", "/stacks"] {
+        assert!(page.contains(&format!("<a href=\"{list}\">")), "{list}");
+    }
     let page = get(&format!("/run/{id}")).await;
     assert!(
         page.contains("Assertion: Product SLO latency &lt; 250ms") && page.contains("payments"),
@@ -184,6 +209,13 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         )),
         "{page}"
     );
+    let night_page = get("/night/2026-11-20").await;
+    assert!(
+        section(&night_page, "failures").contains(&format!(
+            "<td class=\"notified\">Payments team notified {at}</td>"
+        )),
+        "{night_page}"
+    );
     // An ad-hoc run belongs to no night: no "Night none" link.
     let ad_hoc = Uuid::now_v7();
     store
@@ -235,4 +267,119 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     assert!(css.contains(".gantt"));
     let page = get("/").await; // redirects to the latest night
     assert!(page.contains("Night 2026-11-20"), "{page}");
+
+    // The next night the same step fails again, after a cloud loss: still failing, since the
+    // first night, and the fault is named.
+    let next = Uuid::now_v7();
+    let next_start = start + Duration::hours(1);
+    store
+        .create_run(&NewRun {
+            id: next,
+            scenario: "gcp-failover-validation".into(),
+            stack: "uat-beta".into(),
+            trigger: "daemon".into(),
+            started_by: "daemon".into(),
+            started_at: next_start,
+            pid: 1,
+            host: "ci".into(),
+            scenario_digest: None,
+            night: Some(night.succ_opt().unwrap()),
+        })
+        .await
+        .unwrap();
+    store
+        .upsert_step(
+            next,
+            &StepRecord {
+                index: 0,
+                phase: Phase::Then,
+                name: "Assertion: Product SLO latency < 250ms".into(),
+                owner: Some("payments".into()),
+                verdict: Some(Verdict::Failed),
+                started_at: next_start,
+                ended_at: Some(next_start + Duration::minutes(5)),
+                observed: Some(0.29),
+                threshold: Some(0.25),
+                evidence: Some(json!({"series": [], "op": "<", "unit": "s"})),
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .ledger_insert(&f3_chaos::store::LedgerEntry {
+            id: Uuid::now_v7(),
+            run_id: next,
+            stack: "uat-beta".into(),
+            driver: "chaos-mesh".into(),
+            step_name: "GCP cloud connectivity is completely lost".into(),
+            spec: json!({"kind": "NetworkChaos"}),
+            handle: None,
+            state: f3_chaos::store::LedgerState::Reverted,
+            created_at: next_start,
+            expires_at: next_start + Duration::minutes(10),
+            updated_at: next_start + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
+    store
+        .finish_run(
+            next,
+            RunOutcome::Failed,
+            next_start + Duration::minutes(6),
+            &json!({"pass_rate": 0.0}),
+        )
+        .await
+        .unwrap();
+    let failures = section(&get("/night/2026-11-21").await, "failures");
+    for expected in [
+        "<td class=\"fault\">GCP cloud connectivity is completely lost</td>",
+        "<td class=\"observed\">observed 290 ms, needs &lt; 250 ms</td>",
+        "<span class=\"standing s-failing\">failing since 2026-11-20 (2 runs)</span>",
+    ] {
+        assert!(failures.contains(expected), "{expected} not in {failures}");
+    }
+
+    // The lists the header links to.
+    let nights = section(&get("/nights").await, "nights");
+    assert!(
+        nights.contains("<a href=\"/night/2026-11-21\">Sat 2026-11-21</a>")
+            && nights.contains("<a href=\"/night/2026-11-20\">Fri 2026-11-20</a>"),
+        "{nights}"
+    );
+    assert!(
+        nights.find("2026-11-21") < nights.find("2026-11-20"),
+        "newest first: {nights}"
+    );
+    let scenarios = section(&get("/scenarios").await, "scenarios");
+    assert!(
+        scenarios.contains(&format!(
+            "<a class=\"pill o-failed\" href=\"/run/{next}\">failed</a> uat-beta"
+        )) && scenarios.contains("0 % pass rate (0 of 2)"),
+        "the last run, and the week's pass rate of its finished runs (the ad-hoc run still runs): {scenarios}"
+    );
+    let teams = section(&get("/teams").await, "teams");
+    assert!(
+        teams.contains("<a href=\"/team/payments\">Payments team</a>")
+            && teams.contains("✗ 2</span> in 2 runs"),
+        "{teams}"
+    );
+    let stacks = get("/stacks").await;
+    assert!(
+        stacks.contains("<tr data-stack=\"local\">") && stacks.contains("local sandbox"),
+        "the config's stack: {stacks}"
+    );
+    assert!(
+        stacks.contains("<tr data-stack=\"uat-beta\">"),
+        "a stack of the history: {stacks}"
+    );
+}
+
+/// The `<section id="…">` of `page`, up to its end.
+fn section(page: &str, id: &str) -> String {
+    let start = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no section {id} in {page}"));
+    let rest = &page[start..];
+    rest[..rest.find("</section>").unwrap_or(rest.len())].to_owned()
 }

@@ -1,0 +1,209 @@
+//! Reads for the morning review (the dashboard's index, night and list pages): light rows over
+//! many runs, never their evidence series.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::error::QueryContext;
+use super::model::StepRecord;
+use super::rows::StepRow;
+use super::{Store, StoreError, from_ms, to_ms, with_pool};
+use crate::model::{RunStatus, Verdict};
+
+/// One run, as the list pages count it: where and when, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunBrief {
+    /// Run id.
+    pub id: Uuid,
+    /// Scenario name.
+    pub scenario: String,
+    /// Stack name.
+    pub stack: String,
+    /// The chaos night of a planned run; `None` for ad-hoc runs (their night is the window they
+    /// started in, [`crate::plan::NightCalendar::night_of`]).
+    pub night: Option<NaiveDate>,
+    /// `running` or the outcome.
+    pub status: RunStatus,
+    /// Start instant.
+    pub started_at: DateTime<Utc>,
+}
+
+/// One earlier judgement of a Then step on a stack ([`Store::step_history`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepJudgement {
+    /// The night of its run (`None` for an ad-hoc run).
+    pub night: Option<NaiveDate>,
+    /// When the step started.
+    pub started_at: DateTime<Utc>,
+    /// `passed` or `failed` (other verdicts judge nothing and are left out).
+    pub verdict: Verdict,
+}
+
+#[derive(sqlx::FromRow)]
+struct BriefRow {
+    id: String,
+    scenario: String,
+    stack: String,
+    night: Option<String>,
+    status: String,
+    started_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct JudgementRow {
+    night: Option<String>,
+    started_at: i64,
+    verdict: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct RunStepRow {
+    run_id: String,
+    #[sqlx(flatten)]
+    step: StepRow,
+}
+
+fn night_of_row(
+    table: &'static str,
+    night: Option<String>,
+) -> Result<Option<NaiveDate>, StoreError> {
+    night
+        .map(|n| {
+            n.parse::<NaiveDate>().map_err(|_| StoreError::Corrupt {
+                table,
+                message: format!("night {n:?} is not a YYYY-MM-DD date"),
+            })
+        })
+        .transpose()
+}
+
+fn uuid_of_row(table: &'static str, id: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(id).map_err(|_| StoreError::Corrupt {
+        table,
+        message: format!("run id {id:?} is not a UUID"),
+    })
+}
+
+impl Store {
+    /// Every run started at or after `since`, as [`RunBrief`]s, newest first. One query over
+    /// the `runs_started` index; no summary, no steps.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn run_briefs(&self, since: DateTime<Utc>) -> Result<Vec<RunBrief>, StoreError> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, BriefRow>(
+            "SELECT id, scenario, stack, night, status, started_at FROM runs \
+             WHERE started_at >= $1 ORDER BY started_at DESC, id DESC",
+        )
+        .bind(to_ms(since))
+        .fetch_all(pool)
+        .await
+        .ctx("list runs in brief"))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RunBrief {
+                    id: uuid_of_row("runs", &row.id)?,
+                    status: row.status.parse().map_err(|_| StoreError::Corrupt {
+                        table: "runs",
+                        message: format!("status {:?} is not a run status", row.status),
+                    })?,
+                    night: night_of_row("runs", row.night)?,
+                    started_at: from_ms("runs", row.started_at)?,
+                    scenario: row.scenario,
+                    stack: row.stack,
+                })
+            })
+            .collect()
+    }
+
+    /// The Then steps of runs `run_ids` whose verdict is one of `verdicts`, with the id of their
+    /// run, in run then step order. The evidence is cut to its `op` and `unit`, as in
+    /// [`Store::team_steps`]. One query.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn then_steps_of_runs(
+        &self,
+        run_ids: &[Uuid],
+        verdicts: &[Verdict],
+    ) -> Result<Vec<(Uuid, StepRecord)>, StoreError> {
+        if run_ids.is_empty() || verdicts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = (1..=run_ids.len()).map(|i| format!("${i}")).collect();
+        let verdict_marks: Vec<String> = (0..verdicts.len())
+            .map(|i| format!("${}", run_ids.len() + i + 1))
+            .collect();
+        let evidence = self.evidence_comparison_sql();
+        let sql = format!(
+            "SELECT run_id, step_index, phase, name, owner, verdict, started_at, ended_at, \
+             observed, threshold, {evidence} AS evidence, message FROM steps \
+             WHERE run_id IN ({}) AND phase = 'then' AND verdict IN ({}) \
+             ORDER BY run_id, step_index",
+            ids.join(", "),
+            verdict_marks.join(", ")
+        );
+        let rows = with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, RunStepRow>(&sql);
+            for id in run_ids {
+                query = query.bind(id.to_string());
+            }
+            for verdict in verdicts {
+                query = query.bind(verdict.as_str());
+            }
+            query.fetch_all(pool).await.ctx("read the Then steps of runs")
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    uuid_of_row("steps", &row.run_id)?,
+                    StepRecord::try_from(row.step)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The last `limit` judgements (`passed` or `failed`) of Then step `step` of `scenario` on
+    /// `stack` that started before `before`, newest first: the history that says whether a
+    /// failure is new, a regression or a flake. Uses `runs_scenario_started`, then the steps'
+    /// primary key.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn step_history(
+        &self,
+        scenario: &str,
+        stack: &str,
+        step: &str,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StepJudgement>, StoreError> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, JudgementRow>(
+            "SELECT r.night AS night, s.started_at AS started_at, s.verdict AS verdict \
+             FROM runs r JOIN steps s ON s.run_id = r.id \
+             WHERE r.scenario = $1 AND r.stack = $2 AND r.started_at < $4 \
+               AND s.phase = 'then' AND s.name = $3 AND s.verdict IN ('passed', 'failed') \
+             ORDER BY r.started_at DESC, r.id DESC LIMIT $5",
+        )
+        .bind(scenario)
+        .bind(stack)
+        .bind(step)
+        .bind(to_ms(before))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .ctx("read a step's history"))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StepJudgement {
+                    night: night_of_row("runs", row.night)?,
+                    started_at: from_ms("steps", row.started_at)?,
+                    verdict: row.verdict.parse().map_err(|_| StoreError::Corrupt {
+                        table: "steps",
+                        message: format!("verdict {:?} is not a verdict", row.verdict),
+                    })?,
+                })
+            })
+            .collect()
+    }
+}
