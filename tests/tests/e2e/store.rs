@@ -90,6 +90,7 @@ stories!(
     events_keep_their_order,
     steps_are_upserted_by_index,
     a_teams_steps_keep_the_comparison_but_not_the_series,
+    a_steps_history_is_its_own_on_its_stack_newest_first,
     one_lease_holder_per_stack,
     expired_leases_can_be_taken_over,
     lease_renew_and_release,
@@ -489,6 +490,95 @@ async fn a_teams_steps_keep_the_comparison_but_not_the_series(db: &Db) {
         listed.comparison().as_deref(),
         Some("observed 310 ms, needs < 250 ms")
     );
+}
+
+async fn a_steps_history_is_its_own_on_its_stack_newest_first(db: &Db) {
+    // What the morning review reads to place a failure: the step's earlier judgements on the
+    // same scenario and stack, before the failing run; other steps, stacks and unjudged
+    // verdicts are left out.
+    let store = db.open().await;
+    let latency = "Assertion: Product SLO latency < 250ms";
+    let mut runs = Vec::new();
+    for (night, verdict) in [
+        (18, Verdict::Failed),
+        (19, Verdict::Passed),
+        (20, Verdict::Inconclusive),
+    ] {
+        let mut new = new_run(
+            "gcp-failover-validation",
+            "uat-beta",
+            t((i64::from(night) - 21) * 86_400),
+        );
+        new.night = NaiveDate::from_ymd_opt(2026, 11, night);
+        store.create_run(&new).await.unwrap();
+        let mut then = step(3, "then", latency);
+        then.started_at = new.started_at;
+        then.verdict = Some(verdict);
+        store.upsert_step(new.id, &then).await.unwrap();
+        let mut other = step(4, "then", "Service SLO: success rate > 99.99 %");
+        other.started_at = new.started_at;
+        other.verdict = Some(Verdict::Failed);
+        store.upsert_step(new.id, &other).await.unwrap();
+        runs.push(new.id);
+    }
+    let elsewhere = create(&store, "gcp-failover-validation", "uat-alpha", t(-3_600)).await;
+    let mut then = step(3, "then", latency);
+    then.verdict = Some(Verdict::Failed);
+    store.upsert_step(elsewhere, &then).await.unwrap();
+    let tonight = create(&store, "gcp-failover-validation", "uat-beta", t(0)).await;
+    let mut failing = step(3, "then", latency);
+    failing.verdict = Some(Verdict::Failed);
+    failing.owner = Some("payments".into());
+    failing.evidence =
+        Some(json!({"op": "<", "unit": "s", "series": [{"labels": {}, "points": []}]}));
+    store.upsert_step(tonight, &failing).await.unwrap();
+
+    let history = store
+        .step_history("gcp-failover-validation", "uat-beta", latency, t(0), 10)
+        .await
+        .unwrap();
+    let seen: Vec<(Option<NaiveDate>, Verdict)> =
+        history.iter().map(|j| (j.night, j.verdict)).collect();
+    assert_eq!(
+        seen,
+        [
+            (NaiveDate::from_ymd_opt(2026, 11, 19), Verdict::Passed),
+            (NaiveDate::from_ymd_opt(2026, 11, 18), Verdict::Failed),
+        ]
+    );
+    assert_eq!(
+        store
+            .step_history("gcp-failover-validation", "uat-beta", latency, t(0), 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "at most the limit"
+    );
+    // Tonight's failed Then steps, with the comparison but not the series.
+    let failed = store
+        .then_steps_of_runs(&[tonight, runs[0]], &[Verdict::Failed])
+        .await
+        .unwrap();
+    let names: Vec<(Uuid, &str)> = failed
+        .iter()
+        .map(|(id, s)| (*id, s.name.as_str()))
+        .collect();
+    let mut expected = vec![
+        (runs[0], latency),
+        (runs[0], "Service SLO: success rate > 99.99 %"),
+        (tonight, latency),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    let listed = &failed.iter().find(|(id, _)| *id == tonight).unwrap().1;
+    assert_eq!(listed.evidence, Some(json!({"op": "<", "unit": "s"})));
+    // Every run since an instant, newest first, in brief.
+    let briefs = store.run_briefs(t(-2 * 86_400)).await.unwrap();
+    let ids: Vec<Uuid> = briefs.iter().map(|b| b.id).collect();
+    assert_eq!(ids, [tonight, elsewhere, runs[2], runs[1]]);
+    assert_eq!(briefs[2].night, NaiveDate::from_ymd_opt(2026, 11, 20));
+    assert_eq!(briefs[0].status, f3_chaos::model::RunStatus::Running);
 }
 
 async fn one_lease_holder_per_stack(db: &Db) {
