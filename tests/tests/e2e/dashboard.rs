@@ -364,7 +364,28 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
             && teams.contains("✗ 2</span> in 2 runs"),
         "{teams}"
     );
+    // A run holding a stack's lease shows as who holds it now.
+    store
+        .acquire_lease(
+            "uat-beta",
+            &f3_chaos::store::LeaseHolder {
+                run_id: next,
+                scenario: "gcp-failover-validation".into(),
+                holder: "daemon-1".into(),
+            },
+            std::time::Duration::from_secs(600),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .expect("the lease is free");
     let stacks = get("/stacks").await;
+    assert!(
+        stacks.contains(&format!(
+            "<td class=\"lease\"><a href=\"/run/{next}\">gcp-failover-validation</a> by daemon-1,"
+        )),
+        "{stacks}"
+    );
     assert!(
         stacks.contains("<tr data-stack=\"local\">") && stacks.contains("local sandbox"),
         "the config's stack: {stacks}"
