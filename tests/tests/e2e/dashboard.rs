@@ -150,13 +150,18 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     assert!(
         page.contains("<svg")
             && page.contains(">needs &lt; 250 ms</text>")
-            && page.contains("80 %"),
+            && page.contains("<dd>80 % pass rate (When and Then steps)</dd>"),
         "{page}"
     );
     // Observed against the threshold, with the unit and the comparison, as in the terminal;
     // the owner by display name; durations for people.
     assert!(
         page.contains("<td>observed 310 ms, needs &lt; 250 ms</td>"),
+        "{page}"
+    );
+    // The scenario card of reviews: ✓/✗ per step.
+    assert!(
+        page.contains("<span class=\"pill o-failed\">✗ failed</span>"),
         "{page}"
     );
     assert!(
