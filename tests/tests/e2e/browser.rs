@@ -157,14 +157,25 @@ async fn width(client: &Client, css: &str) -> f64 {
     el.rectangle().await.unwrap().2
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_renders_night_run_scenario_and_team_pages() {
+/// The seeded night in a fresh store (kept while the directory lives), served by the real
+/// `f3-chaos dashboard`.
+async fn seeded_dashboard() -> (
+    tempfile::TempDir,
+    Dashboard,
+    f3_chaos_tests::dashboard::SeededNight,
+) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
     let store = Store::open(&url).await.unwrap();
     let seeded = seed_night(&store).await.unwrap();
     store.close().await;
     let dashboard = Dashboard::start(&url).unwrap();
+    (dir, dashboard, seeded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_night_run_scenario_and_team_pages() {
+    let (_dir, dashboard, seeded) = seeded_dashboard().await;
     let (_driver, client) = browser(WIDTH, HEIGHT).await;
     check_pages(&client, &dashboard.base, &seeded).await;
     client.close().await.unwrap();
@@ -172,12 +183,7 @@ async fn chromium_renders_night_run_scenario_and_team_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_morning_review_on_a_phone() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
-    let store = Store::open(&url).await.unwrap();
-    let seeded = seed_night(&store).await.unwrap();
-    store.close().await;
-    let dashboard = Dashboard::start(&url).unwrap();
+    let (_dir, dashboard, seeded) = seeded_dashboard().await;
     let (_driver, client) = browser(390, 844).await;
     let base = &dashboard.base;
     client.goto(&format!("{base}/")).await.unwrap();

@@ -27,55 +27,10 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     let store = Store::open(&url).await.unwrap();
     let night = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     let start = Utc::now() - Duration::hours(6);
-    let id = Uuid::now_v7();
-    store
-        .create_run(&NewRun {
-            id,
-            scenario: "gcp-failover-validation".into(),
-            stack: "uat-beta".into(),
-            trigger: "daemon".into(),
-            started_by: "daemon".into(),
-            started_at: start,
-            pid: 1,
-            host: "ci".into(),
-            scenario_digest: None,
-            night: Some(night),
-        })
-        .await
-        .unwrap();
     let points: Vec<_> = (0..30)
         .map(|i| json!({"at": start + Duration::seconds(10 * i), "value": if i > 12 { 0.31 } else { 0.12 }}))
         .collect();
-    store
-        .upsert_step(
-            id,
-            &StepRecord {
-                index: 0,
-                phase: Phase::Then,
-                name: "Assertion: Product SLO latency < 250ms".into(),
-                owner: Some("payments".into()),
-                verdict: Some(Verdict::Failed),
-                started_at: start,
-                ended_at: Some(start + Duration::minutes(5)),
-                observed: Some(0.31),
-                threshold: Some(0.25),
-                evidence: Some(
-                    json!({"series": [{"labels": {}, "points": points}], "op": "<", "unit": "s"}),
-                ),
-                message: None,
-            },
-        )
-        .await
-        .unwrap();
-    store
-        .finish_run(
-            id,
-            RunOutcome::Failed,
-            start + Duration::minutes(6),
-            &json!({"pass_rate": 0.8}),
-        )
-        .await
-        .unwrap();
+    let id = failed_latency_run(&store, night, start, 0.31, points, 0.8).await;
 
     let mut child = Command::new(binary("f3-chaos"))
         .args(["dashboard", "--listen", "127.0.0.1:0"])
@@ -275,42 +230,16 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
 
     // The next night the same step fails again, after a cloud loss: still failing, since the
     // first night, and the fault is named.
-    let next = Uuid::now_v7();
     let next_start = start + Duration::hours(1);
-    store
-        .create_run(&NewRun {
-            id: next,
-            scenario: "gcp-failover-validation".into(),
-            stack: "uat-beta".into(),
-            trigger: "daemon".into(),
-            started_by: "daemon".into(),
-            started_at: next_start,
-            pid: 1,
-            host: "ci".into(),
-            scenario_digest: None,
-            night: Some(night.succ_opt().unwrap()),
-        })
-        .await
-        .unwrap();
-    store
-        .upsert_step(
-            next,
-            &StepRecord {
-                index: 0,
-                phase: Phase::Then,
-                name: "Assertion: Product SLO latency < 250ms".into(),
-                owner: Some("payments".into()),
-                verdict: Some(Verdict::Failed),
-                started_at: next_start,
-                ended_at: Some(next_start + Duration::minutes(5)),
-                observed: Some(0.29),
-                threshold: Some(0.25),
-                evidence: Some(json!({"series": [], "op": "<", "unit": "s"})),
-                message: None,
-            },
-        )
-        .await
-        .unwrap();
+    let next = failed_latency_run(
+        &store,
+        night.succ_opt().unwrap(),
+        next_start,
+        0.29,
+        Vec::new(),
+        0.0,
+    )
+    .await;
     store
         .ledger_insert(&f3_chaos::store::LedgerEntry {
             id: Uuid::now_v7(),
@@ -325,15 +254,6 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
             expires_at: next_start + Duration::minutes(10),
             updated_at: next_start + Duration::minutes(5),
         })
-        .await
-        .unwrap();
-    store
-        .finish_run(
-            next,
-            RunOutcome::Failed,
-            next_start + Duration::minutes(6),
-            &json!({"pass_rate": 0.0}),
-        )
         .await
         .unwrap();
     let failures = section(&get("/night/2026-11-21").await, "failures");
@@ -399,6 +319,66 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         stacks.contains("<tr data-stack=\"uat-beta\">"),
         "a stack of the history: {stacks}"
     );
+}
+
+/// A finished daemon run of `gcp-failover-validation` on `uat-beta` for `night`, started at
+/// `start`, whose one Then step (latency < 250 ms, owner `payments`) failed at `observed`
+/// seconds with evidence `points`; its pass rate is `pass_rate`.
+async fn failed_latency_run(
+    store: &Store,
+    night: NaiveDate,
+    start: chrono::DateTime<Utc>,
+    observed: f64,
+    points: Vec<serde_json::Value>,
+    pass_rate: f64,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    store
+        .create_run(&NewRun {
+            id,
+            scenario: "gcp-failover-validation".into(),
+            stack: "uat-beta".into(),
+            trigger: "daemon".into(),
+            started_by: "daemon".into(),
+            started_at: start,
+            pid: 1,
+            host: "ci".into(),
+            scenario_digest: None,
+            night: Some(night),
+        })
+        .await
+        .unwrap();
+    store
+        .upsert_step(
+            id,
+            &StepRecord {
+                index: 0,
+                phase: Phase::Then,
+                name: "Assertion: Product SLO latency < 250ms".into(),
+                owner: Some("payments".into()),
+                verdict: Some(Verdict::Failed),
+                started_at: start,
+                ended_at: Some(start + Duration::minutes(5)),
+                observed: Some(observed),
+                threshold: Some(0.25),
+                evidence: Some(
+                    json!({"series": [{"labels": {}, "points": points}], "op": "<", "unit": "s"}),
+                ),
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .finish_run(
+            id,
+            RunOutcome::Failed,
+            start + Duration::minutes(6),
+            &json!({"pass_rate": pass_rate}),
+        )
+        .await
+        .unwrap();
+    id
 }
 
 /// The `<section id="…">` of `page`, up to its end.
