@@ -254,6 +254,8 @@ struct StepRow {
     /// For a step that did not pass: where its owner's notification stands
     /// ([`notification_sentence`]).
     notified: Option<String>,
+    /// The step's query over its window in the stack's Prometheus ([`prometheus_link`]).
+    prometheus: Option<String>,
     message: Option<String>,
     graph: Option<Value>,
 }
@@ -289,6 +291,50 @@ fn notification_sentence(
         Some(at) => format!("{team} notified {}", local(state, at, "%H:%M")),
         None => format!("{team} notified"),
     }
+}
+
+/// Margin around an evidence window in the Prometheus link, so the breach's edges show.
+const LINK_MARGIN_SECONDS: i64 = 60;
+
+/// A link that opens a step's query over its evaluated window (± a minute; ± 5 minutes around
+/// an instant check) in the Prometheus expression browser of `base`: `/graph?g0.expr=…&g0.tab=0
+/// &g0.range_input=…s&g0.end_input=YYYY-MM-DD HH:MM:SS&g0.step_input=…` (UTC; the URL
+/// parameters of the Prometheus web UI, which both the classic and the 3.x UI read). `None`
+/// when the evidence has no query or window (an older record, a non-Prometheus check).
+pub(crate) fn prometheus_link(base: &str, evidence: &serde_json::Value) -> Option<String> {
+    let query = evidence.get("query")?.as_str()?;
+    let window: crate::assert::Window =
+        serde_json::from_value(evidence.get("window")?.clone()).ok()?;
+    let (start, end, step) = match window {
+        crate::assert::Window::Instant { at } => {
+            (at - Duration::minutes(5), at + Duration::minutes(5), None)
+        }
+        crate::assert::Window::Range {
+            start,
+            end,
+            step_seconds,
+        } => (
+            start - Duration::seconds(LINK_MARGIN_SECONDS),
+            end + Duration::seconds(LINK_MARGIN_SECONDS),
+            Some(step_seconds.round().max(1.0) as i64),
+        ),
+    };
+    let mut url = url::Url::parse(&format!("{}/graph", base.trim_end_matches('/'))).ok()?;
+    {
+        let mut pairs = url.query_pairs_mut();
+        pairs
+            .append_pair("g0.expr", query)
+            .append_pair("g0.tab", "0")
+            .append_pair(
+                "g0.range_input",
+                &format!("{}s", (end - start).num_seconds().max(1)),
+            )
+            .append_pair("g0.end_input", &end.format("%Y-%m-%d %H:%M:%S").to_string());
+        if let Some(step) = step {
+            pairs.append_pair("g0.step_input", &step.to_string());
+        }
+    }
+    Some(url.into())
 }
 
 /// Each owner's failure notification about one run, as one sentence by team slug ("Payments
@@ -348,6 +394,10 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
             duration: fmt_duration(s.ended_at.and_then(|e| (e - s.started_at).to_std().ok())),
             evidence: s.comparison(),
             notified: None,
+            prometheus: s.evidence.as_ref().and_then(|e| {
+                let stack = state.known.stacks.get(&run.stack)?;
+                prometheus_link(&stack.prometheus_url, e)
+            }),
             message: s.message.clone(),
             graph: s
                 .evidence

@@ -193,10 +193,74 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         })
         .await
         .unwrap();
+    // Its Then step on the sandbox stack links its query over its window in that stack's
+    // Prometheus (config/local: http://127.0.0.1:19090).
+    let query = "histogram_quantile(0.99, sum by (le) (rate(payment_latency_seconds_bucket[1m])))";
+    store
+        .upsert_step(
+            ad_hoc,
+            &StepRecord {
+                index: 0,
+                phase: Phase::Then,
+                name: "Assertion: Product SLO latency < 250ms".into(),
+                owner: Some("payments".into()),
+                verdict: Some(Verdict::Passed),
+                started_at: start,
+                ended_at: Some(start + Duration::minutes(5)),
+                observed: Some(0.2),
+                threshold: Some(0.25),
+                evidence: Some(json!({
+                    "query": query, "op": "<", "unit": "s", "threshold": 0.25,
+                    "window": {"kind": "range", "start": "2026-11-20T01:00:00Z",
+                               "end": "2026-11-20T01:05:00Z", "step_seconds": 15.0},
+                    "series": [{"labels": {}, "points": [{"at": "2026-11-20T01:00:00Z", "value": 0.2}]}],
+                })),
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
     let page = get(&format!("/run/{ad_hoc}")).await;
     assert!(
         page.contains("Ad-hoc run (started by cli") && !page.to_lowercase().contains("night none"),
         "{page}"
+    );
+    let href = page
+        .split("<a class=\"prometheus-link\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no Prometheus link in {page}"));
+    // The attribute as a browser reads it (minijinja escapes &, /, quotes and angle brackets).
+    let href = [
+        ("&#x2f;", "/"),
+        ("&quot;", "\""),
+        ("&#x27;", "'"),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(href.to_owned(), |h, (entity, c)| h.replace(entity, c));
+    let link = reqwest::Url::parse(&href).unwrap();
+    assert_eq!(
+        (link.host_str(), link.port(), link.path()),
+        (Some("127.0.0.1"), Some(19090), "/graph")
+    );
+    let pairs: Vec<(String, String)> = link.query_pairs().into_owned().collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("g0.expr", query),
+            ("g0.tab", "0"),
+            // 01:00–01:05 with a minute either side.
+            ("g0.range_input", "420s"),
+            ("g0.end_input", "2026-11-20 01:06:00"),
+            ("g0.step_input", "15"),
+        ]
     );
     let page = get("/scenario/gcp-failover-validation").await;
     assert!(
