@@ -5,7 +5,7 @@
 //! scenarios, 10 steps per run (≈ 1,000,000 steps; the 4 Then steps carry owners and a 10-point
 //! evidence series), and one stored plan per night (274 slots, skipped scenarios) plus a re-plan
 //! every third night. Seeding uses plain SQL in one transaction per night and is cached in
-//! `target/bench-dashboard/history-v1.db` (delete it to re-seed; `F3_DASHBOARD_BENCH_DB`
+//! `target/bench-dashboard/history-v2.db` (delete it to re-seed; `F3_DASHBOARD_BENCH_DB`
 //! overrides the path).
 //!
 //! Then serves the dashboard router in-process on loopback and times `F3_DASHBOARD_BENCH_N`
@@ -170,9 +170,11 @@ async fn seed(path: &std::path::Path, last_night: NaiveDate) -> anyhow::Result<(
                         format!("Then SLO check {}", i - 3),
                         Some(owner_of(s, i)),
                     ),
-                    7 => ("revert", "Revert faults".to_owned(), None),
-                    8 => ("recovery", "Recovery verified".to_owned(), None),
-                    _ => ("fingerprint", "Stack unchanged".to_owned(), None),
+                    // Only the phases a run stores (`Phase`): a page that reads a run's
+                    // steps fails on any other.
+                    7 => ("recovery", "Recovery: steady 300 TPS".to_owned(), None),
+                    8 => ("recovery", "Recovery: error rate < 1 %".to_owned(), None),
+                    _ => ("recovery", "Recovery: stack unchanged".to_owned(), None),
                 };
                 let at = start + TimeDelta::seconds(i * 60);
                 let verdict = if failed && i == 4 { "failed" } else { "passed" };
@@ -228,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/bench-dashboard/history-v1.db")
+                .join("../target/bench-dashboard/history-v2.db")
         });
     let n: usize = std::env::var("F3_DASHBOARD_BENCH_N")
         .ok()
@@ -322,12 +324,14 @@ async fn main() -> anyhow::Result<()> {
         for i in 0..n + 3 {
             let t = Instant::now();
             let response = client.get(&url).send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
             anyhow::ensure!(
-                response.status().is_success(),
-                "{url}: {}",
-                response.status()
+                status.is_success(),
+                "{url}: {status}: {}",
+                String::from_utf8_lossy(&body)
             );
-            size = response.bytes().await?.len();
+            size = body.len();
             if i >= 3 {
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
             }

@@ -453,7 +453,15 @@ struct StepStats {
     rate: String,
     flips: usize,
     last: Option<bool>,
+    /// Its judgements, oldest first while counted, then newest first (true = passed).
+    #[serde(skip)]
+    seq: Vec<bool>,
+    /// `flaky`, `new`, `regression`, `failing` or `passing` ([`super::review::trend`]).
+    trend: &'static str,
 }
+
+/// Nights shown in the scenario page's per-stack strip.
+const STRIP_NIGHTS: i64 = 14;
 
 /// Scenario page: pass rate over 7/30/90 nights, per-Then-step pass rate and flips, durations.
 pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Value> {
@@ -466,26 +474,8 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
     };
     let runs = state.store.runs(&filter).await?;
     let now = Utc::now();
-    let rate = |days: i64| {
-        let from = now - Duration::days(days);
-        let window: Vec<_> = runs
-            .iter()
-            .filter(|r| r.started_at >= from && !r.is_running())
-            .collect();
-        let passed = window
-            .iter()
-            .filter(|r| r.outcome() == Some(crate::model::RunOutcome::Passed))
-            .count();
-        if window.is_empty() {
-            "n/a".to_owned()
-        } else {
-            format!(
-                "{} of {}",
-                crate::present::ratio(passed as f64 / window.len() as f64),
-                window.len()
-            )
-        }
-    };
+    let all: Vec<&RunRecord> = runs.iter().collect();
+    let rate = |nights: i64| nights_pass_rate(state, &all, now, nights);
     let rates = vec![
         ("7 nights", rate(7)),
         ("30 nights", rate(30)),
@@ -512,9 +502,12 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
                 s.flips += 1;
             }
             s.last = Some(ok);
+            s.seq.push(ok);
         }
     }
     for s in stats.values_mut() {
+        s.seq.reverse();
+        s.trend = super::review::trend(&s.seq);
         s.owner_name = s.owner.as_deref().map(|o| state.team_name(o).to_owned());
         s.rate = crate::present::ratio(s.passed as f64 / s.runs.max(1) as f64);
     }
@@ -557,6 +550,7 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
         })
         .collect();
     let trend = trend_svg(&points);
+    let per_stack = per_stack(state, &runs, now);
     let last: Vec<RunRow> = runs.iter().take(20).map(|r| row(state, r, None)).collect();
     Ok(context! {
         title => format!("Scenario {name}"),
@@ -566,8 +560,82 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
         steps => stats.into_values().collect::<Vec<_>>(),
         trend => trend.map(Value::from_safe_string),
         trend_points => points,
+        per_stack => per_stack,
+        strip_nights => STRIP_NIGHTS,
         last => last,
     })
+}
+
+/// The pass rate of the finished `runs` of the last `nights` nights, tonight's included (by
+/// the runs' own nights, so that "7 nights" means the same at 08:00 and at 23:00): "66.7 % of
+/// 6", or "n/a" when none finished.
+fn nights_pass_rate(
+    state: &DashboardState,
+    runs: &[&RunRecord],
+    now: DateTime<Utc>,
+    nights: i64,
+) -> String {
+    let first = state.calendar.night_of(now) - Duration::days(nights - 1);
+    let finished: Vec<&&RunRecord> = runs
+        .iter()
+        .filter(|r| run_night(state, r) >= first && !r.is_running())
+        .collect();
+    let passed = finished
+        .iter()
+        .filter(|r| r.outcome() == Some(crate::model::RunOutcome::Passed))
+        .count();
+    if finished.is_empty() {
+        "n/a".to_owned()
+    } else {
+        format!(
+            "{} of {}",
+            crate::present::ratio(passed as f64 / finished.len() as f64),
+            finished.len()
+        )
+    }
+}
+
+/// The night a run belongs to: its own, or (ad hoc) the night its start fell in.
+fn run_night(state: &DashboardState, run: &RunRecord) -> NaiveDate {
+    run.night
+        .unwrap_or_else(|| state.calendar.night_of(run.started_at))
+}
+
+/// The scenario page's per-stack view: per stack (by name), its pass rate over the last 7, 30
+/// and 90 nights (tonight's included, by the runs' nights: "66.7 % of 6") and a strip of the
+/// last [`STRIP_NIGHTS`] nights, oldest left, each the outcome of the night's latest run there
+/// (`none` when it did not run). `runs` are newest first.
+fn per_stack(state: &DashboardState, runs: &[RunRecord], now: DateTime<Utc>) -> Vec<Value> {
+    let today = state.calendar.night_of(now);
+    let mut stacks: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+    for run in runs {
+        stacks.entry(run.stack.as_str()).or_default().push(run);
+    }
+    stacks
+        .into_iter()
+        .map(|(stack, runs)| {
+            let rate = |nights: i64| nights_pass_rate(state, &runs, now, nights);
+            // Newest first: the first run seen for a night is its latest.
+            let mut by_night: BTreeMap<NaiveDate, String> = BTreeMap::new();
+            for run in &runs {
+                by_night
+                    .entry(run_night(state, run))
+                    .or_insert_with(|| run.status.to_string());
+            }
+            let strip: Vec<Value> = (0..STRIP_NIGHTS)
+                .rev()
+                .map(|back| {
+                    let night = today - Duration::days(back);
+                    let status = by_night.get(&night).map_or("none", String::as_str);
+                    context! { night => night.to_string(), status => status }
+                })
+                .collect();
+            context! {
+                stack => stack, rate7 => rate(7), rate30 => rate(30), rate90 => rate(90),
+                strip => strip,
+            }
+        })
+        .collect()
 }
 
 /// One run on the scenario page's duration trend; minutes.

@@ -44,16 +44,11 @@ impl Standing {
         if !history.iter().any(|j| j.verdict == Verdict::Failed) {
             return Standing::New;
         }
-        let recent: Vec<Verdict> = std::iter::once(Verdict::Failed)
-            .chain(history.iter().map(|j| j.verdict))
-            .take(FLAKY_WINDOW)
-            .collect();
-        let flips = recent.windows(2).filter(|w| w[0] != w[1]).count();
+        let (flips, of) = recent_flips(
+            std::iter::once(false).chain(history.iter().map(|j| j.verdict == Verdict::Passed)),
+        );
         if flips >= FLAKY_FLIPS {
-            return Standing::Flaky {
-                flips,
-                of: recent.len(),
-            };
+            return Standing::Flaky { flips, of };
         }
         match history.first() {
             Some(last) if last.verdict == Verdict::Passed => Standing::Regression {
@@ -109,6 +104,33 @@ impl Standing {
                 }
             }
         }
+    }
+}
+
+/// Flips (pass⇄fail) over the first [`FLAKY_WINDOW`] of `passed` (newest first), and how many
+/// judgements that window holds.
+fn recent_flips(passed: impl Iterator<Item = bool>) -> (usize, usize) {
+    let recent: Vec<bool> = passed.take(FLAKY_WINDOW).collect();
+    (
+        recent.windows(2).filter(|w| w[0] != w[1]).count(),
+        recent.len(),
+    )
+}
+
+/// How a Then step trends over its judgements `passed` (newest first, true = passed), by the
+/// same rules as [`Standing`]: `flaky` when it flipped at least [`FLAKY_FLIPS`] times over the
+/// last [`FLAKY_WINDOW`]; else `passing` when it passed last (or has no judgement); else
+/// `new` (its only failures are the latest), `regression` (it passed the time before) or
+/// `failing` (it failed the time before too).
+pub(crate) fn trend(passed: &[bool]) -> &'static str {
+    if recent_flips(passed.iter().copied()).0 >= FLAKY_FLIPS {
+        return "flaky";
+    }
+    match passed {
+        [] | [true, ..] => "passing",
+        [false, rest @ ..] if rest.iter().all(|&p| p) => "new",
+        [false, true, ..] => "regression",
+        [false, ..] => "failing",
     }
 }
 
@@ -272,6 +294,25 @@ mod tests {
         assert_eq!(flaky.class(), "flaky");
         // Two flips only: a regression, not a flake.
         assert_eq!(Standing::of(&history("PFF")).class(), "regression");
+    }
+
+    #[test]
+    fn a_steps_trend_follows_the_same_rules_as_a_failures_standing() {
+        let seq = |s: &str| s.chars().map(|c| c == 'P').collect::<Vec<_>>();
+        assert_eq!(trend(&[]), "passing");
+        assert_eq!(trend(&seq("PFFF")), "passing");
+        assert_eq!(trend(&seq("FPPP")), "new");
+        assert_eq!(trend(&seq("FPPF")), "regression");
+        assert_eq!(trend(&seq("FFPP")), "failing");
+        assert_eq!(trend(&seq("PFPFPP")), "flaky");
+        assert_eq!(trend(&seq("FPFP")), "flaky");
+        // Flips older than the last 10 judgements do not make a flake.
+        assert_eq!(trend(&seq("FFFFFFFFFFPFPF")), "failing");
+        // A failing step's trend names the same thing as its standing on the night page.
+        for s in ["FPPP", "FPPF", "FFPP", "FPFPFP", "FFFFFFFFFFPFPF"] {
+            let history = history(&s[1..]);
+            assert_eq!(trend(&seq(s)), Standing::of(&history).class(), "{s}");
+        }
     }
 
     #[test]

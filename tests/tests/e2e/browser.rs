@@ -421,6 +421,41 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
         steps.contains("Product SLO: end-to-end latency p99 < 250 ms"),
         "{steps}"
     );
+    // The latency step failed, passed twice, failed, passed twice and failed: a flake.
+    let rows = client
+        .find_all(Locator::Css("#then-steps tbody tr"))
+        .await
+        .unwrap();
+    let mut latency_trend = None;
+    for row in rows {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        if cells[0].text().await.unwrap() == "Product SLO: end-to-end latency p99 < 250 ms" {
+            latency_trend = Some(cells[5].text().await.unwrap());
+        }
+    }
+    assert_eq!(latency_trend.as_deref(), Some("flaky"));
+    // Per stack: uat-beta passed 4 of the 6 runs of the last 7 nights, and its strip shows the
+    // seven nights it ran, oldest left, tonight (not run yet) last.
+    let beta = client
+        .find(Locator::Css("#per-stack tr[data-stack=\"uat-beta\"]"))
+        .await
+        .unwrap();
+    let cells = beta.find_all(Locator::Css("td")).await.unwrap();
+    assert_eq!(cells[1].text().await.unwrap(), "66.7 % of 6");
+    assert_eq!(cells[2].text().await.unwrap(), "57.1 % of 7");
+    let mut strip = Vec::new();
+    for night in beta.find_all(Locator::Css(".strip .night")).await.unwrap() {
+        let class = night.attr("class").await.unwrap().unwrap_or_default();
+        strip.push(class.trim_start_matches("night o-").to_owned());
+    }
+    let ran = [
+        "failed", "passed", "passed", "failed", "passed", "passed", "failed",
+    ];
+    let expected: Vec<&str> = std::iter::repeat_n("none", 6)
+        .chain(ran)
+        .chain(["none"])
+        .collect();
+    assert_eq!(strip, expected);
     screenshot(client, "scenario").await;
 
     // Team: the failed steps payments owns.
