@@ -1,16 +1,17 @@
-//! The list pages the header links to: `/nights`, `/scenarios`, `/teams`, `/stacks`. Each reads
-//! the runs of the last [`LIST_DAYS`] days once, as [`RunBrief`]s (no steps, no evidence).
+//! The list pages the header links to: `/nights`, `/scenarios`, `/teams`, `/stacks`. The
+//! nights, scenarios and stacks lists count the runs of the last [`LIST_DAYS`] days in the store
+//! (grouped per night or per scenario, stack and outcome; no run rows, no steps, no evidence).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::DashboardState;
 use super::pages::local;
-use crate::model::{RunOutcome, Verdict};
-use crate::store::RunBrief;
+use crate::model::{RunOutcome, RunStatus, Verdict};
+use crate::store::{RunBrief, RunGroup};
 
 /// How far back the list pages look (the scenario page's longest trend).
 const LIST_DAYS: i64 = 90;
@@ -30,25 +31,28 @@ struct Tally {
 }
 
 impl Tally {
-    fn of<'a>(runs: impl Iterator<Item = &'a RunBrief>) -> Tally {
-        let mut t = Tally::default();
-        for run in runs {
-            t.runs += 1;
-            if let Some(outcome) = run.status.outcome() {
-                t.finished += 1;
-                if outcome == RunOutcome::Passed {
-                    t.passed += 1;
-                } else {
-                    t.not_passed += 1;
-                }
+    /// Counts `n` runs that are `status`.
+    fn add(&mut self, status: RunStatus, n: u64) {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        self.runs += n;
+        if let Some(outcome) = status.outcome() {
+            self.finished += n;
+            if outcome == RunOutcome::Passed {
+                self.passed += n;
+            } else {
+                self.not_passed += n;
             }
         }
-        t.rate = if t.finished == 0 {
+    }
+
+    /// Sets [`Tally::rate`] from the counts.
+    fn rated(mut self) -> Tally {
+        self.rate = if self.finished == 0 {
             "n/a".to_owned()
         } else {
-            crate::present::ratio(t.passed as f64 / t.finished as f64)
+            crate::present::ratio(self.passed as f64 / self.finished as f64)
         };
-        t
+        self
     }
 }
 
@@ -62,33 +66,33 @@ fn night_of(state: &DashboardState, run: &RunBrief) -> Option<NaiveDate> {
     })
 }
 
-async fn recent_runs(state: &DashboardState) -> anyhow::Result<Vec<RunBrief>> {
-    Ok(state
-        .store
-        .run_briefs(Utc::now() - Duration::days(LIST_DAYS))
-        .await?)
-}
-
 /// `/nights`: every night of the last [`LIST_DAYS`] days with a run, newest first, with its
-/// totals and pass rate (the night page's membership).
+/// totals and pass rate (the night page's membership). Counted in the store
+/// ([`crate::store::Store::night_groups`]), ad-hoc runs by the window they started in.
 pub async fn nights(state: &DashboardState) -> anyhow::Result<Value> {
-    let runs = recent_runs(state).await?;
-    let mut by_night: BTreeMap<NaiveDate, Vec<&RunBrief>> = BTreeMap::new();
-    for run in &runs {
-        if let Some(night) = night_of(state, run) {
-            by_night.entry(night).or_default().push(run);
+    let since = Utc::now() - Duration::days(LIST_DAYS);
+    let mut by_night: BTreeMap<NaiveDate, (Tally, BTreeSet<String>)> = BTreeMap::new();
+    for group in state.store.night_groups(since).await? {
+        let (tally, stacks) = by_night.entry(group.night).or_default();
+        tally.add(group.status, group.runs);
+        stacks.insert(group.stack);
+    }
+    for run in state.store.ad_hoc_run_briefs(since).await? {
+        if let Some(night) = night_of(state, &run) {
+            let (tally, stacks) = by_night.entry(night).or_default();
+            tally.add(run.status, 1);
+            stacks.insert(run.stack);
         }
     }
     let rows: Vec<Value> = by_night
-        .iter()
+        .into_iter()
         .rev()
-        .map(|(night, runs)| {
-            let stacks: BTreeSet<&str> = runs.iter().map(|r| r.stack.as_str()).collect();
+        .map(|(night, (tally, stacks))| {
             context! {
                 night => night.to_string(),
                 weekday => night.format("%a").to_string(),
                 stacks => stacks.len(),
-                tally => Value::from_serialize(Tally::of(runs.iter().copied())),
+                tally => Value::from_serialize(tally.rated()),
             }
         })
         .collect();
@@ -97,36 +101,107 @@ pub async fn nights(state: &DashboardState) -> anyhow::Result<Value> {
     })
 }
 
+/// What the scenario and stack lists know of the runs of a scenario (or of a stack) over the
+/// last [`LIST_DAYS`] days: the last [`RECENT_DAYS`] days' tally, how many stacks (or
+/// scenarios) it ran on, and its last run.
+#[derive(Default)]
+struct Summary {
+    recent: Tally,
+    others: usize,
+    last: Option<RunBrief>,
+}
+
+/// Which list a [`Summary`] is for.
+#[derive(Clone, Copy, PartialEq)]
+enum Per {
+    Scenario,
+    Stack,
+}
+
+/// The [`Summary`] of every scenario (or stack) with a run in the last [`LIST_DAYS`] days: the
+/// runs counted per (scenario, stack, status) in the store, then the runs behind the latest
+/// starts read by instant. Two queries whatever the history.
+async fn summaries(
+    state: &DashboardState,
+    now: DateTime<Utc>,
+    per: Per,
+) -> anyhow::Result<BTreeMap<String, Summary>> {
+    let groups = state
+        .store
+        .run_groups(
+            now - Duration::days(LIST_DAYS),
+            now - Duration::days(RECENT_DAYS),
+        )
+        .await?;
+    let mut by_key: BTreeMap<&str, (Tally, BTreeSet<&str>, Option<&RunGroup>)> = BTreeMap::new();
+    for group in &groups {
+        let (key, other) = match per {
+            Per::Scenario => (group.scenario.as_str(), group.stack.as_str()),
+            Per::Stack => (group.stack.as_str(), group.scenario.as_str()),
+        };
+        let (tally, others, last) = by_key.entry(key).or_default();
+        tally.add(group.status, group.recent);
+        others.insert(other);
+        if last.is_none_or(|l| group.last_started_at > l.last_started_at) {
+            *last = Some(group);
+        }
+    }
+    let instants: BTreeSet<DateTime<Utc>> = by_key
+        .values()
+        .filter_map(|(_, _, last)| last.map(|g| g.last_started_at))
+        .collect();
+    let instants: Vec<DateTime<Utc>> = instants.into_iter().collect();
+    let last_runs = state.store.run_briefs_started_at(&instants).await?;
+    Ok(by_key
+        .into_iter()
+        .map(|(key, (recent, others, last))| {
+            let last = last.and_then(|g| {
+                last_runs
+                    .iter()
+                    .find(|r| {
+                        r.started_at == g.last_started_at
+                            && r.scenario == g.scenario
+                            && r.stack == g.stack
+                    })
+                    .cloned()
+            });
+            let summary = Summary {
+                recent: recent.rated(),
+                others: others.len(),
+                last,
+            };
+            (key.to_owned(), summary)
+        })
+        .collect())
+}
+
 /// `/scenarios`: the library's scenarios and any other with history, each with its last run
 /// and its pass rate over the last [`RECENT_DAYS`] days.
 pub async fn scenarios(state: &DashboardState) -> anyhow::Result<Value> {
-    let runs = recent_runs(state).await?;
-    let names: BTreeSet<&str> = state
+    let mut summaries = summaries(state, Utc::now(), Per::Scenario).await?;
+    let names: BTreeSet<String> = state
         .known
         .scenarios
         .iter()
-        .map(String::as_str)
-        .chain(runs.iter().map(|r| r.scenario.as_str()))
+        .cloned()
+        .chain(summaries.keys().cloned())
         .collect();
-    let since = Utc::now() - Duration::days(RECENT_DAYS);
     let rows: Vec<Value> = names
         .into_iter()
         .map(|name| {
-            let of: Vec<&RunBrief> = runs.iter().filter(|r| r.scenario == name).collect();
-            // Newest first: the first is the last run.
-            let last = of.first().map(|r| {
+            let summary = summaries.remove(&name).unwrap_or_default();
+            let last = summary.last.map(|r| {
                 context! {
                     id => r.id.to_string(), status => r.status.to_string(), stack => r.stack,
                     at => local(state, r.started_at, "%Y-%m-%d %H:%M"),
                 }
             });
-            let stacks: BTreeSet<&str> = of.iter().map(|r| r.stack.as_str()).collect();
             context! {
+                in_library => state.known.scenarios.contains(&name),
                 name => name,
-                in_library => state.known.scenarios.contains(name),
                 last => last,
-                stacks => stacks.len(),
-                tally => Value::from_serialize(Tally::of(of.iter().copied().filter(|r| r.started_at >= since))),
+                stacks => summary.others,
+                tally => Value::from_serialize(summary.recent.rated()),
             }
         })
         .collect();
@@ -163,21 +238,21 @@ pub async fn teams(state: &DashboardState) -> anyhow::Result<Value> {
 /// last [`RECENT_DAYS`] days.
 pub async fn stacks(state: &DashboardState) -> anyhow::Result<Value> {
     let now = Utc::now();
-    let runs = recent_runs(state).await?;
+    let mut summaries = summaries(state, now, Per::Stack).await?;
     let leases = state.store.leases(now).await?;
-    let names: BTreeSet<&str> = state
+    let names: BTreeSet<String> = state
         .known
         .stacks
         .keys()
-        .map(String::as_str)
-        .chain(runs.iter().map(|r| r.stack.as_str()))
+        .cloned()
+        .chain(summaries.keys().cloned())
         .collect();
-    let since = now - Duration::days(RECENT_DAYS);
     let rows: Vec<Value> = names
         .into_iter()
         .map(|name| {
+            let name = name.as_str();
             let config = state.known.stacks.get(name);
-            let of: Vec<&RunBrief> = runs.iter().filter(|r| r.stack == name).collect();
+            let summary = summaries.remove(name).unwrap_or_default();
             let lease = leases.iter().find(|l| l.stack == name).map(|l| {
                 context! {
                     run_id => l.run_id.to_string(), scenario => l.scenario, holder => l.holder,
@@ -199,7 +274,7 @@ pub async fn stacks(state: &DashboardState) -> anyhow::Result<Value> {
                     }
                 })
                 .collect();
-            let last = of.first().map(|r| {
+            let last = summary.last.map(|r| {
                 context! {
                     id => r.id.to_string(), status => r.status.to_string(), scenario => r.scenario,
                     at => local(state, r.started_at, "%Y-%m-%d %H:%M"),
@@ -216,7 +291,7 @@ pub async fn stacks(state: &DashboardState) -> anyhow::Result<Value> {
                 lease => lease,
                 reservations => reservations,
                 last => last,
-                tally => Value::from_serialize(Tally::of(of.iter().copied().filter(|r| r.started_at >= since))),
+                tally => Value::from_serialize(summary.recent.rated()),
             }
         })
         .collect();

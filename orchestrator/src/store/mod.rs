@@ -42,7 +42,7 @@ pub use model::{
 pub use nights::{NightDigest, NightRecord, NightState};
 pub use outbox::OutboxBacklog;
 pub use plans::StoredPlan;
-pub use review::{RunBrief, StepJudgement};
+pub use review::{NightGroup, RunBrief, RunGroup, StepJudgement};
 
 /// Environment variable that overrides [`Store::default_url`].
 pub const DATABASE_URL_ENV: &str = "F3_CHAOS_DATABASE_URL";

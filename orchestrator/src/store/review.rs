@@ -28,6 +28,36 @@ pub struct RunBrief {
     pub started_at: DateTime<Utc>,
 }
 
+/// The runs of one (scenario, stack, status) since an instant ([`Store::run_groups`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunGroup {
+    /// Scenario name.
+    pub scenario: String,
+    /// Stack name.
+    pub stack: String,
+    /// `running` or the outcome.
+    pub status: RunStatus,
+    /// Runs since the groups' `since`.
+    pub runs: u64,
+    /// Of those, runs since the groups' `recent_since`.
+    pub recent: u64,
+    /// The latest start among them.
+    pub last_started_at: DateTime<Utc>,
+}
+
+/// The planned runs of one (night, stack, status) ([`Store::night_groups`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NightGroup {
+    /// The chaos night.
+    pub night: NaiveDate,
+    /// Stack name.
+    pub stack: String,
+    /// `running` or the outcome.
+    pub status: RunStatus,
+    /// How many.
+    pub runs: u64,
+}
+
 /// One earlier judgement of a Then step on a stack ([`Store::step_history`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepJudgement {
@@ -47,6 +77,24 @@ struct BriefRow {
     night: Option<String>,
     status: String,
     started_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    scenario: String,
+    stack: String,
+    status: String,
+    runs: i64,
+    recent: i64,
+    last_started_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct NightGroupRow {
+    night: String,
+    stack: String,
+    status: String,
+    runs: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -77,6 +125,29 @@ fn night_of_row(
         .transpose()
 }
 
+fn status_of_row(status: &str) -> Result<RunStatus, StoreError> {
+    status.parse().map_err(|_| StoreError::Corrupt {
+        table: "runs",
+        message: format!("status {status:?} is not a run status"),
+    })
+}
+
+/// A count as read from the store (`COUNT(*)` is a signed 64-bit integer on both backends).
+fn count_of_row(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+fn brief_of_row(row: BriefRow) -> Result<RunBrief, StoreError> {
+    Ok(RunBrief {
+        id: uuid_of_row("runs", &row.id)?,
+        status: status_of_row(&row.status)?,
+        night: night_of_row("runs", row.night)?,
+        started_at: from_ms("runs", row.started_at)?,
+        scenario: row.scenario,
+        stack: row.stack,
+    })
+}
+
 fn uuid_of_row(table: &'static str, id: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(id).map_err(|_| StoreError::Corrupt {
         table,
@@ -86,30 +157,132 @@ fn uuid_of_row(table: &'static str, id: &str) -> Result<Uuid, StoreError> {
 
 impl Store {
     /// Every run started at or after `since`, as [`RunBrief`]s, newest first. One query over
-    /// the `runs_started` index; no summary, no steps.
+    /// the `runs_started_brief` index; no summary, no steps.
     ///
     /// # Errors
     /// [`StoreError::Query`], [`StoreError::Corrupt`].
     pub async fn run_briefs(&self, since: DateTime<Utc>) -> Result<Vec<RunBrief>, StoreError> {
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, BriefRow>(
+        self.briefs_where("started_at >= $1", since).await
+    }
+
+    /// The ad-hoc runs (no planned night) started at or after `since`, as [`RunBrief`]s,
+    /// newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn ad_hoc_run_briefs(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RunBrief>, StoreError> {
+        self.briefs_where("started_at >= $1 AND night IS NULL", since)
+            .await
+    }
+
+    async fn briefs_where(
+        &self,
+        condition: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RunBrief>, StoreError> {
+        let sql = format!(
             "SELECT id, scenario, stack, night, status, started_at FROM runs \
-             WHERE started_at >= $1 ORDER BY started_at DESC, id DESC",
-        )
+             WHERE {condition} ORDER BY started_at DESC, id DESC"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, BriefRow>(&sql)
         .bind(to_ms(since))
         .fetch_all(pool)
         .await
         .ctx("list runs in brief"))?;
+        rows.into_iter().map(brief_of_row).collect()
+    }
+
+    /// The runs that started at one of `instants`, as [`RunBrief`]s, newest first: how the
+    /// list pages find the run behind a [`RunGroup::last_started_at`]. One query.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn run_briefs_started_at(
+        &self,
+        instants: &[DateTime<Utc>],
+    ) -> Result<Vec<RunBrief>, StoreError> {
+        if instants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=instants.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, scenario, stack, night, status, started_at FROM runs \
+             WHERE started_at IN ({}) ORDER BY started_at DESC, id DESC",
+            marks.join(", ")
+        );
+        let rows = with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, BriefRow>(&sql);
+            for at in instants {
+                query = query.bind(to_ms(*at));
+            }
+            query.fetch_all(pool).await.ctx("list runs by start")
+        })?;
+        rows.into_iter().map(brief_of_row).collect()
+    }
+
+    /// The runs started at or after `since`, counted per (scenario, stack, status), with how
+    /// many of them started at or after `recent_since` and the latest start of each group. In
+    /// scenario, stack, status order. One aggregate over the `runs_started_brief` index (the
+    /// runs' rows are not read).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn run_groups(
+        &self,
+        since: DateTime<Utc>,
+        recent_since: DateTime<Utc>,
+    ) -> Result<Vec<RunGroup>, StoreError> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, GroupRow>(
+            "SELECT scenario, stack, status, COUNT(*) AS runs, \
+             COUNT(CASE WHEN started_at >= $2 THEN 1 END) AS recent, \
+             MAX(started_at) AS last_started_at FROM runs \
+             WHERE started_at >= $1 GROUP BY scenario, stack, status \
+             ORDER BY scenario, stack, status",
+        )
+        .bind(to_ms(since))
+        .bind(to_ms(recent_since))
+        .fetch_all(pool)
+        .await
+        .ctx("count runs per scenario and stack"))?;
         rows.into_iter()
             .map(|row| {
-                Ok(RunBrief {
-                    id: uuid_of_row("runs", &row.id)?,
-                    status: row.status.parse().map_err(|_| StoreError::Corrupt {
-                        table: "runs",
-                        message: format!("status {:?} is not a run status", row.status),
-                    })?,
-                    night: night_of_row("runs", row.night)?,
-                    started_at: from_ms("runs", row.started_at)?,
+                Ok(RunGroup {
+                    status: status_of_row(&row.status)?,
+                    runs: count_of_row(row.runs),
+                    recent: count_of_row(row.recent),
+                    last_started_at: from_ms("runs", row.last_started_at)?,
                     scenario: row.scenario,
+                    stack: row.stack,
+                })
+            })
+            .collect()
+    }
+
+    /// The planned runs (with a night) started at or after `since`, counted per (night,
+    /// stack, status), newest night first. Ad-hoc runs are [`Store::ad_hoc_run_briefs`]. One
+    /// aggregate over the `runs_started_brief` index.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn night_groups(&self, since: DateTime<Utc>) -> Result<Vec<NightGroup>, StoreError> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, NightGroupRow>(
+            "SELECT night, stack, status, COUNT(*) AS runs FROM runs \
+             WHERE started_at >= $1 AND night IS NOT NULL GROUP BY night, stack, status \
+             ORDER BY night DESC, stack, status",
+        )
+        .bind(to_ms(since))
+        .fetch_all(pool)
+        .await
+        .ctx("count runs per night and stack"))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(NightGroup {
+                    night: night_of_row("runs", Some(row.night))?.unwrap_or_default(),
+                    status: status_of_row(&row.status)?,
+                    runs: count_of_row(row.runs),
                     stack: row.stack,
                 })
             })

@@ -91,6 +91,7 @@ stories!(
     steps_are_upserted_by_index,
     a_teams_steps_keep_the_comparison_but_not_the_series,
     a_steps_history_is_its_own_on_its_stack_newest_first,
+    the_lists_count_runs_per_night_scenario_stack_and_outcome,
     one_lease_holder_per_stack,
     expired_leases_can_be_taken_over,
     lease_renew_and_release,
@@ -579,6 +580,124 @@ async fn a_steps_history_is_its_own_on_its_stack_newest_first(db: &Db) {
     assert_eq!(ids, [tonight, elsewhere, runs[2], runs[1]]);
     assert_eq!(briefs[2].night, NaiveDate::from_ymd_opt(2026, 11, 20));
     assert_eq!(briefs[0].status, f3_chaos::model::RunStatus::Running);
+}
+
+async fn the_lists_count_runs_per_night_scenario_stack_and_outcome(db: &Db) {
+    // What /nights, /scenarios and /stacks read: counts per group from the store, the latest
+    // start of each group, and the run behind an instant.
+    let store = db.open().await;
+    let night = |d| NaiveDate::from_ymd_opt(2026, 11, d);
+    let mut ids = Vec::new();
+    for (scenario, stack, day, at, outcome) in [
+        (
+            "gcp-failover-validation",
+            "uat-beta",
+            19,
+            -2 * 86_400,
+            Some(RunOutcome::Passed),
+        ),
+        (
+            "gcp-failover-validation",
+            "uat-beta",
+            20,
+            -86_400,
+            Some(RunOutcome::Failed),
+        ),
+        (
+            "gcp-failover-validation",
+            "uat-beta",
+            21,
+            0,
+            Some(RunOutcome::Passed),
+        ),
+        ("gcp-failover-validation", "uat-alpha", 21, 60, None),
+        ("pod-kill", "uat-beta", 21, 120, Some(RunOutcome::Passed)),
+        // Too old for the counts.
+        (
+            "pod-kill",
+            "uat-beta",
+            1,
+            -20 * 86_400,
+            Some(RunOutcome::Failed),
+        ),
+    ] {
+        let mut new = new_run(scenario, stack, t(at));
+        new.night = night(day);
+        store.create_run(&new).await.unwrap();
+        if let Some(outcome) = outcome {
+            store
+                .finish_run(new.id, outcome, t(at + 300), &json!({}))
+                .await
+                .unwrap();
+        }
+        ids.push(new.id);
+    }
+    let ad_hoc = create(&store, "pod-kill", "local", t(180)).await;
+
+    let groups = store.run_groups(t(-3 * 86_400), t(-3_600)).await.unwrap();
+    // scenario, stack, status, runs, recent runs, latest start
+    type Seen<'a> = (&'a str, &'a str, RunStatus, u64, u64, DateTime<Utc>);
+    let seen: Vec<Seen> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.scenario.as_str(),
+                g.stack.as_str(),
+                g.status,
+                g.runs,
+                g.recent,
+                g.last_started_at,
+            )
+        })
+        .collect();
+    let (passed, failed, running) = (
+        RunStatus::Finished(RunOutcome::Passed),
+        RunStatus::Finished(RunOutcome::Failed),
+        RunStatus::Running,
+    );
+    assert_eq!(
+        seen,
+        [
+            ("gcp-failover-validation", "uat-alpha", running, 1, 1, t(60)),
+            (
+                "gcp-failover-validation",
+                "uat-beta",
+                failed,
+                1,
+                0,
+                t(-86_400)
+            ),
+            ("gcp-failover-validation", "uat-beta", passed, 2, 1, t(0)),
+            ("pod-kill", "local", running, 1, 1, t(180)),
+            ("pod-kill", "uat-beta", passed, 1, 1, t(120)),
+        ]
+    );
+    let nights = store.night_groups(t(-3 * 86_400)).await.unwrap();
+    let seen: Vec<(Option<NaiveDate>, &str, RunStatus, u64)> = nights
+        .iter()
+        .map(|g| (Some(g.night), g.stack.as_str(), g.status, g.runs))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (night(21), "uat-alpha", running, 1),
+            (night(21), "uat-beta", passed, 2),
+            (night(20), "uat-beta", failed, 1),
+            (night(19), "uat-beta", passed, 1),
+        ],
+        "planned runs only, newest night first"
+    );
+    let ad_hoc_briefs = store.ad_hoc_run_briefs(t(-3 * 86_400)).await.unwrap();
+    assert_eq!(
+        ad_hoc_briefs.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [ad_hoc]
+    );
+    let behind = store.run_briefs_started_at(&[t(0), t(180)]).await.unwrap();
+    assert_eq!(
+        behind.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [ad_hoc, ids[2]]
+    );
+    assert!(store.run_briefs_started_at(&[]).await.unwrap().is_empty());
 }
 
 async fn one_lease_holder_per_stack(db: &Db) {
