@@ -1,5 +1,6 @@
 //! The daemon's HTTP API (axum): JSON for scenarios, plans, runs, steps and evidence, `POST` to
-//! start a run or a trigger, an SSE stream of a run's events, and `/metrics`. See docs/api.md.
+//! start a run or a trigger, an SSE stream of a run's events, the findings (`PATCH` to attach a
+//! ticket), and `/metrics`. See docs/api.md.
 //!
 //! One self-contained [`Router`] the daemon mounts next to the dashboard:
 //!
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,6 +35,7 @@ use crate::store::{Store, StoreError};
 
 pub mod auth;
 mod events;
+mod findings;
 pub mod health;
 mod reads;
 mod start;
@@ -134,6 +136,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/runs/{id}/evidence", get(reads::evidence))
         .route("/api/v1/runs/{id}/events", get(events::run_events))
         .route("/api/v1/triggers", post(start::post_trigger))
+        .route("/api/v1/findings", get(findings::list))
+        .route("/api/v1/findings/{id}", patch(findings::annotate))
         .route("/metrics", get(reads::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)

@@ -314,6 +314,22 @@ pub(crate) fn compile(dir: &Path, files: &[&YamlFile], diags: &mut Diagnostics) 
             }
         }
     }
+    match spec
+        .findings
+        .as_ref()
+        .and_then(|f| f.resolve_after_passing_nights)
+    {
+        Some(0) => diags.push(
+            cfile
+                .error_at(
+                    "spec.findings.resolveAfterPassingNights",
+                    "a finding must pass on at least 1 night to resolve",
+                )
+                .help("write e.g. `3`"),
+        ),
+        Some(nights) => config.resolve_findings_after = nights,
+        None => {}
+    }
     if let Some(db) = &spec.database_url {
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
@@ -742,6 +758,19 @@ mod tests {
         );
         std::fs::write(dir.path().join("f3-chaos.yaml"), yaml).unwrap();
         load(dir.path())
+    }
+
+    #[test]
+    fn findings_resolve_after_a_configurable_number_of_passing_nights() {
+        assert_eq!(load_spec("").unwrap().resolve_findings_after, 3);
+        let config = load_spec("  findings:\n    resolveAfterPassingNights: 5\n").unwrap();
+        assert_eq!(config.resolve_findings_after, 5);
+        let err = load_spec("  findings:\n    resolveAfterPassingNights: 0\n").unwrap_err();
+        let text = format!("{err:?}");
+        assert!(
+            text.contains("spec.findings.resolveAfterPassingNights") && text.contains("at least 1"),
+            "{text}"
+        );
     }
 
     #[test]

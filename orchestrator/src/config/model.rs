@@ -48,7 +48,14 @@ pub struct Config {
     pub api_tokens: Vec<ApiToken>,
     /// Weight points per priority class (`spec.planner.priorityWeights`).
     pub priority_weights: PriorityWeights,
+    /// Passing nights after which an open finding resolves itself
+    /// (`spec.findings.resolveAfterPassingNights`, default
+    /// [`DEFAULT_RESOLVE_AFTER_PASSING_NIGHTS`]).
+    pub resolve_findings_after: u32,
 }
+
+/// Default `spec.findings.resolveAfterPassingNights`: 3 nights.
+pub const DEFAULT_RESOLVE_AFTER_PASSING_NIGHTS: u32 = 3;
 
 /// Weight points of each priority class: what the planner maximises is the sum over a night of
 /// points × staleness (docs/planner.md, "Objective").
@@ -106,6 +113,7 @@ impl Default for Config {
             library: LibraryPaths::default(),
             api_tokens: Vec::new(),
             priority_weights: PriorityWeights::default(),
+            resolve_findings_after: DEFAULT_RESOLVE_AFTER_PASSING_NIGHTS,
         }
     }
 }

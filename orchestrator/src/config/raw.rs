@@ -58,6 +58,9 @@ pub struct RawConfigSpec {
     /// How the planner weighs scenarios (docs/planner.md).
     #[serde(default)]
     pub planner: Option<RawPlanner>,
+    /// How the morning review's findings open and resolve (docs/dashboard.md, "Findings").
+    #[serde(default)]
+    pub findings: Option<RawFindings>,
     /// Store URL: `sqlite://PATH` or `postgres://…` (default: a SQLite file).
     #[serde(default)]
     pub database_url: Option<String>,
@@ -76,6 +79,16 @@ pub struct RawConfigSpec {
     /// The daemon's HTTP API (bearer tokens); see docs/api.md.
     #[serde(default)]
     pub api: Option<RawApi>,
+}
+
+/// `spec.findings`: how findings resolve.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFindings {
+    /// An open finding resolves itself after its step passed on this many nights (whole number
+    /// ≥ 1, default 3) with no failure between.
+    #[serde(default)]
+    pub resolve_after_passing_nights: Option<u32>,
 }
 
 /// `spec.planner`: how the planner weighs scenarios.

@@ -562,6 +562,7 @@ impl NightLoop<'_> {
             let mut opts = RunOptions::new(DAEMON_TRIGGER, DAEMON_TRIGGER);
             opts.night = Some(self.window.night);
             opts.calendar = crate::plan::NightCalendar::of(&self.config);
+            opts.resolve_findings_after = self.config.resolve_findings_after;
             let planned_end = now + length;
             journal(&serde_json::json!({
                 "event": "slot-start", "scenario": slot.scenario, "stack": slot.stack,

@@ -70,6 +70,9 @@ pub struct RunOptions {
     /// Which night an instant belongs to (the config's zone and window): failure streaks count
     /// earlier runs, and this one when `night` is `None`, on their local nights.
     pub calendar: crate::plan::NightCalendar,
+    /// Passing nights after which an open finding resolves itself
+    /// (`spec.findings.resolveAfterPassingNights`); findings follow planned runs only.
+    pub resolve_findings_after: u32,
 }
 
 impl RunOptions {
@@ -89,6 +92,7 @@ impl RunOptions {
             query_step: Duration::from_secs(1),
             night: None,
             calendar: crate::plan::NightCalendar::default(),
+            resolve_findings_after: crate::config::DEFAULT_RESOLVE_AFTER_PASSING_NIGHTS,
         }
     }
 }
@@ -383,6 +387,14 @@ where
             .await
         {
             Ok(_) => {
+                // Derived from the stored steps: a failure here loses no result.
+                if let Err(e) = self
+                    .store
+                    .record_findings(opts.run_id, opts.resolve_findings_after, ended_at)
+                    .await
+                {
+                    tracing::warn!(run_id = %opts.run_id, error = %e, "Could not update the findings of the run's Then steps.");
+                }
                 for (n, steps) in &notifications {
                     if n.kind == crate::model::NotificationKind::Failures {
                         state

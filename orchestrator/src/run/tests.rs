@@ -334,6 +334,51 @@ async fn a_then_step_over_its_threshold_fails_the_run() {
 }
 
 #[tokio::test]
+async fn a_planned_run_that_fails_a_then_step_opens_its_finding_and_an_ad_hoc_one_does_not() {
+    let setup = store().await;
+    let failing = || {
+        let source = healthy();
+        source.push(
+            "latency",
+            &[],
+            Utc::now() - chrono::Duration::seconds(1),
+            0.4,
+        );
+        source
+    };
+    let ad_hoc = run(&setup, &ScriptedDriver::default(), &failing()).await;
+    assert_eq!(ad_hoc.outcome, RunOutcome::Failed);
+    assert!(setup.store.findings(None).await.unwrap().is_empty());
+
+    let mut opts = options();
+    opts.night = chrono::NaiveDate::from_ymd_opt(2026, 11, 20);
+    let planned = run_with(&setup, &ScriptedDriver::default(), &failing(), opts).await;
+    assert_eq!(planned.outcome, RunOutcome::Failed);
+    let findings = setup.store.findings(None).await.unwrap();
+    let found: Vec<(&str, &str, Option<&str>, crate::store::FindingStatus)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f.step.as_str(),
+                f.stack.as_str(),
+                f.owner.as_deref(),
+                f.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            "Latency below 250 ms",
+            "local",
+            Some("payments"),
+            crate::store::FindingStatus::Open
+        )]
+    );
+    assert_eq!(findings[0].latest_failed_run, planned.run_id);
+}
+
+#[tokio::test]
 async fn a_then_step_without_data_is_inconclusive_never_passed() {
     let setup = store().await;
     let source = FakeSource::scraped_every(Duration::from_millis(50));

@@ -21,6 +21,7 @@ use sqlx::sqlite::{
 
 mod error;
 mod events;
+mod findings;
 mod leader;
 mod lease;
 mod ledger;
@@ -33,6 +34,7 @@ mod rows;
 mod runs;
 
 pub use error::{StoreError, redact_url};
+pub use findings::{FindingNote, FindingRecord, FindingStatus, NightJudgement};
 pub use leader::{LEADER_LEASE, LEADER_LEASE_TTL, LEADER_LOCK_KEY, Leadership};
 pub use model::{
     EventRecord, HEARTBEAT_EVERY, HEARTBEAT_TTL, Lease, LeaseHolder, LedgerEntry, LedgerState,

@@ -400,3 +400,146 @@ fn operator_runs_on_the_sandbox_and_follows_the_event_stream() {
         api.state.shutdown().await;
     });
 }
+
+/// A planned run of `gcp-failover-validation` on `uat-beta` on 2026-11-`day` whose latency
+/// Then step (owned by payments) passed or failed; its findings recorded as the runner does.
+async fn judged_night(store: &Store, day: u32, passed: bool) {
+    use chrono::TimeZone as _;
+    use f3_chaos::model::{Phase, Verdict};
+    use f3_chaos::store::{NewRun, StepRecord};
+    let started_at = chrono::Utc
+        .with_ymd_and_hms(2026, 11, day, 1, 0, 0)
+        .unwrap();
+    let id = uuid::Uuid::now_v7();
+    store
+        .create_run(&NewRun {
+            id,
+            scenario: "gcp-failover-validation".into(),
+            stack: "uat-beta".into(),
+            trigger: "daemon".into(),
+            started_by: "daemon".into(),
+            started_at,
+            pid: 1,
+            host: "daemon-1".into(),
+            scenario_digest: None,
+            night: chrono::NaiveDate::from_ymd_opt(2026, 11, day),
+        })
+        .await
+        .unwrap();
+    let verdict = if passed {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    };
+    store
+        .upsert_step(
+            id,
+            &StepRecord {
+                index: 3,
+                phase: Phase::Then,
+                name: "Product SLO: end-to-end latency p99 < 250 ms".into(),
+                owner: Some("payments".into()),
+                verdict: Some(verdict),
+                started_at,
+                ended_at: Some(started_at + chrono::Duration::minutes(5)),
+                observed: Some(if passed { 0.2 } else { 0.31 }),
+                threshold: Some(0.25),
+                evidence: None,
+                message: None,
+            },
+        )
+        .await
+        .unwrap();
+    let outcome = if passed {
+        RunOutcome::Passed
+    } else {
+        RunOutcome::Failed
+    };
+    let ended_at = started_at + chrono::Duration::minutes(30);
+    store
+        .finish_run(id, outcome, ended_at, &serde_json::json!({}))
+        .await
+        .unwrap();
+    store.record_findings(id, 3, ended_at).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finding_opens_on_a_failure_takes_a_ticket_and_resolves_after_three_passing_nights() {
+    let api = Api::start(None).await;
+    let store = api.state.store();
+    judged_night(store, 17, true).await;
+    judged_night(store, 18, false).await;
+    let findings = |query: &'static str| {
+        let api = &api;
+        async move {
+            let response = api
+                .get(&format!("/api/v1/findings{query}"), Some(VIEWER))
+                .await;
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let open = findings("?status=open&team=payments").await;
+    assert_eq!(open.as_array().map(Vec::len), Some(1), "{open}");
+    let finding = &open[0];
+    assert_eq!(
+        finding["step"],
+        "Product SLO: end-to-end latency p99 < 250 ms"
+    );
+    assert_eq!(finding["stack"], "uat-beta");
+    assert_eq!(finding["firstFailedNight"], "2026-11-18");
+    assert_eq!(finding["latestFailedNight"], "2026-11-18");
+    let id = finding["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        findings("?team=infrastructure").await,
+        serde_json::json!([])
+    );
+
+    // Attaching a ticket needs the operator role and an http(s) URL.
+    let patch = |token: &'static str, body: Value| {
+        let request = api
+            .http
+            .patch(format!("{}/api/v1/findings/{id}", api.base))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let ticket = "https://jira.example.com/browse/PAY-1234";
+    let (status, body) = patch(VIEWER, serde_json::json!({"ticketUrl": ticket})).await;
+    assert_eq!(
+        (status, &body["required_role"]),
+        (403, &Value::from("operator"))
+    );
+    let (status, body) = patch(OPERATOR, serde_json::json!({"ticketUrl": "PAY-1234"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = patch(
+        OPERATOR,
+        serde_json::json!({"ticketUrl": ticket, "note": "p99 regressed with the new TLS config"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ticketUrl"], ticket);
+    assert_eq!(body["annotatedBy"], "ci-operator");
+
+    // Two passing nights are not enough (resolveAfterPassingNights defaults to 3); the third
+    // resolves it, and the ticket stays.
+    judged_night(store, 19, true).await;
+    judged_night(store, 20, true).await;
+    let still = findings("?status=open").await;
+    assert_eq!(still[0]["passingNights"], 2, "{still}");
+    judged_night(store, 21, true).await;
+    assert_eq!(findings("?status=open").await, serde_json::json!([]));
+    let resolved = findings("?status=resolved").await;
+    assert_eq!(resolved[0]["id"], id.as_str());
+    assert_eq!(resolved[0]["ticketUrl"], ticket);
+    assert_eq!(resolved[0]["note"], "p99 regressed with the new TLS config");
+    assert_eq!(resolved[0]["resolvedAt"], "2026-11-21T01:30:00Z");
+    let (status, _) = patch(OPERATOR, serde_json::json!({"note": ""})).await;
+    assert_eq!(status, 200);
+    let response = api.get("/api/v1/findings?status=fixed", Some(VIEWER)).await;
+    assert_eq!(response.status().as_u16(), 400);
+}

@@ -92,6 +92,7 @@ stories!(
     a_teams_steps_keep_the_comparison_but_not_the_series,
     a_steps_history_is_its_own_on_its_stack_newest_first,
     the_lists_count_runs_per_night_scenario_stack_and_outcome,
+    a_finding_opens_resolves_and_reopens_keeping_its_ticket,
     one_lease_holder_per_stack,
     expired_leases_can_be_taken_over,
     lease_renew_and_release,
@@ -698,6 +699,89 @@ async fn the_lists_count_runs_per_night_scenario_stack_and_outcome(db: &Db) {
         [ad_hoc, ids[2]]
     );
     assert!(store.run_briefs_started_at(&[]).await.unwrap().is_empty());
+}
+
+async fn a_finding_opens_resolves_and_reopens_keeping_its_ticket(db: &Db) {
+    use f3_chaos::store::{FindingNote, FindingStatus};
+    let store = db.open().await;
+    let latency = "Assertion: Product SLO latency < 250ms";
+    // Nights 18 (failed), 19 and 20 (passed: resolved after 2), 22 (failed: re-opened); an
+    // aborted run counts, a void one does not.
+    let mut last = None;
+    for (day, outcome, verdict) in [
+        (18, RunOutcome::Aborted, Verdict::Failed),
+        (19, RunOutcome::Passed, Verdict::Passed),
+        (20, RunOutcome::Void, Verdict::Failed),
+        (20, RunOutcome::Passed, Verdict::Passed),
+        (22, RunOutcome::Failed, Verdict::Failed),
+    ] {
+        let mut new = new_run(
+            "gcp-failover-validation",
+            "uat-beta",
+            t(i64::from(day) * 86_400),
+        );
+        new.night = NaiveDate::from_ymd_opt(2026, 11, day);
+        store.create_run(&new).await.unwrap();
+        let mut then = step(3, "then", latency);
+        then.verdict = Some(verdict);
+        then.owner = Some("payments".into());
+        store.upsert_step(new.id, &then).await.unwrap();
+        let ended = new.started_at + chrono::Duration::minutes(30);
+        store
+            .finish_run(new.id, outcome, ended, &json!({}))
+            .await
+            .unwrap();
+        store.record_findings(new.id, 2, ended).await.unwrap();
+        if day == 18 {
+            let open = store.findings(Some(FindingStatus::Open)).await.unwrap();
+            assert_eq!(open.len(), 1);
+            let noted = store
+                .annotate_finding(
+                    open[0].id,
+                    &FindingNote {
+                        ticket_url: Some("https://jira.example.com/browse/PAY-1".into()),
+                        note: Some("TLS".into()),
+                    },
+                    "alice",
+                    ended,
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(noted.annotated_by.as_deref(), Some("alice"));
+        }
+        if day == 20 && outcome == RunOutcome::Passed {
+            let all = store.findings(None).await.unwrap();
+            assert_eq!(all[0].status, FindingStatus::Resolved, "{all:?}");
+            assert_eq!(all[0].resolved_at, Some(ended));
+        }
+        last = Some(new.id);
+    }
+    let all = store.findings(None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    let finding = &all[0];
+    assert_eq!(finding.status, FindingStatus::Open);
+    assert_eq!(finding.reopened, 1);
+    assert_eq!(
+        finding.first_failed_night,
+        NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+    );
+    assert_eq!(finding.latest_failed_run, last.unwrap());
+    assert_eq!(
+        finding.ticket_url.as_deref(),
+        Some("https://jira.example.com/browse/PAY-1")
+    );
+    assert_eq!(
+        store.finding(finding.id).await.unwrap().as_ref(),
+        Some(finding)
+    );
+    assert!(
+        store
+            .annotate_finding(Uuid::now_v7(), &FindingNote::default(), "alice", t(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn one_lease_holder_per_stack(db: &Db) {
