@@ -295,7 +295,7 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .map(|t| ((*t).to_owned(), format!("{t} team")))
             .collect(),
-        stacks: Default::default(),
+        ..Default::default()
     };
     let state = DashboardState::new(store, chrono_tz::Europe::London)?.with_known(known);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -311,6 +311,7 @@ async fn main() -> anyhow::Result<()> {
         ("scenarios", "/scenarios".to_owned()),
         ("teams", "/teams".to_owned()),
         ("stacks", "/stacks".to_owned()),
+        ("findings", "/findings".to_owned()),
     ];
     let mut over = Vec::new();
     println!(

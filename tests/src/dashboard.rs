@@ -214,6 +214,10 @@ async fn run(
             &summary,
         )
         .await?;
+    // As the runner does once a run is stored (resolving after the default 3 passing nights).
+    store
+        .record_findings(id, 3, start + Duration::minutes(minutes))
+        .await?;
     Ok(id)
 }
 

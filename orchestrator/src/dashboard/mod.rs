@@ -21,6 +21,7 @@ use minijinja::Environment;
 use crate::model::Verdict;
 use crate::store::{RunFilter, Store};
 
+mod findings;
 mod gantt;
 mod lists;
 mod pages;
@@ -41,8 +42,9 @@ pub struct DashboardState {
     env: Arc<Environment<'static>>,
 }
 
-/// Names the dashboard has pages for even before they have history.
-#[derive(Debug, Default, Clone)]
+/// Names the dashboard has pages for even before they have history, and the config's rules
+/// its pages state.
+#[derive(Debug, Clone)]
 pub struct KnownNames {
     /// Scenario names of the library.
     pub scenarios: std::collections::BTreeSet<String>,
@@ -51,6 +53,21 @@ pub struct KnownNames {
     /// The config's stacks (the `/stacks` page shows their environment, driver, clusters and
     /// reservations).
     pub stacks: std::collections::BTreeMap<String, crate::config::Stack>,
+    /// Passing nights after which a finding resolves itself
+    /// (`spec.findings.resolveAfterPassingNights`).
+    pub resolve_findings_after: u32,
+}
+
+impl Default for KnownNames {
+    /// No names; the configuration's default rules.
+    fn default() -> Self {
+        Self {
+            scenarios: Default::default(),
+            team_names: Default::default(),
+            stacks: Default::default(),
+            resolve_findings_after: crate::config::DEFAULT_RESOLVE_AFTER_PASSING_NIGHTS,
+        }
+    }
 }
 
 impl KnownNames {
@@ -65,6 +82,7 @@ impl KnownNames {
                 .map(|t| (t.name.clone(), t.display_name.clone()))
                 .collect(),
             stacks: library.config.stacks.clone(),
+            resolve_findings_after: library.config.resolve_findings_after,
         }
     }
 }
@@ -119,7 +137,7 @@ impl DashboardState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("night.html", include_str!("templates/night.html")),
     ("run.html", include_str!("templates/run.html")),
@@ -130,6 +148,7 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("scenarios.html", include_str!("templates/scenarios.html")),
     ("teams.html", include_str!("templates/teams.html")),
     ("stacks.html", include_str!("templates/stacks.html")),
+    ("findings.html", include_str!("templates/findings.html")),
 ];
 
 const CSS: &str = include_str!("templates/dashboard.css");
@@ -148,6 +167,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/scenarios", get(list_scenarios))
         .route("/teams", get(list_teams))
         .route("/stacks", get(list_stacks))
+        .route("/findings", get(list_findings))
         .route("/assets/dashboard.css", get(css))
         .with_state(state)
 }
@@ -291,6 +311,10 @@ async fn list_teams(State(state): State<DashboardState>) -> Response {
 
 async fn list_stacks(State(state): State<DashboardState>) -> Response {
     list(&state, "stacks.html", lists::stacks(&state).await)
+}
+
+async fn list_findings(State(state): State<DashboardState>) -> Response {
+    list(&state, "findings.html", findings::findings(&state).await)
 }
 
 fn list(state: &DashboardState, template: &str, ctx: anyhow::Result<minijinja::Value>) -> Response {

@@ -756,5 +756,6 @@ pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
         days => TEAM_DAYS,
         zone => state.calendar.tz.name(),
         failed => failed,
+        findings => super::findings::open_of_team(state, team).await?,
     })
 }

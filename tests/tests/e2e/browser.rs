@@ -130,7 +130,10 @@ async fn screenshot_sized(client: &Client, name: &str, size: (u32, u32)) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
     if std::env::var_os("F3_CHAOS_UPDATE_SCREENSHOTS").is_some()
-        && matches!(name, "night" | "run" | "phone-night" | "stacks")
+        && matches!(
+            name,
+            "night" | "run" | "phone-night" | "stacks" | "scenario" | "findings"
+        )
     {
         let docs = repo_root().join("docs/screenshots");
         std::fs::create_dir_all(&docs).unwrap();
@@ -211,6 +214,9 @@ async fn chromium_shows_the_morning_review_on_a_phone() {
         "/scenarios".to_owned(),
         "/teams".to_owned(),
         "/stacks".to_owned(),
+        "/findings".to_owned(),
+        "/team/payments".to_owned(),
+        "/scenario/gcp-failover-validation".to_owned(),
     ] {
         client.goto(&format!("{base}{path}")).await.unwrap();
         let overflow = client
@@ -458,10 +464,15 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
     assert_eq!(strip, expected);
     screenshot(client, "scenario").await;
 
-    // Team: the failed steps payments owns.
+    // Team: the finding payments owns, and the failed steps.
     client.goto(&format!("{base}/team/payments")).await.unwrap();
+    let findings = client
+        .find_all(Locator::Css("#team-findings tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(findings.len(), 1, "the latency step's open finding");
     let rows = client
-        .find_all(Locator::Css("main table tbody tr"))
+        .find_all(Locator::Css("#team-failed tbody tr"))
         .await
         .unwrap();
     assert_eq!(
@@ -493,4 +504,40 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
         "the seeded night: 1 of 3 runs passed: {nights}"
     );
     screenshot(client, "nights").await;
+
+    // Findings: the flaky latency step is Payments' one open finding, failing since the first
+    // seeded night, with no passing night since its latest failure; the month counts it found.
+    client
+        .find(Locator::Css("nav.site a[href=\"/findings\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let payments = text(client, ".team-findings[data-team=\"payments\"]").await;
+    let first = seeded.night - chrono::Duration::days(6);
+    for expected in [
+        "Payments team".to_owned(),
+        "Product SLO: end-to-end latency p99 < 250 ms".to_owned(),
+        "gcp-failover-validation on uat-beta".to_owned(),
+        format!("since {first}, last {}", seeded.night),
+        "0 of 3".to_owned(),
+        "no ticket".to_owned(),
+    ] {
+        assert!(payments.contains(&expected), "{expected} not in {payments}");
+    }
+    let rows = client
+        .find_all(Locator::Css(".team-findings tr.finding"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one open finding: {payments}");
+    // The finding was first opened on its first failing night: that month found 1, fixed 0.
+    let report = text(client, "#monthly tbody").await;
+    let month = first.format("%B %Y").to_string();
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(&month))
+        .unwrap_or_else(|| panic!("{month} not in {report}"));
+    assert_eq!(line.trim(), format!("{month} 1 0"), "{report}");
+    screenshot(client, "findings").await;
 }

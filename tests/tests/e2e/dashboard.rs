@@ -383,6 +383,40 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         stacks.contains("<tr data-stack=\"uat-beta\">"),
         "a stack of the history: {stacks}"
     );
+
+    // Both failing nights are one open finding of Payments; a ticket attached to it shows.
+    let open = store
+        .findings(Some(f3_chaos::store::FindingStatus::Open))
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    store
+        .annotate_finding(
+            open[0].id,
+            &f3_chaos::store::FindingNote {
+                ticket_url: Some("https://jira.example.com/browse/PAY-7".into()),
+                note: Some("Gateway TLS handshake".into()),
+            },
+            "alice",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let page = get("/findings").await;
+    for expected in [
+        "<section class=\"team-findings\" data-team=\"payments\">",
+        "since 2026-11-20, last 2026-11-21",
+        "<a class=\"ticket\" href=\"https:&#x2f;&#x2f;jira.example.com&#x2f;browse&#x2f;PAY-7\">",
+        "<span class=\"note\">Gateway TLS handshake</span>",
+        "(alice)",
+    ] {
+        assert!(page.contains(expected), "{expected} not in {page}");
+    }
+    let team = section(&get("/team/payments").await, "team-findings");
+    assert!(
+        team.contains("since 2026-11-20, last 2026-11-21") && team.contains("PAY-7"),
+        "{team}"
+    );
 }
 
 /// A finished daemon run of `gcp-failover-validation` on `uat-beta` for `night`, started at
@@ -440,6 +474,10 @@ async fn failed_latency_run(
             start + Duration::minutes(6),
             &json!({"pass_rate": pass_rate}),
         )
+        .await
+        .unwrap();
+    store
+        .record_findings(id, 3, start + Duration::minutes(6))
         .await
         .unwrap();
     id
