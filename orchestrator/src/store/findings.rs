@@ -20,6 +20,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::QueryContext;
+use super::review::{night_of_row, night_of_text, uuid_of_row};
 use super::{Store, StoreError, from_ms, to_ms, with_pool};
 use crate::model::{Phase, RunOutcome, Verdict};
 
@@ -236,15 +237,6 @@ fn corrupt(message: String) -> StoreError {
     }
 }
 
-fn night(text: &str) -> Result<NaiveDate, StoreError> {
-    text.parse()
-        .map_err(|_| corrupt(format!("night {text:?} is not a YYYY-MM-DD date")))
-}
-
-fn uuid(text: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(text).map_err(|_| corrupt(format!("{text:?} is not a UUID")))
-}
-
 fn count(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -253,13 +245,13 @@ impl TryFrom<FindingRow> for FindingRecord {
     type Error = StoreError;
     fn try_from(row: FindingRow) -> Result<Self, StoreError> {
         Ok(FindingRecord {
-            id: uuid(&row.id)?,
+            id: uuid_of_row("findings", &row.id)?,
             status: row.status.parse().map_err(corrupt)?,
-            first_failed_night: night(&row.first_failed_night)?,
-            latest_failed_night: night(&row.latest_failed_night)?,
-            latest_failed_run: uuid(&row.latest_failed_run)?,
+            first_failed_night: night_of_text("findings", &row.first_failed_night)?,
+            latest_failed_night: night_of_text("findings", &row.latest_failed_night)?,
+            latest_failed_run: uuid_of_row("findings", &row.latest_failed_run)?,
             passing_nights: count(row.passing_nights),
-            last_passed_night: row.last_passed_night.as_deref().map(night).transpose()?,
+            last_passed_night: night_of_row("findings", row.last_passed_night)?,
             first_opened_at: from_ms("findings", row.first_opened_at)?,
             opened_at: from_ms("findings", row.opened_at)?,
             resolved_at: row

@@ -111,18 +111,19 @@ struct RunStepRow {
     step: StepRow,
 }
 
-fn night_of_row(
+pub(super) fn night_of_row(
     table: &'static str,
     night: Option<String>,
 ) -> Result<Option<NaiveDate>, StoreError> {
-    night
-        .map(|n| {
-            n.parse::<NaiveDate>().map_err(|_| StoreError::Corrupt {
-                table,
-                message: format!("night {n:?} is not a YYYY-MM-DD date"),
-            })
-        })
-        .transpose()
+    night.map(|n| night_of_text(table, &n)).transpose()
+}
+
+/// A stored `YYYY-MM-DD` night.
+pub(super) fn night_of_text(table: &'static str, night: &str) -> Result<NaiveDate, StoreError> {
+    night.parse::<NaiveDate>().map_err(|_| StoreError::Corrupt {
+        table,
+        message: format!("night {night:?} is not a YYYY-MM-DD date"),
+    })
 }
 
 fn status_of_row(status: &str) -> Result<RunStatus, StoreError> {
@@ -148,10 +149,10 @@ fn brief_of_row(row: BriefRow) -> Result<RunBrief, StoreError> {
     })
 }
 
-fn uuid_of_row(table: &'static str, id: &str) -> Result<Uuid, StoreError> {
+pub(super) fn uuid_of_row(table: &'static str, id: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(id).map_err(|_| StoreError::Corrupt {
         table,
-        message: format!("run id {id:?} is not a UUID"),
+        message: format!("id {id:?} is not a UUID"),
     })
 }
 
