@@ -4,13 +4,15 @@
 //! Seeds a SQLite store with 365 nights × 274 runs (≈ 100,000 runs) on 13 stacks from 300
 //! scenarios, 10 steps per run (≈ 1,000,000 steps; the 4 Then steps carry owners and a 10-point
 //! evidence series), and one stored plan per night (274 slots, skipped scenarios) plus a re-plan
-//! every third night. Seeding uses plain SQL in one transaction per night and is cached in
-//! `target/bench-dashboard/history-v2.db` (delete it to re-seed; `F3_DASHBOARD_BENCH_DB`
+//! every third night; the runs of the last 60 nights then record their findings through the
+//! store, as the runner does. Seeding uses plain SQL in one transaction per night and is cached in
+//! `target/bench-dashboard/history-v3.db` (delete it to re-seed; `F3_DASHBOARD_BENCH_DB`
 //! overrides the path).
 //!
 //! Then serves the dashboard router in-process on loopback and times `F3_DASHBOARD_BENCH_N`
 //! (default 30) sequential requests per page after 3 warm-up requests: the latest night, a
-//! scenario, a failed run, a team, and the lists (`/nights`, `/scenarios`, `/teams`, `/stacks`).
+//! scenario, a failed run, a team, a stack, the lists (`/nights`, `/scenarios`, `/teams`,
+//! `/stacks`) and `/findings`.
 //! Prints p50 / p95 / max in milliseconds, request sent → body read (so the figure includes
 //! loopback HTTP, an upper bound on server time). Exits 1 when any page's p95 exceeds the 100 ms
 //! budget (issues #9 and #16).
@@ -27,6 +29,8 @@ use sqlx::Connection as _;
 use uuid::Uuid;
 
 const NIGHTS: i64 = 365;
+/// The last nights whose runs record findings (as the runner does after each run).
+const FINDING_NIGHTS: i64 = 60;
 const RUNS_PER_NIGHT: usize = 274;
 const SCENARIOS: usize = 300;
 const STACKS: usize = 13;
@@ -211,6 +215,32 @@ async fn seed(path: &std::path::Path, last_night: NaiveDate) -> anyhow::Result<(
     }
     sqlx::query("ANALYZE").execute(&mut conn).await?;
     conn.close().await?;
+    // Findings as the runner records them, run by run in start order, over the last
+    // FINDING_NIGHTS nights: failed steps open them, passing nights resolve them.
+    let store = Store::open(&url).await?;
+    for back in (0..FINDING_NIGHTS).rev() {
+        let night = last_night - TimeDelta::days(back);
+        let mut runs = store
+            .runs(&f3_chaos::store::RunFilter {
+                night: Some(night),
+                ..Default::default()
+            })
+            .await?;
+        runs.reverse();
+        for run in runs {
+            let at = run.ended_at.unwrap_or(run.started_at);
+            store.record_findings(run.id, 3, at).await?;
+        }
+    }
+    let open = store
+        .findings(Some(f3_chaos::store::FindingStatus::Open))
+        .await?;
+    eprintln!(
+        "recorded findings of the last {FINDING_NIGHTS} nights: {} open ({:.0?})",
+        open.len(),
+        started.elapsed()
+    );
+    store.close().await;
     Ok(())
 }
 
@@ -230,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/bench-dashboard/history-v2.db")
+                .join("../target/bench-dashboard/history-v3.db")
         });
     let n: usize = std::env::var("F3_DASHBOARD_BENCH_N")
         .ok()
@@ -311,6 +341,7 @@ async fn main() -> anyhow::Result<()> {
         ("scenarios", "/scenarios".to_owned()),
         ("teams", "/teams".to_owned()),
         ("stacks", "/stacks".to_owned()),
+        ("stack", format!("/stack/{}", stack_name(0))),
         ("findings", "/findings".to_owned()),
     ];
     let mut over = Vec::new();

@@ -386,11 +386,22 @@ impl Dashboard {
     /// # Errors
     /// The binary is missing (build it first: `cargo build -p f3-chaos --bins`) or exits early.
     pub fn start(database_url: &str) -> anyhow::Result<Dashboard> {
+        Self::start_with_config(database_url, &repo_root().join("config/local"))
+    }
+
+    /// [`Dashboard::start`] with the config directory `config`.
+    ///
+    /// # Errors
+    /// As [`Dashboard::start`].
+    pub fn start_with_config(
+        database_url: &str,
+        config: &std::path::Path,
+    ) -> anyhow::Result<Dashboard> {
         let mut child = Command::new(binary("f3-chaos"))
             .args(["dashboard", "--listen", "127.0.0.1:0"])
             .current_dir(repo_root())
             .env("F3_CHAOS_DATABASE_URL", database_url)
-            .env("F3_CHAOS_CONFIG", repo_root().join("config/local"))
+            .env("F3_CHAOS_CONFIG", config)
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| anyhow::anyhow!("run f3-chaos (cargo build -p f3-chaos --bins): {e}"))?;

@@ -38,7 +38,23 @@ async fn serve(args: DashboardArgs) -> anyhow::Result<u8> {
             let known = crate::dashboard::KnownNames::of(&runnable.library);
             (Some(runnable.library.config), Some(known))
         }
-        Err(_) => (crate::config::load(&args.cfg.config).ok(), None),
+        Err(library_err) => {
+            let config = crate::config::load(&args.cfg.config);
+            // Said on stderr: stdout's first line is the address (scripts read it).
+            match &config {
+                Ok(_) => eprintln!(
+                    "warning: the library of {} does not load; the pages show the history \
+                     without the library's scenarios:\n{library_err}",
+                    args.cfg.config.display()
+                ),
+                Err(config_err) => eprintln!(
+                    "warning: the config {} does not load; the pages show the history without \
+                     display names, stacks or the config's zone and window:\n{config_err}",
+                    args.cfg.config.display()
+                ),
+            }
+            (config.ok(), None)
+        }
     };
     let timezone = config
         .as_ref()

@@ -616,6 +616,7 @@ fn compile_stack(
             url: g.url.trim_end_matches('/').to_owned(),
             token_env: g.token_env.clone(),
             dashboard_uid: g.dashboard_uid.clone(),
+            datasource_uid: g.datasource_uid.clone(),
         }
     });
     let mut reservations = Vec::new();

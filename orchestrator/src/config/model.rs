@@ -245,6 +245,8 @@ pub struct GrafanaConfig {
     pub token_env: Option<String>,
     /// Dashboard to annotate (None = organisation annotations, found by tags).
     pub dashboard_uid: Option<String>,
+    /// UID of the stack's Prometheus data source in that Grafana (None = no Explore links).
+    pub datasource_uid: Option<String>,
 }
 
 /// A cluster of a stack.

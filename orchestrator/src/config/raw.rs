@@ -301,6 +301,10 @@ pub struct RawGrafana {
     /// Dashboard to annotate (default: organisation annotations, found by tags).
     #[serde(default)]
     pub dashboard_uid: Option<String>,
+    /// UID of this stack's Prometheus data source in that Grafana: with it the dashboard links
+    /// each step's query and window in Grafana Explore too.
+    #[serde(default)]
+    pub datasource_uid: Option<String>,
 }
 
 /// Environment kind.

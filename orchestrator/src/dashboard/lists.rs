@@ -233,6 +233,50 @@ pub async fn teams(state: &DashboardState) -> anyhow::Result<Value> {
     })
 }
 
+/// What the stacks list and a stack's page say of stack `name`: its `name`, `environment`,
+/// `driver` and `clusters` from the config (absent for a stack only in the history), who holds
+/// it now (`lease`, from `leases`) and its `reservations` that have not ended by `now`.
+pub(super) fn stack_facts(
+    state: &DashboardState,
+    name: &str,
+    leases: &[crate::store::Lease],
+    now: DateTime<Utc>,
+) -> Value {
+    let config = state.known.stacks.get(name);
+    let lease = leases.iter().find(|l| l.stack == name).map(|l| {
+        context! {
+            run_id => l.run_id.to_string(), scenario => l.scenario, holder => l.holder,
+            since => local(state, l.acquired_at, "%H:%M"),
+            until => local(state, l.expires_at, "%H:%M"),
+        }
+    });
+    let reservations: Vec<Value> = config
+        .map(|s| s.reservations.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.end > now)
+        .map(|r| {
+            context! {
+                holder => r.holder, reason => r.reason,
+                start => local(state, r.start, "%Y-%m-%d %H:%M"),
+                end => local(state, r.end, "%Y-%m-%d %H:%M"),
+                now => r.start <= now,
+            }
+        })
+        .collect();
+    context! {
+        name => name,
+        environment => config.map(|s| s.environment),
+        driver => config.map(|s| match s.driver {
+            crate::config::DriverConfig::Local { .. } => "local sandbox",
+            crate::config::DriverConfig::ChaosMesh { .. } => "Chaos Mesh",
+        }),
+        clusters => config.map(|s| s.clusters.iter().map(|c| format!("{} ({})", c.name, c.cloud.as_str())).collect::<Vec<_>>()),
+        lease => lease,
+        reservations => reservations,
+    }
+}
+
 /// `/stacks`: the config's stacks and any other with history: environment, driver, who holds
 /// it now (its lease), its reservations still to come, its last run and its pass rate over the
 /// last [`RECENT_DAYS`] days.
@@ -250,30 +294,7 @@ pub async fn stacks(state: &DashboardState) -> anyhow::Result<Value> {
     let rows: Vec<Value> = names
         .into_iter()
         .map(|name| {
-            let name = name.as_str();
-            let config = state.known.stacks.get(name);
-            let summary = summaries.remove(name).unwrap_or_default();
-            let lease = leases.iter().find(|l| l.stack == name).map(|l| {
-                context! {
-                    run_id => l.run_id.to_string(), scenario => l.scenario, holder => l.holder,
-                    since => local(state, l.acquired_at, "%H:%M"),
-                    until => local(state, l.expires_at, "%H:%M"),
-                }
-            });
-            let reservations: Vec<Value> = config
-                .map(|s| s.reservations.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .filter(|r| r.end > now)
-                .map(|r| {
-                    context! {
-                        holder => r.holder, reason => r.reason,
-                        start => local(state, r.start, "%Y-%m-%d %H:%M"),
-                        end => local(state, r.end, "%Y-%m-%d %H:%M"),
-                        now => r.start <= now,
-                    }
-                })
-                .collect();
+            let summary = summaries.remove(&name).unwrap_or_default();
             let last = summary.last.map(|r| {
                 context! {
                     id => r.id.to_string(), status => r.status.to_string(), scenario => r.scenario,
@@ -281,17 +302,9 @@ pub async fn stacks(state: &DashboardState) -> anyhow::Result<Value> {
                 }
             });
             context! {
-                name => name,
-                environment => config.map(|s| s.environment),
-                driver => config.map(|s| match s.driver {
-                    crate::config::DriverConfig::Local { .. } => "local sandbox",
-                    crate::config::DriverConfig::ChaosMesh { .. } => "Chaos Mesh",
-                }),
-                clusters => config.map(|s| s.clusters.iter().map(|c| format!("{} ({})", c.name, c.cloud.as_str())).collect::<Vec<_>>()),
-                lease => lease,
-                reservations => reservations,
                 last => last,
                 tally => Value::from_serialize(summary.recent.rated()),
+                ..stack_facts(state, &name, &leases, now)
             }
         })
         .collect();

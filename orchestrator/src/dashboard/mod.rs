@@ -4,7 +4,7 @@
 //!
 //! Pages: `/` (latest night), `/night/{YYYY-MM-DD}` (its failed Then steps first, then its
 //! scenario × stack matrix and Gantt), `/run/{id}` (also `/runs/{id}`, the form notifications
-//! link to), `/scenario/{name}`, `/team/{name}`, and the lists the header links to: `/nights`,
+//! link to), `/scenario/{name}`, `/team/{name}`, `/stack/{name}`, and the lists the header links to: `/nights`,
 //! `/scenarios`, `/teams`, `/stacks`. Times are shown in the configured zone. See
 //! `docs/dashboard.md`.
 
@@ -137,7 +137,7 @@ impl DashboardState {
     }
 }
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("templates/base.html")),
     ("night.html", include_str!("templates/night.html")),
     ("run.html", include_str!("templates/run.html")),
@@ -148,6 +148,7 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("scenarios.html", include_str!("templates/scenarios.html")),
     ("teams.html", include_str!("templates/teams.html")),
     ("stacks.html", include_str!("templates/stacks.html")),
+    ("stack.html", include_str!("templates/stack.html")),
     ("findings.html", include_str!("templates/findings.html")),
 ];
 
@@ -163,6 +164,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/runs/{id}", get(run))
         .route("/scenario/{name}", get(scenario))
         .route("/team/{name}", get(team))
+        .route("/stack/{name}", get(stack))
         .route("/nights", get(list_nights))
         .route("/scenarios", get(list_scenarios))
         .route("/teams", get(list_teams))
@@ -293,6 +295,30 @@ async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> 
     }
     match pages::team(&state, &name).await {
         Ok(ctx) => state.render("team.html", ctx),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+    }
+}
+
+async fn stack(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
+    if !state.known.stacks.contains_key(&name) {
+        let filter = RunFilter {
+            stack: Some(name.clone()),
+            limit: Some(1),
+            ..RunFilter::default()
+        };
+        match state.store.runs(&filter).await {
+            Ok(runs) if runs.is_empty() => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &not_known("stack", "config", &name, state.known.stacks.keys()),
+                );
+            }
+            Ok(_) => {}
+            Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
+        }
+    }
+    match pages::stack(&state, &name).await {
+        Ok(ctx) => state.render("stack.html", ctx),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
     }
 }

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::DashboardState;
 use super::gantt::{self, PlanView};
-use super::svg::evidence_graph;
-use crate::model::{Phase, Verdict};
+use super::svg::{NightTally, evidence_graph};
+use crate::model::{Phase, RunOutcome, RunStatus, Verdict};
 use crate::store::{RunFilter, RunRecord};
 
 /// How many runs of one scenario are read for its page (90 nights × a few stacks).
@@ -20,6 +20,10 @@ const SCENARIO_STEP_RUNS: usize = 30;
 const TEAM_DAYS: i64 = 14;
 /// At most this many steps are listed on the team page.
 const TEAM_STEPS: u32 = 200;
+/// How many nights the pass-rate charts of the scenario and stack pages span.
+const CHART_NIGHTS: i64 = 90;
+/// How many runs of one stack are read for its page (90 nights of a busy stack).
+const STACK_RUNS_SHOWN: usize = 20;
 /// How many finished runs the scenario page's duration trend shows (oldest left).
 const TREND_RUNS: usize = 60;
 
@@ -256,6 +260,9 @@ struct StepRow {
     notified: Option<String>,
     /// The step's query over its window in the stack's Prometheus ([`prometheus_link`]).
     prometheus: Option<String>,
+    /// The same in Grafana Explore, when the stack's `grafana` names its Prometheus data
+    /// source ([`grafana_explore_link`]).
+    grafana: Option<String>,
     message: Option<String>,
     graph: Option<Value>,
 }
@@ -302,23 +309,7 @@ const LINK_MARGIN_SECONDS: i64 = 60;
 /// parameters of the Prometheus web UI, which both the classic and the 3.x UI read). `None`
 /// when the evidence has no query or window (an older record, a non-Prometheus check).
 pub(crate) fn prometheus_link(base: &str, evidence: &serde_json::Value) -> Option<String> {
-    let query = evidence.get("query")?.as_str()?;
-    let window: crate::assert::Window =
-        serde_json::from_value(evidence.get("window")?.clone()).ok()?;
-    let (start, end, step) = match window {
-        crate::assert::Window::Instant { at } => {
-            (at - Duration::minutes(5), at + Duration::minutes(5), None)
-        }
-        crate::assert::Window::Range {
-            start,
-            end,
-            step_seconds,
-        } => (
-            start - Duration::seconds(LINK_MARGIN_SECONDS),
-            end + Duration::seconds(LINK_MARGIN_SECONDS),
-            Some(step_seconds.round().max(1.0) as i64),
-        ),
-    };
+    let (query, start, end, step) = link_range(evidence)?;
     let mut url = url::Url::parse(&format!("{}/graph", base.trim_end_matches('/'))).ok()?;
     {
         let mut pairs = url.query_pairs_mut();
@@ -334,6 +325,74 @@ pub(crate) fn prometheus_link(base: &str, evidence: &serde_json::Value) -> Optio
             pairs.append_pair("g0.step_input", &step.to_string());
         }
     }
+    Some(url.into())
+}
+
+/// A link's query, start, end and step (seconds; `None` for an instant check).
+type LinkRange<'a> = (&'a str, DateTime<Utc>, DateTime<Utc>, Option<i64>);
+
+/// What a link opens for a step's evidence: its query, and the window it was judged over with
+/// [`LINK_MARGIN_SECONDS`] either side (an instant check: 5 minutes either side) and the range
+/// query's step in seconds (`None` for an instant check).
+fn link_range(evidence: &serde_json::Value) -> Option<LinkRange<'_>> {
+    let query = evidence.get("query")?.as_str()?;
+    let window: crate::assert::Window =
+        serde_json::from_value(evidence.get("window")?.clone()).ok()?;
+    Some(match window {
+        crate::assert::Window::Instant { at } => (
+            query,
+            at - Duration::minutes(5),
+            at + Duration::minutes(5),
+            None,
+        ),
+        crate::assert::Window::Range {
+            start,
+            end,
+            step_seconds,
+        } => (
+            query,
+            start - Duration::seconds(LINK_MARGIN_SECONDS),
+            end + Duration::seconds(LINK_MARGIN_SECONDS),
+            Some(step_seconds.round().max(1.0) as i64),
+        ),
+    })
+}
+
+/// The step's query over the same range as [`prometheus_link`] in Grafana Explore at `base`,
+/// on the Prometheus data source `datasource_uid`: `{base}/explore?schemaVersion=1&panes=…&orgId=1`,
+/// `panes` being Explore's URL state (Grafana ≥ 10, `ExploreURLV1`: one pane with the data
+/// source, one query `{refId, expr, datasource: {type: prometheus, uid}}` and an absolute
+/// `range` `{from, to}` in epoch milliseconds as strings). `None` without a query and window.
+pub(crate) fn grafana_explore_link(
+    base: &str,
+    datasource_uid: &str,
+    evidence: &serde_json::Value,
+) -> Option<String> {
+    let (query, start, end, step) = link_range(evidence)?;
+    let mut target = serde_json::json!({
+        "refId": "A",
+        "expr": query,
+        "datasource": {"type": "prometheus", "uid": datasource_uid},
+        "range": true,
+    });
+    if let Some(step) = step {
+        target["interval"] = serde_json::Value::from(format!("{step}s"));
+    }
+    let panes = serde_json::json!({
+        "f3": {
+            "datasource": datasource_uid,
+            "queries": [target],
+            "range": {
+                "from": start.timestamp_millis().to_string(),
+                "to": end.timestamp_millis().to_string(),
+            },
+        }
+    });
+    let mut url = url::Url::parse(&format!("{}/explore", base.trim_end_matches('/'))).ok()?;
+    url.query_pairs_mut()
+        .append_pair("schemaVersion", "1")
+        .append_pair("panes", &panes.to_string())
+        .append_pair("orgId", "1");
     Some(url.into())
 }
 
@@ -397,6 +456,10 @@ pub async fn run(state: &DashboardState, id: &str) -> anyhow::Result<Option<Valu
             prometheus: s.evidence.as_ref().and_then(|e| {
                 let stack = state.known.stacks.get(&run.stack)?;
                 prometheus_link(&stack.prometheus_url, e)
+            }),
+            grafana: s.evidence.as_ref().and_then(|e| {
+                let grafana = state.known.stacks.get(&run.stack)?.grafana.as_ref()?;
+                grafana_explore_link(&grafana.url, grafana.datasource_uid.as_deref()?, e)
             }),
             message: s.message.clone(),
             graph: s
@@ -474,13 +537,14 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
     };
     let runs = state.store.runs(&filter).await?;
     let now = Utc::now();
-    let all: Vec<&RunRecord> = runs.iter().collect();
-    let rate = |nights: i64| nights_pass_rate(state, &all, now, nights);
-    let rates = vec![
-        ("7 nights", rate(7)),
-        ("30 nights", rate(30)),
-        ("90 nights", rate(90)),
-    ];
+    let night_runs: Vec<NightRun> = runs.iter().map(|r| NightRun::of_record(state, r)).collect();
+    let rates = headline_rates(state, &night_runs, now);
+    let chart = pass_rate_chart(
+        state,
+        &night_runs,
+        now,
+        &format!("pass rate of {name} by night"),
+    );
     // Oldest first so that flips are counted in time order.
     let mut stats: BTreeMap<String, StepStats> = BTreeMap::new();
     for run in runs.iter().take(SCENARIO_STEP_RUNS).rev() {
@@ -550,13 +614,16 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
         })
         .collect();
     let trend = trend_svg(&points);
-    let per_stack = per_stack(state, &runs, now);
+    let per_stack = per_group(state, &night_runs, now);
     let last: Vec<RunRow> = runs.iter().take(20).map(|r| row(state, r, None)).collect();
     Ok(context! {
         title => format!("Scenario {name}"),
         name => name,
         zone => state.calendar.tz.name(),
         rates => rates,
+        pass_rate_chart => chart,
+        chart_nights => CHART_NIGHTS,
+        trailing_nights => super::svg::TRAILING_NIGHTS,
         steps => stats.into_values().collect::<Vec<_>>(),
         trend => trend.map(Value::from_safe_string),
         trend_points => points,
@@ -566,23 +633,102 @@ pub async fn scenario(state: &DashboardState, name: &str) -> anyhow::Result<Valu
     })
 }
 
+/// `/stack/{name}`: what the stack is (environment, driver, clusters), who holds it now and
+/// its reservations still to come, its pass rate over the last 7/30/90 nights with a chart of
+/// the last [`CHART_NIGHTS`], each scenario's rates and 14-night strip on it, and its last
+/// [`STACK_RUNS_SHOWN`] runs. Reads the stack's runs of [`CHART_NIGHTS`] days in brief (no
+/// steps, no evidence).
+pub async fn stack(state: &DashboardState, name: &str) -> anyhow::Result<Value> {
+    let now = Utc::now();
+    let briefs = state
+        .store
+        .stack_run_briefs(name, now - Duration::days(CHART_NIGHTS))
+        .await?;
+    let leases = state.store.leases(now).await?;
+    let night_runs: Vec<NightRun> = briefs
+        .iter()
+        .map(|r| NightRun::of_brief(state, r))
+        .collect();
+    let last: Vec<Value> = briefs
+        .iter()
+        .take(STACK_RUNS_SHOWN)
+        .map(|r| {
+            context! {
+                id => r.id.to_string(), scenario => r.scenario, status => r.status.to_string(),
+                night => r.night.map(|n| n.to_string()),
+                start => local(state, r.started_at, "%Y-%m-%d %H:%M"),
+            }
+        })
+        .collect();
+    Ok(context! {
+        title => format!("Stack {name}"),
+        zone => state.calendar.tz.name(),
+        rates => headline_rates(state, &night_runs, now),
+        pass_rate_chart => pass_rate_chart(state, &night_runs, now, &format!("pass rate on {name} by night")),
+        chart_nights => CHART_NIGHTS,
+        trailing_nights => super::svg::TRAILING_NIGHTS,
+        per_scenario => per_group(state, &night_runs, now),
+        strip_nights => STRIP_NIGHTS,
+        last => last,
+        ..super::lists::stack_facts(state, name, &leases, now)
+    })
+}
+
+/// A run as the pass rates, strips and pass-rate charts count it: its night (its own, or for
+/// an ad-hoc run the night its start fell in), its status, and what it is grouped by (the
+/// stack on the scenario page, the scenario on the stack page).
+#[derive(Clone, Copy)]
+struct NightRun<'a> {
+    night: NaiveDate,
+    status: RunStatus,
+    group: &'a str,
+}
+
+impl<'a> NightRun<'a> {
+    fn of_record(state: &DashboardState, run: &'a RunRecord) -> Self {
+        Self {
+            night: night_or_start(state, run.night, run.started_at),
+            status: run.status,
+            group: &run.stack,
+        }
+    }
+
+    fn of_brief(state: &DashboardState, run: &'a crate::store::RunBrief) -> Self {
+        Self {
+            night: night_or_start(state, run.night, run.started_at),
+            status: run.status,
+            group: &run.scenario,
+        }
+    }
+}
+
+/// A run's own night, or (ad hoc) the night its start fell in.
+fn night_or_start(
+    state: &DashboardState,
+    night: Option<NaiveDate>,
+    start: DateTime<Utc>,
+) -> NaiveDate {
+    night.unwrap_or_else(|| state.calendar.night_of(start))
+}
+
 /// The pass rate of the finished `runs` of the last `nights` nights, tonight's included (by
 /// the runs' own nights, so that "7 nights" means the same at 08:00 and at 23:00): "66.7 % of
 /// 6", or "n/a" when none finished.
 fn nights_pass_rate(
     state: &DashboardState,
-    runs: &[&RunRecord],
+    runs: &[NightRun],
     now: DateTime<Utc>,
     nights: i64,
 ) -> String {
     let first = state.calendar.night_of(now) - Duration::days(nights - 1);
-    let finished: Vec<&&RunRecord> = runs
+    let finished: Vec<RunOutcome> = runs
         .iter()
-        .filter(|r| run_night(state, r) >= first && !r.is_running())
+        .filter(|r| r.night >= first)
+        .filter_map(|r| r.status.outcome())
         .collect();
     let passed = finished
         .iter()
-        .filter(|r| r.outcome() == Some(crate::model::RunOutcome::Passed))
+        .filter(|o| **o == RunOutcome::Passed)
         .count();
     if finished.is_empty() {
         "n/a".to_owned()
@@ -595,31 +741,64 @@ fn nights_pass_rate(
     }
 }
 
-/// The night a run belongs to: its own, or (ad hoc) the night its start fell in.
-fn run_night(state: &DashboardState, run: &RunRecord) -> NaiveDate {
-    run.night
-        .unwrap_or_else(|| state.calendar.night_of(run.started_at))
+/// The three pass rates the scenario and stack pages head with: last 7, 30 and 90 nights.
+fn headline_rates(
+    state: &DashboardState,
+    runs: &[NightRun],
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, String)> {
+    [("7 nights", 7), ("30 nights", 30), ("90 nights", 90)]
+        .into_iter()
+        .map(|(label, nights)| (label, nights_pass_rate(state, runs, now, nights)))
+        .collect()
 }
 
-/// The scenario page's per-stack view: per stack (by name), its pass rate over the last 7, 30
-/// and 90 nights (tonight's included, by the runs' nights: "66.7 % of 6") and a strip of the
-/// last [`STRIP_NIGHTS`] nights, oldest left, each the outcome of the night's latest run there
-/// (`none` when it did not run). `runs` are newest first.
-fn per_stack(state: &DashboardState, runs: &[RunRecord], now: DateTime<Utc>) -> Vec<Value> {
-    let today = state.calendar.night_of(now);
-    let mut stacks: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+/// The pass-rate chart of `runs` over the last [`CHART_NIGHTS`] nights
+/// ([`super::svg::pass_rate_chart`]).
+fn pass_rate_chart(
+    state: &DashboardState,
+    runs: &[NightRun],
+    now: DateTime<Utc>,
+    label: &str,
+) -> Option<Value> {
+    let last = state.calendar.night_of(now);
+    let first = last - Duration::days(CHART_NIGHTS - 1);
+    let mut by_night: BTreeMap<NaiveDate, NightTally> = BTreeMap::new();
     for run in runs {
-        stacks.entry(run.stack.as_str()).or_default().push(run);
+        let Some(outcome) = run.status.outcome() else {
+            continue;
+        };
+        let tally = by_night.entry(run.night).or_insert(NightTally {
+            night: run.night,
+            passed: 0,
+            finished: 0,
+        });
+        tally.finished += 1;
+        tally.passed += usize::from(outcome == RunOutcome::Passed);
     }
-    stacks
+    let tallies: Vec<NightTally> = by_night.into_values().collect();
+    super::svg::pass_rate_chart(&tallies, first, last, label).map(Value::from_safe_string)
+}
+
+/// Per group (a stack on the scenario page, a scenario on the stack page; by name): its pass
+/// rate over the last 7, 30 and 90 nights (tonight's included, by the runs' nights: "66.7 % of
+/// 6") and a strip of the last [`STRIP_NIGHTS`] nights, oldest left, each the outcome of the
+/// night's latest run there (`none` when it did not run). `runs` are newest first.
+fn per_group(state: &DashboardState, runs: &[NightRun], now: DateTime<Utc>) -> Vec<Value> {
+    let today = state.calendar.night_of(now);
+    let mut groups: BTreeMap<&str, Vec<NightRun>> = BTreeMap::new();
+    for run in runs {
+        groups.entry(run.group).or_default().push(*run);
+    }
+    groups
         .into_iter()
-        .map(|(stack, runs)| {
+        .map(|(group, runs)| {
             let rate = |nights: i64| nights_pass_rate(state, &runs, now, nights);
             // Newest first: the first run seen for a night is its latest.
             let mut by_night: BTreeMap<NaiveDate, String> = BTreeMap::new();
             for run in &runs {
                 by_night
-                    .entry(run_night(state, run))
+                    .entry(run.night)
                     .or_insert_with(|| run.status.to_string());
             }
             let strip: Vec<Value> = (0..STRIP_NIGHTS)
@@ -631,7 +810,7 @@ fn per_stack(state: &DashboardState, runs: &[RunRecord], now: DateTime<Utc>) -> 
                 })
                 .collect();
             context! {
-                stack => stack, rate7 => rate(7), rate30 => rate(30), rate90 => rate(90),
+                key => group, rate7 => rate(7), rate30 => rate(30), rate90 => rate(90),
                 strip => strip,
             }
         })
@@ -758,4 +937,54 @@ pub async fn team(state: &DashboardState, team: &str) -> anyhow::Result<Value> {
         failed => failed,
         findings => super::findings::open_of_team(state, team).await?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// The Explore link opens one pane on the stack's data source with the step's query and
+    /// its window (a minute either side), as Grafana's URL state v1 reads it.
+    #[test]
+    fn a_grafana_explore_link_carries_the_query_data_source_and_window() {
+        let evidence = json!({
+            "query": "sum(rate(payments_total[1m]))",
+            "window": {"kind": "range", "start": "2026-11-20T01:00:00Z",
+                       "end": "2026-11-20T01:05:00Z", "step_seconds": 15.0},
+        });
+        let link = super::grafana_explore_link(
+            "https://grafana.example.com/",
+            "prom-uat-alpha",
+            &evidence,
+        )
+        .unwrap();
+        let url = url::Url::parse(&link).unwrap();
+        assert_eq!(
+            url.as_str().split('?').next(),
+            Some("https://grafana.example.com/explore")
+        );
+        let pairs: std::collections::BTreeMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        assert_eq!(pairs["schemaVersion"], "1");
+        assert_eq!(pairs["orgId"], "1");
+        let panes: serde_json::Value = serde_json::from_str(&pairs["panes"]).unwrap();
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-20T00:59:00Z").unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-11-20T01:06:00Z").unwrap();
+        assert_eq!(
+            panes,
+            json!({"f3": {
+                "datasource": "prom-uat-alpha",
+                "queries": [{
+                    "refId": "A", "expr": "sum(rate(payments_total[1m]))", "range": true,
+                    "interval": "15s",
+                    "datasource": {"type": "prometheus", "uid": "prom-uat-alpha"},
+                }],
+                "range": {
+                    "from": start.timestamp_millis().to_string(),
+                    "to": end.timestamp_millis().to_string(),
+                },
+            }})
+        );
+        assert!(super::grafana_explore_link("https://g", "uid", &json!({})).is_none());
+    }
 }

@@ -156,6 +156,120 @@ pub fn evidence_graph(
     Some(out)
 }
 
+/// One night of a pass-rate chart: the night and how many of its finished runs passed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NightTally {
+    /// The chaos night.
+    pub night: chrono::NaiveDate,
+    /// Finished runs that passed.
+    pub passed: usize,
+    /// Finished runs.
+    pub finished: usize,
+}
+
+/// Nights whose runs the trailing pass rate of [`pass_rate_chart`] pools.
+pub const TRAILING_NIGHTS: usize = 7;
+
+/// An SVG of pass rate (0–100 %) by night from `first` to `last`, oldest left: a marker per
+/// night with finished runs at that night's pass rate (coloured: all passed, some, none), and a
+/// line of the trailing [`TRAILING_NIGHTS`]-night pass rate (passed ÷ finished over the nights
+/// up to it, pooled, so a night of one run weighs less than a night of ten). The x axis names
+/// the first and last night, the y axis 0 % and 100 %. `None` when no night has a finished run.
+/// `tallies` may come in any order; nights outside `first..=last` are ignored.
+pub fn pass_rate_chart(
+    tallies: &[NightTally],
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+    label: &str,
+) -> Option<String> {
+    let span = (last - first).num_days();
+    if span < 0 {
+        return None;
+    }
+    let mut by_night = vec![(0_usize, 0_usize); usize::try_from(span).ok()? + 1];
+    for t in tallies {
+        if let Some(i) = usize::try_from((t.night - first).num_days())
+            .ok()
+            .filter(|i| *i < by_night.len())
+        {
+            by_night[i].0 += t.passed;
+            by_night[i].1 += t.finished;
+        }
+    }
+    if by_night.iter().all(|(_, finished)| *finished == 0) {
+        return None;
+    }
+    let (w, h) = (W, 160.0);
+    let x = |i: usize| PAD + 30.0 + i as f64 / (span.max(1) as f64) * (w - 2.0 * PAD - 30.0);
+    let y = |rate: f64| h - PAD - rate * (h - 2.0 * PAD);
+    let mut out = format!(
+        "<svg class=\"graph pass-rate\" viewBox=\"0 0 {w} {h}\" width=\"100%\" preserveAspectRatio=\"xMidYMid meet\" role=\"img\" \
+         aria-label=\"{}\">",
+        minijinja::HtmlEscape(label)
+    );
+    for rate in [0.0, 0.5, 1.0] {
+        let _ = write!(
+            out,
+            "<line class=\"axis\" x1=\"{:.1}\" y1=\"{1:.1}\" x2=\"{2:.1}\" y2=\"{1:.1}\"/>\
+             <text class=\"label value\" x=\"2\" y=\"{3:.1}\">{4}</text>",
+            PAD + 30.0,
+            y(rate),
+            w - PAD,
+            y(rate) + 3.0,
+            crate::present::ratio(rate)
+        );
+    }
+    let mut trailing = Vec::new();
+    for i in 0..by_night.len() {
+        let from = i.saturating_sub(TRAILING_NIGHTS - 1);
+        let (passed, finished) = by_night[from..=i]
+            .iter()
+            .fold((0, 0), |(p, f), (np, nf)| (p + np, f + nf));
+        if finished > 0 {
+            trailing.push(format!(
+                "{:.1},{:.1}",
+                x(i),
+                y(passed as f64 / finished as f64)
+            ));
+        }
+    }
+    let _ = write!(
+        out,
+        "<polyline class=\"series trailing\" points=\"{}\"/>",
+        trailing.join(" ")
+    );
+    for (i, (passed, finished)) in by_night.iter().enumerate() {
+        if *finished == 0 {
+            continue;
+        }
+        let rate = *passed as f64 / *finished as f64;
+        let class = if passed == finished {
+            "o-passed"
+        } else if *passed == 0 {
+            "o-failed"
+        } else {
+            "o-some"
+        };
+        let night = first + chrono::Duration::days(i as i64);
+        let _ = write!(
+            out,
+            "<circle class=\"dot {class}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"><title>{night}: {} ({passed} of {finished})</title></circle>",
+            x(i),
+            y(rate),
+            crate::present::ratio(rate)
+        );
+    }
+    let _ = write!(
+        out,
+        "<text class=\"label time\" x=\"{:.1}\" y=\"{1:.1}\">{first}</text>\
+         <text class=\"label time\" x=\"{2:.1}\" y=\"{1:.1}\" text-anchor=\"end\">{last}</text></svg>",
+        PAD + 30.0,
+        h - PAD + 14.0,
+        w - PAD,
+    );
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -194,5 +308,62 @@ mod tests {
         let svg = super::evidence_graph(&ev, Some(0.999), None, chrono_tz::UTC).unwrap();
         assert_eq!(svg.matches("<circle class=\"point").count(), 1, "{svg}");
         assert!(svg.contains("<title>01:00:00 99.99 %</title>"), "{svg}");
+    }
+
+    fn tally(day: u32, passed: usize, finished: usize) -> super::NightTally {
+        super::NightTally {
+            night: chrono::NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            passed,
+            finished,
+        }
+    }
+
+    /// Nightly markers at each night's rate, coloured by it, and a trailing line that pools the
+    /// nights' runs; nights without a finished run have no marker.
+    #[test]
+    fn a_pass_rate_chart_marks_each_night_and_pools_the_trailing_rate() {
+        let first = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let last = chrono::NaiveDate::from_ymd_opt(2026, 11, 10).unwrap();
+        // Night 2: 1 of 1; night 3: 0 of 3; night 5: 1 of 2; night 30 is outside the range.
+        let svg = super::pass_rate_chart(
+            &[
+                tally(2, 1, 1),
+                tally(3, 0, 3),
+                tally(5, 1, 2),
+                tally(30, 0, 9),
+            ],
+            first,
+            last,
+            "pass rate",
+        )
+        .unwrap();
+        assert_eq!(svg.matches("<circle class=\"dot").count(), 3, "{svg}");
+        assert!(
+            svg.contains("<title>2026-11-02: 100 % (1 of 1)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("class=\"dot o-failed\""), "{svg}");
+        assert!(
+            svg.contains("<title>2026-11-05: 50 % (1 of 2)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("class=\"dot o-some\""), "{svg}");
+        // Trailing 7 nights on night 3: 1 passed of 4 runs, pooled (not the mean of 100 % and
+        // 0 %): y = 160 - 24 - 0.25 × 112 = 108.
+        let points = svg
+            .split("class=\"series trailing\" points=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap();
+        let ys: Vec<&str> = points
+            .split(' ')
+            .map(|p| p.split(',').nth(1).unwrap())
+            .collect();
+        // Nights 2..10 all have a trailing rate (night 1 has none yet).
+        assert_eq!(ys.len(), 9, "{points}");
+        assert_eq!(ys[1], "108.0", "{points}");
+        assert!(svg.contains(">2026-11-01</text>") && svg.contains(">2026-11-10</text>"));
+        assert!(svg.contains(">100 %</text>") && svg.contains(">0 %</text>"));
+        assert!(super::pass_rate_chart(&[tally(30, 0, 9)], first, last, "x").is_none());
     }
 }

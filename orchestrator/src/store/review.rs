@@ -179,20 +179,46 @@ impl Store {
             .await
     }
 
+    /// The runs on `stack` started at or after `since`, as [`RunBrief`]s, newest first (the
+    /// dashboard's stack page). One query over the `runs_stack_started` index.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn stack_run_briefs(
+        &self,
+        stack: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RunBrief>, StoreError> {
+        self.briefs_where_stack("started_at >= $1 AND stack = $2", since, Some(stack))
+            .await
+    }
+
     async fn briefs_where(
         &self,
         condition: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<RunBrief>, StoreError> {
+        self.briefs_where_stack(condition, since, None).await
+    }
+
+    /// The briefs matching `condition` over `$1` = `since` and, when given, `$2` = `stack`.
+    async fn briefs_where_stack(
+        &self,
+        condition: &str,
+        since: DateTime<Utc>,
+        stack: Option<&str>,
+    ) -> Result<Vec<RunBrief>, StoreError> {
         let sql = format!(
             "SELECT id, scenario, stack, night, status, started_at FROM runs \
              WHERE {condition} ORDER BY started_at DESC, id DESC"
         );
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, BriefRow>(&sql)
-        .bind(to_ms(since))
-        .fetch_all(pool)
-        .await
-        .ctx("list runs in brief"))?;
+        let rows = with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, BriefRow>(&sql).bind(to_ms(since));
+            if let Some(stack) = stack {
+                query = query.bind(stack);
+            }
+            query.fetch_all(pool).await.ctx("list runs in brief")
+        })?;
         rows.into_iter().map(brief_of_row).collect()
     }
 

@@ -132,7 +132,7 @@ async fn screenshot_sized(client: &Client, name: &str, size: (u32, u32)) {
     if std::env::var_os("F3_CHAOS_UPDATE_SCREENSHOTS").is_some()
         && matches!(
             name,
-            "night" | "run" | "phone-night" | "stacks" | "scenario" | "findings"
+            "night" | "run" | "phone-night" | "stacks" | "stack" | "scenario" | "findings"
         )
     {
         let docs = repo_root().join("docs/screenshots");
@@ -172,8 +172,39 @@ async fn seeded_dashboard() -> (
     let store = Store::open(&url).await.unwrap();
     let seeded = seed_night(&store).await.unwrap();
     store.close().await;
-    let dashboard = Dashboard::start(&url).unwrap();
+    let config = config_with_reservation(dir.path());
+    let dashboard = Dashboard::start_with_config(&url, &config).unwrap();
     (dir, dashboard, seeded)
+}
+
+/// The release rehearsal [`config_with_reservation`] reserves the `local` stack for.
+const RESERVATION_REASON: &str = "Release rehearsal of the gateway";
+
+/// The shipped `config/local` written to `dir/config` (a config is a directory), its library paths made absolute, with a
+/// reservation of the `local` stack from tomorrow 19:00 to 23:00 UTC (by `release-2026.50`,
+/// [`RESERVATION_REASON`]).
+fn config_with_reservation(dir: &std::path::Path) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("config/local/f3-chaos.yaml")).unwrap();
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+    let reservation = format!(
+        "      reservations:\n        - holder: release-2026.50\n          start: {tomorrow}T19:00:00Z\n          \
+         end: {tomorrow}T23:00:00Z\n          reason: {RESERVATION_REASON}\n      externalTargets:"
+    );
+    let text = text
+        .replace(
+            "../../scenarios",
+            &root.join("scenarios").display().to_string(),
+        )
+        .replace(
+            "../../assertions",
+            &root.join("assertions").display().to_string(),
+        )
+        .replacen("      externalTargets:", &reservation, 1);
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("f3-chaos.yaml"), text).unwrap();
+    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,6 +245,8 @@ async fn chromium_shows_the_morning_review_on_a_phone() {
         "/scenarios".to_owned(),
         "/teams".to_owned(),
         "/stacks".to_owned(),
+        "/stack/uat-beta".to_owned(),
+        "/stack/local".to_owned(),
         "/findings".to_owned(),
         "/team/payments".to_owned(),
         "/scenario/gcp-failover-validation".to_owned(),
@@ -462,6 +495,12 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
         .chain(["none"])
         .collect();
     assert_eq!(strip, expected);
+    // Its pass rate by night: a dot on each of the seven nights it ran.
+    let nightly = client
+        .find_all(Locator::Css("#pass-rate-chart svg.pass-rate circle.dot"))
+        .await
+        .unwrap();
+    assert_eq!(nightly.len(), 7, "the seven nights it ran");
     screenshot(client, "scenario").await;
 
     // Team: the finding payments owns, and the failed steps.
@@ -497,6 +536,41 @@ async fn check_pages(client: &Client, base: &str, seeded: &f3_chaos_tests::dashb
         "{stacks}"
     );
     screenshot(client, "stacks").await;
+
+    // A stack's page: the stacks list links it; its scenarios' rates and strips, and its pass
+    // rate by night as a chart with a dot on each night it ran.
+    client
+        .find(Locator::Css("#stacks a[href=\"/stack/uat-beta\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row = client
+        .find(Locator::Css(
+            "#per-scenario tr[data-scenario=\"gcp-failover-validation\"]",
+        ))
+        .await
+        .unwrap();
+    let cells = row.find_all(Locator::Css("td")).await.unwrap();
+    assert_eq!(cells[1].text().await.unwrap(), "66.7 % of 6");
+    let chart = client
+        .find(Locator::Css("#pass-rate-chart svg.pass-rate"))
+        .await
+        .unwrap();
+    let nights_run = chart.find_all(Locator::Css("circle.dot")).await.unwrap();
+    assert_eq!(nights_run.len(), 7, "the seven nights uat-beta ran");
+    assert!(chart.find(Locator::Css("polyline.trailing")).await.is_ok());
+    let rect = chart.rectangle().await.unwrap();
+    assert!(rect.3 > 50.0, "a visible chart, {} px high", rect.3);
+    screenshot(client, "stack").await;
+    // The local stack's reservation, from the config, is on its page.
+    client.goto(&format!("{base}/stack/local")).await.unwrap();
+    let now_and_next = text(client, "#stack-now .reservations").await;
+    assert!(
+        now_and_next.contains("release-2026.50") && now_and_next.contains(RESERVATION_REASON),
+        "{now_and_next}"
+    );
     client.goto(&format!("{base}/nights")).await.unwrap();
     let nights = text(client, "#nights").await;
     assert!(

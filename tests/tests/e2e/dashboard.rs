@@ -25,7 +25,10 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
     let store = Store::open(&url).await.unwrap();
-    let night = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    // Nights relative to today, so that every "last N nights" the pages count holds them.
+    let night = Utc::now().date_naive() - Duration::days(2);
+    let next_night = night.succ_opt().unwrap();
+    let (n1, n2) = (night.to_string(), next_night.to_string());
     let start = Utc::now() - Duration::hours(6);
     let points: Vec<_> = (0..30)
         .map(|i| json!({"at": start + Duration::seconds(10 * i), "value": if i > 12 { 0.31 } else { 0.12 }}))
@@ -63,9 +66,9 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
             response.text().await.unwrap()
         }
     };
-    let page = get("/night/2026-11-20").await;
+    let page = get(&format!("/night/{n1}")).await;
     assert!(
-        page.contains("Night 2026-11-20") && page.contains("uat-beta"),
+        page.contains(&format!("Night {n1}")) && page.contains("uat-beta"),
         "{page}"
     );
     assert!(
@@ -128,7 +131,7 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         "{page}"
     );
     assert!(
-        page.contains("<a href=\"/night/2026-11-20\">Night 2026-11-20</a>"),
+        page.contains(&format!("<a href=\"/night/{n1}\">Night {n1}</a>")),
         "{page}"
     );
     // The failed step's owner: being notified, then notified (every route delivered).
@@ -169,7 +172,7 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         )),
         "{page}"
     );
-    let night_page = get("/night/2026-11-20").await;
+    let night_page = get(&format!("/night/{n1}")).await;
     assert!(
         section(&night_page, "failures").contains(&format!(
             "<td class=\"notified\">Payments team notified {at}</td>"
@@ -290,20 +293,12 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
     let css = get("/assets/dashboard.css").await;
     assert!(css.contains(".gantt"));
     let page = get("/").await; // redirects to the latest night
-    assert!(page.contains("Night 2026-11-20"), "{page}");
+    assert!(page.contains(&format!("Night {n1}")), "{page}");
 
     // The next night the same step fails again, after a cloud loss: still failing, since the
     // first night, and the fault is named.
     let next_start = start + Duration::hours(1);
-    let next = failed_latency_run(
-        &store,
-        night.succ_opt().unwrap(),
-        next_start,
-        0.29,
-        Vec::new(),
-        0.0,
-    )
-    .await;
+    let next = failed_latency_run(&store, next_night, next_start, 0.29, Vec::new(), 0.0).await;
     store
         .ledger_insert(&f3_chaos::store::LedgerEntry {
             id: Uuid::now_v7(),
@@ -320,24 +315,29 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         })
         .await
         .unwrap();
-    let failures = section(&get("/night/2026-11-21").await, "failures");
+    let failures = section(&get(&format!("/night/{n2}")).await, "failures");
     for expected in [
-        "<td class=\"fault\">GCP cloud connectivity is completely lost</td>",
-        "<td class=\"observed\">observed 290 ms, needs &lt; 250 ms</td>",
-        "<span class=\"standing s-failing\">failing since 2026-11-20 (2 runs)</span>",
+        "<td class=\"fault\">GCP cloud connectivity is completely lost</td>".to_owned(),
+        "<td class=\"observed\">observed 290 ms, needs &lt; 250 ms</td>".to_owned(),
+        format!("<span class=\"standing s-failing\">failing since {n1} (2 runs)</span>"),
     ] {
-        assert!(failures.contains(expected), "{expected} not in {failures}");
+        assert!(failures.contains(&expected), "{expected} not in {failures}");
     }
 
     // The lists the header links to.
     let nights = section(&get("/nights").await, "nights");
     assert!(
-        nights.contains("<a href=\"/night/2026-11-21\">Sat 2026-11-21</a>")
-            && nights.contains("<a href=\"/night/2026-11-20\">Fri 2026-11-20</a>"),
+        nights.contains(&format!(
+            "<a href=\"/night/{n2}\">{}</a>",
+            next_night.format("%a %Y-%m-%d")
+        )) && nights.contains(&format!(
+            "<a href=\"/night/{n1}\">{}</a>",
+            night.format("%a %Y-%m-%d")
+        )),
         "{nights}"
     );
     assert!(
-        nights.find("2026-11-21") < nights.find("2026-11-20"),
+        nights.find(&n2) < nights.find(&n1),
         "newest first: {nights}"
     );
     let scenarios = section(&get("/scenarios").await, "scenarios");
@@ -384,6 +384,31 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         "a stack of the history: {stacks}"
     );
 
+    // The stack's page: who holds it, its scenario's rates over the nights, its runs.
+    let stack = get("/stack/uat-beta").await;
+    assert!(
+        section(&stack, "stack-now").contains(&format!(
+            "<dd class=\"lease\"><a href=\"/run/{next}\">gcp-failover-validation</a> by daemon-1,"
+        )),
+        "{stack}"
+    );
+    assert!(
+        stack.contains(
+            "<tr data-scenario=\"gcp-failover-validation\"><td><a href=\"/scenario/gcp-failover-validation\">gcp-failover-validation</a></td><td>0 % of 2</td>"
+        ),
+        "both failed runs of the last 7 nights: {stack}"
+    );
+    assert!(
+        stack.contains(&format!(
+            "<a class=\"pill o-failed\" href=\"/run/{next}\">failed</a>"
+        )),
+        "{stack}"
+    );
+    let response = reqwest::get(format!("{base}/stack/locl")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Did you mean local?"), "{page}");
+
     // Both failing nights are one open finding of Payments; a ticket attached to it shows.
     let open = store
         .findings(Some(f3_chaos::store::FindingStatus::Open))
@@ -403,9 +428,10 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         .await
         .unwrap();
     let page = get("/findings").await;
+    let since = format!("since {n1}, last {n2}");
     for expected in [
         "<section class=\"team-findings\" data-team=\"payments\">",
-        "since 2026-11-20, last 2026-11-21",
+        &since,
         "<a class=\"ticket\" href=\"https:&#x2f;&#x2f;jira.example.com&#x2f;browse&#x2f;PAY-7\">",
         "<span class=\"note\">Gateway TLS handshake</span>",
         "(alice)",
@@ -413,10 +439,7 @@ async fn pages_show_the_seeded_night_run_scenario_and_team() {
         assert!(page.contains(expected), "{expected} not in {page}");
     }
     let team = section(&get("/team/payments").await, "team-findings");
-    assert!(
-        team.contains("since 2026-11-20, last 2026-11-21") && team.contains("PAY-7"),
-        "{team}"
-    );
+    assert!(team.contains(&since) && team.contains("PAY-7"), "{team}");
 }
 
 /// A finished daemon run of `gcp-failover-validation` on `uat-beta` for `night`, started at

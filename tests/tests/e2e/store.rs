@@ -699,6 +699,16 @@ async fn the_lists_count_runs_per_night_scenario_stack_and_outcome(db: &Db) {
         [ad_hoc, ids[2]]
     );
     assert!(store.run_briefs_started_at(&[]).await.unwrap().is_empty());
+    // One stack's runs since an instant (the stack page), newest first: not the other stacks'
+    // nor the older one.
+    let beta = store
+        .stack_run_briefs("uat-beta", t(-3 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!(
+        beta.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [ids[4], ids[2], ids[1], ids[0]]
+    );
 }
 
 async fn a_finding_opens_resolves_and_reopens_keeping_its_ticket(db: &Db) {
