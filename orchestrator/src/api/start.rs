@@ -173,6 +173,9 @@ async fn launch(
                 needed: None,
                 message: e.to_string(),
             })),
+            Err(e @ RunError::DriverCannot { .. }) => {
+                signal(Err(ApiError::BadRequest(e.to_string())))
+            }
             Err(e) => signal(Err(ApiError::Internal(format!("{:#}", anyhow::Error::from(e))))),
         }
         inner.live.finish(run_id);

@@ -196,7 +196,11 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
             if e.is_stack_busy() {
                 return exit_codes::STACK_BUSY;
             }
-            if matches!(e, crate::run::RunError::ProductionNotAllowed { .. }) {
+            if matches!(
+                e,
+                crate::run::RunError::ProductionNotAllowed { .. }
+                    | crate::run::RunError::DriverCannot { .. }
+            ) {
                 return exit_codes::INVALID_INPUT;
             }
         }

@@ -74,6 +74,8 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<u8> {
     } else {
         check_paths(&args.paths, config.as_deref())
     };
+    let mut checked = checked;
+    crate::fault::capabilities::warn(&mut checked);
     print(&checked, args.output)?;
     Ok(if checked.diagnostics.has_errors() {
         exit_codes::INVALID_INPUT

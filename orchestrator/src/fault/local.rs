@@ -47,6 +47,27 @@ struct LocalFault {
     record: Option<String>,
 }
 
+/// Why the local driver cannot inject `fault` at all, or `None` when it can (its
+/// [`crate::fault::capabilities`]): `network-delay` and `stress` have no local mechanism.
+pub fn unsupported(fault: &Fault) -> Option<FaultError> {
+    match fault {
+        Fault::NetworkDelay { .. } | Fault::Stress { .. } => Some(unsupported_kind(fault.kind())),
+        Fault::NetworkPartition { .. } | Fault::CloudLoss { .. } | Fault::PodKill { .. } => None,
+    }
+}
+
+fn unsupported_kind(kind: &'static str) -> FaultError {
+    FaultError::Unsupported {
+        driver: "local",
+        kind,
+        hint: if kind == "stress" {
+            "run stress scenarios on a Chaos Mesh stack"
+        } else {
+            "run latency scenarios on a Chaos Mesh stack"
+        },
+    }
+}
+
 impl LocalDriver {
     /// A driver for sandbox stack `stack` whose state lives in `state_dir` (None = the sandbox
     /// default, `f3_sandbox::default_state_dir()`).
@@ -86,19 +107,8 @@ impl LocalDriver {
             Fault::PodKill { selector, max_pods } => {
                 (UndoAction::Restart, selector.clone(), *max_pods)
             }
-            Fault::NetworkDelay { .. } => {
-                return Err(FaultError::Unsupported {
-                    driver: "local",
-                    kind: "network-delay",
-                    hint: "run latency scenarios on a Chaos Mesh stack",
-                });
-            }
-            Fault::Stress { .. } => {
-                return Err(FaultError::Unsupported {
-                    driver: "local",
-                    kind: "stress",
-                    hint: "run stress scenarios on a Chaos Mesh stack",
-                });
+            Fault::NetworkDelay { .. } | Fault::Stress { .. } => {
+                return Err(unsupported_kind(fault.kind()));
             }
         };
         // Only payment nodes are fair game: breaking the gateway, simulator or Prometheus would

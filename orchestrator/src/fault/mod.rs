@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::scenario::{Check, FaultStep};
 
+pub mod capabilities;
 pub mod chaos_mesh;
 pub mod local;
 pub mod watchdog;

@@ -3,7 +3,9 @@
 //! - **Window**: [`night_window`] of the configured zone and local times.
 //! - **Stacks**: every configured stack; its reservations become busy spans.
 //! - **Eligibility**: the compiled `targets.eligible_stacks` (production already resolved by the
-//!   scenario compiler; checked again here as a guard rail).
+//!   scenario compiler; checked again here as a guard rail), less the stacks whose driver cannot
+//!   inject one of its faults ([`crate::fault::capabilities`]); a scenario left with none is
+//!   skipped as `no-capable-stack`, naming what each driver lacks.
 //! - **Duration** per stack: the declared `schedule.estimated_duration`, replaced by the p90
 //!   (nearest rank) of the last [`LEARNED_SAMPLES`] passed runs of that scenario on that stack.
 //! - **Weight** = the priority class's points (`spec.planner.priorityWeights`, default
@@ -20,6 +22,7 @@ use super::model::{
 };
 use super::window::{night_of, night_window};
 use crate::config::{Config, Stack};
+use crate::fault::capabilities;
 use crate::model::Environment;
 use crate::model::RunOutcome;
 use crate::scenario::{Cadence, Scenario};
@@ -103,13 +106,32 @@ pub fn plan_input(
                 .iter()
                 .find(|r| r.outcome.tested_the_hypothesis())
                 .map(|r| night_of(r.started_at, config.timezone, config.window));
-            let (exclude, staleness) = due(night, sc.schedule.cadence, last_tested);
-            let options = sc
+            let (mut exclude, staleness) = due(night, sc.schedule.cadence, last_tested);
+            let eligible: Vec<&Stack> = sc
                 .targets
                 .eligible_stacks
                 .iter()
                 .filter_map(|name| config.stacks.get(name))
                 .filter(|s| s.environment != Environment::Production || sc.targets.allow_production)
+                .collect();
+            // Only the stacks whose driver can inject every fault of the scenario.
+            let (capable, incapable): (Vec<&Stack>, Vec<&Stack>) = eligible
+                .into_iter()
+                .partition(|s| capabilities::incapable(s, sc).is_empty());
+            if exclude.is_none() && capable.is_empty() && !incapable.is_empty() {
+                let detail: Vec<String> = incapable
+                    .iter()
+                    .filter_map(|s| {
+                        let first = capabilities::incapable(s, sc).into_iter().next()?;
+                        Some(format!("{}: {first}", s.name))
+                    })
+                    .collect();
+                exclude = Some(SkipReason::NoCapableStack {
+                    detail: detail.join("; "),
+                });
+            }
+            let options = capable
+                .into_iter()
                 .map(|s| StackOption {
                     stack: s.name.clone(),
                     duration: learned_duration(&runs, &s.name)

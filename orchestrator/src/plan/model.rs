@@ -136,6 +136,13 @@ pub enum SkipReason {
     },
     /// No stack it may run on is known and available tonight.
     NoEligibleStack,
+    /// It may run on stacks, but none of their drivers can inject its faults
+    /// ([`crate::fault::capabilities`]).
+    NoCapableStack {
+        /// What each eligible stack's driver cannot do, e.g. `local: driver local cannot
+        /// inject network-delay (When step "…"): …`, joined with `; `.
+        detail: String,
+    },
     /// A scenario it must run `after:` is not planned.
     BlockedByAfter {
         /// The earlier scenario that is not planned.
@@ -158,6 +165,7 @@ impl SkipReason {
         match self {
             SkipReason::NotDue { .. } => "not-due",
             SkipReason::NoEligibleStack => "no-eligible-stack",
+            SkipReason::NoCapableStack { .. } => "no-capable-stack",
             SkipReason::BlockedByAfter { .. } => "blocked-by-after",
             SkipReason::DoesNotFit => "does-not-fit",
             SkipReason::ResourceBusy { .. } => "resource-busy",
@@ -171,6 +179,9 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::NotDue { detail } => write!(f, "not due ({detail})"),
             SkipReason::NoEligibleStack => f.write_str("no eligible stack available tonight"),
+            SkipReason::NoCapableStack { detail } => {
+                write!(f, "no stack's driver can run it: {detail}")
+            }
             SkipReason::BlockedByAfter { earlier } => {
                 write!(f, "blocked by after: {earlier} (not planned tonight)")
             }

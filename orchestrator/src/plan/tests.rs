@@ -576,3 +576,58 @@ mod adapter_tests {
         assert_eq!(plan.skipped.len(), 2);
     }
 }
+
+/// The shipped library with `config/NAME`.
+fn shipped(config: &str) -> crate::scenario::Library {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config")
+        .join(config);
+    crate::scenario::load_library(&dir).unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// The planner never places a pair the driver cannot run: a scenario only sandbox stacks
+/// could take is skipped naming what the driver lacks; one with a capable stack left keeps
+/// only that one.
+#[test]
+fn the_planner_leaves_out_what_a_driver_cannot_run() {
+    let night = chrono::NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
+    let local = shipped("local");
+    let scenarios: Vec<_> = local.scenarios.values().cloned().collect();
+    let input = crate::plan::plan_input(night, &local.config, &scenarios, &[]);
+    let latency = input
+        .scenarios
+        .iter()
+        .find(|s| s.name == "payment-latency-injection")
+        .unwrap();
+    assert!(latency.options.is_empty());
+    let Some(crate::plan::SkipReason::NoCapableStack { detail }) = &latency.exclude else {
+        panic!("{:?}", latency.exclude);
+    };
+    assert!(
+        detail.starts_with("local: driver local cannot inject network-delay"),
+        "{detail}"
+    );
+
+    // uat-alpha driven by the sandbox driver: the latency scenario keeps its other stacks.
+    let mut production = shipped("example-production");
+    let sandbox = local.config.stacks["local"].driver.clone();
+    production
+        .config
+        .stacks
+        .get_mut("uat-alpha")
+        .unwrap()
+        .driver = sandbox;
+    let scenarios: Vec<_> = production.scenarios.values().cloned().collect();
+    let input = crate::plan::plan_input(night, &production.config, &scenarios, &[]);
+    let latency = input
+        .scenarios
+        .iter()
+        .find(|s| s.name == "payment-latency-injection")
+        .unwrap();
+    let stacks: Vec<&str> = latency.options.iter().map(|o| o.stack.as_str()).collect();
+    assert!(
+        !stacks.is_empty() && !stacks.contains(&"uat-alpha"),
+        "{stacks:?}"
+    );
+    assert!(latency.exclude.is_none());
+}

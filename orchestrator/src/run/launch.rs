@@ -342,6 +342,28 @@ pub fn production_rule(scenario: &Scenario, stack: &Stack) -> Result<(), RunErro
     Ok(())
 }
 
+/// The capability rule: `stack`'s driver must be able to inject every fault of `scenario`
+/// ([`crate::fault::capabilities::incapable`]) — checked before the lease, the Given steps or
+/// any fault, so a run that could only fail at its first When step never starts.
+///
+/// # Errors
+/// [`RunError::DriverCannot`] naming each step and what the driver lacks.
+pub fn capability_rule(scenario: &Scenario, stack: &Stack) -> Result<(), RunError> {
+    let missing = crate::fault::capabilities::incapable(stack, scenario);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::DriverCannot {
+        scenario: scenario.name.clone(),
+        stack: stack.name.clone(),
+        missing: missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
 /// The run's options on `stack`: queries step at the stack's own scrape interval
 /// ([`Stack::scrape_interval`]) — a finer step would find every window "stale" on a stack that
 /// scrapes every 15 s.
@@ -361,7 +383,7 @@ pub(crate) fn counted_first(reporters: Reporters, metrics: &Metrics) -> Reporter
 /// Starts and runs `launch` to its end (see the module docs).
 ///
 /// # Errors
-/// Only before the run exists: [`RunError::ProductionNotAllowed`], [`RunError::Launch`] (the
+/// Only before the run exists: [`RunError::ProductionNotAllowed`], [`RunError::DriverCannot`], [`RunError::Launch`] (the
 /// stack's tools cannot be built), a busy stack ([`RunError::is_stack_busy`]) or an unusable
 /// store. Everything after that is an outcome in the report.
 pub async fn launch(launch: Launch<'_>) -> Result<RunReport, RunError> {
@@ -375,6 +397,7 @@ pub async fn launch(launch: Launch<'_>) -> Result<RunReport, RunError> {
         cancel,
     } = launch;
     production_rule(scenario, stack)?;
+    capability_rule(scenario, stack)?;
     let mut tools = StackTools::for_stack(stack)?;
     if let Some(metrics) = &metrics {
         tools.slo = tools.slo.with_observer(metrics.query_observer());

@@ -138,6 +138,17 @@ pub enum RunError {
         /// Stack name.
         stack: String,
     },
+    /// The stack's driver cannot inject one of the scenario's faults
+    /// ([`crate::fault::capabilities`]); nothing was touched.
+    #[error("scenario `{scenario}` cannot run on stack `{stack}`: {missing}")]
+    DriverCannot {
+        /// Scenario name.
+        scenario: String,
+        /// Stack name.
+        stack: String,
+        /// What the driver lacks, one sentence per When step, joined with `; `.
+        missing: String,
+    },
     /// The store's lease was free but the target itself is claimed by another run — one recorded
     /// in another store or by another daemon ([`FaultDriver::claim`]). Nothing was touched.
     #[error(

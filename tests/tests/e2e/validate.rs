@@ -99,6 +99,101 @@ fn default_config_dir_validates_its_library() {
     }
 }
 
+/// A scenario the sandbox driver cannot inject is caught before it could fail at run time:
+/// `validate` warns at its When step, `plan` does not place it and names what the driver lacks,
+/// and `run` refuses it before anything is recorded or touched (exit 8).
+#[test]
+fn what_the_sandbox_driver_cannot_inject_is_never_planned_or_run() {
+    let out = f3_chaos(&["validate", "--config", "config/local"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let warnings = stderr(&out);
+    for expected in [
+        "warning: no stack of this config can run scenario `payment-latency-injection`: it is \
+         never planned (local: driver local cannot inject network-delay (When step \"Azure \
+         payment nodes 100ms slower\"): run latency scenarios on a Chaos Mesh stack)\n  --> \
+         scenarios/payment-latency-injection.yaml:30:7",
+        "warning: no stack of this config can run scenario `gateway-cpu-stress`",
+        "warning: 2 warnings",
+    ] {
+        assert!(
+            warnings.contains(expected),
+            "{expected}\nnot in\n{warnings}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("f3-chaos.db").display());
+    let out = f3_chaos(&[
+        "plan",
+        "--config",
+        "config/local",
+        "--night",
+        "2026-12-09",
+        "--no-history",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = stdout(&out);
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("payment-latency-injection"))
+        .unwrap_or_else(|| panic!("not in Not planned:\n{plan}"));
+    assert!(
+        line.ends_with(
+            "no stack's driver can run it: local: driver local cannot inject network-delay \
+             (When step \"Azure payment nodes 100ms slower\"): run latency scenarios on a Chaos \
+             Mesh stack"
+        ),
+        "{line}"
+    );
+    let out = f3_chaos(&[
+        "plan",
+        "--config",
+        "config/local",
+        "--night",
+        "2026-12-09",
+        "--no-history",
+        "--output",
+        "json",
+    ]);
+    let plan: Value = serde_json::from_str(&stdout(&out)).expect("plan json");
+    let skipped = plan["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scenario"] == "payment-latency-injection")
+        .expect("skipped");
+    assert_eq!(skipped["code"], "no-capable-stack");
+
+    let out = f3_chaos(&[
+        "run",
+        "--config",
+        "config/local",
+        "--scenario",
+        "payment-latency-injection",
+        "--wait-for-assertions",
+        "--database-url",
+        &db,
+    ]);
+    assert_eq!(out.status.code(), Some(INVALID_INPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "scenario `payment-latency-injection` cannot run on stack `local`: driver local \
+             cannot inject network-delay"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = f3_chaos(&["results", "--database-url", &db, "--output", "json"]);
+    let runs: Value = serde_json::from_str(&stdout(&out)).unwrap_or(Value::Null);
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(0),
+        "no run recorded: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 /// One fixture case: the paths to validate together and the expectations of each file.
 struct Case {
     paths: Vec<PathBuf>,
