@@ -270,4 +270,34 @@ mod tests {
             refused[0]
         );
     }
+
+    /// A scheme partition cuts the stack's own scheme endpoints from its config, never
+    /// another environment's; a stack that lists none cannot run it, and says why.
+    #[test]
+    fn a_scheme_partition_cuts_each_stacks_own_endpoints() {
+        let library = library("example-production");
+        let scheme = &library.scenarios["scheme-connectivity-loss"];
+        let uat = &library.config.stacks["uat-beta"];
+        let ctx = super::RenderContext {
+            run_id: uuid::Uuid::nil(),
+            step_index: 0,
+            ttl: scheme.when[0].duration.0,
+            ledger_id: None,
+        };
+        let manifests = super::manifest::render(uat, "chaos-mesh", &scheme.when[0], &ctx).unwrap();
+        assert!(!manifests.is_empty());
+        for m in &manifests {
+            assert_eq!(
+                m.object["spec"]["externalTargets"],
+                serde_json::json!(["fps-gw.test.scheme.example.net", "203.0.113.16/28"]),
+                "{}",
+                m.object
+            );
+        }
+        let mut bare = uat.clone();
+        bare.external_targets.clear();
+        let refused = incapable(&bare, scheme);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].reason.contains("lists none"), "{}", refused[0]);
+    }
 }

@@ -581,6 +581,7 @@ pub(crate) fn compile_scenario(
                 direction,
                 target,
                 external_targets,
+                stack_external_targets,
                 ..
             } => {
                 check_selector(file, &f("selector"), selector, diags);
@@ -598,6 +599,7 @@ pub(crate) fn compile_scenario(
                     },
                     target: target.clone(),
                     external_targets: external_targets.clone(),
+                    stack_external_targets: *stack_external_targets,
                 })
             }
             RawFaultStep::CloudLoss { cloud, .. } => Some(Fault::CloudLoss {

@@ -231,8 +231,11 @@ pub enum Fault {
         direction: Direction,
         /// Label selector of the peer side (empty = everything else).
         target: Labels,
-        /// External hosts/CIDRs (e.g. the payment scheme's endpoints).
+        /// External hosts/CIDRs, the same on every stack.
         external_targets: Vec<String>,
+        /// Also the stack's own external targets ([`crate::config::Stack::external_targets`],
+        /// its payment scheme's endpoints), resolved when the fault is bound to a stack.
+        stack_external_targets: bool,
     },
     /// Loss of a whole cloud of the stack: its cluster is partitioned from the others and the outside.
     CloudLoss {

@@ -257,9 +257,14 @@ pub enum RawFaultStep {
         /// Label selector of the peer side (empty = everything else).
         #[serde(default)]
         target: BTreeMap<String, String>,
-        /// External hosts or CIDRs, e.g. the payment scheme's endpoints.
+        /// External hosts or CIDRs, the same on every stack. For what differs per stack (its
+        /// payment scheme's endpoints) use `stackExternalTargets`.
         #[serde(default)]
         external_targets: Vec<String>,
+        /// Also cut from the stack's own `externalTargets` (its payment scheme's endpoints, in
+        /// the stack config): a UAT stack is cut from the test scheme, never from production's.
+        #[serde(default)]
+        stack_external_targets: bool,
     },
     /// A whole cloud of the stack goes dark.
     #[serde(rename_all = "camelCase")]

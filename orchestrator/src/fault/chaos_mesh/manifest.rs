@@ -195,6 +195,7 @@ pub fn render(
             direction,
             target,
             external_targets,
+            stack_external_targets,
         } => {
             if selector.is_empty() {
                 return Err(invalid(
@@ -207,7 +208,17 @@ pub fn render(
             }
             validate_labels(selector).map_err(&invalid)?;
             validate_labels(target).map_err(&invalid)?;
-            for external in external_targets {
+            let mut external_targets = external_targets.clone();
+            if *stack_external_targets {
+                if stack.external_targets.is_empty() {
+                    return Err(invalid(format!(
+                        "the partition cuts the stack's own external targets, and stack `{}` lists none (`externalTargets` in its config)",
+                        stack.name
+                    )));
+                }
+                external_targets.extend(stack.external_targets.iter().cloned());
+            }
+            for external in &external_targets {
                 validate_external_target(external).map_err(&invalid)?;
             }
             let target_cloud = cloud_of(target).map_err(&invalid)?;

@@ -145,6 +145,7 @@ fn all_faults() -> Vec<FaultStep> {
                 direction,
                 target: labels(&[("cloud", "gcp"), ("app", "ledger")]),
                 external_targets: vec![],
+                stack_external_targets: false,
             },
         ));
         out.push(step(
@@ -154,6 +155,7 @@ fn all_faults() -> Vec<FaultStep> {
                 direction,
                 target: labels(&[("app", "db")]),
                 external_targets: vec![],
+                stack_external_targets: false,
             },
         ));
     }
@@ -168,6 +170,7 @@ fn all_faults() -> Vec<FaultStep> {
                 "203.0.113.16/28".into(),
                 "2001:db8::1".into(),
             ],
+            stack_external_targets: false,
         },
     ));
     for cloud in Cloud::ALL {
@@ -336,6 +339,7 @@ fn unsafe_partitions_are_refused() {
                 direction,
                 target,
                 external_targets: external.iter().map(|s| (*s).to_owned()).collect(),
+                stack_external_targets: false,
             },
         )
     };
