@@ -379,3 +379,34 @@ pub fn run_list_schema() -> Value {
 pub fn gate_schema() -> serde_json::Value {
     schemars::schema_for!(GateDocument).to_value()
 }
+
+#[cfg(test)]
+mod float_tests {
+    /// A value read back from a published document is the value written: `run --server`
+    /// rebuilds its document from the event stream's JSON, and it must equal the stored run's
+    /// to the last bit (serde_json's `float_roundtrip`; without it, parsing
+    /// `0.11562499999999995` gives the neighbouring double `0.11562499999999996`).
+    #[test]
+    fn observed_values_survive_json_exactly() {
+        for text in [
+            "0.11562499999999995",
+            "0.11562499999999996",
+            "2.3842196531791906",
+        ] {
+            let exact: f64 = text.parse().expect("a float");
+            let document = format!(
+                r#"{{"index": 1, "phase": "then", "name": "p99", "owner": null, "verdict": "passed",
+                   "startedAt": "2026-12-08T01:34:00Z", "endedAt": null, "observed": {text},
+                   "op": "<", "threshold": 0.25, "unit": "s", "message": null, "evidence": null}}"#
+            );
+            let step: super::StepDocument = serde_json::from_str(&document).expect("a step");
+            assert_eq!(
+                step.observed.map(f64::to_bits),
+                Some(exact.to_bits()),
+                "{text}"
+            );
+            let again = serde_json::to_string(&step).expect("serialises");
+            assert!(again.contains(&format!("\"observed\":{text}")), "{again}");
+        }
+    }
+}

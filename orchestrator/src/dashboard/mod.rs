@@ -248,23 +248,55 @@ fn not_known<'a>(
     format!("No {what} {name} in the {source} or in the history.{guess}")
 }
 
+/// The 404 of a `what` page for `name` when it is not `known` and no run matches `history`
+/// (its names guessed from `names`, [`not_known`]), a 500 when the store fails; `None` when
+/// the page may be shown.
+async fn unknown_name<'a>(
+    state: &DashboardState,
+    known: bool,
+    history: RunFilter,
+    (what, source): (&str, &str),
+    name: &str,
+    names: impl Iterator<Item = &'a String>,
+) -> Option<Response> {
+    if known {
+        return None;
+    }
+    let filter = RunFilter {
+        limit: Some(1),
+        ..history
+    };
+    match state.store.runs(&filter).await {
+        Ok(runs) if runs.is_empty() => Some(error(
+            StatusCode::NOT_FOUND,
+            &not_known(what, source, name, names),
+        )),
+        Ok(_) => None,
+        Err(err) => Some(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{err:#}"),
+        )),
+    }
+}
+
 async fn scenario(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
-    if !state.known.scenarios.contains(&name) {
-        let filter = RunFilter {
-            scenario: Some(name.clone()),
-            limit: Some(1),
-            ..RunFilter::default()
-        };
-        match state.store.runs(&filter).await {
-            Ok(runs) if runs.is_empty() => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    &not_known("scenario", "library", &name, state.known.scenarios.iter()),
-                );
-            }
-            Ok(_) => {}
-            Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
-        }
+    let history = RunFilter {
+        scenario: Some(name.clone()),
+        ..RunFilter::default()
+    };
+    let known = state.known.scenarios.contains(&name);
+    let names = state.known.scenarios.iter();
+    if let Some(response) = unknown_name(
+        &state,
+        known,
+        history,
+        ("scenario", "library"),
+        &name,
+        names,
+    )
+    .await
+    {
+        return response;
     }
     match pages::scenario(&state, &name).await {
         Ok(ctx) => state.render("scenario.html", ctx),
@@ -300,22 +332,16 @@ async fn team(State(state): State<DashboardState>, Path(name): Path<String>) -> 
 }
 
 async fn stack(State(state): State<DashboardState>, Path(name): Path<String>) -> Response {
-    if !state.known.stacks.contains_key(&name) {
-        let filter = RunFilter {
-            stack: Some(name.clone()),
-            limit: Some(1),
-            ..RunFilter::default()
-        };
-        match state.store.runs(&filter).await {
-            Ok(runs) if runs.is_empty() => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    &not_known("stack", "config", &name, state.known.stacks.keys()),
-                );
-            }
-            Ok(_) => {}
-            Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err:#}")),
-        }
+    let history = RunFilter {
+        stack: Some(name.clone()),
+        ..RunFilter::default()
+    };
+    let known = state.known.stacks.contains_key(&name);
+    let names = state.known.stacks.keys();
+    if let Some(response) =
+        unknown_name(&state, known, history, ("stack", "config"), &name, names).await
+    {
+        return response;
     }
     match pages::stack(&state, &name).await {
         Ok(ctx) => state.render("stack.html", ctx),
