@@ -108,66 +108,40 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<u8> {
     };
     print!("{text}");
     if !matches!(args.output, OutputFormat::Json) {
-        print!("{}", left_out_pairs(config, &scenarios, &plan));
+        print!("{}", left_out_pairs(&input));
     }
     Ok(exit_codes::PASSED)
 }
 
 /// The scenario × stack pairs the planner left out because the stack's driver cannot inject a
-/// fault of the scenario, for scenarios that still had another stack (those with none are in
-/// "Not planned" as `no-capable-stack`): a table for people, empty when there is none.
-fn left_out_pairs(
-    config: &crate::config::Config,
-    scenarios: &[Scenario],
-    plan: &plan::Plan,
-) -> String {
+/// fault of the scenario ([`plan::PlanScenario::incapable`]), for scenarios that still had
+/// another stack (those with none are in "Not planned" as `no-capable-stack`): a table for
+/// people, empty when there is none.
+fn left_out_pairs(input: &plan::PlanInput) -> String {
     use std::fmt::Write as _;
-    let skipped_whole: std::collections::BTreeSet<&str> = plan
-        .skipped
+    let rows: Vec<&crate::fault::capabilities::Incapable> = input
+        .scenarios
         .iter()
-        .filter(|s| matches!(s.reason, plan::SkipReason::NoCapableStack { .. }))
-        .map(|s| s.scenario.as_str())
+        .filter(|s| !matches!(s.exclude, Some(plan::SkipReason::NoCapableStack { .. })))
+        .flat_map(|s| s.incapable.iter())
         .collect();
-    let mut rows = Vec::new();
-    for scenario in scenarios
-        .iter()
-        .filter(|s| !skipped_whole.contains(s.name.as_str()))
-    {
-        for stack in scenario
-            .targets
-            .eligible_stacks
-            .iter()
-            .filter_map(|name| config.stacks.get(name))
-        {
-            if let Some(first) = crate::fault::capabilities::incapable(stack, scenario)
-                .into_iter()
-                .next()
-            {
-                rows.push((scenario.name.clone(), stack.name.clone(), first.to_string()));
-            }
-        }
-    }
     if rows.is_empty() {
         return String::new();
     }
-    let ws = rows
-        .iter()
-        .map(|r| r.0.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let wk = rows
-        .iter()
-        .map(|r| r.1.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
+    let width = |column: fn(&crate::fault::capabilities::Incapable) -> &str, min: usize| {
+        rows.iter()
+            .map(|m| column(m).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (ws, wk) = (width(|m| &m.scenario, 8), width(|m| &m.stack, 5));
     let mut out = format!(
         "\nLeft out on a stack whose driver cannot run it:\n{:<ws$}  {:<wk$}  REASON\n",
         "SCENARIO", "STACK"
     );
-    for (scenario, stack, reason) in rows {
-        let _ = writeln!(out, "{scenario:<ws$}  {stack:<wk$}  {reason}");
+    for m in rows {
+        let _ = writeln!(out, "{:<ws$}  {:<wk$}  {m}", m.scenario, m.stack);
     }
     out
 }

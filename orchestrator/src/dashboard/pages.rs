@@ -22,7 +22,7 @@ const TEAM_DAYS: i64 = 14;
 const TEAM_STEPS: u32 = 200;
 /// How many nights the pass-rate charts of the scenario and stack pages span.
 const CHART_NIGHTS: i64 = 90;
-/// How many runs of one stack are read for its page (90 nights of a busy stack).
+/// How many of a stack's latest runs its page lists.
 const STACK_RUNS_SHOWN: usize = 20;
 /// How many finished runs the scenario page's duration trend shows (oldest left).
 const TREND_RUNS: usize = 60;
@@ -763,20 +763,18 @@ fn pass_rate_chart(
 ) -> Option<Value> {
     let last = state.calendar.night_of(now);
     let first = last - Duration::days(CHART_NIGHTS - 1);
-    let mut by_night: BTreeMap<NaiveDate, NightTally> = BTreeMap::new();
-    for run in runs {
-        let Some(outcome) = run.status.outcome() else {
-            continue;
-        };
-        let tally = by_night.entry(run.night).or_insert(NightTally {
-            night: run.night,
-            passed: 0,
-            finished: 0,
-        });
-        tally.finished += 1;
-        tally.passed += usize::from(outcome == RunOutcome::Passed);
-    }
-    let tallies: Vec<NightTally> = by_night.into_values().collect();
+    // One tally per finished run: the chart adds up each night's.
+    let tallies: Vec<NightTally> = runs
+        .iter()
+        .filter_map(|run| {
+            let outcome = run.status.outcome()?;
+            Some(NightTally {
+                night: run.night,
+                passed: usize::from(outcome == RunOutcome::Passed),
+                finished: 1,
+            })
+        })
+        .collect();
     super::svg::pass_rate_chart(&tallies, first, last, label).map(Value::from_safe_string)
 }
 

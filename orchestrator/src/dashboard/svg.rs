@@ -175,7 +175,8 @@ pub const TRAILING_NIGHTS: usize = 7;
 /// line of the trailing [`TRAILING_NIGHTS`]-night pass rate (passed ÷ finished over the nights
 /// up to it, pooled, so a night of one run weighs less than a night of ten). The x axis names
 /// the first and last night, the y axis 0 % and 100 %. `None` when no night has a finished run.
-/// `tallies` may come in any order; nights outside `first..=last` are ignored.
+/// `tallies` may come in any order, several for one night are added up, and nights outside
+/// `first..=last` are ignored.
 pub fn pass_rate_chart(
     tallies: &[NightTally],
     first: chrono::NaiveDate,

@@ -25,8 +25,12 @@ use crate::scenario::Scenario;
 pub struct Incapable {
     /// The driver: `local` or `chaos-mesh`.
     pub driver: &'static str,
+    /// The scenario.
+    pub scenario: String,
     /// The stack.
     pub stack: String,
+    /// The When step's position in `spec.when`, from 0.
+    pub index: usize,
     /// The When step's name.
     pub step: String,
     /// The fault's kind (`network-delay`, …).
@@ -90,7 +94,9 @@ pub fn incapable(stack: &Stack, scenario: &Scenario) -> Vec<Incapable> {
             }?;
             Some(Incapable {
                 driver,
+                scenario: scenario.name.clone(),
                 stack: stack.name.clone(),
+                index,
                 step: step.name.clone(),
                 kind: step.fault.kind(),
                 reason,
@@ -103,7 +109,8 @@ pub fn incapable(stack: &Stack, scenario: &Scenario) -> Vec<Incapable> {
 /// run on whose driver cannot inject that step (what `validate` shows); when none of its stacks
 /// can run it, one warning that it is never planned, naming what each lacks. Warnings, not
 /// errors, while the sandbox driver lacks `network-delay` and `stress`: the shipped library
-/// targets the sandbox too (docs/drivers.md). The scenario files are read again for positions.
+/// targets the sandbox too (docs/drivers.md). The files of the scenarios warned about are read
+/// again for positions.
 pub fn warn(checked: &mut crate::scenario::Checked) {
     let Some(library) = checked
         .runnable
@@ -113,51 +120,41 @@ pub fn warn(checked: &mut crate::scenario::Checked) {
     else {
         return;
     };
-    let mut diags = crate::scenario::Diagnostics::new();
     for scenario in library.scenarios.values() {
-        let Ok(text) = std::fs::read_to_string(&scenario.source) else {
+        let missing: Vec<Vec<Incapable>> = scenario
+            .targets
+            .eligible_stacks
+            .iter()
+            .filter_map(|s| library.config.stacks.get(s))
+            .map(|s| incapable(s, scenario))
+            .collect();
+        if missing.iter().all(Vec::is_empty) {
             continue;
-        };
-        if let Ok(file) = YamlFile::parse(&scenario.source, text) {
-            warn_scenario(&file, scenario, &library.config, &mut diags);
         }
-    }
-    for d in diags.0 {
-        checked.diagnostics.push(d);
+        let file = std::fs::read_to_string(&scenario.source)
+            .ok()
+            .and_then(|text| YamlFile::parse(&scenario.source, text).ok());
+        if let Some(file) = file {
+            warn_scenario(&file, &scenario.name, &missing, &mut checked.diagnostics);
+        }
     }
     checked.diagnostics.sort();
 }
 
-/// [`warn`] for one scenario, whose file is `file`.
+/// [`warn`] for one scenario, whose file is `file`: `missing` holds, per stack it may run on,
+/// what that stack's driver cannot inject (at least one is not empty).
 fn warn_scenario(
     file: &YamlFile,
-    scenario: &Scenario,
-    config: &crate::config::Config,
+    scenario: &str,
+    missing: &[Vec<Incapable>],
     diags: &mut crate::scenario::Diagnostics,
 ) {
-    let step_field = |step: &str| {
-        let index = scenario
-            .when
-            .iter()
-            .position(|w| w.name == step)
-            .unwrap_or(0);
-        format!("spec.when[{index}]")
-    };
-    let stacks: Vec<&crate::config::Stack> = scenario
-        .targets
-        .eligible_stacks
-        .iter()
-        .filter_map(|s| config.stacks.get(s))
-        .collect();
-    let missing: Vec<Vec<Incapable>> = stacks.iter().map(|s| incapable(s, scenario)).collect();
-    if stacks.is_empty() || missing.iter().all(Vec::is_empty) {
-        return;
-    }
+    let step_field = |m: &Incapable| format!("spec.when[{}]", m.index);
     if missing.iter().all(|m| !m.is_empty()) {
         let first = &missing[0][0];
         // Stacks that lack the same thing are named together: `dev-alpha, dev-beta: driver …`.
         let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
-        for m in &missing {
+        for m in missing {
             let reason = m[0].to_string();
             match by_reason.iter_mut().find(|(r, _)| *r == reason) {
                 Some((_, stacks)) => stacks.push(&m[0].stack),
@@ -170,10 +167,10 @@ fn warn_scenario(
             .collect();
         diags.push(
             file.warning_at(
-                &step_field(&first.step),
+                &step_field(first),
                 format!(
                     "no stack of this config can run scenario `{}`: it is never planned ({})",
-                    scenario.name,
+                    scenario,
                     each.join("; ")
                 ),
             )
@@ -184,12 +181,12 @@ fn warn_scenario(
     for m in missing.iter().flatten() {
         diags.push(
             file.warning_at(
-                &step_field(&m.step),
+                &step_field(m),
                 format!("stack `{}` cannot run this scenario: {m}", m.stack),
             )
             .help(format!(
-                "the planner leaves `{}` on `{}` out; the other stacks still run it",
-                scenario.name, m.stack
+                "the planner leaves `{scenario}` on `{}` out; the other stacks still run it",
+                m.stack
             )),
         );
     }

@@ -115,16 +115,18 @@ pub fn plan_input(
                 .filter(|s| s.environment != Environment::Production || sc.targets.allow_production)
                 .collect();
             // Only the stacks whose driver can inject every fault of the scenario.
-            let (capable, incapable): (Vec<&Stack>, Vec<&Stack>) = eligible
-                .into_iter()
-                .partition(|s| capabilities::incapable(s, sc).is_empty());
+            let mut capable = Vec::new();
+            let mut incapable = Vec::new();
+            for stack in eligible {
+                match capabilities::incapable(stack, sc).into_iter().next() {
+                    Some(first) => incapable.push(first),
+                    None => capable.push(stack),
+                }
+            }
             if exclude.is_none() && capable.is_empty() && !incapable.is_empty() {
                 let detail: Vec<String> = incapable
                     .iter()
-                    .filter_map(|s| {
-                        let first = capabilities::incapable(s, sc).into_iter().next()?;
-                        Some(format!("{}: {first}", s.name))
-                    })
+                    .map(|m| format!("{}: {m}", m.stack))
                     .collect();
                 exclude = Some(SkipReason::NoCapableStack {
                     detail: detail.join("; "),
@@ -145,6 +147,7 @@ pub fn plan_input(
                 after: sc.schedule.after.clone(),
                 resources: sc.schedule.resources.clone(),
                 exclude,
+                incapable,
             }
         })
         .collect();

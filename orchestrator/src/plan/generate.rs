@@ -151,6 +151,7 @@ pub fn realistic_night(seed: u64, n: usize) -> PlanInput {
             after,
             resources,
             exclude: None,
+            incapable: Vec::new(),
         });
     }
     PlanInput {

@@ -85,6 +85,10 @@ pub struct PlanScenario {
     pub resources: Vec<String>,
     /// Decided before planning that it will not run tonight (e.g. not due, manual cadence).
     pub exclude: Option<SkipReason>,
+    /// The stacks it may run on whose driver cannot inject one of its faults (not in
+    /// `options`), each with the first When step it cannot
+    /// ([`crate::fault::capabilities::incapable`]).
+    pub incapable: Vec<crate::fault::capabilities::Incapable>,
 }
 
 /// One stack a scenario may run on.

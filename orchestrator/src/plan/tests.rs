@@ -88,6 +88,7 @@ fn random_instance(seed: u64, n: usize) -> PlanInput {
                 exclude: rng.chance(5).then(|| SkipReason::NotDue {
                     detail: "test".into(),
                 }),
+                incapable: Vec::new(),
             }
         })
         .collect();
@@ -232,6 +233,7 @@ fn scenario(name: &str, stacks: &[(&str, i64)], weight: u64) -> PlanScenario {
         after: Vec::new(),
         resources: Vec::new(),
         exclude: None,
+        incapable: Vec::new(),
     }
 }
 
